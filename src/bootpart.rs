@@ -1,0 +1,102 @@
+//! The boot partition: wait (bounded, woken by uevents) until the device that `[boot] device`
+//! names shows up, then mount it on /boot, read-only unless configured otherwise. Reading
+//! partition tables and FAT boot sectors is `partition`'s job.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::config::Boot;
+use crate::events::Events;
+use crate::partition::{self, Candidate, DeviceSpec};
+use crate::sys::{MountFlags, Sys};
+
+/// Finds the boot partition and mounts it on `target`. Returns whether it is mounted; every
+/// failure is logged with what was seen and how to fix it.
+pub fn mount_boot(sys: &mut dyn Sys, events: &Events, boot: &Boot, target: &Path) -> bool {
+    let started = Instant::now();
+    let Some(found) = wait_for(events, &boot.device, boot.timeout, Path::new("/")) else {
+        return false;
+    };
+    let mut flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOATIME;
+    if boot.read_only {
+        flags |= MountFlags::RDONLY;
+    }
+    let dev = found.dev.display().to_string();
+    let _ = sys.mkdir(target, 0o755);
+    match sys.mount(&dev, target, "vfat", flags, "") {
+        Ok(()) => {
+            log::info!(
+                "boot partition {dev} ({}) mounted {} on {} after {}ms",
+                describe(&found),
+                if boot.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                },
+                target.display(),
+                started.elapsed().as_millis()
+            );
+            true
+        }
+        Err(e) => {
+            log::error!(
+                "cannot mount the boot partition {dev} on {}: {e}; is it FAT, and are the vfat, nls_cp437 and nls_ascii modules in [modules] load?",
+                target.display()
+            );
+            false
+        }
+    }
+}
+
+/// Scans the block devices until one matches `spec` or `timeout` passes. Between scans it
+/// sleeps until the kernel announces a device (uevent), not on a fixed period.
+pub fn wait_for(
+    events: &Events,
+    spec: &DeviceSpec,
+    timeout: Duration,
+    root: &Path,
+) -> Option<Candidate> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let candidates = partition::scan(root);
+        if let Some(found) = partition::select(&candidates.found, spec) {
+            return Some(found.clone());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            log::error!(
+                "boot partition {spec} not found after {}; block devices seen: {}; set [boot] device in the built-in init.toml or boxinit.boot= on the kernel command line (LABEL=, UUID=, PARTUUID=, /dev/..., auto), and check that the disk's driver is loaded",
+                humantime::format_duration(timeout),
+                seen(&candidates.found)
+            );
+            for e in &candidates.errors {
+                log::error!("  {e}");
+            }
+            return None;
+        }
+        // A new device means: look again. Signals stay queued for the main loop.
+        events.wait_uevent(deadline - now);
+    }
+}
+
+fn seen(candidates: &[Candidate]) -> String {
+    if candidates.is_empty() {
+        return "none".to_string();
+    }
+    candidates
+        .iter()
+        .map(|c| format!("{} ({})", c.dev.display(), describe(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe(c: &Candidate) -> String {
+    match &c.fat {
+        Some(fat) => format!(
+            "FAT, label {}, UUID {}",
+            fat.label.as_deref().unwrap_or("none"),
+            fat.uuid
+        ),
+        None => "not FAT".to_string(),
+    }
+}

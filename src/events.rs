@@ -1,0 +1,198 @@
+//! The event sources of the single-threaded loop: a signalfd for every signal (all are blocked,
+//! none has a handler), the kernel's netlink uevent socket, and `waitpid` for reaping. `poll`
+//! waits on both fds with the next timer as its timeout. What to do with an event is decided in
+//! `supervise` and `shutdown`, not here.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use rustix::event::{PollFd, PollFlags};
+use rustix::process::{WaitOptions, WaitStatus};
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It called `exit(code)`.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(code) => write!(f, "exited with status {code}"),
+            Exit::Signal(sig) => match Signal::try_from(*sig) {
+                Ok(s) => write!(f, "was killed by {}", s.as_str()),
+                Err(_) => write!(f, "was killed by signal {sig}"),
+            },
+        }
+    }
+}
+
+/// Blocks every signal for PID 1, so none is lost or runs a handler: they are read from the
+/// signalfd instead. Children get an empty mask back (std's `Command` resets it before exec).
+pub fn block_all_signals() -> io::Result<()> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None)?;
+    Ok(())
+}
+
+/// What woke the loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A signal arrived (`SIGCHLD`, `SIGTERM`, ...), as its number.
+    Signal(i32),
+    /// The kernel announced a device change (the raw uevent message).
+    Uevent(Vec<u8>),
+}
+
+/// The loop's fds.
+pub struct Events {
+    signals: SignalFd,
+    uevents: Option<OwnedFd>,
+}
+
+impl Events {
+    /// Opens the signalfd (all signals) and, when the kernel allows it, the uevent socket.
+    /// The uevent socket is opened early so that no device event between module loading and
+    /// the boot partition wait is missed.
+    pub fn open() -> io::Result<Events> {
+        let flags = SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK;
+        let signals = SignalFd::with_flags(&SigSet::all(), flags)?;
+        let uevents = match open_uevent_socket() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!(
+                    "cannot open the uevent socket ({e}): device waits fall back to polling"
+                );
+                None
+            }
+        };
+        Ok(Events { signals, uevents })
+    }
+
+    /// Waits up to `timeout` (forever when `None`) and returns what arrived, possibly nothing.
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Vec<Event>> {
+        self.poll(timeout)?;
+        let mut events = Vec::new();
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            events.push(Event::Signal(info.ssi_signo as i32));
+        }
+        if let Some(fd) = &self.uevents {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = rustix::io::read(fd, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                events.push(Event::Uevent(buf.get(..n).unwrap_or_default().to_vec()));
+            }
+        }
+        Ok(events)
+    }
+
+    /// Sleeps until a uevent arrives or `timeout` passes (just sleeps without a uevent socket),
+    /// and drains what arrived. Signals are left queued in the signalfd for the main loop.
+    pub fn wait_uevent(&self, timeout: Duration) -> Vec<Vec<u8>> {
+        let Some(fd) = &self.uevents else {
+            std::thread::sleep(timeout.min(POLL_FALLBACK));
+            return Vec::new();
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let _ = rustix::event::poll(&mut fds, Some(&timespec(timeout)));
+        let mut messages = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = rustix::io::read(fd, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            messages.push(buf.get(..n).unwrap_or_default().to_vec());
+        }
+        messages
+    }
+
+    fn poll(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let mut fds = vec![PollFd::new(&self.signals, PollFlags::IN)];
+        if let Some(fd) = &self.uevents {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+        }
+        let timespec = timeout.map(timespec);
+        match rustix::event::poll(&mut fds, timespec.as_ref()) {
+            Ok(_) => Ok(()),
+            // A signal interrupted poll: the signalfd read that follows picks it up.
+            Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Without a uevent socket, device waits look again this often.
+const POLL_FALLBACK: Duration = Duration::from_millis(20);
+
+fn timespec(d: Duration) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+/// A netlink socket bound to the kernel's uevent multicast group, non-blocking.
+fn open_uevent_socket() -> io::Result<OwnedFd> {
+    use rustix::net::{netlink, AddressFamily, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        Some(netlink::KOBJECT_UEVENT),
+    )?;
+    // Group 1 is the kernel's own uevents (udev's re-broadcasts are group 2).
+    rustix::net::bind(fd.as_fd(), &netlink::SocketAddrNetlink::new(0, 1))?;
+    Ok(fd)
+}
+
+/// Reaps one exited child without blocking. `None` when no child has exited (or none is left).
+pub fn reap_one() -> Option<(i32, Exit)> {
+    loop {
+        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            Ok(Some((pid, status))) => return Some((pid.as_raw_nonzero().get(), exit_of(status))),
+            Ok(None) => return None,
+            Err(rustix::io::Errno::INTR) => continue,
+            // ECHILD: no children at all, the usual end of a reaping round.
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Whether any child is left (running or not yet reaped).
+pub fn has_children() -> bool {
+    // waitid answers ECHILD only when no child exists at all; WNOWAIT leaves a zombie for
+    // reap_one to collect.
+    use rustix::process::{WaitId, WaitIdOptions};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    !matches!(
+        rustix::process::waitid(WaitId::All, options),
+        Err(rustix::io::Errno::CHILD)
+    )
+}
+
+fn exit_of(status: WaitStatus) -> Exit {
+    match (status.exit_status(), status.terminating_signal()) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(sig)) => Exit::Signal(sig),
+        (None, None) => Exit::Code(-1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_descriptions() {
+        assert_eq!(Exit::Code(3).to_string(), "exited with status 3");
+        assert_eq!(Exit::Signal(9).to_string(), "was killed by SIGKILL");
+        assert_eq!(Exit::Signal(99).to_string(), "was killed by signal 99");
+    }
+}

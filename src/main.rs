@@ -1,0 +1,307 @@
+//! boxinit: a PID 1 for an initramfs. This file is the boot sequence, one step per line, and
+//! the only place that ends the machine. As any other pid it is a multi-call tool: `modprobe`
+//! (for the kernel's request_module), `reboot`/`poweroff`/`halt`, and `boxinit check FILE`.
+
+mod backoff;
+mod bootpart;
+mod cmdline;
+mod config;
+mod events;
+mod kmsg;
+mod modindex;
+mod modules;
+mod mounts;
+mod partition;
+mod shutdown;
+mod supervise;
+mod sys;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use config::{Config, Layer};
+use events::Events;
+use sys::{Linux, Reboot, Sys};
+
+/// The built-in config, written into the initramfs by `cargo xtask initramfs`.
+const BUILTIN_CONFIG: &str = "/etc/init.toml";
+/// Where the boot partition is mounted.
+const BOOT_DIR: &str = "/boot";
+/// The config on the boot partition, relative to [`BOOT_DIR`].
+const BOOT_CONFIG: &str = "init.toml";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if rustix::process::getpid().is_init() {
+        boot();
+    }
+    std::process::exit(multicall(&args));
+}
+
+/// Not PID 1: act as the tool named by argv[0] (or argv[1]).
+fn multicall(args: &[String]) -> i32 {
+    let argv0 = args
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a))
+        .unwrap_or("");
+    let rest = args.get(1..).unwrap_or_default();
+    match argv0 {
+        "modprobe" => modules::modprobe_main(rest),
+        "reboot" | "poweroff" | "halt" => signal_init(argv0, rest),
+        _ => match rest.first().map(String::as_str) {
+            Some("check") => check_config(rest.get(1..).unwrap_or_default()),
+            Some("modprobe" | "reboot" | "poweroff" | "halt") => multicall(rest),
+            _ => {
+                eprintln!("boxinit: runs as PID 1 (the /init of an initramfs).\nusage: boxinit check FILE    validate an init.toml\n       boxinit modprobe|reboot|poweroff|halt ...");
+                2
+            }
+        },
+    }
+}
+
+/// `reboot`, `poweroff`, `halt`: ask PID 1, the way busybox init understands too.
+fn signal_init(tool: &str, _args: &[String]) -> i32 {
+    use nix::sys::signal::Signal;
+    let signal = match tool {
+        "poweroff" => Signal::SIGUSR2,
+        "halt" => Signal::SIGUSR1,
+        _ => Signal::SIGTERM,
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), signal) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{tool}: cannot signal init: {e}");
+            1
+        }
+    }
+}
+
+/// `boxinit check FILE`: validate an init.toml on the host before it goes on a card.
+fn check_config(args: &[String]) -> i32 {
+    let Some(path) = args.first() else {
+        eprintln!("usage: boxinit check path/to/init.toml");
+        return 2;
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("{path}: {e}");
+            return 1;
+        }
+    };
+    let (_, errors) = config::load(&[Layer::Text {
+        name: path.clone(),
+        text,
+    }]);
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if errors.is_empty() {
+        println!("{path}: ok");
+        0
+    } else {
+        1
+    }
+}
+
+/// PID 1's life: set up, run the box, shut down. Never returns.
+fn boot() -> ! {
+    let started = Instant::now();
+    let mut sys = Linux;
+    install_panic_hook();
+    kmsg::init(log::LevelFilter::Info);
+    // 1. Signals: all blocked, read from a signalfd in the loop; Ctrl-Alt-Del sends SIGINT.
+    if let Err(e) = events::block_all_signals() {
+        log::error!("cannot block signals: {e}");
+    }
+    // 2. Kernel filesystems; without proc, sys and /dev nothing else works.
+    early_setup(&mut sys);
+    log::info!("started at {} (CLOCK_BOOTTIME)", boottime());
+    // 3. Built-in config + kernel command line.
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let builtin = read_layer(BUILTIN_CONFIG);
+    let cfg = load_config(std::slice::from_ref(&builtin), &cmdline);
+    log::set_max_level(cfg.system.log_level.into());
+    let events = match Events::open() {
+        Ok(events) => events,
+        Err(e) => rescue(&mut sys, &cfg, &format!("cannot open the signalfd: {e}")),
+    };
+    // 4. The modules the boot partition needs.
+    load_boot_modules(&mut sys, &cfg, &cmdline);
+    // 5. The boot partition, mounted on /boot.
+    let boot_mounted = bootpart::mount_boot(&mut sys, &events, &cfg.boot, Path::new(BOOT_DIR));
+    // 6. The boot partition's init.toml over the built-in one.
+    let cfg = match boot_mounted {
+        true => load_config(
+            &[builtin, read_layer(&format!("{BOOT_DIR}/{BOOT_CONFIG}"))],
+            &cmdline,
+        ),
+        false => cfg,
+    };
+    log::set_max_level(cfg.system.log_level.into());
+    apply_system(&mut sys, &cfg);
+    log::info!("setup done in {}ms", started.elapsed().as_millis());
+    if !boot_mounted && !Path::new(&cfg.box_.path).is_absolute() {
+        rescue(&mut sys, &cfg, "no boot partition, so no box to run");
+    }
+    // 7. Run and supervise the box until a signal or its exit policy asks to stop.
+    let spec = supervise::box_spec(&cfg.box_, Path::new(BOOT_DIR));
+    let mut supervisor = supervise::Supervisor::new(spec, &cfg.box_, Instant::now());
+    let how = supervise::run(&events, &mut supervisor);
+    // 8. Orderly shutdown.
+    shutdown::stop_everything(
+        &mut sys,
+        &events,
+        supervisor.process_group(),
+        cfg.shutdown.grace,
+        Path::new("/"),
+    );
+    shutdown::finish(&mut sys, how)
+}
+
+fn early_setup(sys: &mut dyn Sys) {
+    match mounts::mount_early(sys) {
+        Ok(report) => {
+            let _ = kmsg::open_kmsg();
+            if report.dev_fallback {
+                log::warn!(
+                    "no devtmpfs in this kernel: /dev is a tmpfs with the essential nodes only"
+                );
+            }
+            for warning in &report.warnings {
+                log::warn!("{warning}");
+            }
+        }
+        Err(e) => {
+            let _ = kmsg::open_kmsg();
+            rescue(sys, &Config::default(), &e.to_string());
+        }
+    }
+    // Userspace writes to kmsg are rate-limited by default (10 lines per 5 s): lift that, as
+    // systemd does, so no boot message is lost.
+    let _ = sys.write_file(Path::new("/proc/sys/kernel/printk_devkmsg"), "on\n");
+    if let Err(e) = sys.reboot(Reboot::CtrlAltDelOff) {
+        log::warn!("cannot turn Ctrl-Alt-Del off: {e}");
+    }
+}
+
+fn read_layer(path: &str) -> Layer {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            log::info!("{path}: not found, using the defaults");
+            String::new()
+        }
+        Err(e) => {
+            log::error!("{path}: cannot read it: {e}; using the defaults");
+            String::new()
+        }
+    };
+    Layer::Text {
+        name: path.to_string(),
+        text,
+    }
+}
+
+/// Merges the layers with the command line on top; every error is logged with where it is.
+fn load_config(layers: &[Layer], cmdline: &str) -> Config {
+    let (overrides, cmdline_errors) = cmdline::overrides(cmdline);
+    let mut all = layers.to_vec();
+    all.push(Layer::Table {
+        name: "kernel command line".to_string(),
+        table: overrides,
+    });
+    let (cfg, errors) = config::load(&all);
+    for e in cmdline_errors.iter().chain(&errors) {
+        log::error!("{e}; that file or setting is ignored, boot goes on without it");
+    }
+    cfg
+}
+
+fn load_boot_modules(sys: &mut dyn Sys, cfg: &Config, cmdline: &str) {
+    if cfg.modules.load.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let dir = modules::modules_dir(Path::new("/"), &release);
+    let index = match modules::read_index(&dir) {
+        Ok(index) => index,
+        Err(e) => {
+            log::error!("cannot read {}/modules.dep: {e}; no modules loaded (is this initramfs built for kernel {release}?)", dir.display());
+            return;
+        }
+    };
+    let mut params = cmdline::module_params(cmdline);
+    for (name, value) in &cfg.modules.params {
+        let name = modindex::normalize(name);
+        let merged = match params.get(&name) {
+            Some(from_cmdline) => format!("{value} {from_cmdline}"),
+            None => value.clone(),
+        };
+        params.insert(name, merged);
+    }
+    let summary = modules::load(sys, &index, &dir, &cfg.modules.load, &params);
+    log::info!(
+        "modules: {} loaded, {} already there, {} failed in {}ms",
+        summary.loaded,
+        summary.already,
+        summary.failed,
+        started.elapsed().as_millis()
+    );
+}
+
+fn apply_system(sys: &mut dyn Sys, cfg: &Config) {
+    if let Some(name) = &cfg.system.hostname {
+        if let Err(e) = sys.sethostname(name) {
+            log::warn!("cannot set the hostname to {name:?}: {e}");
+        }
+    }
+}
+
+/// Boot cannot go on: say why, then do what `[system] rescue` says.
+fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
+    use config::RescueAction;
+    let delay = cfg.system.rescue_delay;
+    let how = match cfg.system.rescue {
+        RescueAction::Reboot => Some(Reboot::Restart),
+        RescueAction::Poweroff => Some(Reboot::PowerOff),
+        RescueAction::Halt => Some(Reboot::Halt),
+        RescueAction::Wait => None,
+    };
+    log::error!("cannot boot: {why}");
+    match how {
+        Some(how) => {
+            log::error!("rescue: {how:?} in {}", humantime::format_duration(delay));
+            std::thread::sleep(delay);
+            sys.sync();
+            shutdown::finish(sys, how)
+        }
+        None => loop {
+            log::error!(
+                "rescue: waiting (system.rescue = \"wait\"); fix the problem and power-cycle"
+            );
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+    }
+}
+
+/// Seconds since boot, from CLOCK_BOOTTIME, for the benchmark's markers.
+fn boottime() -> String {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    format!("{}.{:03}s", t.tv_sec, t.tv_nsec / 1_000_000)
+}
+
+/// The backstop: if anything panics after all, log it, sync, and reboot after a delay rather
+/// than let PID 1 die (which panics the kernel).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        log::error!("internal error: {info}; rebooting in 5s");
+        rustix::fs::sync();
+        std::thread::sleep(Duration::from_secs(5));
+        let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
+    }));
+}

@@ -1,0 +1,669 @@
+//! kmod's text index files (`modules.dep`, `modules.builtin`, `modules.alias`) parsed into a
+//! lookup and load-order planner, plus `fnmatch` for alias patterns; pure: it reads no files and
+//! loads no modules (the caller reads `/lib/modules/$(uname -r)/` and calls `finit_module`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// Suffixes a module file may carry; longest first is not needed as none is a suffix of another.
+const MODULE_SUFFIXES: &[&str] = &[".ko", ".ko.xz", ".ko.zst", ".ko.gz"];
+
+/// A module name in canonical form: the kernel treats `-` and `_` in module names alike.
+pub fn normalize(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// The module name of a path such as `kernel/drivers/block/virtio-blk.ko.xz` (`virtio_blk`),
+/// or None when the file name has no module suffix.
+pub fn name_from_path(path: &str) -> Option<String> {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    MODULE_SUFFIXES
+        .iter()
+        .find_map(|suffix| file.strip_suffix(suffix))
+        .filter(|stem| !stem.is_empty())
+        .map(normalize)
+}
+
+/// One module known from `modules.dep`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Module {
+    /// Path relative to the modules directory, as written in `modules.dep`.
+    path: String,
+    /// Normalised names of the modules this one needs, in file order.
+    deps: Vec<String>,
+}
+
+/// One `alias PATTERN MODULE` line of `modules.alias`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    /// fnmatch pattern matched against a device's modalias.
+    pub pattern: String,
+    /// Normalised module name.
+    pub module: String,
+}
+
+/// A line of an index file that was skipped because it could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexWarning {
+    /// Which file: `modules.dep`, `modules.builtin` or `modules.alias`.
+    pub file: &'static str,
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong with the line.
+    pub message: String,
+}
+
+impl fmt::Display for IndexWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// Everything the init needs to know about the kernel's modules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleIndex {
+    modules: BTreeMap<String, Module>,
+    builtin: BTreeSet<String>,
+    aliases: Vec<Alias>,
+    warnings: Vec<IndexWarning>,
+}
+
+/// One module to load, after everything it depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadStep {
+    /// Normalised module name.
+    pub name: String,
+    /// Path relative to the modules directory.
+    pub path: String,
+    /// The module that depends on this one, or empty when it was asked for directly.
+    pub requested_by: String,
+}
+
+/// A module that was asked for (directly or as a dependency) but is not in the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// Normalised module name.
+    pub name: String,
+    /// The module that depends on it, or empty when it was asked for directly.
+    pub requested_by: String,
+}
+
+/// What to do to get a list of modules loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadPlan {
+    /// Modules to load, in order: every module after its dependencies.
+    pub steps: Vec<LoadStep>,
+    /// Requested modules that are built into the kernel: nothing to load.
+    pub builtin: Vec<String>,
+    /// Modules that cannot be found; dependents are still planned (loading them may fail).
+    pub missing: Vec<Missing>,
+}
+
+/// Lines that carry data: not blank, not `#` comments; with their 1-based line numbers.
+fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+}
+
+impl ModuleIndex {
+    /// Parse the contents of `modules.dep`, `modules.builtin` and `modules.alias` (any may be
+    /// empty). Lines that cannot be understood are skipped and kept as [`Self::warnings`].
+    pub fn parse(dep: &str, builtin: &str, alias: &str) -> ModuleIndex {
+        let mut index = ModuleIndex::default();
+        index.parse_dep(dep);
+        index.parse_builtin(builtin);
+        index.parse_alias(alias);
+        index
+    }
+
+    fn warn(&mut self, file: &'static str, line: usize, message: String) {
+        self.warnings.push(IndexWarning {
+            file,
+            line,
+            message,
+        });
+    }
+
+    fn parse_dep(&mut self, text: &str) {
+        const FILE: &str = "modules.dep";
+        for (n, line) in data_lines(text) {
+            let Some((path, deps)) = line.split_once(':') else {
+                self.warn(FILE, n, format!("no `:` in `{line}`"));
+                continue;
+            };
+            let path = path.trim();
+            let Some(name) = name_from_path(path) else {
+                self.warn(FILE, n, format!("`{path}` is not a module file"));
+                continue;
+            };
+            let mut dep_names = Vec::new();
+            for dep in deps.split_whitespace() {
+                match name_from_path(dep) {
+                    Some(d) => dep_names.push(d),
+                    None => self.warn(FILE, n, format!("dependency `{dep}` is not a module file")),
+                }
+            }
+            if self.modules.contains_key(&name) {
+                // depmod never writes a module twice; keep the first, as kmod does
+                self.warn(FILE, n, format!("module `{name}` listed again, ignored"));
+                continue;
+            }
+            let module = Module {
+                path: path.to_string(),
+                deps: dep_names,
+            };
+            self.modules.insert(name, module);
+        }
+    }
+
+    fn parse_builtin(&mut self, text: &str) {
+        for (n, line) in data_lines(text) {
+            match name_from_path(line) {
+                Some(name) => {
+                    self.builtin.insert(name);
+                }
+                None => self.warn(
+                    "modules.builtin",
+                    n,
+                    format!("`{line}` is not a module file"),
+                ),
+            }
+        }
+    }
+
+    fn parse_alias(&mut self, text: &str) {
+        for (n, line) in data_lines(text) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["alias", pattern, module] => self.aliases.push(Alias {
+                    pattern: pattern.to_string(),
+                    module: normalize(module),
+                }),
+                _ => self.warn(
+                    "modules.alias",
+                    n,
+                    format!("expected `alias PATTERN MODULE`, found `{line}`"),
+                ),
+            }
+        }
+    }
+
+    /// The path (relative to the modules directory) of a module, by name (`-` or `_`).
+    pub fn path_of(&self, name: &str) -> Option<&str> {
+        self.modules.get(&normalize(name)).map(|m| m.path.as_str())
+    }
+
+    /// Whether a module is built into the kernel (listed in `modules.builtin`).
+    pub fn is_builtin(&self, name: &str) -> bool {
+        self.builtin.contains(&normalize(name))
+    }
+
+    /// Lines of the index files that were skipped.
+    pub fn warnings(&self) -> &[IndexWarning] {
+        &self.warnings
+    }
+
+    /// Every module whose alias pattern matches `modalias`, deduplicated, in file order
+    /// (libkmod loads all of them, not just the first).
+    pub fn lookup_alias(&self, modalias: &str) -> Vec<String> {
+        let mut found: Vec<String> = Vec::new();
+        for alias in &self.aliases {
+            if fnmatch(&alias.pattern, modalias) && !found.contains(&alias.module) {
+                found.push(alias.module.clone());
+            }
+        }
+        found
+    }
+
+    /// The order in which to load `names` and everything they depend on.
+    ///
+    /// Dependencies are resolved from each module's own `modules.dep` list (not from the file's
+    /// line order), each module appears once, a dependency cycle is broken where it closes
+    /// (the module that closes it is simply not waited for), names are compared after
+    /// [`normalize`].
+    pub fn load_order(&self, names: &[String]) -> LoadPlan {
+        let mut plan = LoadPlan::default();
+        let mut seen = BTreeSet::new();
+        for name in names {
+            self.plan_module(normalize(name), &mut seen, &mut plan);
+        }
+        plan
+    }
+
+    /// Depth-first post-order walk with an explicit stack, so a deep or hostile dependency
+    /// chain cannot overflow PID 1's stack. A `seen` module whose step is not yet written is
+    /// on the current path: meeting it again is a cycle, which is broken by skipping it.
+    fn plan_module(&self, root: String, seen: &mut BTreeSet<String>, plan: &mut LoadPlan) {
+        // (name, requested_by, dependencies already pushed)
+        let mut stack = vec![(root, String::new(), false)];
+        while let Some((name, requested_by, expanded)) = stack.pop() {
+            if expanded {
+                if let Some(m) = self.modules.get(&name) {
+                    plan.steps.push(LoadStep {
+                        name,
+                        path: m.path.clone(),
+                        requested_by,
+                    });
+                }
+                continue;
+            }
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if self.builtin.contains(&name) {
+                plan.builtin.push(name);
+                continue;
+            }
+            let Some(module) = self.modules.get(&name) else {
+                plan.missing.push(Missing { name, requested_by });
+                continue;
+            };
+            stack.push((name.clone(), requested_by, true));
+            // reversed so the first dependency listed is loaded first
+            for dep in module.deps.iter().rev() {
+                stack.push((dep.clone(), name.clone(), false));
+            }
+        }
+    }
+}
+
+/// Shell-style wildcard match as `fnmatch(pattern, text, 0)`: `*` any run, `?` any one
+/// character, `[...]` a set with ranges and `!`/`^` negation, `\` escapes the next character.
+/// An unterminated `[` matches itself.
+pub fn fnmatch(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    // where to resume after the last `*`: (pattern index after it, text index it absorbed to)
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi + 1, ti));
+                pi += 1;
+                continue;
+            }
+            Some(_) => {
+                if let Some(c) = t.get(ti) {
+                    if let Some(next) = match_one(&p, pi, *c) {
+                        pi = next;
+                        ti += 1;
+                        continue;
+                    }
+                }
+            }
+            None if ti == t.len() => return true,
+            None => {}
+        }
+        // mismatch: let the last `*` absorb one more character, or fail
+        match star {
+            Some((sp, st)) if st < t.len() => {
+                star = Some((sp, st + 1));
+                pi = sp;
+                ti = st + 1;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Match one pattern element at `p[pi]` (not `*`) against `c`; the index after the element
+/// when it matches.
+fn match_one(p: &[char], pi: usize, c: char) -> Option<usize> {
+    match p.get(pi)? {
+        '?' => Some(pi + 1),
+        '[' => match bracket(p, pi + 1, c) {
+            Some((matched, next)) => matched.then_some(next),
+            // unterminated: a literal `[`
+            None => (c == '[').then_some(pi + 1),
+        },
+        '\\' => match p.get(pi + 1) {
+            Some(e) => (*e == c).then_some(pi + 2),
+            None => (c == '\\').then_some(pi + 1),
+        },
+        lit => (*lit == c).then_some(pi + 1),
+    }
+}
+
+/// A bracket expression whose body starts at `p[start]`: whether `c` is in the set, and the
+/// index after the closing `]`; None when there is no closing `]`.
+fn bracket(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+    let mut i = start;
+    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let lo = *p.get(i)?;
+        // a `]` right after `[` or `[!` is a member, not the end
+        if lo == ']' && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        let (lo, after_lo) = match lo {
+            '\\' => (*p.get(i + 1)?, i + 2),
+            other => (other, i + 1),
+        };
+        match (p.get(after_lo), p.get(after_lo + 1)) {
+            (Some('-'), Some(hi)) if *hi != ']' => {
+                let (hi, after_hi) = match hi {
+                    '\\' => (*p.get(after_lo + 2)?, after_lo + 3),
+                    other => (*other, after_lo + 2),
+                };
+                matched |= lo <= c && c <= hi;
+                i = after_hi;
+            }
+            _ => {
+                matched |= lo == c;
+                i = after_lo;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEP: &str = "\
+# generated by a test
+kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_pci.ko.xz: kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz kernel/drivers/virtio/virtio_pci_legacy_dev.ko.xz kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+
+kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz:
+kernel/drivers/virtio/virtio_pci_legacy_dev.ko.xz:
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/virtio/virtio.ko:
+kernel/fs/fat/vfat.ko.zst: kernel/fs/fat/fat.ko.zst
+kernel/fs/fat/fat.ko.zst:
+kernel/fs/nls/nls_cp437.ko.gz:
+kernel/drivers/spi/spi-bcm2835.ko:
+kernel/x/needs_ghost.ko: kernel/x/ghost.ko
+kernel/x/needs_builtin.ko: kernel/fs/ext4/ext4.ko kernel/x/a.ko
+kernel/x/a.ko: kernel/x/b.ko
+kernel/x/b.ko: kernel/x/c.ko
+kernel/x/c.ko: kernel/x/a.ko
+kernel/x/self.ko: kernel/x/self.ko
+";
+
+    const BUILTIN: &str = "kernel/fs/ext4/ext4.ko\nkernel/drivers/char/mem-x.ko\n\n";
+
+    const ALIAS: &str = "\
+# Aliases extracted from modules themselves.
+alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_pci
+alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
+alias virtio:d00000002v* virtio_blk
+alias of:N*T*Cbrcm,bcm2835-spi spi-bcm2835
+alias fs-vfat vfat
+alias virtio:d0000000[1-3]v* virtio-blk
+alias broken line here too
+";
+
+    fn index() -> ModuleIndex {
+        ModuleIndex::parse(DEP, BUILTIN, ALIAS)
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn step_names(plan: &LoadPlan) -> Vec<&str> {
+        plan.steps.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn names_from_paths() {
+        let cases = [
+            ("kernel/drivers/block/virtio_blk.ko", Some("virtio_blk")),
+            ("kernel/drivers/spi/spi-bcm2835.ko.xz", Some("spi_bcm2835")),
+            ("a.ko.zst", Some("a")),
+            ("dir/a.ko.gz", Some("a")),
+            ("dir/a.o", None),
+            ("dir/.ko", None),
+            ("dir/a.ko.bz2", None),
+            ("", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(name_from_path(path).as_deref(), want, "{path}");
+        }
+        assert_eq!(normalize("snd-bcm2835"), "snd_bcm2835");
+    }
+
+    #[test]
+    fn paths_and_builtin() {
+        let idx = index();
+        let cases = [
+            ("virtio_blk", Some("kernel/drivers/block/virtio_blk.ko")),
+            ("virtio-blk", Some("kernel/drivers/block/virtio_blk.ko")),
+            ("vfat", Some("kernel/fs/fat/vfat.ko.zst")),
+            ("spi_bcm2835", Some("kernel/drivers/spi/spi-bcm2835.ko")),
+            ("nls-cp437", Some("kernel/fs/nls/nls_cp437.ko.gz")),
+            ("ext4", None),
+            ("nonesuch", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(idx.path_of(name), want, "{name}");
+        }
+        assert!(idx.is_builtin("ext4"));
+        assert!(idx.is_builtin("mem_x"));
+        assert!(idx.is_builtin("mem-x"));
+        assert!(!idx.is_builtin("vfat"));
+    }
+
+    #[test]
+    fn load_orders() {
+        let idx = index();
+        // (requested, expected steps, builtin, missing)
+        type Names = &'static [&'static str];
+        let cases: &[(Names, Names, Names, Names)] = &[
+            (
+                &["virtio_blk"],
+                &["virtio", "virtio_ring", "virtio_blk"],
+                &[],
+                &[],
+            ),
+            (
+                &["virtio-pci", "virtio_blk"],
+                &[
+                    "virtio_pci_modern_dev",
+                    "virtio_pci_legacy_dev",
+                    "virtio",
+                    "virtio_ring",
+                    "virtio_pci",
+                    "virtio_blk",
+                ],
+                &[],
+                &[],
+            ),
+            (&["vfat", "fat", "vfat"], &["fat", "vfat"], &[], &[]),
+            (&["fat", "vfat"], &["fat", "vfat"], &[], &[]),
+            (&["ext4", "vfat", "ext4"], &["fat", "vfat"], &["ext4"], &[]),
+            (&["nonesuch", "vfat"], &["fat", "vfat"], &[], &["nonesuch"]),
+            (&["needs_ghost"], &["needs_ghost"], &[], &["ghost"]),
+            // cycle a -> b -> c -> a: broken, each once, no hang
+            (&["a"], &["c", "b", "a"], &[], &[]),
+            (
+                &["needs_builtin"],
+                &["c", "b", "a", "needs_builtin"],
+                &["ext4"],
+                &[],
+            ),
+            (&["self"], &["self"], &[], &[]),
+            (&[], &[], &[], &[]),
+        ];
+        for (req, steps, builtin, missing) in cases {
+            let plan = idx.load_order(&strings(req));
+            assert_eq!(step_names(&plan), steps.to_vec(), "{req:?}");
+            assert_eq!(plan.builtin, strings(builtin), "{req:?}");
+            let missing_names: Vec<&str> = plan.missing.iter().map(|m| m.name.as_str()).collect();
+            assert_eq!(missing_names, missing.to_vec(), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn requested_by_and_paths_in_steps() {
+        let plan = index().load_order(&strings(&["virtio_blk", "needs_ghost"]));
+        let got: Vec<(&str, &str, &str)> = plan
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.path.as_str(), s.requested_by.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("virtio", "kernel/drivers/virtio/virtio.ko", "virtio_blk"),
+                (
+                    "virtio_ring",
+                    "kernel/drivers/virtio/virtio_ring.ko",
+                    "virtio_blk"
+                ),
+                ("virtio_blk", "kernel/drivers/block/virtio_blk.ko", ""),
+                ("needs_ghost", "kernel/x/needs_ghost.ko", ""),
+            ]
+        );
+        assert_eq!(
+            plan.missing,
+            vec![Missing {
+                name: "ghost".into(),
+                requested_by: "needs_ghost".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn deep_chain_does_not_recurse() {
+        let mut dep = String::new();
+        for i in 0..20_000 {
+            dep.push_str(&format!("m{i}.ko: m{}.ko\n", i + 1));
+        }
+        dep.push_str("m20000.ko:\n");
+        let idx = ModuleIndex::parse(&dep, "", "");
+        let plan = idx.load_order(&strings(&["m0"]));
+        assert_eq!(plan.steps.len(), 20_001);
+        assert_eq!(plan.steps.first().map(|s| s.name.as_str()), Some("m20000"));
+        assert_eq!(plan.steps.last().map(|s| s.name.as_str()), Some("m0"));
+    }
+
+    #[test]
+    fn warnings_for_bad_lines() {
+        let idx = ModuleIndex::parse(
+            "no colon here\nfoo.txt: a.ko\nb.ko: c.txt\nb.ko:\n",
+            "\nnot-a-module\n",
+            "alias x\n",
+        );
+        let got: Vec<String> = idx.warnings().iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            got,
+            vec![
+                "modules.dep:1: no `:` in `no colon here`",
+                "modules.dep:2: `foo.txt` is not a module file",
+                "modules.dep:3: dependency `c.txt` is not a module file",
+                "modules.dep:4: module `b` listed again, ignored",
+                "modules.builtin:2: `not-a-module` is not a module file",
+                "modules.alias:1: expected `alias PATTERN MODULE`, found `alias x`",
+            ]
+        );
+        assert_eq!(idx.path_of("b"), Some("b.ko"));
+        assert!(index().warnings().len() == 1);
+    }
+
+    #[test]
+    fn alias_lookup() {
+        let idx = index();
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00",
+                &["virtio_pci"],
+            ),
+            (
+                "pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00",
+                &["virtio_pci"],
+            ),
+            ("virtio:d00000002v00001AF4", &["virtio_blk"]),
+            ("virtio:d00000003v00001AF4", &["virtio_blk"]),
+            ("virtio:d00000004v00001AF4", &[]),
+            ("of:NspiT(null)Cbrcm,bcm2835-spi", &["spi_bcm2835"]),
+            ("fs-vfat", &["vfat"]),
+            ("pci:v00008086d00001237sv0000sd0000bc06sc00i00", &[]),
+            ("", &[]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(idx.lookup_alias(text), strings(want), "{text}");
+        }
+        assert_eq!(idx.aliases.len(), 6);
+    }
+
+    #[test]
+    fn fnmatch_table() {
+        let cases = [
+            ("", "", true),
+            ("", "a", false),
+            ("*", "", true),
+            ("*", "anything", true),
+            ("a*", "a", true),
+            ("a*b", "axxb", true),
+            ("a*b", "axxbc", false),
+            ("*b*", "abc", true),
+            ("a*b*c", "abbbc", true),
+            ("a*b*c*d", "abcabcabd", true),
+            ("a*b*c*d", "abcabcab", false),
+            ("**a", "xa", true),
+            ("?", "a", true),
+            ("?", "", false),
+            ("??", "a", false),
+            ("a?c", "abc", true),
+            ("[abc]", "b", true),
+            ("[abc]", "d", false),
+            ("[a-c]x", "bx", true),
+            ("[a-c]x", "dx", false),
+            ("[!a-c]", "d", true),
+            ("[!a-c]", "a", false),
+            ("[^a-c]", "b", false),
+            ("[^a-c]", "z", true),
+            ("[]]", "]", true),
+            ("[!]]", "]", false),
+            ("[!]]", "a", true),
+            ("[a-]", "-", true),
+            ("[a-]", "a", true),
+            ("[0-9A-F]", "B", true),
+            ("[0-9A-F]", "g", false),
+            ("[", "[", true),
+            ("[abc", "[abc", true),
+            ("[abc", "a", false),
+            ("\\*", "*", true),
+            ("\\*", "a", false),
+            ("a\\", "a\\", true),
+            ("[\\]]", "]", true),
+            ("d0000000[1-3]v*", "d00000002v00001AF4", true),
+            ("é*", "éa", true),
+            (
+                "usb:v*p*d*dc*dsc*dp*ic03isc01ip01in*",
+                "usb:v046Dp0A44d0100dc00dsc00dp00ic03isc01ip01in00",
+                true,
+            ),
+            (
+                "usb:v*p*d*dc*dsc*dp*ic03isc01ip01in*",
+                "usb:v046Dp0A44d0100dc00dsc00dp00ic03isc01ip02in00",
+                false,
+            ),
+        ];
+        for (pattern, text, want) in cases {
+            assert_eq!(
+                fnmatch(pattern, text),
+                want,
+                "fnmatch({pattern:?}, {text:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn fnmatch_pathological_is_fast() {
+        let text = "a".repeat(2000);
+        let pattern = format!("{}b", "a*".repeat(50));
+        assert!(!fnmatch(&pattern, &text));
+    }
+}

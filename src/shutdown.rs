@@ -1,0 +1,207 @@
+//! Orderly shutdown: TERM the box's process group, wait the grace period, TERM then KILL
+//! everything left, reap, sync, unmount (remount read-only where unmount fails), and finally
+//! `reboot(2)`. Every step says on the console how long it took. Deciding *when* to shut down
+//! is `supervise`'s job; ending the machine is only done from `main` through [`finish`].
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::events::{self, Events};
+use crate::mounts;
+use crate::sys::{KillTarget, Reboot, Sys};
+
+const SIGTERM: i32 = nix::sys::signal::Signal::SIGTERM as i32;
+const SIGKILL: i32 = nix::sys::signal::Signal::SIGKILL as i32;
+
+/// After `kill(-1, SIGTERM)`, how long the stragglers get before SIGKILL.
+const TERM_ALL_GRACE: Duration = Duration::from_secs(1);
+/// After SIGKILL, how long to wait for the kernel to hand back the bodies.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Stops every process and unmounts what holds data. Ends with everything synced; the caller
+/// then calls [`finish`].
+pub fn stop_everything(
+    sys: &mut dyn Sys,
+    events: &Events,
+    box_group: Option<i32>,
+    grace: Duration,
+    root: &Path,
+) {
+    let start = Instant::now();
+    if let Some(pgid) = box_group {
+        // ESRCH: the group is already gone, which is what we want.
+        let _ = sys.kill(KillTarget::Group(pgid), SIGTERM);
+        let gone = wait_until(events, grace, || !group_alive(pgid));
+        log::info!(
+            "shutdown: box {} after {}",
+            if gone { "stopped" } else { "still running" },
+            ms(start.elapsed())
+        );
+    }
+    if events::has_children() || any_process_left(root) {
+        let step = Instant::now();
+        let _ = sys.kill(KillTarget::All, SIGTERM);
+        let done = wait_until(events, TERM_ALL_GRACE, || !any_process_left(root));
+        if !done {
+            let left = processes_left(root);
+            log::warn!(
+                "shutdown: killing {} process(es) that ignored SIGTERM: {}",
+                left.len(),
+                left.join(", ")
+            );
+            let _ = sys.kill(KillTarget::All, SIGKILL);
+            wait_until(events, KILL_WAIT, || !any_process_left(root));
+        }
+        log::info!(
+            "shutdown: other processes stopped in {}",
+            ms(step.elapsed())
+        );
+    }
+    let step = Instant::now();
+    sys.sync();
+    log::info!("shutdown: synced in {}", ms(step.elapsed()));
+    unmount_all(sys, root);
+    log::info!("shutdown: done in {}", ms(start.elapsed()));
+}
+
+/// Unmounts what holds data, innermost first; remounts read-only what cannot be unmounted.
+pub fn unmount_all(sys: &mut dyn Sys, root: &Path) {
+    let text = std::fs::read_to_string(root.join("proc/mounts")).unwrap_or_default();
+    for entry in mounts::unmount_order(&mounts::parse_mounts(&text)) {
+        let target = Path::new(&entry.target);
+        match sys.unmount(target) {
+            Ok(()) => log::info!("shutdown: unmounted {}", entry.target),
+            Err(e) => match sys.remount_read_only(target) {
+                Ok(()) => log::warn!(
+                    "shutdown: cannot unmount {} ({e}); remounted it read-only",
+                    entry.target
+                ),
+                Err(e2) => log::error!(
+                    "shutdown: cannot unmount {} ({e}) nor remount it read-only ({e2})",
+                    entry.target
+                ),
+            },
+        }
+    }
+    sys.sync();
+}
+
+/// The last call: `reboot(2)`. PID 1 must not return from here, so when the kernel refuses,
+/// it says so and sleeps for ever.
+pub fn finish(sys: &mut dyn Sys, how: Reboot) -> ! {
+    log::info!(
+        "{}",
+        match how {
+            Reboot::PowerOff => "powering off",
+            Reboot::Halt => "halting",
+            _ => "rebooting",
+        }
+    );
+    if let Err(e) = sys.reboot(how) {
+        log::error!("reboot({how:?}) failed: {e}; the machine stays up with nothing running");
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Polls `done` while reaping, until it holds or `limit` passes. Returns whether it held.
+fn wait_until(events: &Events, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        while events::reap_one().is_some() {}
+        if done() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        // SIGCHLD wakes us early; the short cap catches processes that are not our children.
+        let _ = events.wait(Some((deadline - now).min(Duration::from_millis(50))));
+    }
+}
+
+fn group_alive(pgid: i32) -> bool {
+    // kill(-pgid, 0) succeeds while any member of the group exists (zombies included, which
+    // wait_until reaps before asking).
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(-pgid), None).is_ok()
+}
+
+/// Processes other than PID 1 and kernel threads, as "pid (name)".
+fn processes_left(root: &Path) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(root.join("proc")) else {
+        return Vec::new();
+    };
+    let mut left = Vec::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == 1 {
+            continue;
+        }
+        // Kernel threads have an empty cmdline; user processes (even zombies' parents) do not.
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline.is_empty() {
+            continue;
+        }
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        left.push(format!("{pid} ({})", comm.trim()));
+    }
+    left
+}
+
+fn any_process_left(root: &Path) -> bool {
+    !processes_left(root).is_empty()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Recorder;
+
+    #[test]
+    fn unmount_all_remounts_read_only_what_is_busy() {
+        let root = std::env::temp_dir().join(format!("boxinit-shutdown-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        std::fs::write(
+            root.join("proc/mounts"),
+            "proc /proc proc rw 0 0\n/dev/vda1 /boot vfat rw 0 0\n/dev/vdb1 /data vfat rw 0 0\n",
+        )
+        .unwrap();
+        let mut rec = Recorder::new();
+        rec.fail_when(
+            |c| matches!(c, crate::sys::Call::Unmount { target } if target == "/boot"),
+            16,
+        );
+        unmount_all(&mut rec, &root);
+        assert_eq!(
+            rec.transcript(),
+            "umount(/data)\numount(/boot)\nremount_ro(/boot)\nsync()\n"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn kernel_threads_are_not_processes_left() {
+        let root = std::env::temp_dir().join(format!("boxinit-procs-{}", std::process::id()));
+        for (pid, cmdline, comm) in [
+            ("1", "init", "init"),
+            ("2", "", "kthreadd"),
+            ("77", "box\0", "box"),
+        ] {
+            let dir = root.join("proc").join(pid);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cmdline"), cmdline).unwrap();
+            std::fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
+        }
+        assert_eq!(processes_left(&root), ["77 (box)"]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

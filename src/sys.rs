@@ -1,0 +1,412 @@
+//! The syscall seam: one trait method per system call that changes the machine, the Linux
+//! implementation over rustix, and a recording double for tests.
+//!
+//! Sequences of calls live in the phase modules (mounts, modules, bootpart, shutdown) so that
+//! the recorder sees them; this file holds no logic. Reading files under `/proc` and `/sys` is
+//! not behind the seam: those readers take a `root: &Path` so tests give them a temp dir.
+
+use std::ffi::CString;
+use std::io;
+use std::path::Path;
+
+pub use rustix::mount::MountFlags;
+
+/// Kind of device node for `mknod(2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A character device (`S_IFCHR`).
+    Char,
+}
+
+/// What `reboot(2)` should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reboot {
+    /// `LINUX_REBOOT_CMD_RESTART`
+    Restart,
+    /// `LINUX_REBOOT_CMD_POWER_OFF`
+    PowerOff,
+    /// `LINUX_REBOOT_CMD_HALT`
+    Halt,
+    /// `LINUX_REBOOT_CMD_CAD_OFF`: Ctrl-Alt-Del then sends SIGINT to PID 1 instead of rebooting.
+    CtrlAltDelOff,
+}
+
+/// Whom `kill(2)` signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillTarget {
+    /// A process group (`-pgid`).
+    Group(i32),
+    /// Every process but PID 1 itself (`-1`).
+    All,
+}
+
+/// The system calls the init makes to change the machine. Each method is one syscall.
+pub trait Sys {
+    /// [`mount(2)`](https://man7.org/linux/man-pages/man2/mount.2.html).
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()>;
+    /// [`umount2(2)`](https://man7.org/linux/man-pages/man2/umount.2.html) without flags.
+    fn unmount(&mut self, target: &Path) -> io::Result<()>;
+    /// [`mount(2)`] with `MS_REMOUNT | MS_RDONLY`: what is left when unmount fails.
+    fn remount_read_only(&mut self, target: &Path) -> io::Result<()>;
+    /// [`mkdir(2)`](https://man7.org/linux/man-pages/man2/mkdir.2.html).
+    fn mkdir(&mut self, path: &Path, mode: u32) -> io::Result<()>;
+    /// [`mknod(2)`](https://man7.org/linux/man-pages/man2/mknod.2.html).
+    fn mknod(
+        &mut self,
+        path: &Path,
+        kind: NodeKind,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()>;
+    /// [`symlink(2)`](https://man7.org/linux/man-pages/man2/symlink.2.html): `link` points to `target`.
+    fn symlink(&mut self, target: &Path, link: &Path) -> io::Result<()>;
+    /// `open(2)` + `write(2)` of a whole small file, for `/proc/sys` knobs.
+    fn write_file(&mut self, path: &Path, contents: &str) -> io::Result<()>;
+    /// `open(2)` + [`finit_module(2)`](https://man7.org/linux/man-pages/man2/finit_module.2.html).
+    fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()>;
+    /// [`sethostname(2)`](https://man7.org/linux/man-pages/man2/sethostname.2.html).
+    fn sethostname(&mut self, name: &str) -> io::Result<()>;
+    /// [`kill(2)`](https://man7.org/linux/man-pages/man2/kill.2.html).
+    fn kill(&mut self, target: KillTarget, signal: i32) -> io::Result<()>;
+    /// [`sync(2)`](https://man7.org/linux/man-pages/man2/sync.2.html).
+    fn sync(&mut self);
+    /// [`reboot(2)`](https://man7.org/linux/man-pages/man2/reboot.2.html). Returns only on error
+    /// (or for [`Reboot::CtrlAltDelOff`]).
+    fn reboot(&mut self, how: Reboot) -> io::Result<()>;
+}
+
+/// The real system calls, through rustix (and nix for `kill(-1)`, which rustix's `Pid` cannot express).
+pub struct Linux;
+
+fn c_string(s: &str) -> io::Result<CString> {
+    CString::new(s)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
+}
+
+impl Sys for Linux {
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()> {
+        let data = c_string(data)?;
+        rustix::mount::mount(source, target, fstype, flags, Some(data.as_c_str()))?;
+        Ok(())
+    }
+
+    fn unmount(&mut self, target: &Path) -> io::Result<()> {
+        rustix::mount::unmount(target, rustix::mount::UnmountFlags::empty())?;
+        Ok(())
+    }
+
+    fn remount_read_only(&mut self, target: &Path) -> io::Result<()> {
+        rustix::mount::mount_remount(target, MountFlags::RDONLY, "")?;
+        Ok(())
+    }
+
+    fn mkdir(&mut self, path: &Path, mode: u32) -> io::Result<()> {
+        rustix::fs::mkdir(path, rustix::fs::Mode::from_raw_mode(mode))?;
+        Ok(())
+    }
+
+    fn mknod(
+        &mut self,
+        path: &Path,
+        kind: NodeKind,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()> {
+        let file_type = match kind {
+            NodeKind::Char => rustix::fs::FileType::CharacterDevice,
+        };
+        let dev = rustix::fs::makedev(major, minor);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            file_type,
+            rustix::fs::Mode::from_raw_mode(mode),
+            dev,
+        )?;
+        Ok(())
+    }
+
+    fn symlink(&mut self, target: &Path, link: &Path) -> io::Result<()> {
+        std::os::unix::fs::symlink(target, link)
+    }
+
+    fn write_file(&mut self, path: &Path, contents: &str) -> io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+        file.write_all(contents.as_bytes())
+    }
+
+    fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()> {
+        let file = std::fs::File::open(path)?;
+        let params = c_string(params)?;
+        rustix::system::finit_module(&file, &params, 0)?;
+        Ok(())
+    }
+
+    fn sethostname(&mut self, name: &str) -> io::Result<()> {
+        rustix::system::sethostname(name.as_bytes())?;
+        Ok(())
+    }
+
+    fn kill(&mut self, target: KillTarget, signal: i32) -> io::Result<()> {
+        let signal = nix::sys::signal::Signal::try_from(signal).map_err(io::Error::from)?;
+        let pid = match target {
+            KillTarget::Group(pgid) => -pgid,
+            KillTarget::All => -1,
+        };
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)?;
+        Ok(())
+    }
+
+    fn sync(&mut self) {
+        rustix::fs::sync();
+    }
+
+    fn reboot(&mut self, how: Reboot) -> io::Result<()> {
+        use rustix::system::RebootCommand;
+        let cmd = match how {
+            Reboot::Restart => RebootCommand::Restart,
+            Reboot::PowerOff => RebootCommand::PowerOff,
+            Reboot::Halt => RebootCommand::Halt,
+            Reboot::CtrlAltDelOff => RebootCommand::CadOff,
+        };
+        rustix::system::reboot(cmd)?;
+        Ok(())
+    }
+}
+
+/// One recorded system call: the transcript of what a phase did.
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Mount {
+        source: String,
+        target: String,
+        fstype: String,
+        flags: MountFlags,
+        data: String,
+    },
+    Unmount {
+        target: String,
+    },
+    RemountReadOnly {
+        target: String,
+    },
+    Mkdir {
+        path: String,
+        mode: u32,
+    },
+    Mknod {
+        path: String,
+        kind: NodeKind,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
+    Symlink {
+        target: String,
+        link: String,
+    },
+    WriteFile {
+        path: String,
+        contents: String,
+    },
+    FinitModule {
+        path: String,
+        params: String,
+    },
+    Sethostname {
+        name: String,
+    },
+    Kill {
+        target: KillTarget,
+        signal: i32,
+    },
+    Sync,
+    Reboot {
+        how: Reboot,
+    },
+}
+
+#[cfg(test)]
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Call::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
+                write!(
+                    f,
+                    "mount({source}, {target}, {fstype}, {flags:?}, {data:?})"
+                )
+            }
+            Call::Unmount { target } => write!(f, "umount({target})"),
+            Call::RemountReadOnly { target } => write!(f, "remount_ro({target})"),
+            Call::Mkdir { path, mode } => write!(f, "mkdir({path}, {mode:o})"),
+            Call::Mknod {
+                path,
+                kind,
+                mode,
+                major,
+                minor,
+            } => {
+                write!(f, "mknod({path}, {kind:?}, {mode:o}, {major}:{minor})")
+            }
+            Call::Symlink { target, link } => write!(f, "symlink({link} -> {target})"),
+            Call::WriteFile { path, contents } => write!(f, "write({path}, {contents:?})"),
+            Call::FinitModule { path, params } => write!(f, "finit_module({path}, {params:?})"),
+            Call::Sethostname { name } => write!(f, "sethostname({name})"),
+            Call::Kill { target, signal } => write!(f, "kill({target:?}, {signal})"),
+            Call::Sync => write!(f, "sync()"),
+            Call::Reboot { how } => write!(f, "reboot({how:?})"),
+        }
+    }
+}
+
+#[cfg(test)]
+type CallPredicate = Box<dyn Fn(&Call) -> bool>;
+
+/// A test double that records every call and fails the ones a test scripts to fail.
+#[cfg(test)]
+pub struct Recorder {
+    /// The calls made so far, in order.
+    pub calls: Vec<Call>,
+    failures: Vec<(CallPredicate, i32)>,
+}
+
+#[cfg(test)]
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder {
+            calls: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Calls matching `predicate` fail with `errno`.
+    pub fn fail_when(&mut self, predicate: impl Fn(&Call) -> bool + 'static, errno: i32) {
+        self.failures.push((Box::new(predicate), errno));
+    }
+
+    /// One line per call, the way the transcript is compared in tests.
+    pub fn transcript(&self) -> String {
+        self.calls.iter().map(|c| format!("{c}\n")).collect()
+    }
+
+    fn record(&mut self, call: Call) -> io::Result<()> {
+        let errno = self
+            .failures
+            .iter()
+            .find(|(p, _)| p(&call))
+            .map(|(_, e)| *e);
+        self.calls.push(call);
+        match errno {
+            Some(e) => Err(io::Error::from_raw_os_error(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[cfg(test)]
+impl Sys for Recorder {
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()> {
+        let call = Call::Mount {
+            source: source.into(),
+            target: s(target),
+            fstype: fstype.into(),
+            flags,
+            data: data.into(),
+        };
+        self.record(call)
+    }
+    fn unmount(&mut self, target: &Path) -> io::Result<()> {
+        self.record(Call::Unmount { target: s(target) })
+    }
+    fn remount_read_only(&mut self, target: &Path) -> io::Result<()> {
+        self.record(Call::RemountReadOnly { target: s(target) })
+    }
+    fn mkdir(&mut self, path: &Path, mode: u32) -> io::Result<()> {
+        self.record(Call::Mkdir {
+            path: s(path),
+            mode,
+        })
+    }
+    fn mknod(
+        &mut self,
+        path: &Path,
+        kind: NodeKind,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()> {
+        self.record(Call::Mknod {
+            path: s(path),
+            kind,
+            mode,
+            major,
+            minor,
+        })
+    }
+    fn symlink(&mut self, target: &Path, link: &Path) -> io::Result<()> {
+        self.record(Call::Symlink {
+            target: s(target),
+            link: s(link),
+        })
+    }
+    fn write_file(&mut self, path: &Path, contents: &str) -> io::Result<()> {
+        self.record(Call::WriteFile {
+            path: s(path),
+            contents: contents.into(),
+        })
+    }
+    fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()> {
+        self.record(Call::FinitModule {
+            path: s(path),
+            params: params.into(),
+        })
+    }
+    fn sethostname(&mut self, name: &str) -> io::Result<()> {
+        self.record(Call::Sethostname { name: name.into() })
+    }
+    fn kill(&mut self, target: KillTarget, signal: i32) -> io::Result<()> {
+        self.record(Call::Kill { target, signal })
+    }
+    fn sync(&mut self) {
+        let _ = self.record(Call::Sync);
+    }
+    fn reboot(&mut self, how: Reboot) -> io::Result<()> {
+        self.record(Call::Reboot { how })
+    }
+}
