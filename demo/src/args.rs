@@ -1,0 +1,229 @@
+//! The words the demo box understands, as arguments (from init.toml's
+//! `[box] args = [...]`) or as lines typed at its `demo> ` prompt.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What the box runs with no arguments at all.
+pub const DEFAULT_ARGS: &[&str] = &["orphans=5", "check-zombies", "interactive"];
+
+/// One line per word, printed by `help` at the prompt.
+pub const HELP: &[&str] = &[
+    "orphans=N         leave N orphans for PID 1 to reap",
+    "check-zombies     wait up to 5 s for the orphans to be reaped, report zombies",
+    "sleep=DURATION    sleep, e.g. 500ms or 2s",
+    "exit=N            exit with status N (0-255)",
+    "crash             abort (SIGABRT)",
+    "write=PATH:TEXT   write TEXT and a newline to PATH (no fsync)",
+    "poweroff          ask init to power off (SIGUSR2 to PID 1)",
+    "reboot            ask init to reboot (SIGTERM to PID 1)",
+    "halt              ask init to halt (SIGUSR1 to PID 1)",
+    "rss               show init's resident memory (VmRSS of PID 1)",
+    "wait              sleep forever",
+    "interactive       read these words from stdin (not at the prompt)",
+    "help              this list",
+];
+
+/// One thing for the box to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `orphans=N`: spawn a parent that spawns N children and exits at once.
+    Orphans(u32),
+    /// `check-zombies`: wait for the orphans to be reaped, then report zombies.
+    CheckZombies,
+    /// `sleep=DURATION`.
+    Sleep(Duration),
+    /// `exit=N`.
+    Exit(u8),
+    /// `crash`: abort.
+    Crash,
+    /// `write=PATH:TEXT`.
+    Write {
+        /// The file to create or truncate.
+        path: PathBuf,
+        /// Written followed by a newline.
+        text: String,
+    },
+    /// `poweroff`, `reboot` or `halt`: signal PID 1, then sleep forever.
+    AskInit(InitRequest),
+    /// `rss`: print PID 1's VmRSS.
+    Rss,
+    /// `wait`: sleep forever.
+    Wait,
+    /// `interactive`: read words from stdin.
+    Interactive,
+    /// `help`: list the words.
+    Help,
+}
+
+/// What the box can ask of the init, with busybox-init's signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitRequest {
+    /// SIGUSR2.
+    Poweroff,
+    /// SIGTERM.
+    Reboot,
+    /// SIGUSR1.
+    Halt,
+}
+
+impl InitRequest {
+    /// The word, as in `demo: asking init to <word>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InitRequest::Poweroff => "poweroff",
+            InitRequest::Reboot => "reboot",
+            InitRequest::Halt => "halt",
+        }
+    }
+}
+
+/// Why a word could not be turned into an [`Action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not a word the box knows: `demo: unknown argument <x>`.
+    Unknown,
+    /// A known key with a value that does not fit, and why.
+    BadValue(String),
+}
+
+/// Parses one argument: `key=value` or a bare word.
+pub fn parse(word: &str) -> Result<Action, ParseError> {
+    let (key, value) = match word.split_once('=') {
+        Some((key, value)) => (key, Some(value)),
+        None => (word, None),
+    };
+    let bad = |why: &str| ParseError::BadValue(why.to_string());
+    match (key, value) {
+        ("orphans", Some(n)) => n
+            .parse()
+            .map(Action::Orphans)
+            .map_err(|_| bad("expected a count, e.g. orphans=5")),
+        ("sleep", Some(d)) => parse_duration(d).map(Action::Sleep).map_err(|e| bad(&e)),
+        ("exit", Some(n)) => n
+            .parse()
+            .map(Action::Exit)
+            .map_err(|_| bad("expected a status from 0 to 255")),
+        ("write", Some(spec)) => match spec.split_once(':') {
+            Some((path, text)) if !path.is_empty() => Ok(Action::Write {
+                path: PathBuf::from(path),
+                text: text.to_string(),
+            }),
+            _ => Err(bad("expected write=PATH:TEXT")),
+        },
+        ("check-zombies", None) => Ok(Action::CheckZombies),
+        ("crash", None) => Ok(Action::Crash),
+        ("poweroff", None) => Ok(Action::AskInit(InitRequest::Poweroff)),
+        ("reboot", None) => Ok(Action::AskInit(InitRequest::Reboot)),
+        ("halt", None) => Ok(Action::AskInit(InitRequest::Halt)),
+        ("rss", None) => Ok(Action::Rss),
+        ("wait", None) => Ok(Action::Wait),
+        ("interactive", None) => Ok(Action::Interactive),
+        ("help", None) => Ok(Action::Help),
+        _ => Err(ParseError::Unknown),
+    }
+}
+
+/// Parses `500ms` or `2s` (a whole number and a unit).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, to_duration): (&str, fn(u64) -> Duration) =
+        if let Some(ms) = text.strip_suffix("ms") {
+            (ms, Duration::from_millis)
+        } else if let Some(s) = text.strip_suffix('s') {
+            (s, Duration::from_secs)
+        } else {
+            return Err("expected a unit: 500ms or 2s".to_string());
+        };
+    number
+        .parse()
+        .map(to_duration)
+        .map_err(|_| format!("expected a whole number before the unit, not {number:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_words() {
+        assert_eq!(parse("check-zombies"), Ok(Action::CheckZombies));
+        assert_eq!(parse("crash"), Ok(Action::Crash));
+        assert_eq!(
+            parse("poweroff"),
+            Ok(Action::AskInit(InitRequest::Poweroff))
+        );
+        assert_eq!(parse("reboot"), Ok(Action::AskInit(InitRequest::Reboot)));
+        assert_eq!(parse("halt"), Ok(Action::AskInit(InitRequest::Halt)));
+        assert_eq!(parse("rss"), Ok(Action::Rss));
+        assert_eq!(parse("wait"), Ok(Action::Wait));
+        assert_eq!(parse("interactive"), Ok(Action::Interactive));
+        assert_eq!(parse("help"), Ok(Action::Help));
+    }
+
+    #[test]
+    fn values() {
+        assert_eq!(parse("orphans=5"), Ok(Action::Orphans(5)));
+        assert_eq!(parse("exit=0"), Ok(Action::Exit(0)));
+        assert_eq!(parse("exit=255"), Ok(Action::Exit(255)));
+        assert_eq!(
+            parse("sleep=500ms"),
+            Ok(Action::Sleep(Duration::from_millis(500)))
+        );
+        assert_eq!(parse("sleep=2s"), Ok(Action::Sleep(Duration::from_secs(2))));
+    }
+
+    #[test]
+    fn write_splits_at_the_first_colon_and_keeps_the_rest() {
+        assert_eq!(
+            parse("write=/boot/state.txt:a=b:c"),
+            Ok(Action::Write {
+                path: PathBuf::from("/boot/state.txt"),
+                text: "a=b:c".to_string(),
+            })
+        );
+        assert_eq!(
+            parse("write=/tmp/empty:"),
+            Ok(Action::Write {
+                path: PathBuf::from("/tmp/empty"),
+                text: String::new(),
+            })
+        );
+        assert!(matches!(
+            parse("write=nocolon"),
+            Err(ParseError::BadValue(_))
+        ));
+        assert!(matches!(parse("write=:text"), Err(ParseError::BadValue(_))));
+    }
+
+    #[test]
+    fn bad_values() {
+        for word in [
+            "orphans=",
+            "orphans=-1",
+            "orphans=many",
+            "exit=256",
+            "exit=-1",
+            "sleep=5",
+            "sleep=ms",
+            "sleep=1.5s",
+            "sleep=2m",
+        ] {
+            assert!(
+                matches!(parse(word), Err(ParseError::BadValue(_))),
+                "{word} should be a bad value"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_words() {
+        for word in ["", "bogus", "orphans", "exit", "crash=1", "Poweroff", "=1"] {
+            assert_eq!(parse(word), Err(ParseError::Unknown), "{word}");
+        }
+    }
+
+    #[test]
+    fn defaults_parse() {
+        assert!(DEFAULT_ARGS.iter().all(|word| parse(word).is_ok()));
+    }
+}

@@ -1,0 +1,418 @@
+//! The demo box: the program boxinit runs as `/boot/box`.
+//!
+//! It shows what the init set up (PID, uptime, mounts, the boot partition,
+//! the environment) and then does what its arguments say, one after another,
+//! so that the QEMU scenarios can drive the init through it: leave orphans for
+//! PID 1 to reap and check that no zombie stays, exit or crash to exercise the
+//! supervisor, write to the boot partition without syncing, and ask the init to
+//! power off, reboot or halt. See [`args`] for the words, or run it and type
+//! `help`.
+//!
+//! Every line it prints starts with `demo: `, for the tests to grep the
+//! console. It installs no signal handler: the init's SIGTERM at shutdown ends
+//! it.
+
+mod args;
+
+use std::fs;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+use rustix::time::{clock_gettime_dynamic, DynamicClockId};
+
+use args::{Action, InitRequest, ParseError};
+
+/// How long `check-zombies` waits for the orphans to be reaped.
+const ZOMBIE_WAIT: Duration = Duration::from_secs(5);
+/// How often `check-zombies` looks at /proc.
+const ZOMBIE_POLL: Duration = Duration::from_millis(50);
+/// How long each orphan lives after its parent has gone.
+const ORPHAN_LIFETIME: Duration = Duration::from_millis(200);
+/// The command-line flag of the orphans, by which `check-zombies` finds them.
+const ORPHAN_CHILD_FLAG: &str = "--orphan-child";
+/// The command-line flag of the short-lived parent of the orphans.
+const ORPHAN_PARENT_FLAG: &str = "--orphan-parent";
+
+/// Prints one line, `demo: ` and the formatted text, and flushes it.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        say(format_args!($($arg)*))
+    };
+}
+
+/// Writes `demo: <text>` and a newline to stdout and flushes. A console that
+/// went away is no reason to stop, so errors are ignored.
+fn say(text: std::fmt::Arguments<'_>) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "demo: {text}");
+    let _ = out.flush();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+
+    // The two helper roles of `orphans=N`, which print nothing.
+    match args.first().map(String::as_str) {
+        Some(ORPHAN_CHILD_FLAG) => {
+            thread::sleep(ORPHAN_LIFETIME);
+            return;
+        }
+        Some(ORPHAN_PARENT_FLAG) => {
+            let count = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+            orphan_parent(count);
+        }
+        _ => {}
+    }
+
+    banner(&args);
+
+    let words: Vec<String> = if args.is_empty() {
+        say!("no arguments: {}", args::DEFAULT_ARGS.join(" "));
+        args::DEFAULT_ARGS.iter().map(|w| w.to_string()).collect()
+    } else {
+        args
+    };
+    for word in &words {
+        match args::parse(word) {
+            Ok(action) => run(action),
+            Err(error) => report_parse_error(word, &error, false),
+        }
+    }
+    say!("done");
+}
+
+/// The lines printed first, whatever the arguments.
+fn banner(args: &[String]) {
+    say!("hello from the box");
+    say!("pid {}", std::process::id());
+    match uptime() {
+        Some(up) => say!("uptime {:.2}s", up.as_secs_f64()),
+        None => say!("uptime unknown"),
+    }
+    if args.is_empty() {
+        say!("args (none)");
+    } else {
+        say!("args {}", args.join(" "));
+    }
+    show_mounts();
+    if let Ok(boot) = std::env::var("BOXINIT_BOOT") {
+        say!("env BOXINIT_BOOT={boot}");
+    }
+}
+
+/// Time since boot, suspend included: CLOCK_BOOTTIME, or /proc/uptime.
+fn uptime() -> Option<Duration> {
+    if let Ok(now) = clock_gettime_dynamic(DynamicClockId::Boottime) {
+        let secs = u64::try_from(now.tv_sec).ok()?;
+        let nanos = u32::try_from(now.tv_nsec).ok()?;
+        return Some(Duration::new(secs, nanos));
+    }
+    let text = fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// One line per entry of /proc/mounts, then whether /boot is read-only.
+fn show_mounts() {
+    let mounts = match fs::read_to_string("/proc/mounts") {
+        Ok(mounts) => mounts,
+        Err(error) => {
+            say!("cannot read /proc/mounts: {error}");
+            return;
+        }
+    };
+    // The last mount on /boot is the one that is visible.
+    let mut boot_read_only = None;
+    for line in mounts.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [source, target, fstype, options, ..] = fields[..] else {
+            continue;
+        };
+        say!("mount {source} on {target} type {fstype} ({options})");
+        if target == "/boot" {
+            boot_read_only = Some(options.split(',').any(|option| option == "ro"));
+        }
+    }
+    match boot_read_only {
+        Some(true) => say!("boot partition read-only"),
+        Some(false) => say!("boot partition read-write"),
+        None => say!("boot partition not mounted"),
+    }
+}
+
+/// Does one thing. The words that end the box (`exit`, `crash`, `poweroff`,
+/// `reboot`, `halt`, `wait`, `interactive`) do not return.
+fn run(action: Action) {
+    match action {
+        Action::Orphans(count) => leave_orphans(count),
+        Action::CheckZombies => check_zombies(),
+        Action::Sleep(duration) => thread::sleep(duration),
+        Action::Exit(status) => {
+            say!("exiting with status {status}");
+            std::process::exit(status.into());
+        }
+        Action::Crash => {
+            say!("crashing");
+            std::process::abort();
+        }
+        Action::Write { path, text } => {
+            let contents = format!("{text}\n");
+            // No fsync on purpose: the init must sync before powering off.
+            match fs::write(&path, &contents) {
+                Ok(()) => say!("wrote {} bytes to {}", contents.len(), path.display()),
+                Err(error) => say!("cannot write {}: {error}", path.display()),
+            }
+        }
+        Action::AskInit(request) => ask_init(request),
+        Action::Rss => show_init_rss(),
+        Action::Wait => {
+            say!("waiting");
+            sleep_forever();
+        }
+        Action::Interactive => interactive(),
+        Action::Help => {
+            for line in args::HELP {
+                say!("  {line}");
+            }
+        }
+    }
+}
+
+/// Prints why a word was not understood; at the prompt, with a hint.
+fn report_parse_error(word: &str, error: &ParseError, at_prompt: bool) {
+    let hint = if at_prompt { " (type help)" } else { "" };
+    match error {
+        ParseError::Unknown => say!("unknown argument {word}{hint}"),
+        ParseError::BadValue(why) => say!("bad argument {word}: {why}{hint}"),
+    }
+}
+
+/// A command that runs this same program with `args`, shown as `box`.
+fn this_program(args: &[&str]) -> Command {
+    let mut command = Command::new("/proc/self/exe");
+    command.arg0("box").args(args).stdin(Stdio::null());
+    command
+}
+
+/// `orphans=N`: the orphan parent starts N orphans and exits without waiting
+/// for them, so they are reparented to PID 1; we wait for the parent only.
+fn leave_orphans(count: u32) {
+    let status = this_program(&[ORPHAN_PARENT_FLAG, &count.to_string()]).status();
+    match status {
+        Ok(status) if status.success() => say!("left {count} orphans"),
+        Ok(status) => say!("orphan parent failed: {status}"),
+        Err(error) => say!("cannot start the orphan parent: {error}"),
+    }
+}
+
+/// The orphan parent: starts `count` orphans and exits at once.
+fn orphan_parent(count: u32) -> ! {
+    for _ in 0..count {
+        if let Err(error) = this_program(&[ORPHAN_CHILD_FLAG]).spawn() {
+            say!("cannot start an orphan: {error}");
+            std::process::exit(1);
+        }
+    }
+    // Dropping a `Child` neither waits for it nor kills it.
+    std::process::exit(0);
+}
+
+/// What one look through /proc found.
+#[derive(Debug, Default)]
+struct ProcessScan {
+    /// Zombies that are not our own unreaped children.
+    zombies: Vec<u32>,
+    /// Orphans from `orphans=N` that are still running.
+    orphans: Vec<u32>,
+}
+
+/// `check-zombies`: waits until every orphan has ended and been reaped, or
+/// [`ZOMBIE_WAIT`] has passed, then reports the zombies left.
+fn check_zombies() {
+    let deadline = Instant::now() + ZOMBIE_WAIT;
+    let scan = loop {
+        let scan = match scan_processes() {
+            Ok(scan) => scan,
+            Err(error) => {
+                say!("cannot read /proc: {error}");
+                return;
+            }
+        };
+        if (scan.zombies.is_empty() && scan.orphans.is_empty()) || Instant::now() >= deadline {
+            break scan;
+        }
+        thread::sleep(ZOMBIE_POLL);
+    };
+    if scan.zombies.is_empty() {
+        say!("zombies 0");
+    } else {
+        say!("zombies {}: {}", scan.zombies.len(), join(&scan.zombies));
+    }
+    if !scan.orphans.is_empty() {
+        let (count, pids) = (scan.orphans.len(), join(&scan.orphans));
+        say!("orphans still running {count}: {pids}");
+    }
+}
+
+/// Space-joined numbers.
+fn join(pids: &[u32]) -> String {
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    pids.join(" ")
+}
+
+/// Looks at every /proc/<pid>/stat for zombies and running orphans.
+fn scan_processes() -> io::Result<ProcessScan> {
+    let me = std::process::id();
+    let mut scan = ProcessScan::default();
+    for entry in fs::read_dir("/proc")? {
+        let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // A process may end between read_dir and here: skip it.
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((state, parent)) = parse_stat(&stat) else {
+            continue;
+        };
+        if state == 'Z' {
+            if parent != me {
+                scan.zombies.push(pid);
+            }
+        } else if is_orphan(pid) {
+            scan.orphans.push(pid);
+        }
+    }
+    scan.zombies.sort_unstable();
+    scan.orphans.sort_unstable();
+    Ok(scan)
+}
+
+/// The state letter and parent PID from a /proc/<pid>/stat line. The command
+/// name in parentheses may hold spaces and parentheses, so parse after the
+/// last `)`.
+fn parse_stat(stat: &str) -> Option<(char, u32)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
+/// Whether the process is one of the orphans of `orphans=N`.
+fn is_orphan(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmdline| {
+            cmdline
+                .split(|&byte| byte == 0)
+                .any(|arg| arg == ORPHAN_CHILD_FLAG.as_bytes())
+        })
+        .unwrap_or(false)
+}
+
+/// `poweroff`, `reboot`, `halt`: signals PID 1 as busybox init expects, then
+/// sleeps until the init's SIGTERM ends us.
+fn ask_init(request: InitRequest) -> ! {
+    let signal = match request {
+        InitRequest::Poweroff => Signal::USR2,
+        InitRequest::Reboot => Signal::TERM,
+        InitRequest::Halt => Signal::USR1,
+    };
+    say!("asking init to {}", request.name());
+    if let Err(error) = kill_process(Pid::INIT, signal) {
+        say!("cannot signal init: {error}");
+    }
+    sleep_forever();
+}
+
+/// `rss`: PID 1's resident set size, from /proc/1/status.
+fn show_init_rss() {
+    let status = match fs::read_to_string("/proc/1/status") {
+        Ok(status) => status,
+        Err(error) => {
+            say!("cannot read /proc/1/status: {error}");
+            return;
+        }
+    };
+    let rss = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next());
+    match rss {
+        Some(kilobytes) => say!("init rss {kilobytes} kB"),
+        None => say!("init rss unknown: no VmRSS in /proc/1/status"),
+    }
+}
+
+/// `interactive`: runs the words typed on stdin, one a line, until EOF.
+fn interactive() -> ! {
+    say!("type help, or poweroff to end");
+    let stdin = io::stdin();
+    // A terminal (the serial console) echoes what is typed; a pipe does not,
+    // so echo it ourselves to keep the transcript one command a line.
+    let echo = !stdin.is_terminal();
+    let mut line = String::new();
+    loop {
+        {
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(b"demo> ");
+            let _ = out.flush();
+        }
+        line.clear();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let word = line.trim();
+        if echo {
+            let mut out = io::stdout().lock();
+            let _ = writeln!(out, "{word}");
+            let _ = out.flush();
+        }
+        match args::parse(word) {
+            _ if word.is_empty() => {}
+            Ok(Action::Interactive) => say!("already interactive"),
+            Ok(action) => run(action),
+            Err(error) => report_parse_error(word, &error, true),
+        }
+    }
+    // Keep the line after the prompt clean.
+    let _ = io::stdout().write_all(b"\n");
+    say!("end of input; waiting for init to stop us");
+    sleep_forever();
+}
+
+/// Sleeps until a signal ends the process.
+fn sleep_forever() -> ! {
+    loop {
+        thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines() {
+        assert_eq!(
+            parse_stat("42 (box) Z 1 42 42 0 -1 4194564 0"),
+            Some(('Z', 1))
+        );
+        assert_eq!(parse_stat("7 (a) b (c)) S 3 7 7 0 -1"), Some(('S', 3)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn join_pids() {
+        assert_eq!(join(&[]), "");
+        assert_eq!(join(&[3, 10, 200]), "3 10 200");
+    }
+}
