@@ -34,7 +34,7 @@ impl std::fmt::Display for Exit {
 }
 
 /// Blocks every signal for PID 1, so none is lost or runs a handler: they are read from the
-/// signalfd instead. Children get an empty mask back (std's `Command` resets it before exec).
+/// signalfd instead. Children get an empty mask back: see `sys::unblock_signals_in_child`.
 pub fn block_all_signals() -> io::Result<()> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None)?;
     Ok(())
@@ -155,7 +155,9 @@ fn open_uevent_socket() -> io::Result<OwnedFd> {
 /// Reaps one exited child without blocking. `None` when no child has exited (or none is left).
 pub fn reap_one() -> Option<(i32, Exit)> {
     loop {
-        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+        // wait() is waitpid(-1): any child. (rustix's waitpid(None) is waitpid(0), which only
+        // sees children in init's own process group, and the box has a group of its own.)
+        match rustix::process::wait(WaitOptions::NOHANG) {
             Ok(Some((pid, status))) => return Some((pid.as_raw_nonzero().get(), exit_of(status))),
             Ok(None) => return None,
             Err(rustix::io::Errno::INTR) => continue,
@@ -194,5 +196,47 @@ mod tests {
         assert_eq!(Exit::Code(3).to_string(), "exited with status 3");
         assert_eq!(Exit::Signal(9).to_string(), "was killed by SIGKILL");
         assert_eq!(Exit::Signal(99).to_string(), "was killed by signal 99");
+    }
+}
+
+#[cfg(test)]
+mod reap_tests {
+    #[test]
+    fn reaps_a_child_in_another_process_group() {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("true")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        drop(child);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let got = super::reap_one();
+        assert_eq!(got, Some((pid, super::Exit::Code(0))));
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    #[test]
+    fn children_start_with_no_blocked_signals() {
+        use std::os::unix::process::CommandExt;
+        super::block_all_signals().unwrap();
+        let mut command = std::process::Command::new("sleep");
+        command.arg("5").process_group(0);
+        crate::sys::unblock_signals_in_child(&mut command);
+        let child = command.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("SigBlk"))
+            .unwrap()
+            .to_string();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        assert_eq!(line, "SigBlk:\t0000000000000000");
     }
 }

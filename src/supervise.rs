@@ -55,13 +55,15 @@ pub fn box_spec(cfg: &BoxConfig, boot_dir: &Path) -> BoxSpec {
 /// environment. Returns its pid.
 pub fn spawn(spec: &BoxSpec) -> std::io::Result<i32> {
     use std::os::unix::process::CommandExt;
-    let child = Command::new(&spec.program)
+    let mut command = Command::new(&spec.program);
+    command
         .args(&spec.args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.working_dir)
-        .process_group(0)
-        .spawn()?;
+        .process_group(0);
+    crate::sys::unblock_signals_in_child(&mut command);
+    let child = command.spawn()?;
     // Dropping `Child` neither waits nor kills: the loop reaps it with waitpid(-1).
     i32::try_from(child.id()).map_err(|_| std::io::Error::other("pid out of range"))
 }

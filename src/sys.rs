@@ -191,6 +191,28 @@ impl Sys for Linux {
     }
 }
 
+/// Makes a child start with no blocked signals. PID 1 blocks every signal (they are read from
+/// a signalfd) and a blocked mask survives `fork` and `exec`: a box that inherited it would
+/// ignore the SIGTERM of shutdown. std's `Command` does not reset the mask (checked by the
+/// `children_start_with_no_blocked_signals` test), so this does, between fork and exec.
+pub fn unblock_signals_in_child(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
+    // calls are allowed; sigprocmask(2) is one, and the closure allocates nothing (the empty
+    // SigSet lives on the stack).
+    unsafe {
+        command.pre_exec(|| {
+            let empty = nix::sys::signal::SigSet::empty();
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&empty),
+                None,
+            )?;
+            Ok(())
+        });
+    }
+}
+
 /// One recorded system call: the transcript of what a phase did.
 #[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,441 @@
+//! Task `initramfs`: packs `/init` (boxinit), the device nodes the kernel needs before
+//! devtmpfs, the multi-call links, the modules and their kmod index files, and the built-in
+//! `/etc/init.toml` into a gzip-compressed newc cpio. The format is `cpio`'s; the module
+//! closure is `modinfo`'s; this file decides what goes where.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::arch::Arch;
+use crate::cpio;
+use crate::kernel::Kernel;
+use crate::modinfo::{self, packed_path, ModIndex, Selection};
+use crate::{display_path, format_size, progress};
+
+/// What goes into an initramfs.
+#[derive(Clone, Debug)]
+pub struct Options<'a> {
+    pub arch: Arch,
+    /// the static boxinit binary, packed as `/init`
+    pub init: &'a Path,
+    pub kernel: &'a Kernel,
+    pub index: &'a ModIndex,
+    /// modules to pack with their dependencies; empty: the config's `modules.load`, or else
+    /// [`Arch::default_modules`]
+    pub modules: &'a [String],
+    /// a TOML file to install as `/etc/init.toml` (`modules.load` is added when it lacks one)
+    pub config: Option<&'a Path>,
+}
+
+/// What [`make`] wrote.
+#[derive(Clone, Debug)]
+pub struct Initramfs {
+    pub path: PathBuf,
+    /// size of the compressed file in bytes
+    pub size: u64,
+    /// the packed modules (load order) and the requested ones that are built in
+    pub selection: Selection,
+    /// the text of `/etc/init.toml`
+    pub config: String,
+}
+
+/// Links to `/init` at the paths where the kernel and busybox habits look for these tools;
+/// boxinit is a multi-call binary that acts on its `argv[0]`.
+pub const MULTI_CALL_LINKS: &[&str] =
+    &["sbin/modprobe", "sbin/reboot", "sbin/poweroff", "sbin/halt"];
+
+/// Writes the initramfs to `out` (gzip-compressed newc cpio).
+pub fn make(opts: &Options, out: &Path) -> Result<Initramfs> {
+    let config_text = match opts.config {
+        Some(path) => Some((
+            path,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let config_load = match &config_text {
+        Some((path, text)) => modules_load(path, text)?,
+        None => None,
+    };
+    let mut requested: Vec<String> = if !opts.modules.is_empty() {
+        opts.modules
+            .iter()
+            .map(|m| modinfo::normalize(m.trim()))
+            .collect()
+    } else if let Some(load) = &config_load {
+        load.clone()
+    } else {
+        opts.arch
+            .default_modules()
+            .iter()
+            .map(|m| m.to_string())
+            .collect()
+    };
+    for name in config_load.iter().flatten() {
+        if !requested.contains(name) {
+            requested.push(name.clone());
+        }
+    }
+    requested.retain(|m| !m.is_empty());
+    let selection = opts.index.select(&requested)?;
+    let config = builtin_config(
+        config_text.as_ref().map(|(p, t)| (*p, t.as_str())),
+        &requested,
+    )?;
+
+    let init = std::fs::read(opts.init)
+        .with_context(|| format!("cannot read the init binary {}", opts.init.display()))?;
+    let mut tree = Tree::default();
+    for dir in [
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "boot",
+        "etc",
+        "sbin",
+        "lib/modules",
+    ] {
+        tree.add(dir, Node::Dir(0o755));
+    }
+    tree.add("tmp", Node::Dir(0o1777));
+    // The kernel opens /dev/console for init's fds 0-2 before any devtmpfs is mounted.
+    tree.add("dev/console", Node::Char(0o600, 5, 1));
+    tree.add("dev/null", Node::Char(0o666, 1, 3));
+    tree.add("init", Node::File(0o755, init));
+    for link in MULTI_CALL_LINKS {
+        tree.add(link, Node::Symlink("/init".into()));
+    }
+    tree.add(
+        "etc/init.toml",
+        Node::File(0o644, config.clone().into_bytes()),
+    );
+
+    let moddir = format!("lib/modules/{}", opts.kernel.release);
+    tree.add(&moddir, Node::Dir(0o755));
+    for name in &selection.load_order {
+        let module = &opts.index.modules[name];
+        let data = modinfo::read_module(&opts.index.dir.join(&module.path))?;
+        tree.add(
+            &format!("{moddir}/{}", packed_path(&module.path)),
+            Node::File(0o644, data),
+        );
+    }
+    let index_files = [
+        ("modules.dep", opts.index.modules_dep(&selection.load_order)),
+        (
+            "modules.alias",
+            opts.index.modules_alias(&selection.load_order),
+        ),
+        (
+            "modules.softdep",
+            opts.index.modules_softdep(&selection.load_order),
+        ),
+    ];
+    for (name, text) in index_files {
+        tree.add(
+            &format!("{moddir}/{name}"),
+            Node::File(0o644, text.into_bytes()),
+        );
+    }
+    for name in [
+        "modules.builtin",
+        "modules.builtin.modinfo",
+        "modules.order",
+    ] {
+        let path = opts.index.dir.join(name);
+        if path.is_file() {
+            let data =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            tree.add(&format!("{moddir}/{name}"), Node::File(0o644, data));
+        }
+    }
+
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let gzip = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(file),
+        flate2::Compression::default(),
+    );
+    let mut gzip = tree
+        .write(cpio::Writer::new(gzip))
+        .and_then(|w| w.finish())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    gzip.try_finish()?;
+    gzip.get_mut().flush()?;
+    let size = std::fs::metadata(out)?.len();
+    Ok(Initramfs {
+        path: out.to_path_buf(),
+        size,
+        selection,
+        config,
+    })
+}
+
+/// One line for the user: `initramfs target/run/initramfs.cpio.gz  645120 bytes (630.0 KiB), 9 modules`.
+pub fn describe(initramfs: &Initramfs) -> String {
+    let modules = &initramfs.selection.load_order;
+    let mut line = format!(
+        "initramfs {}  {}, {} modules",
+        display_path(&initramfs.path),
+        format_size(initramfs.size),
+        modules.len(),
+    );
+    if !modules.is_empty() {
+        line += &format!(": {}", modules.join(" "));
+    }
+    if !initramfs.selection.builtin.is_empty() {
+        line += &format!(" (built in: {})", initramfs.selection.builtin.join(" "));
+    }
+    line
+}
+
+/// The header of every `/etc/init.toml` that xtask writes.
+const CONFIG_HEADER: &str = "\
+# Built-in boxinit configuration, written by `cargo xtask initramfs` as /etc/init.toml.
+# init.toml on the boot partition is merged over it; `boxinit.*=` words on the kernel
+# command line override both.
+";
+
+/// The text of `/etc/init.toml`: the user's file with `modules.load` set to `load` when it
+/// has none (as is, comments and all, when it has one), or a generated default.
+pub fn builtin_config(file: Option<(&Path, &str)>, load: &[String]) -> Result<String> {
+    let load_array =
+        toml::Value::Array(load.iter().map(|m| toml::Value::from(m.as_str())).collect());
+    let Some((path, text)) = file else {
+        return Ok(format!(
+            "{CONFIG_HEADER}\n[boot]\ndevice = \"LABEL=BOOT\"\n\n[modules]\nload = {load_array}\n"
+        ));
+    };
+    if modules_load(path, text)?.is_some() {
+        return Ok(text.to_string());
+    }
+    let mut table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let modules = table
+        .entry("modules")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(modules) = modules.as_table_mut() else {
+        bail!("{}: `modules` must be a table ([modules])", path.display());
+    };
+    modules.insert("load".into(), load_array);
+    Ok(format!(
+        "{CONFIG_HEADER}# From {}, with modules.load added.\n\n{}",
+        path.display(),
+        toml::to_string(&table)?
+    ))
+}
+
+/// `modules.load` of a config file, if it sets one.
+fn modules_load(path: &Path, text: &str) -> Result<Option<Vec<String>>> {
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let Some(load) = table.get("modules").and_then(|m| m.get("load")) else {
+        return Ok(None);
+    };
+    let names = load.as_array().and_then(|items| {
+        items
+            .iter()
+            .map(|i| i.as_str().map(modinfo::normalize))
+            .collect::<Option<Vec<_>>>()
+    });
+    match names {
+        Some(names) => Ok(Some(names)),
+        None => bail!(
+            "{}: modules.load must be an array of module names",
+            path.display()
+        ),
+    }
+}
+
+/// A file system tree to pack; the sorted map puts every directory before its contents.
+#[derive(Default)]
+struct Tree(BTreeMap<String, Node>);
+
+enum Node {
+    Dir(u32),
+    File(u32, Vec<u8>),
+    Symlink(String),
+    Char(u32, u32, u32),
+}
+
+impl Tree {
+    /// Adds `path` and any missing parent directories (mode 0755).
+    fn add(&mut self, path: &str, node: Node) {
+        let mut parent = path;
+        while let Some((dir, _)) = parent.rsplit_once('/') {
+            self.0.entry(dir.to_string()).or_insert(Node::Dir(0o755));
+            parent = dir;
+        }
+        self.0.insert(path.to_string(), node);
+    }
+
+    fn write<W: Write>(&self, mut out: cpio::Writer<W>) -> std::io::Result<cpio::Writer<W>> {
+        for (path, node) in &self.0 {
+            match node {
+                Node::Dir(mode) => out.dir(path, *mode)?,
+                Node::File(mode, data) => out.file(path, *mode, data)?,
+                Node::Symlink(target) => out.symlink(path, target)?,
+                Node::Char(mode, major, minor) => out.char_dev(path, *mode, *major, *minor)?,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Prints progress and returns [`make`]'s result (the CLI and `qemu::prepare` use this).
+pub fn make_verbose(opts: &Options, out: &Path) -> Result<Initramfs> {
+    let initramfs = make(opts, out)?;
+    progress!("{}", describe(&initramfs));
+    Ok(initramfs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modinfo::{parse_modinfo, Module};
+    use std::io::Read;
+
+    fn fake_tree(dir: &Path) -> (Kernel, ModIndex) {
+        let modules_dir = dir.join("lib/modules/6.1.0-test");
+        std::fs::create_dir_all(modules_dir.join("kernel/fs/fat")).unwrap();
+        std::fs::write(modules_dir.join("kernel/fs/fat/fat.ko"), b"FAT").unwrap();
+        std::fs::write(modules_dir.join("kernel/fs/fat/vfat.ko"), b"VFAT").unwrap();
+        std::fs::write(
+            modules_dir.join("modules.builtin"),
+            "kernel/fs/nls/nls_ascii.ko\n",
+        )
+        .unwrap();
+        let mut index = ModIndex {
+            dir: modules_dir.clone(),
+            ..ModIndex::default()
+        };
+        index.insert(Module {
+            name: "fat".into(),
+            path: "kernel/fs/fat/fat.ko".into(),
+            info: parse_modinfo(b"depends=\0"),
+        });
+        index.insert(Module {
+            name: "vfat".into(),
+            path: "kernel/fs/fat/vfat.ko".into(),
+            info: parse_modinfo(b"depends=fat\0alias=fs-vfat\0"),
+        });
+        index.builtin.insert("nls_ascii".into());
+        let kernel = Kernel {
+            image: dir.join("vmlinuz"),
+            modules_dir,
+            release: "6.1.0-test".into(),
+        };
+        (kernel, index)
+    }
+
+    fn unpack(path: &Path) -> Vec<cpio::Entry> {
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+            .read_to_end(&mut bytes)
+            .unwrap();
+        cpio::read_archive(&bytes).unwrap()
+    }
+
+    #[test]
+    fn packs_init_nodes_links_modules_and_config() {
+        let dir = crate::image::tests::temp_dir("initramfs");
+        let (kernel, index) = fake_tree(&dir);
+        let init = dir.join("boxinit");
+        std::fs::write(&init, b"\x7fELF init").unwrap();
+        let modules = vec!["vfat".to_string(), "nls-ascii".to_string()];
+        let opts = Options {
+            arch: Arch::X86_64,
+            init: &init,
+            kernel: &kernel,
+            index: &index,
+            modules: &modules,
+            config: None,
+        };
+        let out = dir.join("initramfs.cpio.gz");
+        let made = make(&opts, &out).unwrap();
+        assert_eq!(made.selection.load_order, ["fat", "vfat"]);
+        assert_eq!(made.selection.builtin, ["nls_ascii"]);
+        let entries = unpack(&out);
+        let get = |name: &str| {
+            entries
+                .iter()
+                .find(|e| e.name == name)
+                .unwrap_or_else(|| panic!("{name}"))
+        };
+        // every directory comes before its contents
+        for (i, e) in entries.iter().enumerate() {
+            if let Some((parent, _)) = e.name.rsplit_once('/') {
+                assert!(
+                    entries[..i].iter().any(|p| p.name == parent),
+                    "{} first",
+                    e.name
+                );
+            }
+        }
+        assert_eq!(get("init").mode, cpio::S_IFREG | 0o755);
+        assert_eq!(get("init").data, b"\x7fELF init");
+        assert_eq!(get("dev/console").mode, cpio::S_IFCHR | 0o600);
+        assert_eq!(get("dev/console").rdev, (5, 1));
+        assert_eq!(get("dev/null").rdev, (1, 3));
+        assert_eq!(get("tmp").mode, cpio::S_IFDIR | 0o1777);
+        for link in MULTI_CALL_LINKS {
+            assert_eq!(get(link).mode, cpio::S_IFLNK | 0o777);
+            assert_eq!(get(link).data, b"/init");
+        }
+        let m = "lib/modules/6.1.0-test";
+        assert_eq!(get(&format!("{m}/kernel/fs/fat/vfat.ko")).data, b"VFAT");
+        assert_eq!(
+            get(&format!("{m}/modules.dep")).data,
+            b"kernel/fs/fat/fat.ko:\nkernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n"
+        );
+        assert!(
+            String::from_utf8_lossy(&get(&format!("{m}/modules.alias")).data)
+                .contains("alias fs-vfat vfat\n")
+        );
+        assert_eq!(
+            get(&format!("{m}/modules.builtin")).data,
+            b"kernel/fs/nls/nls_ascii.ko\n"
+        );
+        let config = String::from_utf8(get("etc/init.toml").data.clone()).unwrap();
+        let table: toml::Table = config.parse().unwrap();
+        assert_eq!(table["boot"]["device"].as_str(), Some("LABEL=BOOT"));
+        assert_eq!(
+            table["modules"]["load"],
+            toml::Value::from(vec!["vfat", "nls_ascii"])
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn config_gets_modules_load_when_missing() {
+        let path = Path::new("my.toml");
+        let load = vec!["vfat".to_string()];
+        let text = "# mine\n[system]\nhostname = \"box\"\n";
+        let out = builtin_config(Some((path, text)), &load).unwrap();
+        let table: toml::Table = out.parse().unwrap();
+        assert_eq!(table["system"]["hostname"].as_str(), Some("box"));
+        assert_eq!(table["modules"]["load"], toml::Value::from(vec!["vfat"]));
+        // a file with its own modules.load is kept as written
+        let text = "[modules] # mine\nload = [\"fat\"]\ncoldplug = false\n";
+        assert_eq!(builtin_config(Some((path, text)), &load).unwrap(), text);
+        // modules.load is read from the file
+        assert_eq!(
+            modules_load(path, text).unwrap(),
+            Some(vec!["fat".to_string()])
+        );
+        let err = builtin_config(Some((path, "modules = 3")), &load).unwrap_err();
+        assert!(format!("{err:#}").contains("must be a table"), "{err:#}");
+        let err = builtin_config(Some((path, "[boot\n")), &load).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("my.toml is not valid TOML"),
+            "{err:#}"
+        );
+    }
+}

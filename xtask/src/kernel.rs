@@ -1,0 +1,301 @@
+//! Task `kernel`: finds the kernel image and its module tree — given by the user, or Debian's
+//! cloud kernel fetched with `apt-get download` and unpacked into `target/kernel/<arch>/`.
+//! It does not index or pack modules (`modinfo`, `initramfs` do).
+//!
+//! The `.deb` is unpacked in pure Rust: a `.deb` is an `ar` archive (read with `object`'s ar
+//! reader) holding `debian-binary`, `control.tar.*` and `data.tar.{xz,zst,gz}`; the data tar
+//! is decompressed (`compression`) and unpacked with the `tar` crate. `dpkg-deb -x` would do
+//! the same wherever `apt-get` exists, but this keeps one code path on every host and costs
+//! only the `tar` crate (the decompressors are needed for compressed modules anyway).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::arch::Arch;
+use crate::compression::Compression;
+use crate::{display_path, progress, target_dir};
+
+/// The Debian metapackage that always depends on the current cloud kernel (x86_64).
+pub const DEBIAN_CLOUD_PACKAGE: &str = "linux-image-cloud-amd64";
+
+/// Where the kernel comes from when not Debian's: both paths, or neither.
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KernelArgs {
+    /// Kernel image to boot (bzImage/vmlinuz for x86_64, Image for aarch64) instead of
+    /// Debian's; needs --modules-dir too
+    #[arg(long, env = "BOXINIT_KERNEL", value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// That kernel's module tree, `.../lib/modules/<release>` (its name is the release)
+    #[arg(long, env = "BOXINIT_MODULES_DIR", value_name = "DIR")]
+    pub modules_dir: Option<PathBuf>,
+}
+
+impl KernelArgs {
+    /// The kernel chosen by the environment (`BOXINIT_KERNEL`, `BOXINIT_MODULES_DIR`), as
+    /// the CLI reads it; for library callers such as the test harness.
+    pub fn from_env() -> KernelArgs {
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        KernelArgs {
+            kernel: var("BOXINIT_KERNEL"),
+            modules_dir: var("BOXINIT_MODULES_DIR"),
+        }
+    }
+}
+
+/// A kernel to boot and the modules built for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kernel {
+    /// the image QEMU's `-kernel` takes
+    pub image: PathBuf,
+    /// `.../lib/modules/<release>`
+    pub modules_dir: PathBuf,
+    /// `uname -r` of that kernel, e.g. `6.1.0-56-cloud-amd64`
+    pub release: String,
+}
+
+/// The kernel for `arch`: the one in `args`, or else Debian's (x86_64; cached).
+pub fn resolve(arch: Arch, args: &KernelArgs) -> Result<Kernel> {
+    match (&args.kernel, &args.modules_dir) {
+        (Some(image), Some(modules_dir)) => from_paths(image, modules_dir),
+        (Some(_), None) | (None, Some(_)) => bail!(
+            "--kernel and --modules-dir (or BOXINIT_KERNEL and BOXINIT_MODULES_DIR) go \
+             together: pass both, or neither to use Debian's kernel"
+        ),
+        (None, None) => match arch {
+            Arch::X86_64 => debian_cloud_kernel(),
+            Arch::Aarch64 => bail!(
+                "no default kernel for aarch64 yet: pass --kernel and --modules-dir (or set \
+                 BOXINIT_KERNEL and BOXINIT_MODULES_DIR)"
+            ),
+        },
+    }
+}
+
+fn from_paths(image: &Path, modules_dir: &Path) -> Result<Kernel> {
+    if !image.is_file() {
+        bail!("kernel image {} does not exist", image.display());
+    }
+    if !modules_dir.is_dir() {
+        bail!(
+            "module tree {} is not a directory: pass the kernel's .../lib/modules/<release>",
+            modules_dir.display()
+        );
+    }
+    let modules_dir = modules_dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", modules_dir.display()))?;
+    let release = modules_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the module tree's directory name must be the kernel release")?
+        .to_string();
+    Ok(Kernel {
+        image: image.canonicalize()?,
+        modules_dir,
+        release,
+    })
+}
+
+/// The cache directory of fetched kernels: `target/kernel/<arch>/`.
+pub fn cache_dir(arch: Arch) -> PathBuf {
+    target_dir().join("kernel").join(arch.name())
+}
+
+/// Debian's `linux-image-cloud-amd64`, fetched once into `target/kernel/x86_64/`:
+/// the `.deb` there, unpacked into `<release>/` (the package's own layout).
+fn debian_cloud_kernel() -> Result<Kernel> {
+    let dir = cache_dir(Arch::X86_64);
+    let package = match resolve_package(DEBIAN_CLOUD_PACKAGE) {
+        Ok(package) => package,
+        Err(err) => {
+            // Offline or no apt: any kernel fetched before will do.
+            if let Some(kernel) = newest_cached(&dir) {
+                progress!("{err:#}; using the cached {}", kernel.release);
+                return Ok(kernel);
+            }
+            return Err(err);
+        }
+    };
+    let release = package
+        .strip_prefix("linux-image-")
+        .context("unexpected package name")?
+        .to_string();
+    if let Some(kernel) = cached(&dir, &release) {
+        return Ok(kernel);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let deb = match find_deb(&dir, &package) {
+        Some(deb) => deb,
+        None => download(&dir, &package)?,
+    };
+    let started = Instant::now();
+    progress!("unpacking {} (pure Rust; 2-10 s)", display_path(&deb));
+    let staging = dir.join(format!("{release}.partial"));
+    let _ = std::fs::remove_dir_all(&staging);
+    unpack_deb(&deb, &staging)?;
+    let unpacked = dir.join(&release);
+    let _ = std::fs::remove_dir_all(&unpacked);
+    std::fs::rename(&staging, &unpacked).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            staging.display(),
+            unpacked.display()
+        )
+    })?;
+    let kernel = cached(&dir, &release).with_context(|| {
+        format!(
+            "{} holds no boot/vmlinuz-{release} or lib/modules/{release}: not a kernel package?",
+            deb.display()
+        )
+    })?;
+    progress!("unpacked in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(kernel)
+}
+
+/// `linux-image-cloud-amd64` → `linux-image-6.1.0-56-cloud-amd64`, from the local apt cache
+/// (`apt-cache depends` reads the package lists; no network).
+fn resolve_package(metapackage: &str) -> Result<String> {
+    let out = Command::new("apt-cache")
+        .args(["depends", metapackage])
+        .output()
+        .context(
+            "cannot run apt-cache (not a Debian/Ubuntu host?): pass --kernel and --modules-dir",
+        )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let found = text.lines().find_map(|line| {
+        let dep = line
+            .trim()
+            .trim_start_matches('|')
+            .strip_prefix("Depends:")?
+            .trim();
+        let dep = dep.trim_matches(|c| c == '<' || c == '>');
+        dep.starts_with("linux-image-").then(|| dep.to_string())
+    });
+    match found {
+        Some(package) if out.status.success() => Ok(package),
+        _ => bail!(
+            "apt-cache knows no {metapackage} ({}): run `apt-get update` and retry, or pass \
+             --kernel and --modules-dir",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
+fn download(dir: &Path, package: &str) -> Result<PathBuf> {
+    progress!(
+        "fetching {package} with apt-get download into {}",
+        display_path(dir)
+    );
+    let mut apt = Command::new("apt-get");
+    apt.current_dir(dir).args(["download", package]);
+    if running_as_root() {
+        // apt drops to the `_apt` user to download, who cannot write into target/: it then
+        // warns and downloads as root anyway. Say so up front instead of the warning.
+        apt.args(["-o", "APT::Sandbox::User=root"]);
+    }
+    let status = apt
+        .status()
+        .context("cannot run apt-get: pass --kernel and --modules-dir")?;
+    if !status.success() {
+        bail!(
+            "`apt-get download {package}` failed ({status}): run `apt-get update` and retry, \
+             or pass --kernel and --modules-dir"
+        );
+    }
+    find_deb(dir, package).with_context(|| {
+        format!(
+            "apt-get download {package} succeeded but left no .deb in {}",
+            dir.display()
+        )
+    })
+}
+
+fn running_as_root() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
+    #[cfg(not(unix))]
+    false
+}
+
+fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
+    let prefix = format!("{package}_");
+    let mut debs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with(&prefix) && name.ends_with(".deb")
+        })
+        .collect();
+    debs.sort();
+    debs.pop()
+}
+
+/// A complete unpacked kernel `<dir>/<release>/`, if there is one.
+fn cached(dir: &Path, release: &str) -> Option<Kernel> {
+    let root = dir.join(release);
+    let image = root.join("boot").join(format!("vmlinuz-{release}"));
+    let modules_dir = ["lib/modules", "usr/lib/modules"]
+        .iter()
+        .map(|m| root.join(m).join(release))
+        .find(|m| m.is_dir())?;
+    image.is_file().then(|| Kernel {
+        image,
+        modules_dir,
+        release: release.to_string(),
+    })
+}
+
+fn newest_cached(dir: &Path) -> Option<Kernel> {
+    let mut releases: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| !name.ends_with(".partial") && !name.ends_with(".deb"))
+        .collect();
+    releases.sort();
+    releases.iter().rev().find_map(|r| cached(dir, r))
+}
+
+/// Unpacks the data of a `.deb` into `dest`, as `dpkg-deb -x` does (minus `usr/share/doc`).
+pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<()> {
+    let bytes = std::fs::read(deb).with_context(|| format!("cannot read {}", deb.display()))?;
+    let archive = object::read::archive::ArchiveFile::parse(&*bytes)
+        .with_context(|| format!("{} is not a .deb (ar archive)", deb.display()))?;
+    let mut data = None;
+    for member in archive.members() {
+        let member = member?;
+        let name = String::from_utf8_lossy(member.name()).to_string();
+        if name.starts_with("data.tar") {
+            let kind = Compression::split(&name).1;
+            data = Some((kind, member.data(&*bytes)?.to_vec()));
+        }
+    }
+    let (kind, data) = data.with_context(|| format!("no data.tar.* in {}", deb.display()))?;
+    let tar = kind
+        .decompress(data)
+        .with_context(|| format!("cannot decompress the data of {}", deb.display()))?;
+    std::fs::create_dir_all(dest)?;
+    let mut archive = tar::Archive::new(&tar[..]);
+    archive.set_preserve_mtime(true);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_path_buf();
+        if path.starts_with("./usr/share") || path.starts_with("usr/share") {
+            continue; // docs, bug scripts, lintian overrides
+        }
+        entry
+            .unpack_in(dest)
+            .with_context(|| format!("cannot unpack {} from {}", path.display(), deb.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! The xtask library: one module per task, shared by `main.rs` (the CLI) and the test harness.
+//!
+//! Everything here is pure Rust and needs no root: the cpio writer, gzip, the MBR, the FAT
+//! image and the module index are built in memory, so a boot bundle can be made on any host.
+//! The only host tools used are `cargo`/`rustup` (build), `apt-get`/`apt-cache` (fetching
+//! Debian's kernel, x86_64 only) and QEMU (run).
+
+pub mod arch;
+pub mod binary;
+pub mod compression;
+pub mod cpio;
+pub mod image;
+pub mod initramfs;
+pub mod kernel;
+pub mod modinfo;
+pub mod qemu;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (the directory holding the top `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().unwrap_or(xtask).to_path_buf()
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` or `<workspace>/target`; xtask's caches live
+/// under it (`target/kernel/`, `target/run/`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            }
+        }
+        _ => workspace_root().join("target"),
+    }
+}
+
+/// `1234567 bytes (1205.6 KiB)`: sizes as the CLI prints them.
+pub fn format_size(bytes: u64) -> String {
+    format!("{bytes} bytes ({:.1} KiB)", bytes as f64 / 1024.0)
+}
+
+/// A path relative to the workspace root when it lies inside it (shorter messages).
+pub fn display_path(path: &Path) -> String {
+    let root = workspace_root();
+    path.strip_prefix(&root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Prints one progress line on stderr, prefixed `xtask:`; stdout is kept for results.
+#[macro_export]
+macro_rules! progress {
+    ($($arg:tt)*) => { eprintln!("xtask: {}", format_args!($($arg)*)) };
+}

@@ -1,0 +1,223 @@
+//! `cargo xtask`: the command line. Flags live here; every task is a module of the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use xtask::arch::Arch;
+use xtask::kernel::KernelArgs;
+use xtask::modinfo::ModIndex;
+use xtask::qemu::{self, PrepareOptions};
+use xtask::{binary, display_path, image, initramfs, kernel};
+
+/// Build boxinit, pack its initramfs, make a boot disk and boot them in QEMU.
+///
+/// Progress goes to stderr, prefixed `xtask:`; results (paths, sizes) to stdout.
+/// Caches live under target/: target/kernel/<arch>/ (the fetched kernel), target/run/ (run).
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build boxinit and the demo box as static musl binaries (cargo build --release) and
+    /// print their paths and sizes
+    Build {
+        /// Target architecture
+        #[arg(long, value_enum, default_value_t)]
+        arch: Arch,
+    },
+    /// Find the kernel and its module tree (x86_64 default: Debian's linux-image-cloud-amd64,
+    /// fetched once with apt-get download) and print their paths
+    Kernel {
+        /// Target architecture
+        #[arg(long, value_enum, default_value_t)]
+        arch: Arch,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+    /// Pack the initramfs (gzip newc cpio): /init, /dev/console, the modules with their
+    /// dependencies and modules.dep/alias/softdep, and /etc/init.toml
+    Initramfs {
+        /// Where to write the initramfs, e.g. initramfs.cpio.gz
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Target architecture
+        #[arg(long, value_enum, default_value_t)]
+        arch: Arch,
+        #[command(flatten)]
+        modules: ModuleArgs,
+        /// TOML file to install as /etc/init.toml (modules.load is set to the packed
+        /// modules when it has none). Default: a generated one (LABEL=BOOT + modules)
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+    /// Make a boot disk: an MBR image with one FAT partition labelled BOOT holding box,
+    /// init.toml and any other files
+    Image {
+        /// Where to write the disk image, e.g. disk.img
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        disk: DiskArgs,
+        /// Disk size in MiB (FAT16 below ~512 MiB, FAT32 above)
+        #[arg(long, value_name = "MiB", default_value_t = image::DEFAULT_SIZE_MIB)]
+        size: u32,
+        /// Architecture of the demo box used when --box is not given
+        #[arg(long, value_enum, default_value_t)]
+        arch: Arch,
+    },
+    /// Build everything into target/run/ and boot it in QEMU, the serial console on this
+    /// terminal (quit with Ctrl-A X)
+    Run {
+        #[command(flatten)]
+        disk: DiskArgs,
+        /// Extra kernel command line words, after `console=... panic=-1`
+        /// (e.g. "boxinit.loglevel=debug")
+        #[arg(
+            long,
+            value_name = "WORDS",
+            default_value = "",
+            hide_default_value = true
+        )]
+        append: String,
+        /// Target architecture
+        #[arg(long, value_enum, default_value_t)]
+        arch: Arch,
+        #[command(flatten)]
+        modules: ModuleArgs,
+        /// TOML file for the initramfs's /etc/init.toml, as `initramfs --config`
+        #[arg(long, value_name = "FILE")]
+        builtin_config: Option<PathBuf>,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ModuleArgs {
+    /// Static binary to pack as /init instead of boxinit (skips building boxinit; for
+    /// comparing other inits)
+    #[arg(long, value_name = "PATH")]
+    init: Option<PathBuf>,
+    /// Modules to pack, with their dependencies (comma-separated or repeated; `-` and `_`
+    /// alike). Default: the config's modules.load, else what a QEMU virtio FAT disk needs
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    modules: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct DiskArgs {
+    /// Program to put on the disk as `box` (default: the demo box, built for --arch)
+    #[arg(long = "box", value_name = "PATH")]
+    box_path: Option<PathBuf>,
+    /// init.toml to put on the disk (default: none; boxinit then uses its built-in config)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory whose files (and subdirectories) are copied onto the disk too
+    #[arg(long, value_name = "DIR")]
+    files: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    match dispatch(Cli::parse().task) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(task: Task) -> Result<ExitCode> {
+    match task {
+        Task::Build { arch } => {
+            let built = binary::build(arch)?;
+            print!("{}", binary::describe(&built)?);
+        }
+        Task::Kernel { arch, kernel } => {
+            let kernel = kernel::resolve(arch, &kernel)?;
+            println!("kernel   {}", kernel.image.display());
+            println!("modules  {}", kernel.modules_dir.display());
+            println!("release  {}", kernel.release);
+        }
+        Task::Initramfs {
+            out,
+            arch,
+            modules,
+            config,
+            kernel,
+        } => {
+            let init = match modules.init {
+                Some(path) => path,
+                None => binary::build(arch)?.init,
+            };
+            let kernel = kernel::resolve(arch, &kernel)?;
+            let index = ModIndex::load(&kernel.modules_dir)?;
+            let made = initramfs::make(
+                &initramfs::Options {
+                    arch,
+                    init: &init,
+                    kernel: &kernel,
+                    index: &index,
+                    modules: &modules.modules,
+                    config: config.as_deref(),
+                },
+                &out,
+            )?;
+            println!("{}", initramfs::describe(&made));
+        }
+        Task::Image {
+            out,
+            disk,
+            size,
+            arch,
+        } => {
+            let box_path = match disk.box_path {
+                Some(path) => path,
+                None => binary::build(arch)?.demo_box,
+            };
+            let made = image::make(
+                &out,
+                &image::ImageOptions {
+                    size_mib: size,
+                    box_path: Some(box_path),
+                    config: disk.config,
+                    files: disk.files,
+                },
+            )
+            .with_context(|| format!("cannot make the disk image {}", display_path(&out)))?;
+            println!("{}", image::describe(&made));
+        }
+        Task::Run {
+            disk,
+            append,
+            arch,
+            modules,
+            builtin_config,
+            kernel,
+        } => {
+            let opts = PrepareOptions {
+                arch,
+                kernel,
+                init: modules.init,
+                modules: modules.modules,
+                builtin_config,
+                box_path: disk.box_path,
+                config: disk.config,
+                files: disk.files,
+                disk_size_mib: 0,
+            };
+            let code = qemu::run(&opts, &append)?;
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

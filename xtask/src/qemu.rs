@@ -1,0 +1,314 @@
+//! Task `run`, and the pieces the QEMU test harness reuses: [`prepare`] (build, kernel,
+//! initramfs, disk — the unchanging parts cached per process) and [`command`] (the QEMU
+//! command line for a [`Boot`]). It does not read or judge the console (the harness does).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::arch::Arch;
+use crate::binary::{self, Built};
+use crate::image::{self, Image, ImageOptions};
+use crate::initramfs::{self, Initramfs};
+use crate::kernel::{self, Kernel, KernelArgs};
+use crate::modinfo::ModIndex;
+use crate::progress;
+
+/// One QEMU boot: a kernel, an initramfs, maybe a disk, and the command line.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    pub arch: Arch,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// attached as a virtio disk (raw)
+    pub disk: Option<PathBuf>,
+    /// words added after `console=... panic=-1`
+    pub append: String,
+    /// guest memory; 256 MiB when 0
+    pub memory_mib: u32,
+    /// more QEMU arguments, appended last
+    pub extra_args: Vec<String>,
+}
+
+impl Boot {
+    pub fn new(arch: Arch, kernel: &Path, initrd: &Path) -> Boot {
+        Boot {
+            arch,
+            kernel: kernel.to_path_buf(),
+            initrd: initrd.to_path_buf(),
+            disk: None,
+            append: String::new(),
+            memory_mib: 256,
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// The kernel command line: the serial console, `panic=-1` (a panic, e.g. init dying,
+    /// reboots at once, and `-no-reboot` turns that into QEMU exiting), then [`Boot::append`].
+    pub fn cmdline(&self) -> String {
+        let mut line = format!("console={} panic=-1", self.arch.console());
+        if !self.append.trim().is_empty() {
+            line.push(' ');
+            line += self.append.trim();
+        }
+        line
+    }
+}
+
+/// The QEMU command for `boot`. Interactive: `-nographic -nic none`, the serial console and
+/// QEMU's monitor on this terminal (Ctrl-A X quits). Not interactive: `-nodefaults -display none
+/// -serial stdio -monitor none`, stdin closed, so stdout is exactly the guest's console.
+/// QEMU exits when the guest powers off, reboots (`-no-reboot`) or panics (`panic=-1`).
+pub fn command(boot: &Boot, interactive: bool) -> Command {
+    let mut cmd = Command::new(boot.arch.qemu_binary());
+    match boot.arch {
+        // /dev/kvm may exist but is nested and fails on these hosts: TCG always.
+        Arch::X86_64 => cmd.args(["-accel", "tcg"]),
+        Arch::Aarch64 => cmd.args(["-M", "virt", "-cpu", "cortex-a53", "-accel", "tcg"]),
+    };
+    let memory = if boot.memory_mib == 0 {
+        256
+    } else {
+        boot.memory_mib
+    };
+    cmd.args(["-m", &memory.to_string(), "-no-reboot"]);
+    if interactive {
+        // no NIC: no iPXE option ROM to load, as in the non-interactive boot
+        cmd.args(["-nographic", "-nic", "none"]);
+    } else {
+        cmd.args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+        ]);
+        cmd.stdin(Stdio::null());
+    }
+    cmd.arg("-kernel").arg(&boot.kernel);
+    cmd.arg("-initrd").arg(&boot.initrd);
+    cmd.args(["-append", &boot.cmdline()]);
+    if let Some(disk) = &boot.disk {
+        let mut spec = std::ffi::OsString::from("file=");
+        // QEMU's option syntax doubles commas inside values
+        spec.push(disk.to_string_lossy().replace(',', ",,"));
+        spec.push(",format=raw,if=virtio");
+        cmd.arg("-drive").arg(spec);
+    }
+    cmd.args(&boot.extra_args);
+    cmd
+}
+
+/// Fails with what to install when the QEMU binary for `arch` is not on PATH.
+pub fn check_qemu(arch: Arch) -> Result<()> {
+    match Command::new(arch.qemu_binary())
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{} not found: `apt-get install {}` (Debian/Ubuntu)",
+            arch.qemu_binary(),
+            arch.qemu_package()
+        ),
+        Err(e) => Err(e).with_context(|| format!("cannot run {}", arch.qemu_binary())),
+    }
+}
+
+/// What does not change between boots of one architecture and kernel: made once per process.
+#[derive(Debug)]
+pub struct Context {
+    pub arch: Arch,
+    pub kernel: Kernel,
+    pub index: ModIndex,
+}
+
+/// The [`Context`] for `arch` and `kernel`: made (kernel fetch, module index) on the first
+/// call, shared afterwards.
+pub fn context(arch: Arch, kernel: &KernelArgs) -> Result<Arc<Context>> {
+    type Cache = Mutex<HashMap<(Arch, KernelArgs), Arc<Context>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (arch, kernel.clone());
+    if let Some(context) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(context);
+    }
+    let resolved = kernel::resolve(arch, kernel)?;
+    let index = ModIndex::load(&resolved.modules_dir)?;
+    let context = Arc::new(Context {
+        arch,
+        kernel: resolved,
+        index,
+    });
+    if let Ok(mut cache) = cache.lock() {
+        cache.insert(key, context.clone());
+    }
+    Ok(context)
+}
+
+/// [`binary::build`] once per process and architecture.
+pub fn built(arch: Arch) -> Result<Built> {
+    static CACHE: OnceLock<Mutex<HashMap<Arch, Built>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(built) = cache.lock().ok().and_then(|c| c.get(&arch).cloned()) {
+        return Ok(built);
+    }
+    let built = binary::build(arch)?;
+    if let Ok(mut cache) = cache.lock() {
+        cache.insert(arch, built.clone());
+    }
+    Ok(built)
+}
+
+/// What to boot; every field has a default (see each).
+#[derive(Clone, Debug, Default)]
+pub struct PrepareOptions {
+    pub arch: Arch,
+    /// the kernel; [`KernelArgs::from_env`] gives the CLI's behaviour, the default is Debian's
+    pub kernel: KernelArgs,
+    /// `/init` in the initramfs; `None`: boxinit, built (other inits: for comparisons)
+    pub init: Option<PathBuf>,
+    /// modules to pack; empty: the built-in config's `modules.load`, else the arch's default
+    pub modules: Vec<String>,
+    /// the initramfs's `/etc/init.toml` source; `None`: generated
+    pub builtin_config: Option<PathBuf>,
+    /// `box` on the disk; `None`: the demo box
+    pub box_path: Option<PathBuf>,
+    /// `init.toml` on the disk; `None`: no file
+    pub config: Option<PathBuf>,
+    /// more files for the disk
+    pub files: Option<PathBuf>,
+    /// disk size; 0: 64 MiB
+    pub disk_size_mib: u32,
+}
+
+/// The files of one prepared boot, in `out_dir`.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub arch: Arch,
+    pub kernel: PathBuf,
+    /// `out_dir/initramfs.cpio.gz`
+    pub initrd: PathBuf,
+    /// `out_dir/disk.img`
+    pub disk: PathBuf,
+    pub initramfs: Initramfs,
+    pub image: Image,
+}
+
+impl Prepared {
+    /// A [`Boot`] of these files with `append` on the command line.
+    pub fn boot(&self, append: &str) -> Boot {
+        let mut boot = Boot::new(self.arch, &self.kernel, &self.initrd);
+        boot.disk = Some(self.disk.clone());
+        boot.append = append.to_string();
+        boot
+    }
+}
+
+/// Builds what a boot needs into `out_dir`: `initramfs.cpio.gz` and `disk.img`. The build,
+/// the kernel and the module index are made once per process ([`built`], [`context`]); each
+/// call then costs only packing (a few tens of milliseconds).
+pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
+    let built = match (&opts.init, &opts.box_path) {
+        (Some(_), Some(_)) => None,
+        _ => Some(built(opts.arch)?),
+    };
+    let init = opts
+        .init
+        .clone()
+        .or_else(|| built.as_ref().map(|b| b.init.clone()))
+        .unwrap_or_default();
+    let box_path = opts
+        .box_path
+        .clone()
+        .or_else(|| built.as_ref().map(|b| b.demo_box.clone()));
+    let context = context(opts.arch, &opts.kernel)?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let initrd = out_dir.join("initramfs.cpio.gz");
+    let initramfs = initramfs::make_verbose(
+        &initramfs::Options {
+            arch: opts.arch,
+            init: &init,
+            kernel: &context.kernel,
+            index: &context.index,
+            modules: &opts.modules,
+            config: opts.builtin_config.as_deref(),
+        },
+        &initrd,
+    )?;
+    let disk = out_dir.join("disk.img");
+    let image = image::make(
+        &disk,
+        &ImageOptions {
+            size_mib: opts.disk_size_mib,
+            box_path,
+            config: opts.config.clone(),
+            files: opts.files.clone(),
+        },
+    )?;
+    progress!("{}", image::describe(&image));
+    Ok(Prepared {
+        arch: opts.arch,
+        kernel: context.kernel.image.clone(),
+        initrd,
+        disk,
+        initramfs,
+        image,
+    })
+}
+
+/// `cargo xtask run`: prepares `target/run/` and boots it with the console on this terminal.
+/// Returns QEMU's exit code.
+pub fn run(opts: &PrepareOptions, append: &str) -> Result<i32> {
+    check_qemu(opts.arch)?;
+    let prepared = prepare(opts, &crate::target_dir().join("run"))?;
+    let boot = prepared.boot(append);
+    progress!(
+        "booting {} with `{}`; quit with Ctrl-A X (QEMU also exits when the guest powers off)",
+        boot.arch.qemu_binary(),
+        boot.cmdline()
+    );
+    let status = command(&boot, true)
+        .status()
+        .with_context(|| format!("cannot run {}", boot.arch.qemu_binary()))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(cmd: &Command) -> Vec<String> {
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn qemu_command_lines() {
+        let mut boot = Boot::new(Arch::X86_64, Path::new("/k/vmlinuz"), Path::new("/r/i.gz"));
+        boot.disk = Some(PathBuf::from("/r/a,b.img"));
+        boot.append = " boxinit.loglevel=debug ".into();
+        let cmd = command(&boot, false);
+        assert_eq!(cmd.get_program(), "qemu-system-x86_64");
+        let a = args(&cmd).join(" ");
+        assert_eq!(
+            a,
+            "-accel tcg -m 256 -no-reboot -nodefaults -display none -serial stdio -monitor none \
+             -kernel /k/vmlinuz -initrd /r/i.gz -append console=ttyS0 panic=-1 \
+             boxinit.loglevel=debug -drive file=/r/a,,b.img,format=raw,if=virtio"
+        );
+        let a = args(&command(&boot, true));
+        assert!(a.contains(&"-nographic".to_string()) && !a.contains(&"-nodefaults".to_string()));
+        boot.arch = Arch::Aarch64;
+        assert!(boot.cmdline().starts_with("console=ttyAMA0 panic=-1"));
+    }
+}
