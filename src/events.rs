@@ -225,7 +225,7 @@ mod mask_tests {
         let mut command = std::process::Command::new("sleep");
         command.arg("5").process_group(0);
         crate::sys::unblock_signals_in_child(&mut command);
-        let child = command.spawn().unwrap();
+        let mut child = command.spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(100));
         let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
         let line = status
@@ -233,10 +233,8 @@ mod mask_tests {
             .find(|l| l.starts_with("SigBlk"))
             .unwrap()
             .to_string();
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        child.kill().unwrap();
+        child.wait().unwrap();
         assert_eq!(line, "SigBlk:\t0000000000000000");
     }
 }
