@@ -17,10 +17,7 @@ pub fn mount_boot(sys: &mut dyn Sys, events: &Events, boot: &Boot, target: &Path
     let Some(found) = wait_for(events, &boot.device, boot.timeout, Path::new("/")) else {
         return false;
     };
-    let mut flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOATIME;
-    if boot.read_only {
-        flags |= MountFlags::RDONLY;
-    }
+    let flags = mount_flags(boot.read_only);
     let dev = found.dev.display().to_string();
     let _ = sys.mkdir(target, 0o755);
     match sys.mount(&dev, target, "vfat", flags, "") {
@@ -45,6 +42,37 @@ pub fn mount_boot(sys: &mut dyn Sys, events: &Events, boot: &Boot, target: &Path
             );
             false
         }
+    }
+}
+
+/// nosuid, nodev, noatime (no write per read on a flash card), and ro unless asked otherwise.
+/// Not noexec: the box lives there.
+fn mount_flags(read_only: bool) -> MountFlags {
+    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOATIME;
+    if read_only {
+        flags | MountFlags::RDONLY
+    } else {
+        flags
+    }
+}
+
+/// The boot partition's own init.toml may change `[boot] read_only`, which is only known once
+/// it is mounted: remount it to match.
+pub fn apply_read_only(sys: &mut dyn Sys, mounted_read_only: bool, wanted: &Boot, target: &Path) {
+    if mounted_read_only == wanted.read_only {
+        return;
+    }
+    let mode = if wanted.read_only {
+        "read-only"
+    } else {
+        "read-write"
+    };
+    match sys.remount(target, mount_flags(wanted.read_only)) {
+        Ok(()) => log::info!(
+            "boot partition remounted {mode} ([boot] read_only = {})",
+            wanted.read_only
+        ),
+        Err(e) => log::error!("cannot remount the boot partition {mode}: {e}; it stays as it was"),
     }
 }
 
@@ -98,5 +126,25 @@ fn describe(c: &Candidate) -> String {
             fat.uuid
         ),
         None => "not FAT".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Recorder;
+
+    #[test]
+    fn remounts_only_when_the_mode_changes() {
+        let mut boot = crate::config::Config::default().boot;
+        let mut rec = Recorder::new();
+        apply_read_only(&mut rec, true, &boot, Path::new("/boot"));
+        assert_eq!(rec.transcript(), "");
+        boot.read_only = false;
+        apply_read_only(&mut rec, true, &boot, Path::new("/boot"));
+        assert_eq!(
+            rec.transcript(),
+            "remount(/boot, MountFlags(NOATIME | NODEV | NOSUID))\n"
+        );
     }
 }

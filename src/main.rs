@@ -132,10 +132,17 @@ fn boot() -> ! {
     let boot_mounted = bootpart::mount_boot(&mut sys, &events, &cfg.boot, Path::new(BOOT_DIR));
     // 6. The boot partition's init.toml over the built-in one.
     let cfg = match boot_mounted {
-        true => load_config(
-            &[builtin, read_layer(&format!("{BOOT_DIR}/{BOOT_CONFIG}"))],
-            &cmdline,
-        ),
+        true => {
+            let boot_config = read_layer(&format!("{BOOT_DIR}/{BOOT_CONFIG}"));
+            let full = load_config(&[builtin, boot_config], &cmdline);
+            bootpart::apply_read_only(
+                &mut sys,
+                cfg.boot.read_only,
+                &full.boot,
+                Path::new(BOOT_DIR),
+            );
+            full
+        }
         false => cfg,
     };
     log::set_max_level(cfg.system.log_level.into());

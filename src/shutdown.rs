@@ -71,7 +71,7 @@ pub fn unmount_all(sys: &mut dyn Sys, root: &Path) {
         let target = Path::new(&entry.target);
         match sys.unmount(target) {
             Ok(()) => log::info!("shutdown: unmounted {}", entry.target),
-            Err(e) => match sys.remount_read_only(target) {
+            Err(e) => match sys.remount(target, crate::sys::MountFlags::RDONLY) {
                 Ok(()) => log::warn!(
                     "shutdown: cannot unmount {} ({e}); remounted it read-only",
                     entry.target
@@ -183,7 +183,7 @@ mod tests {
         unmount_all(&mut rec, &root);
         assert_eq!(
             rec.transcript(),
-            "umount(/data)\numount(/boot)\nremount_ro(/boot)\nsync()\n"
+            "umount(/data)\numount(/boot)\nremount(/boot, MountFlags(RDONLY))\nsync()\n"
         );
         std::fs::remove_dir_all(&root).unwrap();
     }

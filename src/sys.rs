@@ -53,8 +53,9 @@ pub trait Sys {
     ) -> io::Result<()>;
     /// [`umount2(2)`](https://man7.org/linux/man-pages/man2/umount.2.html) without flags.
     fn unmount(&mut self, target: &Path) -> io::Result<()>;
-    /// [`mount(2)`] with `MS_REMOUNT | MS_RDONLY`: what is left when unmount fails.
-    fn remount_read_only(&mut self, target: &Path) -> io::Result<()>;
+    /// [`mount(2)`] with `MS_REMOUNT | flags`: read-only when unmount fails at shutdown, or
+    /// read-write when the boot partition's own init.toml asks for it.
+    fn remount(&mut self, target: &Path, flags: MountFlags) -> io::Result<()>;
     /// [`mkdir(2)`](https://man7.org/linux/man-pages/man2/mkdir.2.html).
     fn mkdir(&mut self, path: &Path, mode: u32) -> io::Result<()>;
     /// [`mknod(2)`](https://man7.org/linux/man-pages/man2/mknod.2.html).
@@ -110,8 +111,8 @@ impl Sys for Linux {
         Ok(())
     }
 
-    fn remount_read_only(&mut self, target: &Path) -> io::Result<()> {
-        rustix::mount::mount_remount(target, MountFlags::RDONLY, "")?;
+    fn remount(&mut self, target: &Path, flags: MountFlags) -> io::Result<()> {
+        rustix::mount::mount_remount(target, flags, "")?;
         Ok(())
     }
 
@@ -227,8 +228,9 @@ pub enum Call {
     Unmount {
         target: String,
     },
-    RemountReadOnly {
+    Remount {
         target: String,
+        flags: MountFlags,
     },
     Mkdir {
         path: String,
@@ -283,7 +285,7 @@ impl std::fmt::Display for Call {
                 )
             }
             Call::Unmount { target } => write!(f, "umount({target})"),
-            Call::RemountReadOnly { target } => write!(f, "remount_ro({target})"),
+            Call::Remount { target, flags } => write!(f, "remount({target}, {flags:?})"),
             Call::Mkdir { path, mode } => write!(f, "mkdir({path}, {mode:o})"),
             Call::Mknod {
                 path,
@@ -376,8 +378,11 @@ impl Sys for Recorder {
     fn unmount(&mut self, target: &Path) -> io::Result<()> {
         self.record(Call::Unmount { target: s(target) })
     }
-    fn remount_read_only(&mut self, target: &Path) -> io::Result<()> {
-        self.record(Call::RemountReadOnly { target: s(target) })
+    fn remount(&mut self, target: &Path, flags: MountFlags) -> io::Result<()> {
+        self.record(Call::Remount {
+            target: s(target),
+            flags,
+        })
     }
     fn mkdir(&mut self, path: &Path, mode: u32) -> io::Result<()> {
         self.record(Call::Mkdir {

@@ -14,6 +14,9 @@ pub mod initramfs;
 pub mod kernel;
 pub mod modinfo;
 pub mod qemu;
+pub mod scenario;
+pub mod test;
+pub mod transcript;
 
 use std::path::{Path, PathBuf};
 

@@ -99,6 +99,20 @@ enum Task {
         #[command(flatten)]
         kernel: KernelArgs,
     },
+    /// Run every test: the workspace's unit tests, then each QEMU boot scenario of tests/boot
+    /// against the real kernel. Installs QEMU (root + apt) and fetches the kernel when missing.
+    /// UPDATE_EXPECT=1 rewrites each scenario's `expected` with what its console showed
+    Test {
+        /// Only the scenarios whose folder name contains this
+        filter: Option<String>,
+        /// Skip the unit tests
+        #[arg(long)]
+        scenarios_only: bool,
+        #[arg(long, value_enum, default_value_t)]
+        arch: Arch,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -196,6 +210,17 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             .with_context(|| format!("cannot make the disk image {}", display_path(&out)))?;
             println!("{}", image::describe(&made));
         }
+        Task::Test {
+            filter,
+            scenarios_only,
+            arch,
+            kernel,
+        } => xtask::test::run(&xtask::test::Options {
+            arch,
+            kernel,
+            filter,
+            scenarios_only,
+        })?,
         Task::Run {
             disk,
             append,

@@ -1,0 +1,350 @@
+//! The QEMU boot scenarios of `tests/boot/NNN_name/`: load one, prepare its initramfs and
+//! disk, boot the real kernel, read the console until the expected lines have been seen (or
+//! QEMU ends), then check the disk image. Cleaning and matching the console is
+//! `transcript.rs`'s job; the file format is described in `tests/boot/README.md`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::arch::Arch;
+use crate::image;
+use crate::kernel::KernelArgs;
+use crate::qemu::{self, PrepareOptions};
+use crate::transcript::{self, Ending};
+
+/// How long one boot may take before the scenario fails. TCG on a shared 2-core machine is
+/// slow and noisy: a boot takes 2-3 s alone, more while cargo builds alongside.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One scenario folder.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub dir: PathBuf,
+    /// Lines to find in order in the cleaned console.
+    pub expected: Vec<String>,
+    /// Extra kernel command-line words.
+    pub cmdline: String,
+    /// Checks on the disk image after QEMU exited.
+    pub after: Vec<After>,
+}
+
+/// A check of the disk image once QEMU has exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    /// The FAT's dirty bit is clear: it was unmounted cleanly.
+    FatClean,
+    /// The file exists on the FAT with this text (plus a newline).
+    File { name: String, text: String },
+}
+
+impl Scenario {
+    /// Reads a scenario folder.
+    pub fn load(dir: &Path) -> Result<Scenario> {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        let expected = transcript::expected_lines(&read("expected"));
+        let cmdline = read("cmdline")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let after =
+            parse_after(&read("after")).with_context(|| format!("{}/after", dir.display()))?;
+        Ok(Scenario {
+            name,
+            dir: dir.to_path_buf(),
+            expected,
+            cmdline,
+            after,
+        })
+    }
+
+    /// The file in the folder, when it exists.
+    fn file(&self, name: &str) -> Option<PathBuf> {
+        let path = self.dir.join(name);
+        path.exists().then_some(path)
+    }
+
+    /// Whether the scenario waits for QEMU to exit (its last expected line is `qemu: ...`).
+    fn waits_for_exit(&self) -> bool {
+        self.expected
+            .last()
+            .is_some_and(|l| l.starts_with("qemu: "))
+    }
+}
+
+fn parse_after(text: &str) -> Result<Vec<After>> {
+    let mut checks = Vec::new();
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let mut words = line.splitn(3, ' ');
+        match (words.next(), words.next(), words.next()) {
+            (Some("fat-clean"), None, None) => checks.push(After::FatClean),
+            (Some("file"), Some(name), text) => checks.push(After::File {
+                name: name.to_string(),
+                text: text.unwrap_or("").to_string(),
+            }),
+            _ => bail!("unknown check `{line}` (known: `fat-clean`, `file NAME TEXT`)"),
+        }
+    }
+    Ok(checks)
+}
+
+/// Every scenario under `root` whose name contains `filter`, in name order.
+pub fn discover(root: &Path, filter: Option<&str>) -> Result<Vec<Scenario>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .with_context(|| format!("cannot list {}", root.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| {
+            filter.is_none_or(|f| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains(f))
+            })
+        })
+        .collect();
+    dirs.sort();
+    dirs.iter().map(|d| Scenario::load(d)).collect()
+}
+
+/// What one run of a scenario saw.
+#[derive(Debug)]
+pub struct Outcome {
+    pub transcript: Vec<String>,
+    pub matched: usize,
+    pub failures: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// Prepares and boots one scenario; `update` rewrites its `expected` with what was seen.
+pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -> Result<Outcome> {
+    let out_dir = crate::target_dir().join("scenarios").join(&scenario.name);
+    let opts = PrepareOptions {
+        arch,
+        kernel: kernel.clone(),
+        builtin_config: scenario.file("builtin.toml"),
+        config: scenario.file("init.toml"),
+        ..Default::default()
+    };
+    let prepared = qemu::prepare(&opts, &out_dir)?;
+    let boot = prepared.boot(&scenario.cmdline);
+    let started = Instant::now();
+    let mut child = qemu::command(&boot, false)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", arch.qemu_binary()))?;
+    let expected = if update {
+        Vec::new()
+    } else {
+        scenario.expected.clone()
+    };
+    let wait_for_exit = update || scenario.waits_for_exit();
+    let (raw, ending) = watch(&mut child, &expected, wait_for_exit, DEFAULT_TIMEOUT)?;
+    std::fs::write(out_dir.join("console.log"), &raw).ok();
+    let mut transcript = transcript::clean(&raw);
+    transcript.push(ending.line().to_string());
+    if update {
+        let mut text = transcript.join("\n");
+        text.push('\n');
+        std::fs::write(scenario.dir.join("expected"), text)?;
+    }
+    let missing = transcript::first_missing(&scenario.expected, &transcript);
+    let mut failures = Vec::new();
+    if let Some((i, line)) = missing.and_then(|i| scenario.expected.get(i).map(|l| (i, l))) {
+        failures.push(format!(
+            "expected line {} not seen (in order): {line}",
+            i + 1
+        ));
+    }
+    let matched = missing.unwrap_or(scenario.expected.len());
+    if failures.is_empty() && ending != Ending::StoppedByTest {
+        failures.extend(check_after(&scenario.after, &prepared.disk));
+    }
+    Ok(Outcome {
+        transcript,
+        matched,
+        failures,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Reads the console until every expected line is seen (then stops QEMU, unless the scenario
+/// waits for it to exit), QEMU exits, or `timeout` passes. Returns the raw console and how
+/// QEMU ended.
+fn watch(
+    child: &mut Child,
+    expected: &[String],
+    wait_for_exit: bool,
+    timeout: Duration,
+) -> Result<(String, Ending)> {
+    let Some(mut stdout) = child.stdout.take() else {
+        bail!("QEMU's stdout is not piped")
+    };
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut raw = Vec::new();
+    let ending = loop {
+        let now = Instant::now();
+        if now >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            raw.extend_from_slice(
+                format!("\nqemu: timeout after {}s\n", timeout.as_secs()).as_bytes(),
+            );
+            break Ending::Exited;
+        }
+        match rx.recv_timeout((deadline - now).min(Duration::from_millis(200))) {
+            Ok(bytes) => raw.extend_from_slice(&bytes),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.wait();
+                break transcript::ending_of(&String::from_utf8_lossy(&raw));
+            }
+        }
+        if !wait_for_exit && !expected.is_empty() {
+            let seen = transcript::clean(&String::from_utf8_lossy(&raw));
+            if transcript::first_missing(expected, &seen).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Ending::StoppedByTest;
+            }
+        }
+    };
+    let _ = reader.join();
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    let mut text = String::from_utf8_lossy(&raw).into_owned();
+    if !stderr.trim().is_empty() {
+        text.push_str("\nqemu stderr: ");
+        text.push_str(&stderr);
+    }
+    Ok((text, ending))
+}
+
+fn check_after(checks: &[After], disk: &Path) -> Vec<String> {
+    let mut failures = Vec::new();
+    for check in checks {
+        match check {
+            After::FatClean => match image::fat_is_clean(disk) {
+                Ok(state) if !state.dirty => {}
+                Ok(state) => failures.push(format!("the FAT is dirty after shutdown: {state:?}")),
+                Err(e) => failures.push(format!("cannot read the FAT state: {e:#}")),
+            },
+            After::File { name, text } => match image::read_file(disk, name) {
+                Ok(Some(bytes)) if bytes == format!("{text}\n").as_bytes() => {}
+                Ok(Some(bytes)) => failures.push(format!(
+                    "{name} on the disk holds {:?}, not {text:?}",
+                    String::from_utf8_lossy(&bytes)
+                )),
+                Ok(None) => failures.push(format!("{name} is not on the disk")),
+                Err(e) => failures.push(format!("cannot read {name} from the disk: {e:#}")),
+            },
+        }
+    }
+    failures
+}
+
+/// Runs every scenario, prints one line each and the failures' transcripts; returns
+/// (passed, failed).
+pub fn run_all(scenarios: &[Scenario], arch: Arch, kernel: &KernelArgs) -> (usize, usize) {
+    let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
+    let (mut passed, mut failed) = (0, 0);
+    for scenario in scenarios {
+        match run(scenario, arch, kernel, update) {
+            Ok(outcome) if outcome.failures.is_empty() => {
+                passed += 1;
+                println!(
+                    "scenario {} ... ok ({:.1}s)",
+                    scenario.name,
+                    outcome.elapsed.as_secs_f64()
+                );
+            }
+            Ok(outcome) => {
+                failed += 1;
+                println!(
+                    "scenario {} ... FAILED ({:.1}s)",
+                    scenario.name,
+                    outcome.elapsed.as_secs_f64()
+                );
+                for f in &outcome.failures {
+                    println!("    {f}");
+                }
+                println!(
+                    "    cleaned console ({} of {} expected lines matched):",
+                    outcome.matched,
+                    scenario.expected.len()
+                );
+                for line in &outcome.transcript {
+                    println!("    | {line}");
+                }
+                println!(
+                    "    raw console: target/scenarios/{}/console.log",
+                    scenario.name
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                println!("scenario {} ... FAILED to start: {e:#}", scenario.name);
+            }
+        }
+    }
+    (passed, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_checks_parse() {
+        let checks = parse_after("# c\nfat-clean\nfile hello.txt two words\nfile empty\n").unwrap();
+        assert_eq!(
+            checks,
+            [
+                After::FatClean,
+                After::File {
+                    name: "hello.txt".into(),
+                    text: "two words".into()
+                },
+                After::File {
+                    name: "empty".into(),
+                    text: String::new()
+                },
+            ]
+        );
+        assert!(parse_after("fat-dirty\n").is_err());
+    }
+
+    #[test]
+    fn every_scenario_in_the_repo_loads() {
+        let root = crate::workspace_root().join("tests/boot");
+        let scenarios = discover(&root, None).unwrap();
+        assert!(scenarios.len() >= 5);
+        for s in &scenarios {
+            assert!(!s.expected.is_empty(), "{}: empty expected", s.name);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `cargo xtask test`: makes sure the tools are there (QEMU, the musl target, the kernel),
+//! runs the unit tests of the whole workspace, then every QEMU boot scenario. A missing tool is
+//! installed when this machine can (root with apt-get) or named precisely; never skipped.
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::arch::Arch;
+use crate::kernel::KernelArgs;
+use crate::{progress, qemu, scenario};
+
+/// What `cargo xtask test` runs.
+pub struct Options {
+    pub arch: Arch,
+    pub kernel: KernelArgs,
+    /// Only the scenarios whose name contains this.
+    pub filter: Option<String>,
+    /// Skip `cargo test` (the unit tests) and run the scenarios only.
+    pub scenarios_only: bool,
+}
+
+/// Runs everything; fails when any test failed.
+pub fn run(opts: &Options) -> Result<()> {
+    ensure_qemu(opts.arch)?;
+    if !opts.scenarios_only {
+        unit_tests()?;
+    }
+    // Build and fetch once, before the first scenario, so their progress lines come first.
+    qemu::built(opts.arch)?;
+    qemu::context(opts.arch, &opts.kernel)?;
+    let scenarios = scenario::discover(
+        &crate::workspace_root().join("tests/boot"),
+        opts.filter.as_deref(),
+    )?;
+    if scenarios.is_empty() {
+        bail!("no scenario in tests/boot matches {:?}", opts.filter);
+    }
+    progress!("running {} QEMU boot scenario(s)", scenarios.len());
+    let (passed, failed) = scenario::run_all(&scenarios, opts.arch, &opts.kernel);
+    println!("scenarios: {passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} scenario(s) failed; each one's console is under target/scenarios/NAME/console.log");
+    }
+    Ok(())
+}
+
+/// `cargo test --workspace`: the init's, xtask's and the demo box's unit tests.
+fn unit_tests() -> Result<()> {
+    progress!("unit tests: cargo test --workspace");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["test", "--workspace", "--quiet"])
+        .current_dir(crate::workspace_root())
+        .status()
+        .context("cannot run cargo test")?;
+    if !status.success() {
+        bail!("unit tests failed (cargo test --workspace)");
+    }
+    Ok(())
+}
+
+/// QEMU for `arch`, installed with apt-get when missing and this is root on Debian/Ubuntu.
+fn ensure_qemu(arch: Arch) -> Result<()> {
+    if qemu::check_qemu(arch).is_ok() {
+        return Ok(());
+    }
+    let is_root = is_root();
+    let has_apt = Command::new("apt-get").arg("--version").output().is_ok();
+    if !(is_root && has_apt) {
+        return qemu::check_qemu(arch);
+    }
+    progress!(
+        "{} missing: apt-get install {}",
+        arch.qemu_binary(),
+        arch.qemu_package()
+    );
+    let ok = Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            arch.qemu_package(),
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!(
+            "apt-get install {} failed: run `apt-get update` and try again",
+            arch.qemu_package()
+        );
+    }
+    qemu::check_qemu(arch)
+}
+
+fn is_root() -> bool {
+    // `id -u` rather than a libc call: xtask has no unsafe and no libc dependency.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
