@@ -188,7 +188,7 @@ fn resolve_package(metapackage: &str) -> Result<String> {
     }
 }
 
-fn download(dir: &Path, package: &str) -> Result<PathBuf> {
+pub(crate) fn download(dir: &Path, package: &str) -> Result<PathBuf> {
     progress!(
         "fetching {package} with apt-get download into {}",
         display_path(dir)
@@ -227,7 +227,7 @@ fn running_as_root() -> bool {
     false
 }
 
-fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
+pub(crate) fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
     let prefix = format!("{package}_");
     let mut debs: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?

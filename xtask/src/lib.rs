@@ -7,6 +7,7 @@
 
 pub mod arch;
 pub mod binary;
+pub mod busybox;
 pub mod compression;
 pub mod cpio;
 pub mod image;
