@@ -1029,3 +1029,20 @@ grace = "0s"
         }
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The commented example in config/init.toml is valid and shows the defaults.
+    #[test]
+    fn the_documented_example_is_the_default() {
+        let text = include_str!("../config/init.toml").to_string();
+        let (cfg, errors) = load(&[Layer::Text {
+            name: "config/init.toml".into(),
+            text,
+        }]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(cfg, Config::default());
+    }
+}
