@@ -326,7 +326,7 @@ mod tests {
         let cases = [
             ("boxinit.box.restat=never", "kernel command line: unknown key `box.restat`, did you mean `restart`?"),
             ("boxinit.sytem.hostname=x", "kernel command line: unknown section `sytem`, did you mean `system`?"),
-            ("boxinit.boot=sda1", "kernel command line: `boot.device`: bad boot device `sda1`: unknown form; expected `auto`, `LABEL=<label>`, `UUID=<XXXX-XXXX>`, `PARTUUID=<xxxxxxxx-nn or GPT GUID>` or `/dev/<name>`"),
+            ("boxinit.boot=sda1", "kernel command line: `boot.device`: bad boot device `sda1`: unknown form; expected `auto`, `none`, `LABEL=<label>`, `UUID=<XXXX-XXXX>`, `PARTUUID=<xxxxxxxx-nn or GPT GUID>` or `/dev/<name>`"),
             ("boxinit.loglevel=loud", "kernel command line: `system.log_level`: `loud` is not one of error, warn, info, debug, trace"),
         ];
         for (line, want) in cases {

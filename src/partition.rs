@@ -23,10 +23,14 @@ pub enum DeviceSpec {
     PartUuid(String),
     /// A device node path (`/dev/vda1`).
     Path(String),
+    /// No boot partition: the box has an absolute path (in the initramfs, or on the host when
+    /// boxinit runs as PID 1 of a PID namespace) and the config comes from the initramfs or
+    /// `BOXINIT_CONFIG`.
+    None,
 }
 
 /// What a device spec may look like, for error messages.
-const SPEC_FORMS: &str = "expected `auto`, `LABEL=<label>`, `UUID=<XXXX-XXXX>`, \
+const SPEC_FORMS: &str = "expected `auto`, `none`, `LABEL=<label>`, `UUID=<XXXX-XXXX>`, \
      `PARTUUID=<xxxxxxxx-nn or GPT GUID>` or `/dev/<name>`";
 
 impl FromStr for DeviceSpec {
@@ -36,6 +40,9 @@ impl FromStr for DeviceSpec {
         let bad = |why: &str| format!("bad boot device `{s}`: {why}; {SPEC_FORMS}");
         if s.eq_ignore_ascii_case("auto") {
             return Ok(DeviceSpec::Auto);
+        }
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(DeviceSpec::None);
         }
         if s.starts_with('/') {
             return Ok(DeviceSpec::Path(s.to_string()));
@@ -81,6 +88,7 @@ impl fmt::Display for DeviceSpec {
             DeviceSpec::Uuid(u) => write!(f, "UUID={u}"),
             DeviceSpec::PartUuid(p) => write!(f, "PARTUUID={p}"),
             DeviceSpec::Path(p) => write!(f, "{p}"),
+            DeviceSpec::None => write!(f, "none"),
         }
     }
 }
@@ -798,6 +806,7 @@ pub fn select<'a>(cands: &'a [Candidate], spec: &DeviceSpec) -> Option<&'a Candi
             .is_some_and(|f| f.uuid.eq_ignore_ascii_case(u)),
         DeviceSpec::PartUuid(p) => eq(&c.partuuid, p),
         DeviceSpec::Path(p) => c.dev == Path::new(p),
+        DeviceSpec::None => false,
     })
 }
 
@@ -918,6 +927,7 @@ mod tests {
         let ok = [
             ("auto", DeviceSpec::Auto, "auto"),
             ("AUTO", DeviceSpec::Auto, "auto"),
+            ("none", DeviceSpec::None, "none"),
             ("LABEL=BOOT", DeviceSpec::Label("BOOT".into()), "LABEL=BOOT"),
             (
                 "label=my boot",
