@@ -23,6 +23,10 @@ pub struct Config {
     /// `[box]`: the supervised program.
     #[serde(rename = "box")]
     pub box_: BoxConfig,
+    /// `[[service]]`: more supervised programs, started in order after the box.
+    pub service: Vec<BoxConfig>,
+    /// `[watchdog]`: the hardware watchdog, petted while the machine (and the box) is alive.
+    pub watchdog: Watchdog,
     /// `[shutdown]`: how the machine goes down.
     pub shutdown: Shutdown,
 }
@@ -86,10 +90,12 @@ pub struct Modules {
     pub params: BTreeMap<String, String>,
 }
 
-/// `[box]`
+/// `[box]`, and each `[[service]]` (same keys).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BoxConfig {
+    /// What log lines call it; a service's name (`[box]`: "box").
+    pub name: Option<String>,
     /// The program, relative to the boot partition unless absolute.
     pub path: String,
     /// Arguments after the program name.
@@ -104,11 +110,30 @@ pub struct BoxConfig {
     pub on_exit: ExitAction,
     /// Delays between restarts.
     pub backoff: Backoff,
+    /// Too many restarts in a short time: give up and act.
+    pub crash_loop: CrashLoop,
+    /// Supervise it, or hand PID 1 over to it.
+    pub mode: Mode,
+    /// A tty for stdin/stdout/stderr, made its controlling terminal; None: init's console.
+    pub console: Option<String>,
+    /// User id to run as; None: root.
+    pub user: Option<u32>,
+    /// Group id to run as; None: root.
+    pub group: Option<u32>,
+    /// Supplementary group ids.
+    pub groups: Vec<u32>,
+    /// File mode creation mask, octal as a string (`"022"`); None: the init's (022).
+    pub umask: Option<String>,
+    /// Resource limits, soft = hard: `{ nofile = 1024, core = 0 }`.
+    pub rlimits: BTreeMap<String, u64>,
+    /// Set `PR_SET_NO_NEW_PRIVS`: setuid programs cannot gain privileges.
+    pub no_new_privs: bool,
 }
 
 impl Default for BoxConfig {
     fn default() -> BoxConfig {
         BoxConfig {
+            name: None,
             path: "box".to_string(),
             args: Vec::new(),
             env: BTreeMap::new(),
@@ -116,8 +141,73 @@ impl Default for BoxConfig {
             restart: RestartPolicy::default(),
             on_exit: ExitAction::default(),
             backoff: Backoff::default(),
+            crash_loop: CrashLoop::default(),
+            mode: Mode::default(),
+            console: None,
+            user: None,
+            group: None,
+            groups: Vec::new(),
+            umask: None,
+            rlimits: BTreeMap::new(),
+            no_new_privs: false,
         }
     }
+}
+
+/// `[box.crash_loop]`: more than `max` restarts within `within` means the box cannot run.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrashLoop {
+    /// Restarts allowed within the window; 0 turns the limit off.
+    pub max: u32,
+    /// The window.
+    #[serde(deserialize_with = "duration")]
+    pub within: Duration,
+    /// What to do then.
+    pub action: ExitAction,
+}
+
+impl Default for CrashLoop {
+    fn default() -> CrashLoop {
+        CrashLoop {
+            max: 0,
+            within: Duration::from_secs(60),
+            action: ExitAction::Reboot,
+        }
+    }
+}
+
+/// `[watchdog]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Watchdog {
+    /// The watchdog device; None: no watchdog.
+    pub device: Option<String>,
+    /// The timeout set on the device (whole seconds); it is petted every half of it.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// If set, pet only while the box touched `/run/boxinit/heartbeat` within this long.
+    #[serde(deserialize_with = "optional_duration")]
+    pub heartbeat: Option<Duration>,
+}
+
+impl Default for Watchdog {
+    fn default() -> Watchdog {
+        Watchdog {
+            device: None,
+            timeout: Duration::from_secs(15),
+            heartbeat: None,
+        }
+    }
+}
+
+/// An octal umask string (`"022"`, `"0o027"`) as a number.
+pub fn parse_umask(s: &str) -> Result<u32, String> {
+    let digits = s.trim().trim_start_matches("0o");
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("`{s}` is not an octal umask such as \"022\""))
 }
 
 /// `[box.backoff]`: see `backoff.rs` for how these are used.
@@ -172,6 +262,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// "`x` is not one of a, b, c", with a suggestion when one is close.
@@ -276,6 +370,8 @@ choice! {
         Poweroff = "poweroff",
         /// Halt after `rescue_delay`.
         Halt = "halt",
+        /// A shell on the console when the initramfs has `/bin/sh`, else reboot.
+        Shell = "shell",
         /// Stay up doing nothing, so the console can be read.
         Wait = "wait",
     }
@@ -302,8 +398,20 @@ choice! {
         Reboot = "reboot",
         /// Halt.
         Halt = "halt",
+        /// A shell on the console when the initramfs has `/bin/sh`, else reboot.
+        Shell = "shell",
         /// Stay up doing nothing.
         Wait = "wait",
+    }
+}
+
+choice! {
+    /// `box.mode`: how the box runs.
+    Mode default Supervise {
+        /// boxinit stays PID 1, restarts it and shuts down cleanly (the default).
+        Supervise = "supervise",
+        /// After setup, boxinit execs the box as PID 1; the box must reap and handle signals.
+        Exec = "exec",
     }
 }
 
@@ -732,7 +840,7 @@ grace = "0s"
             ),
             (
                 "[box]\ncoffee = 1\n",
-                "/boot/init.toml:2:1: unknown key `coffee` in [box] (known: path, args, env, working_dir, restart, on_exit, backoff)",
+                "/boot/init.toml:2:1: unknown key `coffee` in [box] (known: name, path, args, env, working_dir, restart, on_exit, backoff, crash_loop, mode, console, user, group, groups, umask, rlimits, no_new_privs)",
             ),
             (
                 "[bx]\npath = \"x\"\n",
@@ -740,7 +848,7 @@ grace = "0s"
             ),
             (
                 "hostname = \"x\"\n",
-                "/boot/init.toml:1:1: unknown section `hostname` (known: system, boot, modules, box, shutdown)",
+                "/boot/init.toml:1:1: unknown section `hostname` (known: system, boot, modules, box, service, watchdog, shutdown)",
             ),
             (
                 "[box]\nrestart = \"sometimes\"\n",
@@ -755,8 +863,8 @@ grace = "0s"
                 "/boot/init.toml:2:13: `system.log_level`: invalid type: integer `3`, expected a string",
             ),
             (
-                "[system]\nrescue = \"shell\"\n",
-                "/boot/init.toml:2:10: `system.rescue`: `shell` is not one of reboot, poweroff, halt, wait",
+                "[system]\nrescue = \"shel\"\n",
+                "/boot/init.toml:2:10: `system.rescue`: `shel` is not one of reboot, poweroff, halt, shell, wait; did you mean `shell`?",
             ),
             (
                 "[shutdown]\ngrace = \"5 parsecs\"\n",
@@ -768,7 +876,7 @@ grace = "0s"
             ),
             (
                 "[boot]\ndevice = \"sda1\"\n",
-                "/boot/init.toml:2:10: `boot.device`: bad boot device `sda1`: unknown form; expected `auto`, `LABEL=<label>`, `UUID=<XXXX-XXXX>`, `PARTUUID=<xxxxxxxx-nn or GPT GUID>` or `/dev/<name>`",
+                "/boot/init.toml:2:10: `boot.device`: bad boot device `sda1`: unknown form; expected `auto`, `none`, `LABEL=<label>`, `UUID=<XXXX-XXXX>`, `PARTUUID=<xxxxxxxx-nn or GPT GUID>` or `/dev/<name>`",
             ),
             (
                 "[box]\nargs = \"--fast\"\n",
