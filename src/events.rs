@@ -34,7 +34,7 @@ impl std::fmt::Display for Exit {
 }
 
 /// Blocks every signal for PID 1, so none is lost or runs a handler: they are read from the
-/// signalfd instead. Children get an empty mask back: see `sys::unblock_signals_in_child`.
+/// signalfd instead. Children get an empty mask back: see `sys::prepare_child`.
 pub fn block_all_signals() -> io::Result<()> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None)?;
     Ok(())
@@ -220,11 +220,14 @@ mod reap_tests {
 mod mask_tests {
     #[test]
     fn children_start_with_no_blocked_signals() {
-        use std::os::unix::process::CommandExt;
         super::block_all_signals().unwrap();
         let mut command = std::process::Command::new("sleep");
-        command.arg("5").process_group(0);
-        crate::sys::unblock_signals_in_child(&mut command);
+        command.arg("5");
+        let setup = crate::sys::ChildSetup {
+            new_session: true,
+            ..Default::default()
+        };
+        crate::sys::prepare_child(&mut command, setup);
         let mut child = command.spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(100));
         let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();

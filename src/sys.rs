@@ -192,26 +192,160 @@ impl Sys for Linux {
     }
 }
 
-/// Makes a child start with no blocked signals. PID 1 blocks every signal (they are read from
-/// a signalfd) and a blocked mask survives `fork` and `exec`: a box that inherited it would
-/// ignore the SIGTERM of shutdown. std's `Command` does not reset the mask (checked by the
-/// `children_start_with_no_blocked_signals` test), so this does, between fork and exec.
-pub fn unblock_signals_in_child(command: &mut std::process::Command) {
+/// What a child does to itself between `fork` and `exec`, resolved beforehand so that the
+/// child only makes system calls (no allocation, no locks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildSetup {
+    /// `setsid(2)`: its own session and process group (not for `exec` mode: PID 1 keeps its).
+    pub new_session: bool,
+    /// A tty to open as fds 0-2 and make the controlling terminal (`TIOCSCTTY`).
+    pub console: Option<CString>,
+    /// `setgroups(2)`, applied when `gid` or `uid` is set or the list is not empty.
+    pub groups: Vec<u32>,
+    /// `setgid(2)`.
+    pub gid: Option<u32>,
+    /// `setuid(2)`, last: after it the child may no longer change the others.
+    pub uid: Option<u32>,
+    /// `umask(2)`.
+    pub umask: Option<u32>,
+    /// `setrlimit(2)` with soft = hard.
+    pub rlimits: Vec<(rustix::process::Resource, u64)>,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
+    pub no_new_privs: bool,
+}
+
+/// The resource a `[box] rlimits` key names, as in `ulimit`/`prlimit` (`nofile`, `core`, ...).
+pub fn resource(name: &str) -> Option<rustix::process::Resource> {
+    use rustix::process::Resource;
+    Some(match name {
+        "cpu" => Resource::Cpu,
+        "fsize" => Resource::Fsize,
+        "data" => Resource::Data,
+        "stack" => Resource::Stack,
+        "core" => Resource::Core,
+        "rss" => Resource::Rss,
+        "nproc" => Resource::Nproc,
+        "nofile" => Resource::Nofile,
+        "memlock" => Resource::Memlock,
+        "as" => Resource::As,
+        "locks" => Resource::Locks,
+        "sigpending" => Resource::Sigpending,
+        "msgqueue" => Resource::Msgqueue,
+        "nice" => Resource::Nice,
+        "rtprio" => Resource::Rtprio,
+        "rttime" => Resource::Rttime,
+        _ => return None,
+    })
+}
+
+/// The names [`resource`] knows, for error messages.
+pub const RESOURCES: &[&str] = &[
+    "cpu",
+    "fsize",
+    "data",
+    "stack",
+    "core",
+    "rss",
+    "nproc",
+    "nofile",
+    "memlock",
+    "as",
+    "locks",
+    "sigpending",
+    "msgqueue",
+    "nice",
+    "rtprio",
+    "rttime",
+];
+
+/// Applies `setup` in the child (after std has set the working directory), then clears the
+/// signal mask. PID 1 blocks every signal (they are read from a signalfd) and a blocked mask
+/// survives `fork` and `exec`: a box that inherited it would ignore the SIGTERM of shutdown.
+/// std's `Command` does not reset the mask (checked by the
+/// `children_start_with_no_blocked_signals` test), so this does, between fork and exec. A failing step makes `spawn` (or `exec`) return that error in the parent.
+pub fn prepare_child(command: &mut std::process::Command, setup: ChildSetup) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
-    // calls are allowed; sigprocmask(2) is one, and the closure allocates nothing (the empty
-    // SigSet lives on the stack).
+    // calls are allowed. Every call below is a single raw system call through rustix or nix
+    // (setsid, open, ioctl, dup2, close, setgroups, setgid, setuid, umask, setrlimit, prctl,
+    // sigprocmask) and nothing allocates: `setup` was built before the fork and is only read;
+    // the gid list is converted on the stack in chunks.
     unsafe {
-        command.pre_exec(|| {
-            let empty = nix::sys::signal::SigSet::empty();
-            nix::sys::signal::sigprocmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&empty),
-                None,
-            )?;
-            Ok(())
-        });
+        command.pre_exec(move || child_setup(&setup));
     }
+}
+
+/// The body of [`prepare_child`]'s closure; see its SAFETY comment for what it may call.
+fn child_setup(setup: &ChildSetup) -> io::Result<()> {
+    use rustix::process::{Gid, Uid};
+    if setup.new_session {
+        rustix::process::setsid()?;
+    }
+    if let Some(tty) = &setup.console {
+        let fd = rustix::fs::open(
+            tty.as_c_str(),
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY,
+            rustix::fs::Mode::empty(),
+        )?;
+        if setup.new_session {
+            rustix::process::ioctl_tiocsctty(&fd)?;
+        }
+        rustix::stdio::dup2_stdin(&fd)?;
+        rustix::stdio::dup2_stdout(&fd)?;
+        rustix::stdio::dup2_stderr(&fd)?;
+        // fd drops (close) here unless it is one of 0-2, which cannot happen: 0-2 are open.
+    }
+    if !setup.groups.is_empty() || setup.gid.is_some() || setup.uid.is_some() {
+        const MAX: usize = 64;
+        let mut gids = [Gid::ROOT; MAX];
+        let n = setup.groups.len().min(MAX);
+        for (slot, gid) in gids.iter_mut().zip(&setup.groups) {
+            *slot = Gid::from_raw_unchecked(*gid);
+        }
+        rustix::thread::set_thread_groups(gids.get(..n).unwrap_or_default())?;
+    }
+    if let Some(gid) = setup.gid {
+        rustix::thread::set_thread_gid(Gid::from_raw_unchecked(gid))?;
+    }
+    if let Some(uid) = setup.uid {
+        rustix::thread::set_thread_uid(Uid::from_raw_unchecked(uid))?;
+    }
+    if let Some(mask) = setup.umask {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
+    }
+    for (resource, value) in &setup.rlimits {
+        let limit = rustix::process::Rlimit {
+            current: Some(*value),
+            maximum: Some(*value),
+        };
+        rustix::process::setrlimit(*resource, limit)?;
+    }
+    if setup.no_new_privs {
+        rustix::thread::set_no_new_privs(true)?;
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&empty),
+        None,
+    )?;
+    Ok(())
+}
+
+/// `WDIOC_SETTIMEOUT`: sets a watchdog device's timeout in seconds; returns the timeout the
+/// driver actually chose (drivers round to what the hardware can do).
+/// See <https://docs.kernel.org/watchdog/watchdog-api.html>.
+pub fn watchdog_set_timeout(fd: std::os::fd::BorrowedFd<'_>, seconds: i32) -> io::Result<i32> {
+    use rustix::ioctl::{opcode, Updater};
+    const WDIOC_SETTIMEOUT: rustix::ioctl::Opcode = opcode::read_write::<std::ffi::c_int>(b'W', 6);
+    let mut value: std::ffi::c_int = seconds;
+    // SAFETY: WDIOC_SETTIMEOUT is _IOWR('W', 6, int): the kernel reads and writes one int,
+    // which `value` is, and the pointer lives for the call.
+    unsafe {
+        let ctl = Updater::<WDIOC_SETTIMEOUT, std::ffi::c_int>::new(&mut value);
+        rustix::ioctl::ioctl(fd, ctl)?;
+    }
+    Ok(value)
 }
 
 /// One recorded system call: the transcript of what a phase did.
