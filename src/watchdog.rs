@@ -1,0 +1,221 @@
+//! The hardware watchdog: open the device, set its timeout, pet it from the event loop (every
+//! half timeout), optionally only while the box proves it is alive, and disarm it with the magic
+//! close on an orderly shutdown. When to pet is decided here; the loop only calls [`Watchdog::tick`].
+//!
+//! Heartbeat protocol: with `[watchdog] heartbeat` set, the box must change the modification
+//! time of `/run/boxinit/heartbeat` (write anything to it, or `touch` it) at least that often.
+//! boxinit compares the time it last saw that mtime change on its own monotonic clock, so a
+//! wall clock that jumps (no RTC, NTP) does not matter. A box that stops sends no more
+//! heartbeats, boxinit stops petting, and the watchdog resets the machine.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config;
+
+/// The file the box touches to say it is alive.
+pub const HEARTBEAT: &str = "/run/boxinit/heartbeat";
+
+/// An open watchdog device.
+pub struct Watchdog {
+    file: File,
+    device: String,
+    interval: Duration,
+    next: Instant,
+    heartbeat: Option<Heartbeat>,
+    /// Petting stopped because the heartbeat is missing (logged once).
+    starving: bool,
+}
+
+struct Heartbeat {
+    path: PathBuf,
+    limit: Duration,
+    last_mtime: Option<SystemTime>,
+    last_change: Instant,
+}
+
+/// Whether a heartbeat last seen changing at `last_change` is recent enough at `now`.
+pub fn heartbeat_fresh(last_change: Instant, now: Instant, limit: Duration) -> bool {
+    now.saturating_duration_since(last_change) <= limit
+}
+
+/// How often to pet a watchdog whose timeout is `timeout`: half of it, at least 100 ms.
+pub fn pet_interval(timeout: Duration) -> Duration {
+    (timeout / 2).max(Duration::from_millis(100))
+}
+
+impl Watchdog {
+    /// Opens and arms the watchdog `[watchdog]` names, if any; every failure is logged once and
+    /// means running without a watchdog.
+    pub fn open(cfg: &config::Watchdog, heartbeat_path: &Path, now: Instant) -> Option<Watchdog> {
+        let device = cfg.device.clone()?;
+        let file = match std::fs::OpenOptions::new().write(true).open(&device) {
+            Ok(file) => file,
+            Err(e) => {
+                log::error!("watchdog: cannot open {device}: {e}; running without a watchdog (is its driver in [modules] load?)");
+                return None;
+            }
+        };
+        let seconds = i32::try_from(cfg.timeout.as_secs().max(1)).unwrap_or(i32::MAX);
+        let timeout = match crate::sys::watchdog_set_timeout(file.as_fd(), seconds) {
+            Ok(chosen) => Duration::from_secs(u64::try_from(chosen).unwrap_or(1).max(1)),
+            Err(e) => {
+                log::warn!("watchdog: cannot set the timeout of {device} to {seconds}s ({e}); keeping the driver's, petting every {}", humantime::format_duration(pet_interval(cfg.timeout)));
+                cfg.timeout
+            }
+        };
+        let heartbeat = cfg.heartbeat.map(|limit| {
+            if let Some(dir) = heartbeat_path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let created = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(heartbeat_path);
+            if let Err(e) = created {
+                log::error!(
+                    "watchdog: cannot create {}: {e}; the box cannot send heartbeats",
+                    heartbeat_path.display()
+                );
+            }
+            // Any user may write it: the box need not run as root.
+            use std::os::unix::fs::PermissionsExt;
+            let _ =
+                std::fs::set_permissions(heartbeat_path, std::fs::Permissions::from_mode(0o666));
+            Heartbeat {
+                path: heartbeat_path.to_path_buf(),
+                limit,
+                last_mtime: mtime(heartbeat_path),
+                last_change: now,
+            }
+        });
+        let interval = pet_interval(timeout);
+        match &heartbeat {
+            Some(h) => log::info!(
+                "watchdog: {device} armed, timeout {}, petted while the box touches {} at least every {}",
+                humantime::format_duration(timeout),
+                h.path.display(),
+                humantime::format_duration(h.limit)
+            ),
+            None => log::info!(
+                "watchdog: {device} armed, timeout {}, petted every {}",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
+        }
+        let mut watchdog = Watchdog {
+            file,
+            device,
+            interval,
+            next: now,
+            heartbeat,
+            starving: false,
+        };
+        watchdog.tick(now);
+        Some(watchdog)
+    }
+
+    /// When [`tick`](Self::tick) next has work to do.
+    pub fn deadline(&self) -> Instant {
+        self.next
+    }
+
+    /// The box (re)started: it gets a whole heartbeat period before its first beat is due.
+    pub fn box_started(&mut self, now: Instant) {
+        if let Some(h) = &mut self.heartbeat {
+            h.last_change = now;
+            h.last_mtime = mtime(&h.path);
+            if self.starving {
+                log::info!("watchdog: box restarted, petting {} again", self.device);
+                self.starving = false;
+            }
+        }
+    }
+
+    /// Pets the watchdog when due, unless the box's heartbeat is missing.
+    pub fn tick(&mut self, now: Instant) {
+        if let Some(h) = &mut self.heartbeat {
+            let seen = mtime(&h.path);
+            if seen != h.last_mtime {
+                h.last_mtime = seen;
+                h.last_change = now;
+                if self.starving {
+                    log::info!("watchdog: heartbeat back, petting {} again", self.device);
+                    self.starving = false;
+                }
+            }
+            if !heartbeat_fresh(h.last_change, now, h.limit) {
+                if !self.starving {
+                    log::error!(
+                        "watchdog: no heartbeat from the box for {}: no longer petting {}, the machine resets when it expires",
+                        humantime::format_duration(h.limit),
+                        self.device
+                    );
+                    self.starving = true;
+                }
+                self.next = now + self.interval.min(Duration::from_millis(500));
+                return;
+            }
+        }
+        if now < self.next {
+            return;
+        }
+        self.pet();
+        self.next = now + self.interval;
+    }
+
+    /// One keep-alive: any write but 'V'.
+    fn pet(&mut self) {
+        if let Err(e) = self.file.write_all(b"\0") {
+            log::warn!("watchdog: cannot pet {}: {e}", self.device);
+        }
+    }
+
+    /// Orderly shutdown: pet once more, then the magic close ('V', then close) disarms it, so
+    /// the machine is not reset while it powers off or halts.
+    pub fn close(mut self) {
+        self.pet();
+        match self.file.write_all(b"V") {
+            Ok(()) => log::info!("watchdog: {} disarmed (magic close)", self.device),
+            Err(e) => log::warn!("watchdog: magic close of {} failed: {e}", self.device),
+        }
+    }
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_freshness() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let table = [(0, 5, true), (5, 5, true), (6, 5, false), (100, 5, false)];
+        for (age, limit, want) in table {
+            assert_eq!(
+                heartbeat_fresh(t0, t0 + s(age), s(limit)),
+                want,
+                "{age} {limit}"
+            );
+        }
+        // A last change "in the future" (clock weirdness) counts as fresh, never panics.
+        assert!(heartbeat_fresh(t0 + s(10), t0, s(1)));
+    }
+
+    #[test]
+    fn pets_at_half_the_timeout() {
+        assert_eq!(
+            pet_interval(Duration::from_secs(15)),
+            Duration::from_millis(7500)
+        );
+        assert_eq!(pet_interval(Duration::ZERO), Duration::from_millis(100));
+    }
+}
