@@ -1,6 +1,7 @@
-//! Orderly shutdown: TERM the box's process group, wait the grace period, TERM then KILL
-//! everything left, reap, sync, unmount (remount read-only where unmount fails), and finally
-//! `reboot(2)`. Every step says on the console how long it took. Deciding *when* to shut down
+//! Orderly shutdown: TERM each program's process group, wait the grace period, TERM then KILL
+//! everything left, reap, sync, unmount (remount read-only where unmount fails, naming the
+//! processes that hold it), and finally `reboot(2)`. Every step says on the console how long
+//! it took and what it had to kill. Deciding *when* to shut down
 //! is `supervise`'s job; ending the machine is only done from `main` through [`finish`].
 
 use std::path::Path;
@@ -23,20 +24,28 @@ const KILL_WAIT: Duration = Duration::from_secs(2);
 pub fn stop_everything(
     sys: &mut dyn Sys,
     events: &Events,
-    box_group: Option<i32>,
+    groups: &[(String, i32)],
     grace: Duration,
     root: &Path,
 ) {
     let start = Instant::now();
-    if let Some(pgid) = box_group {
-        // ESRCH: the group is already gone, which is what we want.
-        let _ = sys.kill(KillTarget::Group(pgid), SIGTERM);
-        let gone = wait_until(events, grace, || !group_alive(pgid));
-        log::info!(
-            "shutdown: box {} after {}",
-            if gone { "stopped" } else { "still running" },
-            ms(start.elapsed())
-        );
+    if !groups.is_empty() {
+        for (_, pgid) in groups {
+            // ESRCH: the group is already gone, which is what we want.
+            let _ = sys.kill(KillTarget::Group(*pgid), SIGTERM);
+        }
+        wait_until(events, grace, || {
+            groups.iter().all(|(_, g)| !group_alive(*g))
+        });
+        for (name, pgid) in groups {
+            match group_alive(*pgid) {
+                false => log::info!("shutdown: {name} stopped after {}", ms(start.elapsed())),
+                true => log::warn!(
+                    "shutdown: {name} still running {} after SIGTERM ([shutdown] grace)",
+                    ms(start.elapsed())
+                ),
+            }
+        }
     }
     if events::has_children() || any_process_left(root) {
         let step = Instant::now();
@@ -69,18 +78,29 @@ pub fn unmount_all(sys: &mut dyn Sys, root: &Path) {
     let text = std::fs::read_to_string(root.join("proc/mounts")).unwrap_or_default();
     for entry in mounts::unmount_order(&mounts::parse_mounts(&text)) {
         let target = Path::new(&entry.target);
+        let step = Instant::now();
         match sys.unmount(target) {
-            Ok(()) => log::info!("shutdown: unmounted {}", entry.target),
-            Err(e) => match sys.remount(target, crate::sys::MountFlags::RDONLY) {
-                Ok(()) => log::warn!(
-                    "shutdown: cannot unmount {} ({e}); remounted it read-only",
-                    entry.target
-                ),
-                Err(e2) => log::error!(
-                    "shutdown: cannot unmount {} ({e}) nor remount it read-only ({e2})",
-                    entry.target
-                ),
-            },
+            Ok(()) => log::info!(
+                "shutdown: unmounted {} in {}",
+                entry.target,
+                ms(step.elapsed())
+            ),
+            Err(e) => {
+                let held = match holders(root, target).as_slice() {
+                    [] => String::new(),
+                    users => format!(", held by {}", users.join(", ")),
+                };
+                match sys.remount(target, crate::sys::MountFlags::RDONLY) {
+                    Ok(()) => log::warn!(
+                        "shutdown: cannot unmount {} ({e}{held}); remounted it read-only",
+                        entry.target
+                    ),
+                    Err(e2) => log::error!(
+                        "shutdown: cannot unmount {} ({e}{held}) nor remount it read-only ({e2})",
+                        entry.target
+                    ),
+                }
+            }
         }
     }
     sys.sync();
@@ -153,6 +173,44 @@ fn processes_left(root: &Path) -> Vec<String> {
     left
 }
 
+/// Processes that use something under the mount point `target` (cwd, root, program, an open
+/// file or a mapped one), as "pid (name)": who kept an unmount busy.
+fn holders(root: &Path, target: &Path) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(root.join("proc")) else {
+        return Vec::new();
+    };
+    let under = |link: &Path| link.starts_with(target);
+    let mut found = Vec::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let proc = entry.path();
+        let links = ["cwd", "root", "exe"]
+            .iter()
+            .filter_map(|l| std::fs::read_link(proc.join(l)).ok());
+        let fds = std::fs::read_dir(proc.join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok());
+        let maps = std::fs::read_to_string(proc.join("maps")).unwrap_or_default();
+        let mapped = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .any(|p| under(Path::new(p)));
+        let uses = mapped || links.chain(fds).any(|l| under(&l));
+        // "/" holds everything: only the processes using it directly would be noise.
+        if uses && target != Path::new("/") {
+            let comm = std::fs::read_to_string(proc.join("comm")).unwrap_or_default();
+            found.push(format!("{pid} ({})", comm.trim()));
+        }
+    }
+    found.sort();
+    found
+}
+
 fn any_process_left(root: &Path) -> bool {
     !processes_left(root).is_empty()
 }
@@ -185,6 +243,30 @@ mod tests {
             rec.transcript(),
             "umount(/data)\numount(/boot)\nremount(/boot, MountFlags(RDONLY))\nsync()\n"
         );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn holders_of_a_mount() {
+        let root = std::env::temp_dir().join(format!("boxinit-holders-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (pid, comm, cwd, fd) in [
+            ("1", "init", "/", "/dev/console"),
+            ("50", "box", "/data/work", "/dev/null"),
+            ("51", "logger", "/", "/data/log.txt"),
+            ("52", "other", "/database", "/dev/null"),
+        ] {
+            let dir = root.join("proc").join(pid);
+            std::fs::create_dir_all(dir.join("fd")).unwrap();
+            std::fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
+            std::os::unix::fs::symlink(cwd, dir.join("cwd")).unwrap();
+            std::os::unix::fs::symlink(fd, dir.join("fd/3")).unwrap();
+        }
+        assert_eq!(
+            holders(&root, Path::new("/data")),
+            ["50 (box)", "51 (logger)"]
+        );
+        assert!(holders(&root, Path::new("/boot")).is_empty());
         std::fs::remove_dir_all(&root).unwrap();
     }
 
