@@ -15,12 +15,14 @@ mod partition;
 mod shutdown;
 mod supervise;
 mod sys;
+mod watchdog;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use config::{Config, Layer};
 use events::Events;
+use partition::DeviceSpec;
 use sys::{Linux, Reboot, Sys};
 
 /// The built-in config, written into the initramfs by `cargo xtask initramfs`.
@@ -29,6 +31,13 @@ const BUILTIN_CONFIG: &str = "/etc/init.toml";
 const BOOT_DIR: &str = "/boot";
 /// The config on the boot partition, relative to [`BOOT_DIR`].
 const BOOT_CONFIG: &str = "init.toml";
+/// An env var naming one more config file, read after the built-in one: for boxinit as PID 1
+/// outside an initramfs (a PID namespace, a container). Env words without a dot reach init
+/// from the kernel command line too.
+const CONFIG_ENV: &str = "BOXINIT_CONFIG";
+/// `BOXINIT_LOG=console`: log to stderr (init's console) instead of `/dev/kmsg`, and leave
+/// the kernel's printk settings alone. For PID namespaces, whose kmsg is the host's.
+const LOG_ENV: &str = "BOXINIT_LOG";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -59,14 +68,26 @@ fn multicall(args: &[String]) -> i32 {
     }
 }
 
-/// `reboot`, `poweroff`, `halt`: ask PID 1, the way busybox init understands too.
-fn signal_init(tool: &str, _args: &[String]) -> i32 {
+/// `reboot`, `poweroff`, `halt`: ask PID 1, the way busybox init understands too; with `-f`,
+/// act at once: sync and `reboot(2)`, no orderly shutdown.
+fn signal_init(tool: &str, args: &[String]) -> i32 {
     use nix::sys::signal::Signal;
-    let signal = match tool {
-        "poweroff" => Signal::SIGUSR2,
-        "halt" => Signal::SIGUSR1,
-        _ => Signal::SIGTERM,
+    let (signal, how) = match tool {
+        "poweroff" => (Signal::SIGUSR2, Reboot::PowerOff),
+        "halt" => (Signal::SIGUSR1, Reboot::Halt),
+        _ => (Signal::SIGTERM, Reboot::Restart),
     };
+    if args.iter().any(|a| a == "-f" || a == "--force") {
+        let mut sys = Linux;
+        sys.sync();
+        return match sys.reboot(how) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{tool} -f: reboot(2) failed: {e} (it needs root)");
+                1
+            }
+        };
+    }
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), signal) {
         Ok(()) => 0,
         Err(e) => {
@@ -117,10 +138,9 @@ fn boot() -> ! {
     // 2. Kernel filesystems; without proc, sys and /dev nothing else works.
     early_setup(&mut sys);
     log::info!("started at {} (CLOCK_BOOTTIME)", boottime());
-    // 3. Built-in config + kernel command line.
+    // 3. Built-in config (and BOXINIT_CONFIG) + kernel command line.
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let builtin = read_layer(BUILTIN_CONFIG);
-    let cfg = load_config(std::slice::from_ref(&builtin), &cmdline);
+    let cfg = load_config(&config_layers(None), &cmdline);
     log::set_max_level(cfg.system.log_level.into());
     let events = match Events::open() {
         Ok(events) => events,
@@ -128,48 +148,145 @@ fn boot() -> ! {
     };
     // 4. The modules the boot partition needs.
     load_boot_modules(&mut sys, &cfg, &cmdline);
-    // 5. The boot partition, mounted on /boot.
-    let boot_mounted = bootpart::mount_boot(&mut sys, &events, &cfg.boot, Path::new(BOOT_DIR));
+    // 5. The boot partition, mounted on /boot (unless there is none).
+    let boot_dir = match cfg.boot.device {
+        DeviceSpec::None => {
+            log::info!("no boot partition ([boot] device = \"none\")");
+            None
+        }
+        _ => bootpart::mount_boot(&mut sys, &events, &cfg.boot, Path::new(BOOT_DIR))
+            .then_some(Path::new(BOOT_DIR)),
+    };
     // 6. The boot partition's init.toml over the built-in one.
-    let cfg = match boot_mounted {
-        true => {
-            let boot_config = read_layer(&format!("{BOOT_DIR}/{BOOT_CONFIG}"));
-            let full = load_config(&[builtin, boot_config], &cmdline);
-            bootpart::apply_read_only(
-                &mut sys,
-                cfg.boot.read_only,
-                &full.boot,
-                Path::new(BOOT_DIR),
-            );
+    let cfg = match boot_dir {
+        Some(dir) => {
+            let full = load_config(&config_layers(Some(dir)), &cmdline);
+            bootpart::apply_read_only(&mut sys, cfg.boot.read_only, &full.boot, dir);
             full
         }
-        false => cfg,
+        None => cfg,
     };
     log::set_max_level(cfg.system.log_level.into());
     apply_system(&mut sys, &cfg);
     log::info!("setup done in {}ms", started.elapsed().as_millis());
-    if !boot_mounted && !Path::new(&cfg.box_.path).is_absolute() {
-        rescue(&mut sys, &cfg, "no boot partition, so no box to run");
+    let box_program = match supervise::program(&cfg.box_, boot_dir) {
+        Ok(program) => program,
+        Err(_) if cfg.boot.device != DeviceSpec::None => {
+            rescue(&mut sys, &cfg, "no boot partition, so no box to run")
+        }
+        Err(e) => rescue(&mut sys, &cfg, &e),
+    };
+    // 7a. mode = "exec": the box becomes PID 1 and owes reaping and signals from now on.
+    if cfg.box_.mode == config::Mode::Exec {
+        log::info!(
+            "exec {} as PID 1 (mode = \"exec\")",
+            box_program.program.display()
+        );
+        let e = supervise::exec(&box_program);
+        rescue(
+            &mut sys,
+            &cfg,
+            &format!("cannot exec {}: {e}", box_program.program.display()),
+        );
     }
-    // 7. Run and supervise the box until a signal or its exit policy asks to stop.
-    let spec = supervise::box_spec(&cfg.box_, Path::new(BOOT_DIR));
-    let mut supervisor = supervise::Supervisor::new(spec, &cfg.box_, Instant::now());
-    let how = supervise::run(&events, &mut supervisor);
+    // 7b. Run and supervise the box and the services until a signal or an exit action says stop.
+    let mut supervisors = vec![supervise::Supervisor::new(
+        cfg.box_.clone(),
+        box_program,
+        Instant::now(),
+    )];
+    for (service, program) in service_programs(&cfg, boot_dir) {
+        supervisors.push(supervise::Supervisor::new(service, program, Instant::now()));
+    }
+    let mut watchdog = watchdog::Watchdog::open(
+        &cfg.watchdog,
+        Path::new(watchdog::HEARTBEAT),
+        Instant::now(),
+    );
+    let mut reload = || {
+        let cfg = load_config(&config_layers(boot_dir), &cmdline);
+        log::set_max_level(cfg.system.log_level.into());
+        let mut programs = match supervise::program(&cfg.box_, boot_dir) {
+            Ok(program) => vec![(cfg.box_.clone(), program)],
+            Err(e) => {
+                log::error!("reload: {e}; keeping the running configuration");
+                return None;
+            }
+        };
+        programs.extend(service_programs(&cfg, boot_dir));
+        Some((programs, cfg.shutdown.grace))
+    };
+    let how = supervise::run(
+        supervise::Loop {
+            events: &events,
+            sys: &mut sys,
+            watchdog: watchdog.as_mut(),
+            reload: &mut reload,
+        },
+        &mut supervisors,
+    );
     // 8. Orderly shutdown.
+    let groups: Vec<(String, i32)> = supervisors
+        .iter()
+        .filter_map(|s| Some((s.name().to_string(), s.process_group()?)))
+        .collect();
     shutdown::stop_everything(
         &mut sys,
         &events,
-        supervisor.process_group(),
+        &groups,
         cfg.shutdown.grace,
         Path::new("/"),
     );
+    if let Some(watchdog) = watchdog {
+        watchdog.close();
+    }
     shutdown::finish(&mut sys, how)
+}
+
+/// The `[[service]]`s that can run; each one that cannot is logged and left out.
+fn service_programs(
+    cfg: &Config,
+    boot_dir: Option<&Path>,
+) -> Vec<(config::BoxConfig, supervise::Program)> {
+    let mut programs = Vec::new();
+    for (i, service) in cfg.service.iter().enumerate() {
+        let mut service = service.clone();
+        let name = service
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("service{}", i + 1));
+        service.name = Some(name.clone());
+        match supervise::program(&service, boot_dir) {
+            Ok(program) => programs.push((service, program)),
+            Err(e) => log::error!("[[service]] {e}; it is not started"),
+        }
+    }
+    programs
+}
+
+/// The config files, lowest precedence first: built-in, `BOXINIT_CONFIG`, the boot partition's.
+fn config_layers(boot_dir: Option<&Path>) -> Vec<Layer> {
+    let mut layers = vec![read_layer(BUILTIN_CONFIG)];
+    if let Some(path) = std::env::var_os(CONFIG_ENV) {
+        layers.push(read_layer(&path.to_string_lossy()));
+    }
+    if let Some(dir) = boot_dir {
+        layers.push(read_layer(&dir.join(BOOT_CONFIG).display().to_string()));
+    }
+    layers
+}
+
+/// Whether logs go to `/dev/kmsg` (the default) rather than stderr (`BOXINIT_LOG=console`).
+fn log_to_kmsg() -> bool {
+    std::env::var_os(LOG_ENV).is_none_or(|v| v != "console")
 }
 
 fn early_setup(sys: &mut dyn Sys) {
     match mounts::mount_early(sys) {
         Ok(report) => {
-            let _ = kmsg::open_kmsg();
+            if log_to_kmsg() {
+                let _ = kmsg::open_kmsg();
+            }
             if report.dev_fallback {
                 log::warn!(
                     "no devtmpfs in this kernel: /dev is a tmpfs with the essential nodes only"
@@ -180,15 +297,24 @@ fn early_setup(sys: &mut dyn Sys) {
             }
         }
         Err(e) => {
-            let _ = kmsg::open_kmsg();
+            if log_to_kmsg() {
+                let _ = kmsg::open_kmsg();
+            }
             rescue(sys, &Config::default(), &e.to_string());
         }
     }
     // Userspace writes to kmsg are rate-limited by default (10 lines per 5 s): lift that, as
     // systemd does, so no boot message is lost.
-    let _ = sys.write_file(Path::new("/proc/sys/kernel/printk_devkmsg"), "on\n");
-    if let Err(e) = sys.reboot(Reboot::CtrlAltDelOff) {
-        log::warn!("cannot turn Ctrl-Alt-Del off: {e}");
+    if log_to_kmsg() {
+        let _ = sys.write_file(Path::new("/proc/sys/kernel/printk_devkmsg"), "on\n");
+    }
+    match sys.reboot(Reboot::CtrlAltDelOff) {
+        Ok(()) => {}
+        // In a PID namespace reboot(2) only knows restart, power-off and halt: nothing to turn off.
+        Err(e)
+            if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+                && !is_first_pid_namespace() => {}
+        Err(e) => log::warn!("cannot turn Ctrl-Alt-Del off: {e}"),
     }
 }
 
@@ -277,6 +403,10 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
         RescueAction::Reboot => Some(Reboot::Restart),
         RescueAction::Poweroff => Some(Reboot::PowerOff),
         RescueAction::Halt => Some(Reboot::Halt),
+        RescueAction::Shell => {
+            log::error!("cannot boot: {why}");
+            rescue_shell(sys)
+        }
         RescueAction::Wait => None,
     };
     log::error!("cannot boot: {why}");
@@ -294,6 +424,41 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
             std::thread::sleep(Duration::from_secs(3600));
         },
     }
+}
+
+/// `rescue = "shell"`: a shell on the console, reaping everything until it exits; then reboot.
+/// Without `/bin/sh` in the initramfs: reboot at once, saying why.
+fn rescue_shell(sys: &mut dyn Sys) -> ! {
+    let started = supervise::shell_program().map(|(_, program)| supervise::spawn(&program));
+    match started {
+        Some(Ok(pid)) => {
+            log::error!(
+                "rescue: a shell on the console ({}, pid {pid}); the machine reboots when it exits",
+                supervise::SHELL
+            );
+            loop {
+                match rustix::process::wait(rustix::process::WaitOptions::empty()) {
+                    Ok(Some((reaped, _))) if reaped.as_raw_nonzero().get() == pid => break,
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    // ECHILD: nothing left to wait for.
+                    Err(_) => break,
+                }
+            }
+        }
+        Some(Err(e)) => log::error!("rescue: cannot start {}: {e}; rebooting", supervise::SHELL),
+        None => log::error!(
+            "rescue: no {} in this initramfs for a shell; rebooting",
+            supervise::SHELL
+        ),
+    }
+    sys.sync();
+    shutdown::finish(sys, Reboot::Restart)
+}
+
+/// Whether this PID 1 is the machine's, not a PID namespace's (whose reboot(2) ends only it).
+fn is_first_pid_namespace() -> bool {
+    // The first PID namespace has the kernel threads; kthreadd is its PID 2.
+    std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd")
 }
 
 /// Seconds since boot, from CLOCK_BOOTTIME, for the benchmark's markers.
