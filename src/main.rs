@@ -170,7 +170,7 @@ fn boot() -> ! {
     apply_system(&mut sys, &cfg);
     log::info!("setup done in {}ms", started.elapsed().as_millis());
     let box_program = match supervise::program(&cfg.box_, boot_dir) {
-        Ok(program) => program,
+        Ok(program) => with_heartbeat(program, &cfg),
         Err(_) if cfg.boot.device != DeviceSpec::None => {
             rescue(&mut sys, &cfg, "no boot partition, so no box to run")
         }
@@ -207,7 +207,7 @@ fn boot() -> ! {
         let cfg = load_config(&config_layers(boot_dir), &cmdline);
         log::set_max_level(cfg.system.log_level.into());
         let mut programs = match supervise::program(&cfg.box_, boot_dir) {
-            Ok(program) => vec![(cfg.box_.clone(), program)],
+            Ok(program) => vec![(cfg.box_.clone(), with_heartbeat(program, &cfg))],
             Err(e) => {
                 log::error!("reload: {e}; keeping the running configuration");
                 return None;
@@ -241,6 +241,17 @@ fn boot() -> ! {
         watchdog.close();
     }
     shutdown::finish(&mut sys, how)
+}
+
+/// With `[watchdog] heartbeat`, the box is told where to send it: `BOXINIT_HEARTBEAT`.
+fn with_heartbeat(mut program: supervise::Program, cfg: &Config) -> supervise::Program {
+    if cfg.watchdog.device.is_some() && cfg.watchdog.heartbeat.is_some() {
+        program.env.push((
+            "BOXINIT_HEARTBEAT".to_string(),
+            watchdog::HEARTBEAT.to_string(),
+        ));
+    }
+    program
 }
 
 /// The `[[service]]`s that can run; each one that cannot is logged and left out.
@@ -313,7 +324,7 @@ fn early_setup(sys: &mut dyn Sys) {
         // In a PID namespace reboot(2) only knows restart, power-off and halt: nothing to turn off.
         Err(e)
             if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
-                && !is_first_pid_namespace() => {}
+                && !shutdown::is_first_pid_namespace(Path::new("/")) => {}
         Err(e) => log::warn!("cannot turn Ctrl-Alt-Del off: {e}"),
     }
 }
@@ -453,12 +464,6 @@ fn rescue_shell(sys: &mut dyn Sys) -> ! {
     }
     sys.sync();
     shutdown::finish(sys, Reboot::Restart)
-}
-
-/// Whether this PID 1 is the machine's, not a PID namespace's (whose reboot(2) ends only it).
-fn is_first_pid_namespace() -> bool {
-    // The first PID namespace has the kernel threads; kthreadd is its PID 2.
-    std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd")
 }
 
 /// Seconds since boot, from CLOCK_BOOTTIME, for the benchmark's markers.

@@ -69,12 +69,14 @@ pub fn stop_everything(
     let step = Instant::now();
     sys.sync();
     log::info!("shutdown: synced in {}", ms(step.elapsed()));
-    unmount_all(sys, root);
+    // In a PID namespace (tests, containers) the file systems are the host's: a read-only
+    // remount would change the host's superblock, so only this namespace's unmounts are done.
+    unmount_all(sys, root, is_first_pid_namespace(root));
     log::info!("shutdown: done in {}", ms(start.elapsed()));
 }
 
 /// Unmounts what holds data, innermost first; remounts read-only what cannot be unmounted.
-pub fn unmount_all(sys: &mut dyn Sys, root: &Path) {
+pub fn unmount_all(sys: &mut dyn Sys, root: &Path, remount_read_only: bool) {
     let text = std::fs::read_to_string(root.join("proc/mounts")).unwrap_or_default();
     for entry in mounts::unmount_order(&mounts::parse_mounts(&text)) {
         let target = Path::new(&entry.target);
@@ -90,6 +92,13 @@ pub fn unmount_all(sys: &mut dyn Sys, root: &Path) {
                     [] => String::new(),
                     users => format!(", held by {}", users.join(", ")),
                 };
+                if !remount_read_only {
+                    log::warn!(
+                        "shutdown: cannot unmount {} ({e}{held}); left as it is (a PID namespace shares it with the host)",
+                        entry.target
+                    );
+                    continue;
+                }
                 match sys.remount(target, crate::sys::MountFlags::RDONLY) {
                     Ok(()) => log::warn!(
                         "shutdown: cannot unmount {} ({e}{held}); remounted it read-only",
@@ -173,6 +182,12 @@ fn processes_left(root: &Path) -> Vec<String> {
     left
 }
 
+/// Whether this PID 1 is the machine's, not a PID namespace's (whose reboot(2) ends only it).
+pub fn is_first_pid_namespace(root: &Path) -> bool {
+    // The first PID namespace has the kernel threads; kthreadd is its PID 2.
+    std::fs::read_to_string(root.join("proc/2/comm")).is_ok_and(|c| c.trim() == "kthreadd")
+}
+
 /// Processes that use something under the mount point `target` (cwd, root, program, an open
 /// file or a mapped one), as "pid (name)": who kept an unmount busy.
 fn holders(root: &Path, target: &Path) -> Vec<String> {
@@ -238,11 +253,19 @@ mod tests {
             |c| matches!(c, crate::sys::Call::Unmount { target } if target == "/boot"),
             16,
         );
-        unmount_all(&mut rec, &root);
+        unmount_all(&mut rec, &root, true);
         assert_eq!(
             rec.transcript(),
             "umount(/data)\numount(/boot)\nremount(/boot, MountFlags(RDONLY))\nsync()\n"
         );
+        // In a PID namespace: no read-only remount of the host's file systems.
+        let mut rec = Recorder::new();
+        rec.fail_when(
+            |c| matches!(c, crate::sys::Call::Unmount { target } if target == "/boot"),
+            16,
+        );
+        unmount_all(&mut rec, &root, false);
+        assert_eq!(rec.transcript(), "umount(/data)\numount(/boot)\nsync()\n");
         std::fs::remove_dir_all(&root).unwrap();
     }
 
