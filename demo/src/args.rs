@@ -15,6 +15,10 @@ pub const HELP: &[&str] = &[
     "exit=N            exit with status N (0-255)",
     "crash             abort (SIGABRT)",
     "write=PATH:TEXT   write TEXT and a newline to PATH (no fsync)",
+    "slow-write=PATH:N write lines `line 1`..`line N` to PATH, 20 ms apart (no fsync)",
+    "hold-term         block SIGTERM: finish the work first (shutdown's grace period)",
+    "poweroff-after=D  ask init to power off after D, while going on with the next words",
+    "heartbeat=N       touch $BOXINIT_HEARTBEAT N times, 300 ms apart, then stop",
     "poweroff          ask init to power off (SIGUSR2 to PID 1)",
     "reboot            ask init to reboot (SIGTERM to PID 1)",
     "halt              ask init to halt (SIGUSR1 to PID 1)",
@@ -44,6 +48,19 @@ pub enum Action {
         /// Written followed by a newline.
         text: String,
     },
+    /// `slow-write=PATH:N`.
+    SlowWrite {
+        /// The file to create or truncate.
+        path: PathBuf,
+        /// How many lines.
+        lines: u32,
+    },
+    /// `hold-term`: block SIGTERM.
+    HoldTerm,
+    /// `poweroff-after=DURATION`: a thread asks init to power off later.
+    PoweroffAfter(Duration),
+    /// `heartbeat=N`: N heartbeats to the watchdog, then none.
+    Heartbeat(u32),
     /// `poweroff`, `reboot` or `halt`: signal PID 1, then sleep forever.
     AskInit(InitRequest),
     /// `rss`: print PID 1's VmRSS.
@@ -111,6 +128,24 @@ pub fn parse(word: &str) -> Result<Action, ParseError> {
             }),
             _ => Err(bad("expected write=PATH:TEXT")),
         },
+        ("slow-write", Some(spec)) => match spec.rsplit_once(':') {
+            Some((path, n)) if !path.is_empty() => n
+                .parse()
+                .map(|lines| Action::SlowWrite {
+                    path: PathBuf::from(path),
+                    lines,
+                })
+                .map_err(|_| bad("expected slow-write=PATH:N")),
+            _ => Err(bad("expected slow-write=PATH:N")),
+        },
+        ("poweroff-after", Some(d)) => parse_duration(d)
+            .map(Action::PoweroffAfter)
+            .map_err(|e| bad(&e)),
+        ("heartbeat", Some(n)) => n
+            .parse()
+            .map(Action::Heartbeat)
+            .map_err(|_| bad("expected a count, e.g. heartbeat=5")),
+        ("hold-term", None) => Ok(Action::HoldTerm),
         ("check-zombies", None) => Ok(Action::CheckZombies),
         ("crash", None) => Ok(Action::Crash),
         ("poweroff", None) => Ok(Action::AskInit(InitRequest::Poweroff)),

@@ -167,6 +167,30 @@ fn run(action: Action) {
                 Err(error) => say!("cannot write {}: {error}", path.display()),
             }
         }
+        Action::SlowWrite { path, lines } => slow_write(&path, lines),
+        Action::HoldTerm => {
+            let mut term = nix::sys::signal::SigSet::empty();
+            term.add(nix::sys::signal::Signal::SIGTERM);
+            match nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_BLOCK,
+                Some(&term),
+                None,
+            ) {
+                Ok(()) => say!("holding SIGTERM until the work is done"),
+                Err(error) => say!("cannot block SIGTERM: {error}"),
+            }
+        }
+        Action::PoweroffAfter(delay) => {
+            thread::spawn(move || {
+                thread::sleep(delay);
+                say!("asking init to poweroff");
+                let _ = rustix::process::kill_process(
+                    rustix::process::Pid::INIT,
+                    rustix::process::Signal::USR2,
+                );
+            });
+        }
+        Action::Heartbeat(count) => heartbeat(count),
         Action::AskInit(request) => ask_init(request),
         Action::Rss => show_init_rss(),
         Action::Wait => {
@@ -180,6 +204,42 @@ fn run(action: Action) {
             }
         }
     }
+}
+
+/// Writes `line 1`..`line N`, one write per line, 20 ms apart, without fsync: a power-off in
+/// the middle is the init's to handle (grace period, sync, unmount).
+fn slow_write(path: &std::path::Path, lines: u32) {
+    use std::io::Write;
+    let mut file = match fs::File::create(path) {
+        Ok(file) => file,
+        Err(error) => {
+            say!("cannot write {}: {error}", path.display());
+            return;
+        }
+    };
+    for i in 1..=lines {
+        if let Err(error) = file.write_all(format!("line {i}\n").as_bytes()) {
+            say!("cannot write {}: {error}", path.display());
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    say!("wrote {lines} lines to {}", path.display());
+}
+
+/// Touches the file `BOXINIT_HEARTBEAT` names `count` times, 300 ms apart.
+fn heartbeat(count: u32) {
+    let Some(path) = std::env::var_os("BOXINIT_HEARTBEAT") else {
+        say!("no BOXINIT_HEARTBEAT: is [watchdog] heartbeat set?");
+        return;
+    };
+    for _ in 0..count {
+        if let Err(error) = fs::write(&path, b"alive\n") {
+            say!("cannot send a heartbeat: {error}");
+        }
+        thread::sleep(Duration::from_millis(300));
+    }
+    say!("heartbeat stopped");
 }
 
 /// Prints why a word was not understood; at the prompt, with a hint.
