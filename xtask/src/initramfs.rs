@@ -28,6 +28,9 @@ pub struct Options<'a> {
     pub modules: &'a [String],
     /// a TOML file to install as `/etc/init.toml` (`modules.load` is added when it lacks one)
     pub config: Option<&'a Path>,
+    /// a static busybox to pack as `/bin/busybox` with `/bin/sh` linked to it (shell
+    /// scenarios, `on_exit = "shell"`); None: no shell in the initramfs
+    pub busybox: Option<&'a Path>,
 }
 
 /// What [`make`] wrote.
@@ -114,6 +117,13 @@ pub fn make(opts: &Options, out: &Path) -> Result<Initramfs> {
         "etc/init.toml",
         Node::File(0o644, config.clone().into_bytes()),
     );
+    if let Some(busybox) = opts.busybox {
+        let data = std::fs::read(busybox)
+            .with_context(|| format!("cannot read busybox {}", busybox.display()))?;
+        tree.add("bin", Node::Dir(0o755));
+        tree.add("bin/busybox", Node::File(0o755, data));
+        tree.add("bin/sh", Node::Symlink("busybox".into()));
+    }
 
     let moddir = format!("lib/modules/{}", opts.kernel.release);
     tree.add(&moddir, Node::Dir(0o755));
@@ -357,6 +367,7 @@ mod tests {
             index: &index,
             modules: &modules,
             config: None,
+            busybox: None,
         };
         let out = dir.join("initramfs.cpio.gz");
         let made = make(&opts, &out).unwrap();

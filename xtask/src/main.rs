@@ -183,6 +183,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                     index: &index,
                     modules: &modules.modules,
                     config: config.as_deref(),
+                    busybox: None,
                 },
                 &out,
             )?;
@@ -239,6 +240,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 config: disk.config,
                 files: disk.files,
                 disk_size_mib: 0,
+                busybox: false,
             };
             let code = qemu::run(&opts, &append)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));

@@ -187,6 +187,8 @@ pub struct PrepareOptions {
     pub files: Option<PathBuf>,
     /// disk size; 0: 64 MiB
     pub disk_size_mib: u32,
+    /// pack Debian's static busybox as `/bin/sh` (fetched once, see `busybox.rs`)
+    pub busybox: bool,
 }
 
 /// The files of one prepared boot, in `out_dir`.
@@ -233,6 +235,10 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let initrd = out_dir.join("initramfs.cpio.gz");
+    let busybox = match opts.busybox {
+        true => Some(crate::busybox::fetch(opts.arch)?),
+        false => None,
+    };
     let initramfs = initramfs::make_verbose(
         &initramfs::Options {
             arch: opts.arch,
@@ -241,6 +247,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
             index: &context.index,
             modules: &opts.modules,
             config: opts.builtin_config.as_deref(),
+            busybox: busybox.as_deref(),
         },
         &initrd,
     )?;

@@ -32,6 +32,10 @@ pub struct Scenario {
     pub cmdline: String,
     /// Checks on the disk image after QEMU exited.
     pub after: Vec<After>,
+    /// More QEMU arguments (`qemu-args`, whitespace-separated), e.g. `-serial null` for ttyS1.
+    pub qemu_args: Vec<String>,
+    /// Pack busybox as `/bin/sh` into the initramfs (a `busybox` file exists).
+    pub busybox: bool,
 }
 
 /// A check of the disk image once QEMU has exited.
@@ -41,6 +45,8 @@ pub enum After {
     FatClean,
     /// The file exists on the FAT with this text (plus a newline).
     File { name: String, text: String },
+    /// The file holds exactly the lines `line 1` .. `line N` (the demo's `slow-write`).
+    Lines { name: String, count: u32 },
 }
 
 impl Scenario {
@@ -58,12 +64,20 @@ impl Scenario {
             .join(" ");
         let after =
             parse_after(&read("after")).with_context(|| format!("{}/after", dir.display()))?;
+        let qemu_args = read("qemu-args")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .flat_map(str::split_whitespace)
+            .map(str::to_string)
+            .collect();
         Ok(Scenario {
             name,
             dir: dir.to_path_buf(),
             expected,
             cmdline,
             after,
+            qemu_args,
+            busybox: dir.join("busybox").exists(),
         })
     }
 
@@ -91,11 +105,20 @@ fn parse_after(text: &str) -> Result<Vec<After>> {
         let mut words = line.splitn(3, ' ');
         match (words.next(), words.next(), words.next()) {
             (Some("fat-clean"), None, None) => checks.push(After::FatClean),
+            (Some("lines"), Some(name), Some(count)) => checks.push(After::Lines {
+                name: name.to_string(),
+                count: count
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("`{line}`: not a line count"))?,
+            }),
             (Some("file"), Some(name), text) => checks.push(After::File {
                 name: name.to_string(),
                 text: text.unwrap_or("").to_string(),
             }),
-            _ => bail!("unknown check `{line}` (known: `fat-clean`, `file NAME TEXT`)"),
+            _ => bail!(
+                "unknown check `{line}` (known: `fat-clean`, `file NAME TEXT`, `lines NAME N`)"
+            ),
         }
     }
     Ok(checks)
@@ -136,10 +159,12 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         kernel: kernel.clone(),
         builtin_config: scenario.file("builtin.toml"),
         config: scenario.file("init.toml"),
+        busybox: scenario.busybox,
         ..Default::default()
     };
     let prepared = qemu::prepare(&opts, &out_dir)?;
-    let boot = prepared.boot(&scenario.cmdline);
+    let mut boot = prepared.boot(&scenario.cmdline);
+    boot.extra_args.extend(scenario.qemu_args.iter().cloned());
     let started = Instant::now();
     let mut child = qemu::command(&boot, false)
         .stdout(Stdio::piped())
@@ -262,6 +287,23 @@ fn check_after(checks: &[After], disk: &Path) -> Vec<String> {
                 Ok(None) => failures.push(format!("{name} is not on the disk")),
                 Err(e) => failures.push(format!("cannot read {name} from the disk: {e:#}")),
             },
+            After::Lines { name, count } => {
+                let want: String = (1..=*count).map(|i| format!("line {i}\n")).collect();
+                match image::read_file(disk, name) {
+                    Ok(Some(bytes)) if bytes == want.as_bytes() => {}
+                    Ok(Some(bytes)) => {
+                        let text = String::from_utf8_lossy(&bytes);
+                        failures.push(format!(
+                            "{name} on the disk is incomplete: {} bytes, {} lines, ends {:?}; expected {count} lines",
+                            bytes.len(),
+                            text.lines().count(),
+                            text.lines().last().unwrap_or("")
+                        ))
+                    }
+                    Ok(None) => failures.push(format!("{name} is not on the disk")),
+                    Err(e) => failures.push(format!("cannot read {name} from the disk: {e:#}")),
+                }
+            }
         }
     }
     failures
@@ -320,7 +362,9 @@ mod tests {
 
     #[test]
     fn after_checks_parse() {
-        let checks = parse_after("# c\nfat-clean\nfile hello.txt two words\nfile empty\n").unwrap();
+        let checks =
+            parse_after("# c\nfat-clean\nfile hello.txt two words\nfile empty\nlines data.txt 3\n")
+                .unwrap();
         assert_eq!(
             checks,
             [
@@ -332,6 +376,10 @@ mod tests {
                 After::File {
                     name: "empty".into(),
                     text: String::new()
+                },
+                After::Lines {
+                    name: "data.txt".into(),
+                    count: 3
                 },
             ]
         );

@@ -35,7 +35,10 @@ pub fn ending_of(raw_console: &str) -> Ending {
         Ending::Panic
     } else if raw_console.contains("reboot: Power down") {
         Ending::PowerOff
-    } else if raw_console.contains("reboot: Restarting system") {
+    } else if raw_console.contains("reboot: Restarting system")
+        // A watchdog reset (softdog's emergency_restart prints no "reboot:" line).
+        || raw_console.contains("softdog: Initiating system reboot")
+    {
         Ending::Reboot
     } else if raw_console.contains("reboot: System halted") {
         Ending::Halt
