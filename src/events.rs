@@ -128,6 +128,15 @@ impl Events {
     }
 }
 
+/// `now + d` for a timer, without the panic of `Instant + Duration` on overflow: a duration
+/// too long for the clock (a config with "1000000y") means "about never" (a century).
+pub fn deadline_after(now: std::time::Instant, d: Duration) -> std::time::Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(d.min(CENTURY))
+        .or_else(|| now.checked_add(Duration::from_secs(3600)))
+        .unwrap_or(now)
+}
+
 /// Without a uevent socket, device waits look again this often.
 const POLL_FALLBACK: Duration = Duration::from_millis(20);
 
@@ -190,6 +199,16 @@ fn exit_of(status: WaitStatus) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = std::time::Instant::now();
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert!(deadline_after(now, Duration::MAX) > now + Duration::from_secs(3600));
+    }
 
     #[test]
     fn exit_descriptions() {

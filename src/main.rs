@@ -311,7 +311,10 @@ fn early_setup(sys: &mut dyn Sys) {
             if log_to_kmsg() {
                 let _ = kmsg::open_kmsg();
             }
-            rescue(sys, &Config::default(), &e.to_string());
+            // No /proc, so no command line: the built-in config (and BOXINIT_CONFIG) say
+            // which rescue action to take.
+            let cfg = load_config(&config_layers(None), "");
+            rescue(sys, &cfg, &e.to_string());
         }
     }
     // Userspace writes to kmsg are rate-limited by default (10 lines per 5 s): lift that, as

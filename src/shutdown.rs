@@ -136,7 +136,7 @@ pub fn finish(sys: &mut dyn Sys, how: Reboot) -> ! {
 
 /// Polls `done` while reaping, until it holds or `limit` passes. Returns whether it held.
 fn wait_until(events: &Events, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
+    let deadline = events::deadline_after(Instant::now(), limit);
     loop {
         while events::reap_one().is_some() {}
         if done() {

@@ -362,7 +362,9 @@ impl Supervisor {
                 self.name(),
                 humantime::format_duration(delay)
             );
-            self.state = State::Waiting { until: now + delay };
+            self.state = State::Waiting {
+                until: events::deadline_after(now, delay),
+            };
             return None;
         }
         self.state = State::Done;
@@ -398,7 +400,7 @@ impl Supervisor {
                     humantime::format_duration(grace)
                 );
                 let _ = sys.kill(KillTarget::Group(pgid), SIGTERM);
-                self.kill_at = Some(now + grace);
+                self.kill_at = Some(events::deadline_after(now, grace));
                 self.pending = match new {
                     Some(new) => Pending::Replace(Box::new(new)),
                     None => Pending::Remove,

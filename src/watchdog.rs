@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config;
+use crate::events::deadline_after;
 
 /// The file the box touches to say it is alive.
 pub const HEARTBEAT: &str = "/run/boxinit/heartbeat";
@@ -157,7 +158,7 @@ impl Watchdog {
                     );
                     self.starving = true;
                 }
-                self.next = now + self.interval.min(Duration::from_millis(500));
+                self.next = deadline_after(now, self.interval.min(Duration::from_millis(500)));
                 return;
             }
         }
@@ -165,7 +166,7 @@ impl Watchdog {
             return;
         }
         self.pet();
-        self.next = now + self.interval;
+        self.next = deadline_after(now, self.interval);
     }
 
     /// One keep-alive: any write but 'V'.
