@@ -560,18 +560,34 @@ fn exec_mode_hands_pid_1_to_the_box() {
 
 #[test]
 fn sighup_restarts_what_changed_and_keeps_the_rest() {
-    let config = |version: &str| {
-        format!(
-            "[boot]\ndevice = \"none\"\n[box]\npath = \"/bin/sh\"\nargs = [\"-c\", \"echo box-{version}; exec sleep 1000\"]\n\
-             [[service]]\nname = \"steady\"\npath = \"/bin/sh\"\nargs = [\"-c\", \"echo steady-up; exec sleep 1000\"]\n"
-        )
+    let service = |name: &str| {
+        format!("[[service]]\nname = \"{name}\"\npath = \"/bin/sh\"\nargs = [\"-c\", \"echo {name}-up; exec sleep 1000\"]\n")
     };
-    let mut ns = Ns::start("reload", &config("v1"));
+    let config = |version: &str, services: &[&str]| {
+        let mut text = format!(
+            "[boot]\ndevice = \"none\"\n[box]\npath = \"/bin/sh\"\nargs = [\"-c\", \"echo box-{version}; exec sleep 1000\"]\n"
+        );
+        for name in services {
+            text.push_str(&service(name));
+        }
+        text
+    };
+    let mut ns = Ns::start("reload", &config("v1", &["steady"]));
     ns.wait_for("box-v1");
     ns.wait_for("steady-up");
-    std::fs::write(ns.dir.join("init.toml"), config("v2")).unwrap();
+    // The box changes, a service is added, the other is left as it was.
+    std::fs::write(
+        ns.dir.join("init.toml"),
+        config("v2", &["steady", "newbie"]),
+    )
+    .unwrap();
     ns.signal("HUP");
     ns.wait_for("box-v2");
+    ns.wait_for("newbie-up");
+    // A service removed from the file is stopped and not started again.
+    std::fs::write(ns.dir.join("init.toml"), config("v2", &["newbie"])).unwrap();
+    ns.signal("HUP");
+    ns.wait_for("steady /bin/sh was killed by SIGTERM");
     ns.signal("TERM");
     let (status, out) = ns.wait_end(Duration::from_secs(20));
     assert_ended_by(status, SIGHUP, &out);
@@ -585,11 +601,21 @@ fn sighup_restarts_what_changed_and_keeps_the_rest() {
             "box-v2",
         ],
     );
+    assert_in_order(
+        &out,
+        &["newbie: new in the configuration, starting it", "newbie-up"],
+    );
     assert_eq!(
         out.matches("steady-up").count(),
         1,
         "steady was restarted:\n{out}"
     );
+    assert_eq!(
+        out.matches("box-v2").count(),
+        1,
+        "an unchanged box was restarted:\n{out}"
+    );
+    assert_eq!(out.matches("newbie-up").count(), 1, "{out}");
 }
 
 #[test]
