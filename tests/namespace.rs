@@ -52,19 +52,40 @@ impl Ns {
     }
 
     fn start_in(dir: PathBuf, config: &str, serial: MutexGuard<'static, ()>) -> Ns {
+        Ns::start_with(dir, config, None, serial)
+    }
+
+    /// As [`start`](Self::start), with a shell `prelude` run as PID 1 inside the namespace
+    /// before it execs boxinit (which stays PID 1): for mounts the test needs.
+    fn start_with(
+        dir: PathBuf,
+        config: &str,
+        prelude: Option<&str>,
+        serial: MutexGuard<'static, ()>,
+    ) -> Ns {
         let config_path = dir.join("init.toml");
         std::fs::write(&config_path, expand(config, &dir)).unwrap();
         let (reader, writer) = std::io::pipe().unwrap();
+        let mut args: Vec<String> = [
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--mount",
+            "--uts",
+            "--ipc",
+        ]
+        .map(String::from)
+        .to_vec();
+        match prelude {
+            Some(script) => args.extend([
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                format!("{}; exec {BIN}", expand(script, &dir)),
+            ]),
+            None => args.push(BIN.to_string()),
+        }
         let mut child = Command::new("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--mount",
-                "--uts",
-                "--ipc",
-                BIN,
-            ])
+            .args(&args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("BOXINIT_CONFIG", &config_path)
@@ -682,6 +703,29 @@ fn watchdog_is_petted_only_while_the_box_beats_and_closed_on_shutdown() {
             "rebooting",
         ],
     );
+}
+
+#[test]
+fn shutdown_names_who_holds_a_mount_it_cannot_unmount() {
+    // PID 1 itself holds a file on a mount of its own: the watchdog "device" (a plain file).
+    let serial = serial();
+    let dir = scratch("held-mount");
+    std::fs::create_dir_all(dir.join("held")).unwrap();
+    let config = sh_box(
+        "echo box-up; exec sleep 1000",
+        "[watchdog]\ndevice = \"@DIR@/held/watchdog\"\ntimeout = \"10s\"",
+    );
+    let prelude = "mount -t tmpfs held @DIR@/held && : > @DIR@/held/watchdog";
+    let mut ns = Ns::start_with(dir.clone(), &config, Some(prelude), serial);
+    ns.wait_for("box-up");
+    ns.signal("TERM");
+    let (status, out) = ns.wait_end(Duration::from_secs(20));
+    assert_ended_by(status, SIGHUP, &out);
+    let held = format!(
+        "shutdown: cannot unmount {}/held (Device or resource busy (os error 16), held by 1 (boxinit))",
+        dir.display()
+    );
+    assert_in_order(&out, &[&held, "rebooting"]);
 }
 
 #[test]
