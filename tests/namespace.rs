@@ -437,6 +437,25 @@ fn restart_policy_and_backoff_timing() {
             i + 1
         );
     }
+    // reset_after: a run that lasted long enough counts as healthy, the delay starts over.
+    drop(ns);
+    let config = sh_box(
+        "n=$(cat @DIR@/count 2>/dev/null || echo 0); n=$((n+1)); echo $n > @DIR@/count; echo start-$n; [ $n -eq 3 ] && sleep 0.7; exit 1",
+        "restart = \"always\"\nbackoff = { initial = \"400ms\", max = \"10s\", reset_after = \"500ms\" }",
+    );
+    let mut ns = Ns::start("backoff-reset", &config);
+    ns.wait_for("start-4");
+    let start = |n: u32| ns.matching(&format!("start-{n}"))[0].0;
+    let (third, fourth) = (start(3), start(4));
+    ns.signal("TERM");
+    let (status, out) = ns.wait_end(Duration::from_secs(20));
+    assert_ended_by(status, SIGHUP, &out);
+    // 700 ms of run, then the initial 400 ms again (not 1600 ms, the doubled delay).
+    let gap = fourth.duration_since(third).as_millis();
+    assert!(
+        (1080..1500).contains(&gap),
+        "run 4 started {gap}ms after run 3, expected about 1100ms (a reset backoff); output:\n{out}"
+    );
     // on-failure: a clean exit is final.
     let config = sh_box(
         "echo once",
