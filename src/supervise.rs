@@ -95,6 +95,13 @@ pub fn program(cfg: &BoxConfig, boot_dir: Option<&Path>) -> Result<Program, Stri
         })?;
         rlimits.push((resource, *value));
     }
+    if cfg.groups.len() > crate::sys::MAX_GROUPS {
+        return Err(format!(
+            "{name}: groups: {} supplementary groups, at most {} are supported",
+            cfg.groups.len(),
+            crate::sys::MAX_GROUPS
+        ));
+    }
     let ids = cfg.user.iter().chain(&cfg.group).chain(&cfg.groups);
     if ids.clone().any(|id| *id == u32::MAX) {
         return Err(format!("{name}: 4294967295 (-1) is not a user or group id"));
@@ -730,6 +737,9 @@ mod tests {
         cfg.umask = None;
         cfg.user = Some(u32::MAX);
         assert!(program(&cfg, None).is_err());
+        cfg.user = None;
+        cfg.groups = (0..65).collect();
+        assert!(program(&cfg, None).unwrap_err().contains("at most 64"));
     }
 
     fn supervisor(cfg: &BoxConfig, now: Instant) -> Supervisor {

@@ -214,6 +214,10 @@ pub struct ChildSetup {
     pub no_new_privs: bool,
 }
 
+/// How many supplementary groups a program may have (`[box] groups`): the child converts them
+/// on its stack, where nothing may allocate.
+pub const MAX_GROUPS: usize = 64;
+
 /// The resource a `[box] rlimits` key names, as in `ulimit`/`prlimit` (`nofile`, `core`, ...).
 pub fn resource(name: &str) -> Option<rustix::process::Resource> {
     use rustix::process::Resource;
@@ -293,10 +297,14 @@ fn child_setup(setup: &ChildSetup) -> io::Result<()> {
         rustix::stdio::dup2_stdin(&fd)?;
         rustix::stdio::dup2_stdout(&fd)?;
         rustix::stdio::dup2_stderr(&fd)?;
-        // fd drops (close) here unless it is one of 0-2, which cannot happen: 0-2 are open.
+        // When init had no fds 0-2 (no console at boot), the tty came back as one of them:
+        // keep it open rather than close it when `fd` drops.
+        if std::os::fd::AsRawFd::as_raw_fd(&fd) <= 2 {
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        }
     }
     if !setup.groups.is_empty() || setup.gid.is_some() || setup.uid.is_some() {
-        const MAX: usize = 64;
+        const MAX: usize = MAX_GROUPS;
         let mut gids = [Gid::ROOT; MAX];
         let n = setup.groups.len().min(MAX);
         for (slot, gid) in gids.iter_mut().zip(&setup.groups) {

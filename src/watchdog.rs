@@ -61,11 +61,19 @@ impl Watchdog {
             }
         };
         let seconds = i32::try_from(cfg.timeout.as_secs().max(1)).unwrap_or(i32::MAX);
-        let timeout = match crate::sys::watchdog_set_timeout(file.as_fd(), seconds) {
-            Ok(chosen) => Duration::from_secs(u64::try_from(chosen).unwrap_or(1).max(1)),
+        let (timeout, interval) = match crate::sys::watchdog_set_timeout(file.as_fd(), seconds) {
+            Ok(chosen) => {
+                let timeout = Duration::from_secs(u64::try_from(chosen).unwrap_or(1).max(1));
+                (timeout, pet_interval(timeout))
+            }
             Err(e) => {
-                log::warn!("watchdog: cannot set the timeout of {device} to {seconds}s ({e}); keeping the driver's, petting every {}", humantime::format_duration(pet_interval(cfg.timeout)));
-                cfg.timeout
+                // The driver keeps a timeout we do not know: pet often enough for any.
+                let interval = pet_interval(cfg.timeout).min(Duration::from_secs(1));
+                log::warn!(
+                    "watchdog: cannot set the timeout of {device} to {seconds}s ({e}); keeping the driver's, petting every {}",
+                    humantime::format_duration(interval)
+                );
+                (cfg.timeout, interval)
             }
         };
         let heartbeat = cfg.heartbeat.map(|limit| {
@@ -94,7 +102,6 @@ impl Watchdog {
                 last_change: now,
             }
         });
-        let interval = pet_interval(timeout);
         match &heartbeat {
             Some(h) => log::info!(
                 "watchdog: {device} armed, timeout {}, petted while the box touches {} at least every {}",
