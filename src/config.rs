@@ -44,6 +44,8 @@ pub struct System {
     /// How long to show the error before the rescue action.
     #[serde(deserialize_with = "duration")]
     pub rescue_delay: Duration,
+    /// What Ctrl-Alt-Del (SIGINT to PID 1) does.
+    pub ctrl_alt_del: ExitAction,
 }
 
 impl Default for System {
@@ -53,6 +55,7 @@ impl Default for System {
             log_level: LogLevel::default(),
             rescue: RescueAction::default(),
             rescue_delay: Duration::from_secs(10),
+            ctrl_alt_del: ExitAction::Reboot,
         }
     }
 }

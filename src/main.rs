@@ -222,6 +222,7 @@ fn boot() -> ! {
             sys: &mut sys,
             watchdog: watchdog.as_mut(),
             reload: &mut reload,
+            ctrl_alt_del: cfg.system.ctrl_alt_del,
         },
         &mut supervisors,
     );

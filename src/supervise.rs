@@ -21,6 +21,7 @@ pub const SHELL: &str = "/bin/sh";
 const SIGTERM: i32 = nix::sys::signal::Signal::SIGTERM as i32;
 const SIGKILL: i32 = nix::sys::signal::Signal::SIGKILL as i32;
 const SIGHUP: i32 = nix::sys::signal::Signal::SIGHUP as i32;
+const SIGINT: i32 = nix::sys::signal::Signal::SIGINT as i32;
 
 /// How to start one program: everything `Command` needs, resolved and checked beforehand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -433,6 +434,8 @@ pub struct Loop<'a> {
     pub watchdog: Option<&'a mut Watchdog>,
     /// SIGHUP: re-read init.toml; None when it cannot be read (it says why).
     pub reload: &'a mut dyn FnMut() -> Option<Reloaded>,
+    /// What SIGINT (Ctrl-Alt-Del, with CAD turned off) does: `[system] ctrl_alt_del`.
+    pub ctrl_alt_del: ExitAction,
 }
 
 /// The event loop: reaps every child, restarts programs, pets the watchdog, reloads on
@@ -443,6 +446,7 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
         sys,
         mut watchdog,
         reload,
+        ctrl_alt_del,
     } = ctx;
     loop {
         let now = Instant::now();
@@ -502,6 +506,13 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
                 log::info!("received SIGHUP: re-reading the configuration");
                 if let Some((programs, grace)) = reload() {
                     apply_reload(supervisors, programs, grace, sys, Instant::now());
+                }
+                continue;
+            }
+            if signal == SIGINT {
+                log::info!("received SIGINT (Ctrl-Alt-Del): ctrl_alt_del = \"{ctrl_alt_del}\"");
+                if let Some(how) = act(Some(outcome_of(ctrl_alt_del)), supervisors) {
+                    return how;
                 }
                 continue;
             }

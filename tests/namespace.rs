@@ -380,6 +380,18 @@ fn signals_follow_busybox_conventions() {
             ],
         );
     }
+    // Ctrl-Alt-Del's action is configurable.
+    let config = sh_box(
+        "echo box-up; exec sleep 1000",
+        "[system]\nctrl_alt_del = \"poweroff\"",
+    );
+    let mut ns = Ns::start("signal-cad-poweroff", &config);
+    ns.wait_for("box-up");
+    ns.signal("INT");
+    let (status, out) = ns.wait_end(Duration::from_secs(20));
+    assert_ended_by(status, SIGINT, &out);
+    assert_in_order(&out, &["ctrl_alt_del = \"poweroff\"", "powering off"]);
+    drop(ns);
     // The init's mounts stayed in its own mount namespace.
     assert_eq!(
         std::fs::read_to_string("/proc/self/mounts").unwrap(),
