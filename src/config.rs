@@ -126,8 +126,10 @@ pub struct BoxConfig {
     /// Supplementary group ids.
     pub groups: Vec<u32>,
     /// File mode creation mask, octal as a string (`"022"`); None: the init's (022).
+    #[serde(deserialize_with = "umask")]
     pub umask: Option<String>,
     /// Resource limits, soft = hard: `{ nofile = 1024, core = 0 }`.
+    #[serde(deserialize_with = "rlimits")]
     pub rlimits: BTreeMap<String, u64>,
     /// Set `PR_SET_NO_NEW_PRIVS`: setuid programs cannot gain privileges.
     pub no_new_privs: bool,
@@ -269,6 +271,46 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
+}
+
+fn umask<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_umask(&s).map_err(serde::de::Error::custom)?;
+    Ok(Some(s))
+}
+
+/// The limits `[box] rlimits` knows, named as `prlimit(1)` does.
+pub const RLIMITS: &[&str] = &[
+    "cpu",
+    "fsize",
+    "data",
+    "stack",
+    "core",
+    "rss",
+    "nproc",
+    "nofile",
+    "memlock",
+    "as",
+    "locks",
+    "sigpending",
+    "msgqueue",
+    "nice",
+    "rtprio",
+    "rttime",
+];
+
+fn rlimits<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u64>, D::Error> {
+    let map = BTreeMap::<String, u64>::deserialize(d)?;
+    for key in map.keys() {
+        if !RLIMITS.contains(&key.as_str()) {
+            let mut msg = format!("unknown limit `{key}` (known: {})", RLIMITS.join(", "));
+            if let Some(s) = suggest(key, RLIMITS.iter().copied()) {
+                msg = format!("unknown limit `{key}`, did you mean `{s}`?");
+            }
+            return Err(serde::de::Error::custom(msg));
+        }
+    }
+    Ok(map)
 }
 
 /// "`x` is not one of a, b, c", with a suggestion when one is close.
@@ -864,6 +906,14 @@ grace = "0s"
             (
                 "[system]\nlog_level = 3\n",
                 "/boot/init.toml:2:13: `system.log_level`: invalid type: integer `3`, expected a string",
+            ),
+            (
+                "[box]\numask = \"999\"\n",
+                "/boot/init.toml:2:9: `box.umask`: `999` is not an octal umask such as \"022\"",
+            ),
+            (
+                "[box]\nrlimits = { nofiles = 1 }\n",
+                "/boot/init.toml:2:11: `box.rlimits`: unknown limit `nofiles`, did you mean `nofile`?",
             ),
             (
                 "[system]\nrescue = \"shel\"\n",

@@ -171,7 +171,7 @@ fn boot() -> ! {
     log::info!("setup done in {}ms", started.elapsed().as_millis());
     let box_program = match supervise::program(&cfg.box_, boot_dir) {
         Ok(program) => with_heartbeat(program, &cfg),
-        Err(_) if cfg.boot.device != DeviceSpec::None => {
+        Err(_) if boot_dir.is_none() && cfg.boot.device != DeviceSpec::None => {
             rescue(&mut sys, &cfg, "no boot partition, so no box to run")
         }
         Err(e) => rescue(&mut sys, &cfg, &e),

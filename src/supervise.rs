@@ -91,7 +91,7 @@ pub fn program(cfg: &BoxConfig, boot_dir: Option<&Path>) -> Result<Program, Stri
         let resource = crate::sys::resource(key).ok_or_else(|| {
             format!(
                 "{name}: rlimits: unknown limit `{key}` (known: {})",
-                crate::sys::RESOURCES.join(", ")
+                crate::config::RLIMITS.join(", ")
             )
         })?;
         rlimits.push((resource, *value));
@@ -706,6 +706,13 @@ mod tests {
         cfg.path = "/bin/sh".into();
         let spec = program(&cfg, Some(Path::new("/boot"))).unwrap();
         assert_eq!(spec.program, Path::new("/bin/sh"));
+    }
+
+    #[test]
+    fn every_rlimit_name_is_a_resource() {
+        for name in crate::config::RLIMITS {
+            assert!(crate::sys::resource(name).is_some(), "{name}");
+        }
     }
 
     #[test]

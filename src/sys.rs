@@ -218,7 +218,7 @@ pub struct ChildSetup {
 /// on its stack, where nothing may allocate.
 pub const MAX_GROUPS: usize = 64;
 
-/// The resource a `[box] rlimits` key names, as in `ulimit`/`prlimit` (`nofile`, `core`, ...).
+/// The resource a `[box] rlimits` key names, as in `prlimit` (`config::RLIMITS`).
 pub fn resource(name: &str) -> Option<rustix::process::Resource> {
     use rustix::process::Resource;
     Some(match name {
@@ -241,26 +241,6 @@ pub fn resource(name: &str) -> Option<rustix::process::Resource> {
         _ => return None,
     })
 }
-
-/// The names [`resource`] knows, for error messages.
-pub const RESOURCES: &[&str] = &[
-    "cpu",
-    "fsize",
-    "data",
-    "stack",
-    "core",
-    "rss",
-    "nproc",
-    "nofile",
-    "memlock",
-    "as",
-    "locks",
-    "sigpending",
-    "msgqueue",
-    "nice",
-    "rtprio",
-    "rttime",
-];
 
 /// Applies `setup` in the child (after std has set the working directory), then clears the
 /// signal mask. PID 1 blocks every signal (they are read from a signalfd) and a blocked mask
