@@ -11,6 +11,7 @@ pub const DEFAULT_ARGS: &[&str] = &["orphans=5", "check-zombies", "interactive"]
 pub const HELP: &[&str] = &[
     "orphans=N         leave N orphans for PID 1 to reap",
     "check-zombies     wait up to 5 s for the orphans to be reaped, report zombies",
+    "reap=N            hand PID 1 N zombies at once and time how fast it reaps them",
     "sleep=DURATION    sleep, e.g. 500ms or 2s",
     "exit=N            exit with status N (0-255)",
     "crash             abort (SIGABRT)",
@@ -35,6 +36,8 @@ pub enum Action {
     Orphans(u32),
     /// `check-zombies`: wait for the orphans to be reaped, then report zombies.
     CheckZombies,
+    /// `reap=N`: hand PID 1 N zombies at once and time their reaping.
+    Reap(u32),
     /// `sleep=DURATION`.
     Sleep(Duration),
     /// `exit=N`.
@@ -116,6 +119,10 @@ pub fn parse(word: &str) -> Result<Action, ParseError> {
             .parse()
             .map(Action::Orphans)
             .map_err(|_| bad("expected a count, e.g. orphans=5")),
+        ("reap", Some(n)) => n
+            .parse()
+            .map(Action::Reap)
+            .map_err(|_| bad("expected a count, e.g. reap=200")),
         ("sleep", Some(d)) => parse_duration(d).map(Action::Sleep).map_err(|e| bad(&e)),
         ("exit", Some(n)) => n
             .parse()
@@ -198,6 +205,7 @@ mod tests {
     #[test]
     fn values() {
         assert_eq!(parse("orphans=5"), Ok(Action::Orphans(5)));
+        assert_eq!(parse("reap=200"), Ok(Action::Reap(200)));
         assert_eq!(parse("exit=0"), Ok(Action::Exit(0)));
         assert_eq!(parse("exit=255"), Ok(Action::Exit(255)));
         assert_eq!(
@@ -236,6 +244,8 @@ mod tests {
             "orphans=",
             "orphans=-1",
             "orphans=many",
+            "reap=",
+            "reap=x",
             "exit=256",
             "exit=-1",
             "sleep=5",
@@ -252,7 +262,9 @@ mod tests {
 
     #[test]
     fn unknown_words() {
-        for word in ["", "bogus", "orphans", "exit", "crash=1", "Poweroff", "=1"] {
+        for word in [
+            "", "bogus", "orphans", "reap", "exit", "crash=1", "Poweroff", "=1",
+        ] {
             assert_eq!(parse(word), Err(ParseError::Unknown), "{word}");
         }
     }

@@ -36,6 +36,12 @@ const ORPHAN_LIFETIME: Duration = Duration::from_millis(200);
 const ORPHAN_CHILD_FLAG: &str = "--orphan-child";
 /// The command-line flag of the short-lived parent of the orphans.
 const ORPHAN_PARENT_FLAG: &str = "--orphan-parent";
+/// The command-line flag of the parent of `reap=N`'s zombies.
+const ZOMBIE_PARENT_FLAG: &str = "--zombie-parent";
+/// The command-line flag of `reap=N`'s children, which exit at once.
+const ZOMBIE_CHILD_FLAG: &str = "--exit-at-once";
+/// How long `reap=N` waits for PID 1 to reap the zombies it was handed.
+const REAP_WAIT: Duration = Duration::from_secs(10);
 
 /// Prints one line, `demo: ` and the formatted text, and flushes it.
 macro_rules! say {
@@ -65,6 +71,11 @@ fn main() {
             let count = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
             orphan_parent(count);
         }
+        Some(ZOMBIE_CHILD_FLAG) => return,
+        Some(ZOMBIE_PARENT_FLAG) => {
+            let count = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+            zombie_parent(count);
+        }
         _ => {}
     }
 
@@ -90,7 +101,8 @@ fn banner(args: &[String]) {
     say!("hello from the box");
     say!("pid {}", std::process::id());
     match uptime() {
-        Some(up) => say!("uptime {:.2}s", up.as_secs_f64()),
+        // Milliseconds: the benchmark reads this line as the time the box started.
+        Some(up) => say!("uptime {:.3}s", up.as_secs_f64()),
         None => say!("uptime unknown"),
     }
     if args.is_empty() {
@@ -150,6 +162,7 @@ fn run(action: Action) {
     match action {
         Action::Orphans(count) => leave_orphans(count),
         Action::CheckZombies => check_zombies(),
+        Action::Reap(count) => time_reaping(count),
         Action::Sleep(duration) => thread::sleep(duration),
         Action::Exit(status) => {
             say!("exiting with status {status}");
@@ -279,6 +292,89 @@ fn orphan_parent(count: u32) -> ! {
     }
     // Dropping a `Child` neither waits for it nor kills it.
     std::process::exit(0);
+}
+
+/// `reap=N`: a parent makes N zombies (children that exited, not waited for) and exits, which
+/// hands all of them to PID 1 at once; we time from its exit until PID 1 has no more children
+/// than before, i.e. until every zombie is reaped. Prints the rate, for the benchmark.
+fn time_reaping(count: u32) {
+    let before = match init_children() {
+        Ok(children) => children,
+        Err(error) => {
+            say!("cannot read PID 1's children: {error}");
+            return;
+        }
+    };
+    let output = match this_program(&[ZOMBIE_PARENT_FLAG, &count.to_string()]).output() {
+        Ok(output) if output.status.success() => output,
+        Ok(output) => return say!("zombie parent failed: {}", output.status),
+        Err(error) => return say!("cannot start the zombie parent: {error}"),
+    };
+    // The parent's last act was to print the time it exited (CLOCK_BOOTTIME, nanoseconds).
+    let Some(handed_over) = String::from_utf8_lossy(&output.stdout).trim().parse().ok() else {
+        return say!("the zombie parent did not say when it exited");
+    };
+    let deadline = Instant::now() + REAP_WAIT;
+    loop {
+        let now = boottime_nanos();
+        match init_children() {
+            Ok(children) if children <= before => {
+                let seconds = now.saturating_sub(handed_over) as f64 / 1e9;
+                let rate = f64::from(count) / seconds.max(1e-9);
+                return say!(
+                    "reaped {count} zombies in {:.1}ms: {rate:.0} per second",
+                    seconds * 1e3
+                );
+            }
+            Ok(children) if Instant::now() >= deadline => {
+                return say!("zombies not reaped after {REAP_WAIT:?}: PID 1 has {children} children, had {before}");
+            }
+            Ok(_) => thread::sleep(Duration::from_micros(200)),
+            Err(error) => return say!("cannot read PID 1's children: {error}"),
+        }
+    }
+}
+
+/// The parent of `reap=N`'s zombies: starts `count` children that exit at once, waits until
+/// each is a zombie, prints the time and exits without reaping them.
+fn zombie_parent(count: u32) -> ! {
+    let mut pids = Vec::new();
+    for _ in 0..count {
+        match this_program(&[ZOMBIE_CHILD_FLAG]).spawn() {
+            Ok(child) => pids.push(child.id()),
+            Err(_) => std::process::exit(1),
+        }
+    }
+    let deadline = Instant::now() + REAP_WAIT;
+    while Instant::now() < deadline {
+        let exited = pids.iter().all(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| parse_stat(&stat))
+                .is_some_and(|(state, _)| state == 'Z')
+        });
+        if exited {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{}", boottime_nanos());
+    let _ = out.flush();
+    // Exiting without waiting: the children are reparented to PID 1 as zombies.
+    std::process::exit(0);
+}
+
+/// How many children PID 1 has (zombies included), from /proc/1/task/1/children.
+fn init_children() -> io::Result<usize> {
+    Ok(fs::read_to_string("/proc/1/task/1/children")?
+        .split_whitespace()
+        .count())
+}
+
+/// CLOCK_BOOTTIME in nanoseconds (0 if the clock cannot be read).
+fn boottime_nanos() -> u64 {
+    uptime().map_or(0, |up| u64::try_from(up.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// What one look through /proc found.
