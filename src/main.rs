@@ -127,6 +127,9 @@ fn check_config(args: &[String]) -> i32 {
 
 /// PID 1's life: set up, run the box, shut down. Never returns.
 fn boot() -> ! {
+    // The benchmark's marker: when /init started, read before any work and logged once kmsg
+    // is there.
+    let started_at = boottime();
     let started = Instant::now();
     let mut sys = Linux;
     install_panic_hook();
@@ -137,17 +140,26 @@ fn boot() -> ! {
     }
     // 2. Kernel filesystems; without proc, sys and /dev nothing else works.
     early_setup(&mut sys);
-    log::info!("started at {} (CLOCK_BOOTTIME)", boottime());
+    log::info!("started at {started_at} (CLOCK_BOOTTIME)");
+    let early = started.elapsed();
+    let mut phase = Instant::now();
     // 3. Built-in config (and BOXINIT_CONFIG) + kernel command line.
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let cfg = load_config(&config_layers(None), &cmdline);
     log::set_max_level(cfg.system.log_level.into());
+    log::debug!("phase start and early mounts: {}us", early.as_micros());
+    log_phase("built-in config", phase);
+    phase = Instant::now();
     let events = match Events::open() {
         Ok(events) => events,
         Err(e) => rescue(&mut sys, &cfg, &format!("cannot open the signalfd: {e}")),
     };
+    log_phase("signalfd and uevent socket", phase);
+    phase = Instant::now();
     // 4. The modules the boot partition needs.
     load_boot_modules(&mut sys, &cfg, &cmdline);
+    log_phase("modules", phase);
+    phase = Instant::now();
     // 5. The boot partition, mounted on /boot (unless there is none).
     let boot_dir = match cfg.boot.device {
         DeviceSpec::None => {
@@ -157,6 +169,8 @@ fn boot() -> ! {
         _ => bootpart::mount_boot(&mut sys, &events, &cfg.boot, Path::new(BOOT_DIR))
             .then_some(Path::new(BOOT_DIR)),
     };
+    log_phase("boot partition", phase);
+    phase = Instant::now();
     // 6. The boot partition's init.toml over the built-in one.
     let cfg = match boot_dir {
         Some(dir) => {
@@ -168,6 +182,7 @@ fn boot() -> ! {
     };
     log::set_max_level(cfg.system.log_level.into());
     apply_system(&mut sys, &cfg);
+    log_phase("boot partition config", phase);
     log::info!("setup done in {}ms", started.elapsed().as_millis());
     let box_program = match supervise::program(&cfg.box_, boot_dir) {
         Ok(program) => with_heartbeat(program, &cfg),
@@ -189,6 +204,7 @@ fn boot() -> ! {
             &format!("cannot exec {}: {e}", box_program.program.display()),
         );
     }
+    log_phase("setup, before the box starts", started);
     // 7b. Run and supervise the box and the services until a signal or an exit action says stop.
     let mut supervisors = vec![supervise::Supervisor::new(
         cfg.box_.clone(),
@@ -293,6 +309,20 @@ fn log_to_kmsg() -> bool {
     std::env::var_os(LOG_ENV).is_none_or(|v| v != "console")
 }
 
+/// The boot path's profile at `boxinit.loglevel=debug`: how long a phase took, in µs, and
+/// when it ended (CLOCK_BOOTTIME, to set beside the box's own start time).
+fn log_phase(name: &str, since: Instant) {
+    if log::log_enabled!(log::Level::Debug) {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        log::debug!(
+            "phase {name}: {}us (done at {}.{:06}s)",
+            since.elapsed().as_micros(),
+            t.tv_sec,
+            t.tv_nsec / 1000
+        );
+    }
+}
+
 fn early_setup(sys: &mut dyn Sys) {
     match mounts::mount_early(sys) {
         Ok(report) => {
@@ -383,6 +413,7 @@ fn load_boot_modules(sys: &mut dyn Sys, cfg: &Config, cmdline: &str) {
             return;
         }
     };
+    log_phase("modules index", started);
     let mut params = cmdline::module_params(cmdline);
     for (name, value) in &cfg.modules.params {
         let name = modindex::normalize(name);

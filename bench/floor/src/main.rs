@@ -41,7 +41,13 @@ fn run(started: rustix::time::Timespec) -> Result<(), String> {
     let nodev = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     mount_fs("proc", "/proc", "proc", nodev, c"")?;
     mount_fs("sysfs", "/sys", "sysfs", nodev, c"")?;
-    mount_fs("devtmpfs", "/dev", "devtmpfs", MountFlags::NOSUID, c"mode=0755")?;
+    mount_fs(
+        "devtmpfs",
+        "/dev",
+        "devtmpfs",
+        MountFlags::NOSUID,
+        c"mode=0755",
+    )?;
     let _ = rustix::fs::mkdir("/dev/pts", Mode::from_raw_mode(0o755));
     mount_fs(
         "devpts",
