@@ -50,8 +50,28 @@ pub struct Initramfs {
 pub const MULTI_CALL_LINKS: &[&str] =
     &["sbin/modprobe", "sbin/reboot", "sbin/poweroff", "sbin/halt"];
 
+/// A file or link packed besides what [`make`] packs (the benchmark's other inits use them);
+/// it replaces an entry at the same path.
+#[derive(Clone, Debug)]
+pub enum Extra {
+    File {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
 /// Writes the initramfs to `out` (gzip-compressed newc cpio).
 pub fn make(opts: &Options, out: &Path) -> Result<Initramfs> {
+    make_with(opts, &[], out)
+}
+
+/// [`make`], with `extra` entries packed last (over any entry at the same path).
+pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramfs> {
     let config_text = match opts.config {
         Some(path) => Some((
             path,
@@ -162,6 +182,13 @@ pub fn make(opts: &Options, out: &Path) -> Result<Initramfs> {
             let data =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             tree.add(&format!("{moddir}/{name}"), Node::File(0o644, data));
+        }
+    }
+
+    for entry in extra {
+        match entry {
+            Extra::File { path, mode, data } => tree.add(path, Node::File(*mode, data.clone())),
+            Extra::Symlink { path, target } => tree.add(path, Node::Symlink(target.clone())),
         }
     }
 

@@ -6,6 +6,7 @@
 //! Debian's kernel, x86_64 only) and QEMU (run).
 
 pub mod arch;
+pub mod bench;
 pub mod binary;
 pub mod busybox;
 pub mod compression;

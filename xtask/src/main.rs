@@ -99,6 +99,22 @@ enum Task {
         #[command(flatten)]
         kernel: KernelArgs,
     },
+    /// Benchmark boot overhead: boxinit against the seed's busybox script and a hand-written
+    /// floor, interleaved boots on the same kernel and disk; plus sizes, PID 1's memory and
+    /// reaping. Writes BENCHMARKS.md and bench-timeline.svg (x86_64)
+    Bench {
+        /// Boots per variant
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Where to write the report (the chart goes beside it)
+        #[arg(long, value_name = "FILE", default_value = "BENCHMARKS.md")]
+        report: PathBuf,
+        /// Do not build for aarch64 (its binary size is then not reported)
+        #[arg(long)]
+        no_aarch64: bool,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
     /// Run every test: the workspace's unit tests, then each QEMU boot scenario of tests/boot
     /// against the real kernel. Installs QEMU (root + apt) and fetches the kernel when missing.
     /// UPDATE_EXPECT=1 rewrites each scenario's `expected` with what its console showed
@@ -222,6 +238,24 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             filter,
             scenarios_only,
         })?,
+        Task::Bench {
+            runs,
+            report,
+            no_aarch64,
+            kernel,
+        } => {
+            let report = if report.is_absolute() {
+                report
+            } else {
+                xtask::workspace_root().join(report)
+            };
+            xtask::bench::run(&xtask::bench::Options {
+                kernel,
+                runs,
+                report,
+                aarch64: !no_aarch64,
+            })?;
+        }
         Task::Run {
             disk,
             append,

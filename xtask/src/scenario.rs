@@ -209,7 +209,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
 /// Reads the console until every expected line is seen (then stops QEMU, unless the scenario
 /// waits for it to exit), QEMU exits, or `timeout` passes. Returns the raw console and how
 /// QEMU ended.
-fn watch(
+pub fn watch(
     child: &mut Child,
     expected: &[String],
     wait_for_exit: bool,
