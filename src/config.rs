@@ -650,10 +650,14 @@ pub enum Layer {
 fn validate(layer: &Layer) -> Result<toml::Table, ConfigError> {
     match layer {
         Layer::Text { name, text } => {
-            // Deserialize straight from the text so errors carry spans (line and column).
-            toml::from_str::<Config>(text).map_err(|e| to_config_error(name, Some(text), &e))?;
-            text.parse::<toml::Table>()
-                .map_err(|e| to_config_error(name, Some(text), &e))
+            // One parse of the text when it is valid (boot time): text to table, table to
+            // schema. Only a layer with an error is read again the slow way, for the error's
+            // line and column, so errors are exactly what `validate_text` reports.
+            let table = text.parse::<toml::Table>().ok();
+            match table {
+                Some(table) if table.clone().try_into::<Config>().is_ok() => Ok(table),
+                _ => validate_text(name, text),
+            }
         }
         Layer::Table { name, table } => {
             table
@@ -663,6 +667,13 @@ fn validate(layer: &Layer) -> Result<toml::Table, ConfigError> {
             Ok(table.clone())
         }
     }
+}
+
+/// A text layer, deserialized straight from the text so errors carry spans (line and column).
+fn validate_text(name: &str, text: &str) -> Result<toml::Table, ConfigError> {
+    toml::from_str::<Config>(text).map_err(|e| to_config_error(name, Some(text), &e))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| to_config_error(name, Some(text), &e))
 }
 
 /// Merge `top` over `base`: tables key by key, anything else (arrays too) replaced.
@@ -957,6 +968,34 @@ grace = "0s"
             let got = parse(t).unwrap_err();
             assert!(!got.contains('\n'), "one line only: {got}");
             assert_eq!(got, want, "{t}");
+        }
+    }
+
+    /// The boot path parses a valid text layer once; what it returns must be what the two
+    /// parses (schema from text, then table from text) returned, valid or not.
+    #[test]
+    fn one_parse_gives_what_two_gave() {
+        let full = "[system]\nhostname = \"p\"\nlog_level = \"debug\"\nrescue_delay = \"1m 30s\"\n\
+                    [boot]\ndevice = \"LABEL=BOOT\"\ntimeout = \"500ms\"\nread_only = false\n\
+                    [modules]\nload = [\"vfat\"]\nparams = { snd-bcm2835 = \"x=1\" }\n\
+                    [box]\nargs = [\"rss\", \"x y\"]\nenv = { LANG = \"C\" }\n\
+                    backoff = { initial = \"1s\", max = \"1m\" }\n[shutdown]\ngrace = \"0s\"\n";
+        let texts = [
+            "",
+            "# only a comment\n",
+            full,
+            "[box]\nargs = [\"rss\", \"poweroff\"]\n",
+            "[modules]\nload = [\"virtio_blk\", \"vfat\"]\n[boot]\ndevice = \"auto\"\n",
+            "[box]\nrestat = 1\n",
+            "[boot]\ndevice = \"sda1\"\n",
+            "[shutdown]\ngrace = 5\n",
+            "[box\n",
+            "[box]\npath = \"a\"\npath = \"b\"\n",
+            "[system]\nhostname = 3\n",
+        ];
+        for t in texts {
+            let layer = text("/boot/init.toml", t);
+            assert_eq!(validate(&layer), validate_text("/boot/init.toml", t), "{t}");
         }
     }
 
