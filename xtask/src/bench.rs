@@ -306,7 +306,9 @@ pub fn run(opts: &Options) -> Result<()> {
                         samples.push(sample);
                     }
                     if variant == Variant::Boxinit {
-                        results.rss_kb.extend(number_after(&console, "demo: init rss "));
+                        results
+                            .rss_kb
+                            .extend(number_after(&console, "demo: init rss "));
                     }
                 }
                 Err(e) => {
@@ -369,7 +371,11 @@ pub fn run(opts: &Options) -> Result<()> {
     let chart = opts.report.with_file_name("bench-timeline.svg");
     std::fs::write(&chart, report.svg())
         .with_context(|| format!("cannot write {}", chart.display()))?;
-    let text = report.markdown(&chart);
+    let kept = std::fs::read_to_string(&opts.report)
+        .ok()
+        .and_then(|old| kept_analysis(&old).map(str::to_string));
+    let mut text = report.markdown(&chart);
+    text.push_str(kept.as_deref().unwrap_or(ANALYSIS_MARKER));
     std::fs::write(&opts.report, &text)
         .with_context(|| format!("cannot write {}", opts.report.display()))?;
     print!("{}", report.summary());
@@ -450,7 +456,12 @@ fn prepare(arch: Arch, kernel: &KernelArgs) -> Result<Setup> {
     }
     packed.push((
         Variant::Busybox,
-        pack(&options(script_path.as_path()), &extra, &dir, Variant::Busybox)?,
+        pack(
+            &options(script_path.as_path()),
+            &extra,
+            &dir,
+            Variant::Busybox,
+        )?,
     ));
 
     let extra = vec![
@@ -550,6 +561,16 @@ fn applets(busybox: &Path) -> Result<Vec<String>> {
     Ok(list)
 }
 
+/// The line after which BENCHMARKS.md is written by hand (the analysis of the figures): a
+/// new run rewrites everything above it and keeps everything from it on.
+const ANALYSIS_MARKER: &str =
+    "<!-- Everything below is written by hand and kept by `cargo xtask bench`. -->\n";
+
+/// The hand-written part of an earlier report, marker included.
+fn kept_analysis(report: &str) -> Option<&str> {
+    report.find(ANALYSIS_MARKER).map(|at| &report[at..])
+}
+
 /// Boots `variant` and returns the console up to the box's last marker.
 fn boot(setup: &Setup, variant: Variant, disk: &Path, append: &str) -> Result<String> {
     let initrd = setup
@@ -636,10 +657,7 @@ impl Report<'_> {
         let b = self.stats(Variant::Boxinit).map(|s| s.median);
         let s = self.stats(Variant::Busybox).map(|s| s.median);
         let f = self.stats(Variant::Floor).map(|s| s.median);
-        (
-            b.zip(f).map(|(b, f)| b / f),
-            b.zip(s).map(|(b, s)| b / s),
-        )
+        (b.zip(f).map(|(b, f)| b / f), b.zip(s).map(|(b, s)| b / s))
     }
 
     fn summary(&self) -> String {
@@ -714,12 +732,15 @@ impl Report<'_> {
                 }
             }
         }
-        let _ = writeln!(md, "\n![boot timeline per variant]({})\n", chart_name(chart));
+        let _ = writeln!(
+            md,
+            "\n![boot timeline per variant]({})\n",
+            chart_name(chart)
+        );
 
         let (floor, script) = self.ratios();
         let per_round_floor = Stats::of(&r.round_ratios.iter().map(|r| r.0).collect::<Vec<_>>());
-        let per_round_script =
-            Stats::of(&r.round_ratios.iter().map(|r| r.1).collect::<Vec<_>>());
+        let per_round_script = Stats::of(&r.round_ratios.iter().map(|r| r.1).collect::<Vec<_>>());
         let rss = Stats::of(&r.rss_kb);
         let _ = writeln!(md, "## Targets (ratios from this one run)\n");
         let _ = writeln!(
@@ -796,11 +817,7 @@ impl Report<'_> {
             "| floor binary (static, std) | {} |",
             kib(self.setup.floor_size)
         );
-        let _ = writeln!(
-            md,
-            "| demo box binary | {} |",
-            kib(self.setup.box_size)
-        );
+        let _ = writeln!(md, "| demo box binary | {} |", kib(self.setup.box_size));
         match (r.reap_rate, r.reap_ms) {
             (Some(rate), Some(ms)) => {
                 let _ = writeln!(
@@ -1026,7 +1043,10 @@ mod tests {
             }
         );
         assert!((s.overhead_ms() - 722.0).abs() < 1e-6);
-        assert_eq!(number_after(BOXINIT_CONSOLE, "demo: init rss "), Some(796.0));
+        assert_eq!(
+            number_after(BOXINIT_CONSOLE, "demo: init rss "),
+            Some(796.0)
+        );
         let script = "script: started at 2.91s (CLOCK_BOOTTIME)\ndemo: uptime 4.102s\n";
         let s = parse_sample(Variant::Busybox, script).unwrap();
         assert_eq!((s.init_start, s.box_start), (2.91, 4.102));
@@ -1038,6 +1058,16 @@ mod tests {
         let reap = "boxinit: in 3ms: x\ndemo: reaped 200 zombies in 41.5ms: 4819 per second\n";
         assert_eq!(parse_reaping(reap), (Some(41.5), Some(4819.0)));
         assert_eq!(parse_reaping("demo: hello\n"), (None, None));
+    }
+
+    #[test]
+    fn the_analysis_is_kept() {
+        let old = format!("# Benchmarks\nold table\n{ANALYSIS_MARKER}\n## Analysis\nmine\n");
+        assert_eq!(
+            kept_analysis(&old),
+            Some(format!("{ANALYSIS_MARKER}\n## Analysis\nmine\n").as_str())
+        );
+        assert_eq!(kept_analysis("# Benchmarks\nno marker\n"), None);
     }
 
     #[test]
@@ -1066,7 +1096,10 @@ mod tests {
     #[test]
     fn script_does_the_job_in_order() {
         let s = busybox_script(
-            &["/lib/modules/6.1/a.ko".into(), "/lib/modules/6.1/b.ko".into()],
+            &[
+                "/lib/modules/6.1/a.ko".into(),
+                "/lib/modules/6.1/b.ko".into(),
+            ],
             "/dev/vda1",
             BOX_ARGS,
         );
