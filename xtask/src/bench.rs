@@ -86,6 +86,9 @@ impl Variant {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample {
     pub init_start: f64,
+    /// When the init was done with its setup and started the box (boxinit: `setup done in`,
+    /// the others: `exec at`), if it said.
+    pub exec: Option<f64>,
     pub box_start: f64,
 }
 
@@ -107,18 +110,34 @@ pub fn parse_sample(variant: Variant, console: &str) -> Result<Sample> {
         .lines()
         .find_map(|l| seconds_after(l, "demo: uptime "))
         .context("no `demo: uptime X.XXXs` line")?;
+    let exec = match variant {
+        Variant::Boxinit => {
+            number_after(console, "boxinit: setup done in ").map(|ms| init_start + ms / 1e3)
+        }
+        _ => {
+            let exec = format!("{}: exec at ", variant.marker());
+            console.lines().find_map(|l| seconds_after(l, &exec))
+        }
+    };
     Ok(Sample {
         init_start,
+        exec,
         box_start,
     })
 }
 
 /// The number of seconds that follows `prefix` in `line` (`1.234s`), anywhere in the line
-/// (the kernel's timestamp may come first).
+/// (the kernel's timestamp may come first, and a kernel line may follow with no newline
+/// between: the box and the kernel share the console).
 fn seconds_after(line: &str, prefix: &str) -> Option<f64> {
     let (_, rest) = line.split_once(prefix)?;
-    let word = rest.split_whitespace().next()?;
-    word.strip_suffix('s')?.parse().ok()
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    if !rest[end..].starts_with('s') {
+        return None;
+    }
+    rest[..end].parse().ok()
 }
 
 /// The first `demo: <prefix>N...` number, e.g. `init rss ` → the kB.
@@ -216,11 +235,35 @@ pub fn busybox_script(modules: &[String], device: &str, box_args: &[&str]) -> St
          while [ ! -b {device} ]; do sleep 0.01; mdev -s; done\n\
          mount -t vfat -o ro,nosuid,nodev,noatime {device} /boot\n\
          cd /boot\n\
+         read up idle < /proc/uptime\n\
+         echo \"script: exec at ${{up}}s (CLOCK_BOOTTIME)\"\n\
          exec /boot/box {}\n",
         box_args.join(" ")
     );
     s
 }
+
+/// Busybox's coldplug, as a second `/init` in the busybox image (`rdinit=/coldplug.sh`):
+/// `mdev -s`, then `modprobe` every modalias sysfs shows, again until the boot disk's
+/// partition node is there (a bus's devices appear only once its driver is loaded). Its two
+/// markers time it.
+pub const COLDPLUG_SCRIPT: &str = "#!/bin/sh\n\
+# busybox coldplug for `cargo xtask bench`: mdev -s, then modprobe every modalias, until\n\
+# the boot disk's partition shows up\n\
+mount -t proc proc /proc\n\
+mount -t sysfs sysfs /sys\n\
+mount -t tmpfs -o size=64k,mode=0755 tmpfs /dev\n\
+read up idle < /proc/uptime\n\
+echo \"coldplug: started at ${up}s (CLOCK_BOOTTIME)\"\n\
+n=0\n\
+until mdev -s; [ -b /dev/vda1 ] || [ $n -ge 100 ]; do\n\
+  find /sys/devices -name modalias | xargs cat | sort -u | xargs -r modprobe -a -q\n\
+  n=$((n+1))\n\
+done\n\
+read up idle < /proc/uptime\n\
+echo \"coldplug: done at ${up}s after $n passes (CLOCK_BOOTTIME)\"\n";
+/// Boots of the busybox coldplug.
+const COLDPLUG_RUNS: usize = 3;
 
 /// What was built and packed for the run.
 struct Setup {
@@ -246,6 +289,8 @@ pub struct Results {
     /// boxinit's own lines of a `boxinit.loglevel=debug` boot, with kernel timestamps.
     pub profile: Vec<String>,
     pub profile_sample: Option<Sample>,
+    /// Busybox coldplug durations (ms), `coldplug: started` to `done`.
+    pub coldplug_ms: Vec<f64>,
 }
 
 impl Results {
@@ -258,10 +303,15 @@ impl Results {
     }
 
     fn init_starts(&self, variant: Variant) -> Vec<f64> {
+        self.each(variant, |s| Some(s.init_start * 1e3))
+    }
+
+    /// `f` of each sample of `variant` that has it.
+    fn each(&self, variant: Variant, f: impl Fn(&Sample) -> Option<f64>) -> Vec<f64> {
         self.samples
             .iter()
             .filter(|(v, _)| *v == variant)
-            .flat_map(|(_, s)| s.iter().map(|s| s.init_start * 1e3))
+            .flat_map(|(_, s)| s.iter().filter_map(&f))
             .collect()
     }
 }
@@ -360,6 +410,24 @@ pub fn run(opts: &Options) -> Result<()> {
             .push(format!("reaping: no `demo: reaped` line (console: {log})"));
     }
 
+    progress!("coldplug: busybox mdev -s + modprobe, {COLDPLUG_RUNS} boots");
+    for run in 0..COLDPLUG_RUNS {
+        let console = boot(&setup, Variant::Busybox, &setup.disk, "rdinit=/coldplug.sh")?;
+        let log = save_console(Variant::Busybox, COLDPLUG_LOG + run, &console);
+        let start = console
+            .lines()
+            .find_map(|l| seconds_after(l, "coldplug: started at "));
+        let done = console
+            .lines()
+            .find_map(|l| seconds_after(l, "coldplug: done at "));
+        match (start, done) {
+            (Some(start), Some(done)) => results.coldplug_ms.push((done - start) * 1e3),
+            _ => results.failures.push(format!(
+                "coldplug: no start and done markers (console: {log})"
+            )),
+        }
+    }
+
     let report = Report {
         results: &results,
         setup: &setup,
@@ -446,6 +514,11 @@ fn prepare(arch: Arch, kernel: &KernelArgs) -> Result<Setup> {
             path: "etc/mdev.conf".into(),
             mode: 0o644,
             data: Vec::new(),
+        },
+        Extra::File {
+            path: "coldplug.sh".into(),
+            mode: 0o755,
+            data: COLDPLUG_SCRIPT.as_bytes().to_vec(),
         },
     ];
     for applet in applets(&busybox)? {
@@ -589,6 +662,8 @@ fn boot(setup: &Setup, variant: Variant, disk: &Path, append: &str) -> Result<St
         .context("cannot run QEMU")?;
     let last = if disk == setup.reap_disk {
         "demo: reaped * per second".to_string()
+    } else if append.contains("rdinit=/coldplug.sh") {
+        "coldplug: done at * (CLOCK_BOOTTIME)".to_string()
     } else {
         LAST_LINE.to_string()
     };
@@ -596,11 +671,15 @@ fn boot(setup: &Setup, variant: Variant, disk: &Path, append: &str) -> Result<St
     Ok(console)
 }
 
+/// `save_console`'s round numbers from here on name coldplug boots.
+const COLDPLUG_LOG: usize = 100_000;
+
 /// Keeps a boot's console under target/bench/ and returns its path.
 fn save_console(variant: Variant, round: usize, console: &str) -> String {
     let name = match round {
         usize::MAX => format!("{}-profile.log", variant.dir()),
         r if r > 1_000_000 => format!("{}-reap.log", variant.dir()),
+        r if r >= COLDPLUG_LOG => format!("coldplug-{}.log", r - COLDPLUG_LOG + 1),
         r => format!("{}-{}.log", variant.dir(), r + 1),
     };
     let path = target_dir().join("bench").join(name);
@@ -708,15 +787,20 @@ impl Report<'_> {
         let _ = writeln!(md, "## Boot overhead: box start minus `/init` start\n");
         let _ = writeln!(
             md,
-            "| variant | median | IQR | min – max | runs | `/init` start (median) |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+            "| variant | median | IQR | min – max | runs | setup: `/init` → exec (median) | exec → box start (median) | `/init` start (median) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for v in Variant::ALL {
             let starts = Stats::of(&r.init_starts(v));
+            let median = |values: Vec<f64>| {
+                Stats::of(&values).map_or("–".to_string(), |s| format!("{:.0} ms", s.median))
+            };
+            let setup = median(r.each(v, |s| Some((s.exec? - s.init_start) * 1e3)));
+            let start = median(r.each(v, |s| Some((s.box_start - s.exec?) * 1e3)));
             match self.stats(v) {
                 Some(s) => {
                     let _ = writeln!(
                         md,
-                        "| {} | {:.0} ms | {:.0} – {:.0} ms | {:.0} – {:.0} ms | {} | {:.0} ms |",
+                        "| {} | {:.0} ms | {:.0} – {:.0} ms | {:.0} – {:.0} ms | {} | {setup} | {start} | {:.0} ms |",
                         v.name(),
                         s.median,
                         s.q1,
@@ -829,14 +913,38 @@ impl Report<'_> {
                 let _ = writeln!(md, "| reaping | not measured (see the failures) |");
             }
         }
+        match Stats::of(&r.coldplug_ms) {
+            Some(s) => {
+                let _ = writeln!(
+                    md,
+                    "| coldplug, busybox `mdev -s` + `modprobe` of every modalias until `/dev/vda1` (median of {}, min – max) | {:.0} ms ({:.0} – {:.0}) |",
+                    s.n, s.median, s.min, s.max
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "| coldplug, busybox | not measured (see the failures) |"
+                );
+            }
+        }
+        let modules = r
+            .profile
+            .iter()
+            .find(|l| l.contains("boxinit: modules: "))
+            .and_then(|l| number_after(l, "failed in "));
+        // issue 3's coldplug logs a line naming it; until then, the explicit module list
         let coldplug = r.profile.iter().find(|l| l.contains("coldplug"));
         let _ = writeln!(
             md,
-            "| coldplug vs `mdev -s` + modprobe | {} |",
-            coldplug.map_or(
-                "not measured: boxinit has no coldplug yet (issue 3)".to_string(),
-                |l| l.clone()
-            )
+            "| coldplug, boxinit | {} |",
+            match (coldplug, modules) {
+                (Some(line), _) => format!("`{}`", line.trim()),
+                (None, Some(ms)) => format!(
+                    "no coldplug in this build (issue 3); its explicit `modules.load` took {ms:.0} ms in the profile boot"
+                ),
+                (None, None) => "no coldplug in this build (issue 3)".to_string(),
+            }
         );
 
         let _ = writeln!(md, "\n## Where boxinit's time goes\n");
@@ -876,17 +984,15 @@ impl Report<'_> {
     /// the init's part coloured, with the spread of the box's start as a whisker.
     fn svg(&self) -> String {
         let r = self.results;
-        let rows: Vec<(Variant, Stats, Stats)> = Variant::ALL
+        let rows: Vec<Row> = Variant::ALL
             .iter()
             .filter_map(|v| {
-                let starts = Stats::of(&r.init_starts(*v))?;
-                let boxes: Vec<f64> = r
-                    .samples
-                    .iter()
-                    .filter(|(x, _)| x == v)
-                    .flat_map(|(_, s)| s.iter().map(|s| s.box_start * 1e3))
-                    .collect();
-                Some((*v, starts, Stats::of(&boxes)?))
+                Some(Row {
+                    variant: *v,
+                    init: Stats::of(&r.init_starts(*v))?,
+                    setup: Stats::of(&r.each(*v, |s| Some((s.exec? - s.init_start) * 1e3))),
+                    overhead: Stats::of(&r.overheads(*v))?,
+                })
             })
             .collect();
         timeline_svg(&rows)
@@ -900,21 +1006,36 @@ fn chart_name(chart: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The chart's SVG: one row per variant, (variant, /init start, box start) in ms.
-pub fn timeline_svg(rows: &[(Variant, Stats, Stats)]) -> String {
-    const LEFT: f64 = 130.0;
-    const WIDTH: f64 = 760.0;
-    const ROW: f64 = 46.0;
-    const TOP: f64 = 44.0;
+/// One bar of the chart: when `/init` started, when it started the box (exec), when the box
+/// started, in ms of `CLOCK_BOOTTIME`.
+pub struct Row {
+    pub variant: Variant,
+    /// when `/init` started
+    pub init: Stats,
+    /// `/init` start to exec of the box
+    pub setup: Option<Stats>,
+    /// `/init` start to the box's start
+    pub overhead: Stats,
+}
+
+/// The chart's SVG: one bar per variant from `/init`'s start (0) to the box's: the init's
+/// setup, then exec until the box's first words; the whisker spans the fastest and the
+/// slowest run. The kernel's part (when `/init` started) is in the label: it is the same
+/// kernel in all three and only adds noise to the picture.
+pub fn timeline_svg(rows: &[Row]) -> String {
+    const LEFT: f64 = 190.0;
+    const WIDTH: f64 = 820.0;
+    const ROW: f64 = 50.0;
+    const TOP: f64 = 48.0;
     let end = rows
         .iter()
-        .map(|(_, _, b)| b.max)
+        .map(|r| r.overhead.max)
         .fold(0.0_f64, f64::max)
         .max(1.0);
-    // a round scale: the next 500 ms above the latest box start
-    let scale_end = (end / 500.0).ceil() * 500.0;
-    let x = |ms: f64| LEFT + ms / scale_end * (WIDTH - LEFT - 20.0);
-    let height = TOP + ROW * rows.len() as f64 + 50.0;
+    // a round scale: the next 100 ms above the slowest box start
+    let scale_end = (end.min(5000.0) / 100.0).ceil() * 100.0;
+    let x = |ms: f64| LEFT + ms.clamp(0.0, scale_end) / scale_end * (WIDTH - LEFT - 150.0);
+    let height = TOP + ROW * rows.len() as f64 + 78.0;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -923,49 +1044,70 @@ pub fn timeline_svg(rows: &[(Variant, Stats, Stats)]) -> String {
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{LEFT}" y="20" font-size="15" font-weight="bold">Boot timeline (CLOCK_BOOTTIME, medians; whisker: min–max box start)</text>"#
+        r#"<text x="12" y="22" font-size="15" font-weight="bold">From /init's start to the box's start (CLOCK_BOOTTIME, medians of interleaved runs)</text>"#
     );
-    let axis_y = TOP + ROW * rows.len() as f64 + 6.0;
+    let axis_y = TOP + ROW * rows.len() as f64 + 4.0;
+    let step = match scale_end {
+        e if e > 1500.0 => 500.0,
+        e if e > 600.0 => 200.0,
+        e if e > 300.0 => 100.0,
+        _ => 50.0,
+    };
     let mut tick = 0.0;
     while tick <= scale_end + 0.1 {
         let tx = x(tick);
         let _ = writeln!(
             s,
-            r##"<line x1="{tx:.1}" y1="{TOP}" x2="{tx:.1}" y2="{axis_y}" stroke="#ddd"/><text x="{tx:.1}" y="{:.1}" text-anchor="middle" fill="#444">{:.1} s</text>"##,
-            axis_y + 16.0,
-            tick / 1e3
+            r##"<line x1="{tx:.1}" y1="{TOP}" x2="{tx:.1}" y2="{axis_y}" stroke="#ddd"/><text x="{tx:.1}" y="{:.1}" text-anchor="middle" fill="#444">{tick:.0}</text>"##,
+            axis_y + 16.0
         );
-        tick += 500.0;
+        tick += step;
     }
-    for (i, (variant, start, boxed)) in rows.iter().enumerate() {
+    let _ = writeln!(
+        s,
+        r##"<text x="{:.1}" y="{:.1}" fill="#444">ms after /init started</text>"##,
+        x(scale_end) + 26.0,
+        axis_y + 16.0
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="12" y="{:.1}" fill="#444">dark: the init's setup (mounts, modules, boot partition, config) until it execs the box</text><text x="12" y="{:.1}" fill="#444">pale: from exec to the box's first words; whisker: the fastest and the slowest run</text>"##,
+        axis_y + 40.0,
+        axis_y + 58.0
+    );
+    for (i, row) in rows.iter().enumerate() {
         let y = TOP + ROW * i as f64 + 8.0;
-        let colour = match variant {
+        let colour = match row.variant {
             Variant::Boxinit => "#2b7bb9",
             Variant::Busybox => "#d9822b",
             Variant::Floor => "#4a9e5c",
         };
-        let (x0, x1, x2) = (x(0.0), x(start.median), x(boxed.median));
+        let total = row.overhead.median;
+        let setup = row.setup.map_or(total, |s| s.median.clamp(0.0, total));
         let _ = writeln!(
             s,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" font-weight="bold">{}</text>"##,
-            LEFT - 8.0,
-            y + 19.0,
-            variant.name()
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" font-weight="bold">{}</text><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#666" font-size="11">/init at {:.2} s</text>"##,
+            LEFT - 10.0,
+            y + 12.0,
+            row.variant.name(),
+            LEFT - 10.0,
+            y + 26.0,
+            row.init.median / 1e3
         );
         let _ = writeln!(
             s,
-            r##"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="26" fill="#bbb"/><text x="{:.1}" y="{:.1}" fill="#222">kernel</text>"##,
-            x1 - x0,
-            x0 + 6.0,
-            y + 18.0
+            r##"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="28" fill="{colour}"/>"##,
+            x(0.0),
+            x(setup) - x(0.0)
         );
         let _ = writeln!(
             s,
-            r##"<rect x="{x1:.1}" y="{y:.1}" width="{:.1}" height="26" fill="{colour}"/>"##,
-            (x2 - x1).max(1.0)
+            r##"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="28" fill="{colour}" fill-opacity="0.45"/>"##,
+            x(setup),
+            (x(total) - x(setup)).max(0.0)
         );
-        let (w0, w1) = (x(boxed.min), x(boxed.max));
-        let wy = y + 13.0;
+        let (w0, w1) = (x(row.overhead.min), x(row.overhead.max));
+        let wy = y + 14.0;
         let _ = writeln!(
             s,
             r##"<line x1="{w0:.1}" y1="{wy:.1}" x2="{w1:.1}" y2="{wy:.1}" stroke="#222"/><line x1="{w0:.1}" y1="{:.1}" x2="{w0:.1}" y2="{:.1}" stroke="#222"/><line x1="{w1:.1}" y1="{:.1}" x2="{w1:.1}" y2="{:.1}" stroke="#222"/>"##,
@@ -976,10 +1118,10 @@ pub fn timeline_svg(rows: &[(Variant, Stats, Stats)]) -> String {
         );
         let _ = writeln!(
             s,
-            r##"<text x="{:.1}" y="{:.1}" fill="#222">init → box {:.0} ms</text>"##,
-            w1.max(x2) + 8.0,
-            y + 18.0,
-            boxed.median - start.median
+            r##"<text x="{:.1}" y="{:.1}" fill="#222">{total:.0} ms ({setup:.0} + {:.0})</text>"##,
+            w1.max(x(total)) + 8.0,
+            y + 19.0,
+            total - setup
         );
     }
     s.push_str("</svg>\n");
@@ -1026,6 +1168,7 @@ mod tests {
     const BOXINIT_CONSOLE: &str = "[    2.717904] Run /init as init process\r\n\
         [    2.779341] boxinit: started at 2.808s (CLOCK_BOOTTIME)\r\n\
         [    3.358710] boxinit: modules: 10 loaded, 0 already there, 0 failed in 520ms\r\n\
+        [    3.438870] boxinit: setup done in 650ms\r\n\
         demo: hello from the box\r\n\
         demo: pid 78\r\n\
         demo: uptime 3.530s\r\n\
@@ -1035,21 +1178,27 @@ mod tests {
     #[test]
     fn markers_parse() {
         let s = parse_sample(Variant::Boxinit, BOXINIT_CONSOLE).unwrap();
-        assert_eq!(
-            s,
-            Sample {
-                init_start: 2.808,
-                box_start: 3.53
-            }
-        );
+        assert_eq!((s.init_start, s.box_start), (2.808, 3.53));
+        assert!((s.exec.unwrap() - 3.458).abs() < 1e-9);
         assert!((s.overhead_ms() - 722.0).abs() < 1e-6);
         assert_eq!(
             number_after(BOXINIT_CONSOLE, "demo: init rss "),
             Some(796.0)
         );
-        let script = "script: started at 2.91s (CLOCK_BOOTTIME)\ndemo: uptime 4.102s\n";
+        // the kernel's line may follow the box's on the same line
+        let console = "floor: started at 2.7s (x)\ndemo: uptime 1.994s[    1.97] boxinit: x\n";
+        let s = parse_sample(Variant::Floor, console).unwrap();
+        assert_eq!((s.init_start, s.box_start), (2.7, 1.994));
+        assert_eq!(seconds_after("demo: uptime 1.99", "demo: uptime "), None);
+        assert_eq!(seconds_after("demo: uptime unknown", "demo: uptime "), None);
+        assert_eq!(s.exec, None);
+        let script = "script: started at 2.91s (CLOCK_BOOTTIME)\n\
+                      script: exec at 3.95s (CLOCK_BOOTTIME)\ndemo: uptime 4.102s\n";
         let s = parse_sample(Variant::Busybox, script).unwrap();
-        assert_eq!((s.init_start, s.box_start), (2.91, 4.102));
+        assert_eq!(
+            (s.init_start, s.exec, s.box_start),
+            (2.91, Some(3.95), 4.102)
+        );
         let floor = "floor: started at 2.700s (CLOCK_BOOTTIME)\n";
         let err = parse_sample(Variant::Floor, floor).unwrap_err();
         assert!(format!("{err:#}").contains("demo: uptime"), "{err:#}");
@@ -1116,11 +1265,25 @@ mod tests {
     fn chart_has_a_row_per_variant() {
         let st = |m: f64| Stats::of(&[m - 10.0, m, m + 10.0]).unwrap();
         let svg = timeline_svg(&[
-            (Variant::Boxinit, st(2800.0), st(3500.0)),
-            (Variant::Floor, st(2790.0), st(3400.0)),
+            Row {
+                variant: Variant::Boxinit,
+                init: st(2800.0),
+                setup: Some(st(650.0)),
+                overhead: st(700.0),
+            },
+            Row {
+                variant: Variant::Floor,
+                init: st(2790.0),
+                setup: None,
+                overhead: st(610.0),
+            },
         ]);
+        if let Some(out) = std::env::var_os("BENCH_SVG_OUT") {
+            std::fs::write(out, &svg).unwrap();
+        }
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert!(svg.contains(">boxinit</text>") && svg.contains(">floor</text>"));
-        assert!(svg.contains("init → box 700 ms") && svg.contains("init → box 610 ms"));
+        assert!(svg.contains("700 ms (650 + 50)"), "{svg}");
+        assert!(svg.contains("610 ms (610 + 0)"), "{svg}");
     }
 }
