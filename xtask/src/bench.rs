@@ -162,6 +162,19 @@ fn parse_reaping(console: &str) -> (Option<f64>, Option<f64>) {
     )
 }
 
+/// boxinit's `phase NAME: Nus` debug lines as (name, ms), in order.
+pub fn parse_phases(lines: &[String]) -> Vec<(String, f64)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("boxinit: phase ")?;
+            let (name, rest) = rest.split_once(": ")?;
+            let us: f64 = rest.split("us").next()?.parse().ok()?;
+            Some((name.to_string(), us / 1e3))
+        })
+        .collect()
+}
+
 /// Median, quartiles and extremes of a set of numbers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stats {
@@ -953,6 +966,23 @@ impl Report<'_> {
             "One boot with `boxinit.loglevel=debug`: boxinit's log lines with the kernel's \
              timestamps (its clock differs from `CLOCK_BOOTTIME` by a constant).\n"
         );
+        let phases = parse_phases(&r.profile);
+        if !phases.is_empty() {
+            let _ = writeln!(md, "| phase | ms |\n| --- | ---: |");
+            for (name, ms) in &phases {
+                let _ = writeln!(md, "| {name} | {ms:.1} |");
+            }
+            if let Some(s) = r.profile_sample {
+                if let Some(exec) = s.exec {
+                    let _ = writeln!(
+                        md,
+                        "| starting the box: setup done until the box's first words | {:.1} |",
+                        (s.box_start - exec) * 1e3
+                    );
+                }
+            }
+            md.push('\n');
+        }
         let _ = writeln!(md, "```");
         for line in &r.profile {
             let _ = writeln!(md, "{}", line.trim_end_matches('\r'));
@@ -1217,6 +1247,22 @@ mod tests {
             Some(format!("{ANALYSIS_MARKER}\n## Analysis\nmine\n").as_str())
         );
         assert_eq!(kept_analysis("# Benchmarks\nno marker\n"), None);
+    }
+
+    #[test]
+    fn phases_parse() {
+        let lines = [
+            "[    1.645688] boxinit: phase start and early mounts: 8441us".to_string(),
+            "[    1.646383] boxinit: phase built-in config: 12782us (done at 1.629246s)".into(),
+            "[    1.871540] boxinit: modules: 10 loaded in 222ms".into(),
+        ];
+        assert_eq!(
+            parse_phases(&lines),
+            [
+                ("start and early mounts".to_string(), 8.441),
+                ("built-in config".to_string(), 12.782)
+            ]
+        );
     }
 
     #[test]
