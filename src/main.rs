@@ -174,6 +174,8 @@ fn boot() -> ! {
     // 6. The boot partition's init.toml over the built-in one.
     let cfg = match boot_dir {
         Some(dir) => {
+            // The box's disk reads start now, in the background, while its config is read.
+            bootpart::prefetch(&dir.join(&cfg.box_.path));
             let full = load_config(&config_layers(Some(dir)), &cmdline);
             bootpart::apply_read_only(&mut sys, cfg.boot.read_only, &full.boot, dir);
             full
