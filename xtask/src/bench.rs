@@ -364,8 +364,8 @@ pub fn run(opts: &Options) -> Result<()> {
     for round in 0..opts.runs {
         let mut overheads = [None; 3];
         for variant in round_order(round) {
-            let console = boot(&setup, variant, &setup.disk, "")?;
-            let log = save_console(variant, round, &console);
+            let console = boot(&setup, variant, &setup.disk, "", LAST_LINE)?;
+            let log = save_console(&format!("{}-{}.log", variant.dir(), round + 1), &console);
             let index = Variant::ALL.iter().position(|v| *v == variant).unwrap_or(0);
             match parse_sample(variant, &console) {
                 Ok(sample) => {
@@ -412,8 +412,9 @@ pub fn run(opts: &Options) -> Result<()> {
             Variant::Boxinit,
             &setup.disk,
             "boxinit.loglevel=debug loglevel=8",
+            LAST_LINE,
         )?;
-        save_console(Variant::Boxinit, usize::MAX, &console);
+        save_console("boxinit-profile.log", &console);
         results.profile = console
             .lines()
             .filter(|l| l.contains("] boxinit: ") || l.contains("Run /init"))
@@ -438,9 +439,15 @@ pub fn run(opts: &Options) -> Result<()> {
     }
 
     progress!("reaping: {REAP_COUNT} zombies handed to boxinit at once");
-    let console = boot(&setup, Variant::Boxinit, &setup.reap_disk, "")?;
+    let console = boot(
+        &setup,
+        Variant::Boxinit,
+        &setup.reap_disk,
+        "",
+        "demo: reaped * per second",
+    )?;
     (results.reap_ms, results.reap_rate) = parse_reaping(&console);
-    let log = save_console(Variant::Boxinit, usize::MAX - 1, &console);
+    let log = save_console("boxinit-reap.log", &console);
     if results.reap_rate.is_none() {
         results
             .failures
@@ -449,8 +456,14 @@ pub fn run(opts: &Options) -> Result<()> {
 
     progress!("coldplug: busybox mdev -s + modprobe, {COLDPLUG_RUNS} boots");
     for run in 0..COLDPLUG_RUNS {
-        let console = boot(&setup, Variant::Busybox, &setup.disk, "rdinit=/coldplug.sh")?;
-        let log = save_console(Variant::Busybox, COLDPLUG_LOG + run, &console);
+        let console = boot(
+            &setup,
+            Variant::Busybox,
+            &setup.disk,
+            "rdinit=/coldplug.sh",
+            "coldplug: done at * (CLOCK_BOOTTIME)",
+        )?;
+        let log = save_console(&format!("coldplug-{}.log", run + 1), &console);
         let start = console
             .lines()
             .find_map(|l| seconds_after(l, "coldplug: started at "));
@@ -681,8 +694,9 @@ fn kept_analysis(report: &str) -> Option<&str> {
     report.find(ANALYSIS_MARKER).map(|at| &report[at..])
 }
 
-/// Boots `variant` and returns the console up to the box's last marker.
-fn boot(setup: &Setup, variant: Variant, disk: &Path, append: &str) -> Result<String> {
+/// Boots `variant` with `disk` and `append` on the kernel command line; returns the console
+/// once a line matching `until` (`*` for any text) was printed, then QEMU is stopped.
+fn boot(setup: &Setup, variant: Variant, disk: &Path, append: &str, until: &str) -> Result<String> {
     let initrd = setup
         .initramfs
         .iter()
@@ -697,28 +711,12 @@ fn boot(setup: &Setup, variant: Variant, disk: &Path, append: &str) -> Result<St
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot run QEMU")?;
-    let last = if disk == setup.reap_disk {
-        "demo: reaped * per second".to_string()
-    } else if append.contains("rdinit=/coldplug.sh") {
-        "coldplug: done at * (CLOCK_BOOTTIME)".to_string()
-    } else {
-        LAST_LINE.to_string()
-    };
-    let (console, _) = scenario::watch(&mut child, &[last], false, BOOT_TIMEOUT)?;
+    let (console, _) = scenario::watch(&mut child, &[until.to_string()], false, BOOT_TIMEOUT)?;
     Ok(console)
 }
 
-/// `save_console`'s round numbers from here on name coldplug boots.
-const COLDPLUG_LOG: usize = 100_000;
-
-/// Keeps a boot's console under target/bench/ and returns its path.
-fn save_console(variant: Variant, round: usize, console: &str) -> String {
-    let name = match round {
-        usize::MAX => format!("{}-profile.log", variant.dir()),
-        r if r > 1_000_000 => format!("{}-reap.log", variant.dir()),
-        r if r >= COLDPLUG_LOG => format!("coldplug-{}.log", r - COLDPLUG_LOG + 1),
-        r => format!("{}-{}.log", variant.dir(), r + 1),
-    };
+/// Keeps a boot's console as target/bench/`name` and returns its path.
+fn save_console(name: &str, console: &str) -> String {
     let path = target_dir().join("bench").join(name);
     let _ = std::fs::write(&path, console);
     crate::display_path(&path)
