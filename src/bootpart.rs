@@ -17,6 +17,10 @@ pub fn mount_boot(sys: &mut dyn Sys, events: &Events, boot: &Boot, target: &Path
     let Some(found) = wait_for(events, &boot.device, boot.timeout, Path::new("/")) else {
         return false;
     };
+    log::debug!(
+        "phase boot partition scan, until found (part of the boot partition phase): {}us",
+        started.elapsed().as_micros()
+    );
     let flags = mount_flags(boot.read_only);
     let dev = found.dev.display().to_string();
     let _ = sys.mkdir(target, 0o755);
