@@ -532,6 +532,7 @@ fn prepare(arch: Arch, kernel: &KernelArgs) -> Result<Setup> {
         index: &context.index,
         modules: &[],
         config: None,
+        busybox: None,
     };
     let mut packed = Vec::new();
     let boxinit = pack(&options(built.init.as_path()), &[], &dir, Variant::Boxinit)?;
