@@ -2,6 +2,21 @@
 //! the only place that ends the machine. As any other pid it is a multi-call tool: `modprobe`
 //! (for the kernel's request_module), `reboot`/`poweroff`/`halt`, and `boxinit check FILE`.
 
+// PID 1 must never panic (the kernel panics with it): the compiler holds the init's own code
+// to that, outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
 mod backoff;
 mod bootpart;
 mod cmdline;
