@@ -10,11 +10,28 @@ use crate::events::Events;
 use crate::partition::{self, Candidate, DeviceSpec};
 use crate::sys::{MountFlags, Sys};
 
+/// What the wait does with each uevent it reads (load the new device's module: `hotplug`).
+pub type OnUevent<'a> = &'a mut dyn FnMut(&mut dyn Sys, &[u8]);
+
 /// Finds the boot partition and mounts it on `target`. Returns whether it is mounted; every
-/// failure is logged with what was seen and how to fix it.
-pub fn mount_boot(sys: &mut dyn Sys, events: &Events, boot: &Boot, target: &Path) -> bool {
+/// failure is logged with what was seen and how to fix it. The uevents read while waiting are
+/// passed to `on_uevent`.
+pub fn mount_boot(
+    sys: &mut dyn Sys,
+    events: &Events,
+    boot: &Boot,
+    target: &Path,
+    on_uevent: OnUevent,
+) -> bool {
     let started = Instant::now();
-    let Some(found) = wait_for(events, &boot.device, boot.timeout, Path::new("/")) else {
+    let Some(found) = wait_for(
+        sys,
+        events,
+        &boot.device,
+        boot.timeout,
+        Path::new("/"),
+        on_uevent,
+    ) else {
         return false;
     };
     log::debug!(
@@ -41,7 +58,7 @@ pub fn mount_boot(sys: &mut dyn Sys, events: &Events, boot: &Boot, target: &Path
         }
         Err(e) => {
             log::error!(
-                "cannot mount the boot partition {dev} on {}: {e}; is it FAT, and are the vfat, nls_cp437 and nls_ascii modules in [modules] load?",
+                "cannot mount the boot partition {dev} on {}: {e}; is it FAT, and are the vfat, nls_cp437 and nls_ascii modules in the initramfs (cargo xtask initramfs --modules)?",
                 target.display()
             );
             false
@@ -94,12 +111,15 @@ pub fn apply_read_only(sys: &mut dyn Sys, mounted_read_only: bool, wanted: &Boot
 }
 
 /// Scans the block devices until one matches `spec` or `timeout` passes. Between scans it
-/// sleeps until the kernel announces a device (uevent), not on a fixed period.
+/// sleeps until the kernel announces a device (uevent), not on a fixed period; each uevent
+/// goes to `on_uevent` first (it may load the driver of the disk being waited for).
 pub fn wait_for(
+    sys: &mut dyn Sys,
     events: &Events,
     spec: &DeviceSpec,
     timeout: Duration,
     root: &Path,
+    on_uevent: OnUevent,
 ) -> Option<Candidate> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -120,7 +140,9 @@ pub fn wait_for(
             return None;
         }
         // A new device means: look again. Signals stay queued for the main loop.
-        events.wait_uevent(deadline - now);
+        for message in events.wait_uevent(deadline - now) {
+            on_uevent(sys, &message);
+        }
     }
 }
 

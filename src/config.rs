@@ -29,6 +29,10 @@ pub struct Config {
     pub watchdog: Watchdog,
     /// `[shutdown]`: how the machine goes down.
     pub shutdown: Shutdown,
+    /// `[[device]]`: mode, owner, group and symlinks of device nodes.
+    pub device: Vec<DeviceRule>,
+    /// `[[automount]]`: partitions mounted when they appear, unmounted when they go.
+    pub automount: Vec<Automount>,
 }
 
 /// `[system]`
@@ -84,13 +88,92 @@ impl Default for Boot {
 }
 
 /// `[modules]`
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Modules {
-    /// Modules to load (with their dependencies), `-` and `_` alike.
+    /// Modules to load (with their dependencies), `-` and `_` alike; aliases work too.
     pub load: Vec<String>,
     /// Module name -> parameters, `"p1=v1 p2=v2"`.
     pub params: BTreeMap<String, String>,
+    /// Load what every device needs (its `modalias` matched against `modules.alias`): those
+    /// present at boot, and those that appear later.
+    pub coldplug: bool,
+    /// Load modules that do not depend on each other at the same time.
+    pub parallel: bool,
+}
+
+impl Default for Modules {
+    fn default() -> Modules {
+        Modules {
+            load: Vec::new(),
+            params: BTreeMap::new(),
+            coldplug: true,
+            parallel: true,
+        }
+    }
+}
+
+/// `[[device]]`: what to do with the node of every device whose name matches.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRule {
+    /// Glob on the device's name under /dev (`ttyUSB*`, `input/event*`) or its kernel name.
+    #[serde(rename = "match")]
+    pub match_: String,
+    /// Glob on the device's subsystem (`tty`, `block`, `misc`); any when absent.
+    #[serde(default)]
+    pub subsystem: Option<String>,
+    /// Permission bits, an octal string such as `"0660"`.
+    #[serde(default, deserialize_with = "octal_mode")]
+    pub mode: Option<u32>,
+    /// Owner, as a number (the initramfs has no user database).
+    #[serde(default, alias = "uid")]
+    pub owner: Option<u32>,
+    /// Group, as a number.
+    #[serde(default, alias = "gid")]
+    pub group: Option<u32>,
+    /// A link to the node: relative names are under /dev (`serial0` is `/dev/serial0`).
+    #[serde(default)]
+    pub symlink: Option<String>,
+}
+
+/// `[[automount]]`: a partition to mount when it appears.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Automount {
+    /// The file system's label (compared without regard to case), e.g. `"STICK"`.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// The file system type, e.g. `"vfat"`.
+    #[serde(default)]
+    pub fstype: Option<String>,
+    /// Where to mount it; created when missing.
+    pub path: String,
+    /// Mount read-only (the default: a stick pulled out while written to gets corrupted).
+    #[serde(default = "yes")]
+    pub read_only: bool,
+    /// Mount options passed to the file system (`"iocharset=utf8"`).
+    #[serde(default)]
+    pub options: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Parse `"0660"` (octal permission bits, at most `07777`).
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim(), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| {
+            format!("`{s}` is not a file mode; write it in octal as a string, like \"0660\"")
+        })
+}
+
+fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_mode(&s).map(Some).map_err(serde::de::Error::custom)
 }
 
 /// `[box]`, and each `[[service]]` (same keys).
@@ -904,7 +987,7 @@ grace = "0s"
             ),
             (
                 "hostname = \"x\"\n",
-                "/boot/init.toml:1:1: unknown section `hostname` (known: system, boot, modules, box, service, watchdog, shutdown)",
+                "/boot/init.toml:1:1: unknown section `hostname` (known: system, boot, modules, box, service, watchdog, shutdown, device, automount)",
             ),
             (
                 "[box]\nrestart = \"sometimes\"\n",

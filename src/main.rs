@@ -17,11 +17,15 @@
     )
 )]
 
+mod automount;
 mod backoff;
 mod bootpart;
 mod cmdline;
+mod coldplug;
 mod config;
+mod devices;
 mod events;
+mod hotplug;
 mod kmsg;
 mod modindex;
 mod modules;
@@ -30,6 +34,7 @@ mod partition;
 mod shutdown;
 mod supervise;
 mod sys;
+mod uevent;
 mod watchdog;
 
 use std::path::Path;
@@ -171,18 +176,28 @@ fn boot() -> ! {
     };
     log_phase("signalfd and uevent socket", phase);
     phase = Instant::now();
-    // 4. The modules the boot partition needs.
-    load_boot_modules(&mut sys, &cfg, &cmdline);
+    // 4. Modules: those named, and coldplug (what every device present needs).
+    let mut hotplug = hotplug::Hotplug::new(&cfg, &cmdline, Path::new("/"));
+    hotplug.boot(&mut sys, &events, &cfg);
     log_phase("modules", phase);
     phase = Instant::now();
-    // 5. The boot partition, mounted on /boot (unless there is none).
+    // 5. The boot partition, mounted on /boot (unless there is none); the uevents of the wait
+    // go to hotplug (the disk's driver may come with one of them).
     let boot_dir = match cfg.boot.device {
         DeviceSpec::None => {
             log::info!("no boot partition ([boot] device = \"none\")");
             None
         }
-        _ => bootpart::mount_boot(&mut sys, &events, &cfg.boot, Path::new(BOOT_DIR))
-            .then_some(Path::new(BOOT_DIR)),
+        _ => bootpart::mount_boot(
+            &mut sys,
+            &events,
+            &cfg.boot,
+            Path::new(BOOT_DIR),
+            &mut |sys, message| {
+                hotplug.handle(sys, message);
+            },
+        )
+        .then_some(Path::new(BOOT_DIR)),
     };
     log_phase("boot partition", phase);
     phase = Instant::now();
@@ -198,6 +213,7 @@ fn boot() -> ! {
         None => cfg,
     };
     log::set_max_level(cfg.system.log_level.into());
+    hotplug.configure(&mut sys, &cfg, &cmdline);
     apply_system(&mut sys, &cfg);
     log_phase("boot partition config", phase);
     log::info!("setup done in {}ms", started.elapsed().as_millis());
@@ -256,6 +272,9 @@ fn boot() -> ! {
             watchdog: watchdog.as_mut(),
             reload: &mut reload,
             ctrl_alt_del: cfg.system.ctrl_alt_del,
+            on_uevent: &mut |sys, message| {
+                hotplug.handle(sys, message);
+            },
         },
         &mut supervisors,
     );
@@ -411,43 +430,6 @@ fn load_config(layers: &[Layer], cmdline: &str) -> Config {
         log::error!("{e}; that file or setting is ignored, boot goes on without it");
     }
     cfg
-}
-
-fn load_boot_modules(sys: &mut dyn Sys, cfg: &Config, cmdline: &str) {
-    if cfg.modules.load.is_empty() {
-        return;
-    }
-    let started = Instant::now();
-    let release = rustix::system::uname()
-        .release()
-        .to_string_lossy()
-        .into_owned();
-    let dir = modules::modules_dir(Path::new("/"), &release);
-    let index = match modules::read_index(&dir) {
-        Ok(index) => index,
-        Err(e) => {
-            log::error!("cannot read {}/modules.dep: {e}; no modules loaded (is this initramfs built for kernel {release}?)", dir.display());
-            return;
-        }
-    };
-    log_phase("modules index", started);
-    let mut params = cmdline::module_params(cmdline);
-    for (name, value) in &cfg.modules.params {
-        let name = modindex::normalize(name);
-        let merged = match params.get(&name) {
-            Some(from_cmdline) => format!("{value} {from_cmdline}"),
-            None => value.clone(),
-        };
-        params.insert(name, merged);
-    }
-    let summary = modules::load(sys, &index, &dir, &cfg.modules.load, &params);
-    log::info!(
-        "modules: {} loaded, {} already there, {} failed in {}ms",
-        summary.loaded,
-        summary.already,
-        summary.failed,
-        started.elapsed().as_millis()
-    );
 }
 
 fn apply_system(sys: &mut dyn Sys, cfg: &Config) {

@@ -1,5 +1,6 @@
-//! kmod's text index files (`modules.dep`, `modules.builtin`, `modules.alias`) parsed into a
-//! lookup and load-order planner, plus `fnmatch` for alias patterns; pure: it reads no files and
+//! kmod's text index files (`modules.dep`, `modules.builtin`, `modules.alias`,
+//! `modules.softdep`) parsed into a lookup and load-order planner (with the levels of modules
+//! that may load in parallel), plus `fnmatch` for alias patterns; pure: it reads no files and
 //! loads no modules (the caller reads `/lib/modules/$(uname -r)/` and calls `finit_module`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,7 +46,7 @@ pub struct Alias {
 /// A line of an index file that was skipped because it could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexWarning {
-    /// Which file: `modules.dep`, `modules.builtin` or `modules.alias`.
+    /// Which file: `modules.dep`, `modules.builtin`, `modules.alias` or `modules.softdep`.
     pub file: &'static str,
     /// 1-based line number.
     pub line: usize,
@@ -65,6 +66,8 @@ pub struct ModuleIndex {
     modules: BTreeMap<String, Module>,
     builtin: BTreeSet<String>,
     aliases: Vec<Alias>,
+    /// module -> (pre, post): `softdep MODULE pre: A B post: C` of `modules.softdep`.
+    softdeps: BTreeMap<String, (Vec<String>, Vec<String>)>,
     warnings: Vec<IndexWarning>,
 }
 
@@ -116,6 +119,33 @@ impl ModuleIndex {
         index.parse_builtin(builtin);
         index.parse_alias(alias);
         index
+    }
+
+    /// Adds the soft dependencies of `modules.softdep` (kmod's format:
+    /// `softdep MODULE pre: A B post: C`); modules named there need not exist.
+    pub fn with_softdeps(mut self, text: &str) -> ModuleIndex {
+        for (n, line) in data_lines(text) {
+            let mut words = line.split_whitespace();
+            let (Some("softdep"), Some(module)) = (words.next(), words.next()) else {
+                self.warn(
+                    "modules.softdep",
+                    n,
+                    format!("expected `softdep MODULE pre: ... post: ...`, found `{line}`"),
+                );
+                continue;
+            };
+            let entry = self.softdeps.entry(normalize(module)).or_default();
+            let mut post = false;
+            for word in words {
+                match word {
+                    "pre:" => post = false,
+                    "post:" => post = true,
+                    name if post => entry.1.push(normalize(name)),
+                    name => entry.0.push(normalize(name)),
+                }
+            }
+        }
+        self
     }
 
     fn warn(&mut self, file: &'static str, line: usize, message: String) {
@@ -210,6 +240,11 @@ impl ModuleIndex {
     pub fn lookup_alias(&self, modalias: &str) -> Vec<String> {
         let mut found: Vec<String> = Vec::new();
         for alias in &self.aliases {
+            // The literal start of a pattern (`pci:v00001AF4d`) rules out most aliases without
+            // running fnmatch: coldplug asks this for every device of the machine.
+            if !modalias.starts_with(literal_prefix(&alias.pattern)) {
+                continue;
+            }
             if fnmatch(&alias.pattern, modalias) && !found.contains(&alias.module) {
                 found.push(alias.module.clone());
             }
@@ -217,12 +252,19 @@ impl ModuleIndex {
         found
     }
 
+    /// Whether `name` is a module, a built-in module or an alias of one: what can be asked for.
+    pub fn knows(&self, name: &str) -> bool {
+        self.path_of(name).is_some() || self.is_builtin(name) || !self.lookup_alias(name).is_empty()
+    }
+
     /// The order in which to load `names` and everything they depend on.
     ///
     /// Dependencies are resolved from each module's own `modules.dep` list (not from the file's
     /// line order), each module appears once, a dependency cycle is broken where it closes
     /// (the module that closes it is simply not waited for), names are compared after
-    /// [`normalize`].
+    /// [`normalize`]. Soft dependencies (`modules.softdep`) are honoured as modprobe does:
+    /// `pre:` modules before the module, `post:` ones after it; a soft dependency that is not
+    /// in the index is skipped without a word (it is a wish, not a need).
     pub fn load_order(&self, names: &[String]) -> LoadPlan {
         let mut plan = LoadPlan::default();
         let mut seen = BTreeSet::new();
@@ -236,9 +278,9 @@ impl ModuleIndex {
     /// chain cannot overflow PID 1's stack. A `seen` module whose step is not yet written is
     /// on the current path: meeting it again is a cycle, which is broken by skipping it.
     fn plan_module(&self, root: String, seen: &mut BTreeSet<String>, plan: &mut LoadPlan) {
-        // (name, requested_by, dependencies already pushed)
-        let mut stack = vec![(root, String::new(), false)];
-        while let Some((name, requested_by, expanded)) = stack.pop() {
+        // (name, requested_by, dependencies already pushed, soft: skip quietly when unknown)
+        let mut stack = vec![(root, String::new(), false, false)];
+        while let Some((name, requested_by, expanded, soft)) = stack.pop() {
             if expanded {
                 if let Some(m) = self.modules.get(&name) {
                     plan.steps.push(LoadStep {
@@ -247,6 +289,9 @@ impl ModuleIndex {
                         requested_by,
                     });
                 }
+                continue;
+            }
+            if soft && !self.modules.contains_key(&name) && !self.builtin.contains(&name) {
                 continue;
             }
             if !seen.insert(name.clone()) {
@@ -260,13 +305,76 @@ impl ModuleIndex {
                 plan.missing.push(Missing { name, requested_by });
                 continue;
             };
-            stack.push((name.clone(), requested_by, true));
-            // reversed so the first dependency listed is loaded first
+            let (pre, post) = self
+                .softdeps
+                .get(&name)
+                .map(|(pre, post)| (pre.as_slice(), post.as_slice()))
+                .unwrap_or_default();
+            // A stack: pushed last is planned first. Order: pre, deps, the module, post.
+            for dep in post.iter().rev() {
+                stack.push((dep.clone(), name.clone(), false, true));
+            }
+            stack.push((name.clone(), requested_by, true, false));
             for dep in module.deps.iter().rev() {
-                stack.push((dep.clone(), name.clone(), false));
+                stack.push((dep.clone(), name.clone(), false, false));
+            }
+            for dep in pre.iter().rev() {
+                stack.push((dep.clone(), name.clone(), false, true));
             }
         }
     }
+
+    /// The steps of `plan` grouped in levels that can load in parallel: every module's level
+    /// is after the levels of all the modules it must follow (its `modules.dep` entries, its
+    /// `pre:` softdeps, and the modules that name it `post:`) that the plan loads before it.
+    /// Each level keeps the plan's order; indexes are into `plan.steps`.
+    pub fn levels(&self, plan: &LoadPlan) -> Vec<Vec<usize>> {
+        let mut after: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for step in &plan.steps {
+            let waits = after.entry(step.name.as_str()).or_default();
+            if let Some(m) = self.modules.get(&step.name) {
+                waits.extend(m.deps.iter().map(String::as_str));
+            }
+            if let Some((pre, post)) = self.softdeps.get(&step.name) {
+                waits.extend(pre.iter().map(String::as_str));
+                for p in post {
+                    after
+                        .entry(p.as_str())
+                        .or_default()
+                        .push(step.name.as_str());
+                }
+            }
+        }
+        let mut level_of: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut levels: Vec<Vec<usize>> = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
+            // only modules planned earlier count: a later one closes a cycle
+            let level = after
+                .get(step.name.as_str())
+                .into_iter()
+                .flatten()
+                .filter_map(|dep| level_of.get(dep).map(|l| l + 1))
+                .max()
+                .unwrap_or(0);
+            level_of.insert(step.name.as_str(), level);
+            while levels.len() <= level {
+                levels.push(Vec::new());
+            }
+            if let Some(slot) = levels.get_mut(level) {
+                slot.push(i);
+            }
+        }
+        levels
+    }
+}
+
+/// The part of an fnmatch pattern before its first special character: every text the pattern
+/// matches starts with it.
+fn literal_prefix(pattern: &str) -> &str {
+    let end = pattern
+        .find(['*', '?', '[', '\\'])
+        .unwrap_or(pattern.len());
+    pattern.get(..end).unwrap_or("")
 }
 
 /// Shell-style wildcard match as `fnmatch(pattern, text, 0)`: `*` any run, `?` any one
@@ -658,6 +766,81 @@ alias broken line here too
                 "fnmatch({pattern:?}, {text:?})"
             );
         }
+    }
+
+    #[test]
+    fn softdeps_pre_before_post_after() {
+        let idx = ModuleIndex::parse(
+            "a.ko: b.ko\nb.ko:\ncrc.ko:\nhelper.ko:\nlate.ko: a.ko\nloop.ko:\n",
+            "",
+            "",
+        )
+        .with_softdeps(
+            "# Soft dependencies extracted from modules themselves.\n\
+             softdep a pre: crc ghost post: late helper\n\
+             softdep late pre: a\n\
+             softdep loop pre: loop post: loop\n\
+             nonsense\n",
+        );
+        let plan = idx.load_order(&strings(&["a"]));
+        assert_eq!(step_names(&plan), ["crc", "b", "a", "late", "helper"]);
+        // a missing softdep is a wish, not a need
+        assert!(plan.missing.is_empty(), "{:?}", plan.missing);
+        assert_eq!(step_names(&idx.load_order(&strings(&["loop"]))), ["loop"]);
+        assert_eq!(idx.warnings().len(), 1);
+        assert_eq!(
+            idx.levels(&plan),
+            vec![vec![0, 1], vec![2], vec![3, 4]],
+            "crc and b first; a; then its post: softdeps"
+        );
+    }
+
+    #[test]
+    fn levels_of_the_virtio_fat_chain() {
+        let idx = index();
+        let plan = idx.load_order(&strings(&["virtio_pci", "virtio_blk", "vfat", "nls_cp437"]));
+        let levels: Vec<Vec<&str>> = idx
+            .levels(&plan)
+            .iter()
+            .map(|l| l.iter().map(|&i| plan.steps[i].name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            levels,
+            [
+                vec![
+                    "virtio_pci_modern_dev",
+                    "virtio_pci_legacy_dev",
+                    "virtio",
+                    "virtio_ring",
+                    "fat",
+                    "nls_cp437"
+                ],
+                vec!["virtio_pci", "virtio_blk", "vfat"],
+            ]
+        );
+        // a cycle: a -> b -> c -> a; the plan is c, b, a and each waits for the one before
+        let plan = idx.load_order(&strings(&["a"]));
+        assert_eq!(step_names(&plan), ["c", "b", "a"]);
+        assert_eq!(idx.levels(&plan), vec![vec![0], vec![1], vec![2]]);
+        assert_eq!(idx.levels(&LoadPlan::default()), Vec::<Vec<usize>>::new());
+    }
+
+    #[test]
+    fn alias_prefixes_and_knowing_names() {
+        let cases = [
+            ("pci:v00001AF4d*sv*", "pci:v00001AF4d"),
+            ("fs-vfat", "fs-vfat"),
+            ("virtio:d0000000[1-3]v*", "virtio:d0000000"),
+            ("a\\*b", "a"),
+            ("?x", ""),
+            ("", ""),
+        ];
+        for (pattern, want) in cases {
+            assert_eq!(literal_prefix(pattern), want, "{pattern}");
+        }
+        let idx = index();
+        assert!(idx.knows("vfat") && idx.knows("fs-vfat") && idx.knows("ext4"));
+        assert!(!idx.knows("fs-ntfs"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Loading kernel modules with `finit_module(2)`: read the index from
-//! `/lib/modules/$(uname -r)`, plan the order (`modindex`), load each module with its
-//! parameters, and log one clear line per failure. No libkmod. Parsing is `modindex`'s job.
+//! `/lib/modules/$(uname -r)`, plan the order (`modindex`), load each level of independent
+//! modules in parallel with their parameters, and log one clear line per failure. No libkmod.
+//! Parsing is `modindex`'s job; which modules a device needs is `coldplug`'s and `hotplug`'s.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,12 +14,13 @@ pub fn modules_dir(root: &Path, release: &str) -> PathBuf {
     root.join("lib/modules").join(release)
 }
 
-/// Reads `modules.dep` (required) and `modules.builtin`, `modules.alias` (optional).
+/// Reads `modules.dep` (required) and `modules.builtin`, `modules.alias`, `modules.softdep`
+/// (optional).
 pub fn read_index(dir: &Path) -> std::io::Result<ModuleIndex> {
     let dep = std::fs::read_to_string(dir.join("modules.dep"))?;
-    let builtin = std::fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
-    let alias = std::fs::read_to_string(dir.join("modules.alias")).unwrap_or_default();
-    let index = ModuleIndex::parse(&dep, &builtin, &alias);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let index = ModuleIndex::parse(&dep, &read("modules.builtin"), &read("modules.alias"))
+        .with_softdeps(&read("modules.softdep"));
     for w in index.warnings() {
         log::debug!("modules index: {w:?}");
     }
@@ -33,7 +35,88 @@ pub struct Summary {
     pub failed: usize,
 }
 
-/// Loads `names` (module names or aliases) and their dependencies, dependencies first.
+impl std::ops::AddAssign for Summary {
+    fn add_assign(&mut self, other: Summary) {
+        self.loaded += other.loaded;
+        self.already += other.already;
+        self.failed += other.failed;
+    }
+}
+
+/// The module index of the running kernel with the parameters to load its modules with:
+/// what the boot sequence, coldplug and hotplug share.
+pub struct Loader {
+    pub index: ModuleIndex,
+    /// `/lib/modules/<release>`
+    pub dir: PathBuf,
+    /// normalised module name -> parameters (`[modules] params`, then the command line's)
+    pub params: BTreeMap<String, String>,
+    /// load each level of independent modules from one thread per module
+    pub parallel: bool,
+}
+
+impl Loader {
+    /// Reads the index of the running kernel's modules under `root`; None (logged) when
+    /// there is none to read.
+    pub fn open(
+        root: &Path,
+        config_params: &BTreeMap<String, String>,
+        cmdline: &str,
+        parallel: bool,
+    ) -> Option<Loader> {
+        let release = rustix::system::uname()
+            .release()
+            .to_string_lossy()
+            .into_owned();
+        let dir = modules_dir(root, &release);
+        let index = match read_index(&dir) {
+            Ok(index) => index,
+            Err(e) => {
+                log::error!("cannot read {}/modules.dep: {e}; no modules can be loaded (is this initramfs built for kernel {release}?)", dir.display());
+                return None;
+            }
+        };
+        Some(Loader {
+            index,
+            dir,
+            params: merge_params(config_params, cmdline),
+            parallel,
+        })
+    }
+
+    /// Loads `names` (modules or aliases) and what they need; see [`load`].
+    pub fn load(&self, sys: &mut dyn Sys, names: &[String]) -> Summary {
+        load(
+            sys,
+            &self.index,
+            &self.dir,
+            names,
+            &self.params,
+            self.parallel,
+        )
+    }
+}
+
+/// Parameters from `[modules] params` with the command line's `module.param=value` words
+/// after them (the kernel keeps the last value of a parameter given twice).
+pub fn merge_params(
+    config_params: &BTreeMap<String, String>,
+    cmdline: &str,
+) -> BTreeMap<String, String> {
+    let mut params = crate::cmdline::module_params(cmdline);
+    for (name, value) in config_params {
+        let name = modindex::normalize(name);
+        let merged = match params.get(&name) {
+            Some(from_cmdline) => format!("{value} {from_cmdline}"),
+            None => value.clone(),
+        };
+        params.insert(name, merged);
+    }
+    params
+}
+
+/// Loads `names` (module names or aliases) and their dependencies, dependencies first; with
+/// `parallel`, the modules of one level (none depends on another) are loaded at the same time.
 /// `params` maps a normalised module name to its parameter string. A failure is logged and
 /// loading goes on: a module that is not needed for boot must not stop it.
 pub fn load(
@@ -42,6 +125,7 @@ pub fn load(
     dir: &Path,
     names: &[String],
     params: &BTreeMap<String, String>,
+    parallel: bool,
 ) -> Summary {
     let resolved = resolve_aliases(index, names);
     let plan = index.load_order(&resolved);
@@ -57,37 +141,63 @@ pub fn load(
             dir.display()
         );
     }
+    let batches: Vec<Vec<usize>> = if parallel {
+        index.levels(&plan)
+    } else {
+        (0..plan.steps.len()).map(|i| vec![i]).collect()
+    };
     let mut summary = Summary::default();
-    for step in &plan.steps {
-        let path = dir.join(&step.path);
-        let args = params.get(&step.name).map(String::as_str).unwrap_or("");
-        match sys.finit_module(&path, args) {
-            Ok(()) => {
-                summary.loaded += 1;
-                log::debug!(
-                    "module {}: loaded{}",
-                    step.name,
-                    if args.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" with {args}")
-                    }
-                );
-            }
-            // EEXIST: already loaded (by the kernel's request_module or an earlier call): success.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => summary.already += 1,
-            Err(e) => {
-                summary.failed += 1;
-                log::warn!(
-                    "module {}: cannot load {}: {}",
-                    step.name,
-                    path.display(),
-                    describe_module_error(&e, args)
-                );
-            }
+    for batch in batches {
+        let steps: Vec<&modindex::LoadStep> =
+            batch.iter().filter_map(|&i| plan.steps.get(i)).collect();
+        let calls: Vec<(PathBuf, String)> = steps
+            .iter()
+            .map(|step| {
+                let args = params.get(&step.name).cloned().unwrap_or_default();
+                (dir.join(&step.path), args)
+            })
+            .collect();
+        let results = sys.finit_modules(&calls);
+        for ((step, (path, args)), result) in steps.iter().zip(&calls).zip(results) {
+            count(&mut summary, step, path, args, result);
         }
     }
     summary
+}
+
+/// Adds one module's result to `summary`, with its log line.
+fn count(
+    summary: &mut Summary,
+    step: &modindex::LoadStep,
+    path: &Path,
+    args: &str,
+    result: std::io::Result<()>,
+) {
+    match result {
+        Ok(()) => {
+            summary.loaded += 1;
+            log::debug!(
+                "module {}: loaded{}",
+                step.name,
+                if args.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with {args}")
+                }
+            );
+        }
+        // EEXIST: already loaded (by the kernel's request_module or an earlier call): success.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => summary.already += 1,
+        Err(e) => {
+            summary.failed += 1;
+            log::warn!(
+                "module {}: cannot load {}: {}",
+                step.name,
+                path.display(),
+                describe_module_error(&e, args)
+            );
+        }
+    }
 }
 
 /// Names stay names; a word that is no module's name but matches aliases becomes those modules
@@ -129,49 +239,107 @@ fn describe_module_error(e: &std::io::Error, params: &str) -> String {
     format!("{e}{hint}")
 }
 
+/// What a `modprobe` command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModprobeArgs {
+    /// `-q`: say nothing about a module that does not exist.
+    pub quiet: bool,
+    /// Modules or aliases to load: the first word, or every word with `-a`.
+    pub names: Vec<String>,
+    /// `param=value` words after the module name (not with `-a`).
+    pub params: String,
+}
+
+/// Parses modprobe's arguments the way the kernel (`modprobe -q -- fs-vfat`) and scripts
+/// (`modprobe -a a b`, `modprobe loop max_loop=8`) use them. Options that do not change what
+/// is loaded (`-b`, `-v`, `-s`) are accepted and ignored; removal is refused.
+pub fn parse_modprobe_args(args: &[String]) -> Result<ModprobeArgs, String> {
+    let mut out = ModprobeArgs::default();
+    let mut all = false;
+    let mut words = Vec::new();
+    let mut options_done = false;
+    for arg in args {
+        if options_done || !arg.starts_with('-') || arg == "-" {
+            words.push(arg.clone());
+            continue;
+        }
+        match arg.as_str() {
+            "--" => options_done = true,
+            "--quiet" => out.quiet = true,
+            "--all" => all = true,
+            "--use-blacklist" | "--verbose" | "--syslog" => {}
+            "--remove" => return Err("removing modules is not supported".into()),
+            long if long.starts_with("--") => return Err(format!("unknown option {long}")),
+            short => {
+                for flag in short.chars().skip(1) {
+                    match flag {
+                        'q' => out.quiet = true,
+                        'a' => all = true,
+                        'b' | 'v' | 's' => {}
+                        'r' => return Err("removing modules is not supported".into()),
+                        other => return Err(format!("unknown option -{other}")),
+                    }
+                }
+            }
+        }
+    }
+    if all {
+        out.names = words;
+    } else {
+        let mut words = words.into_iter();
+        out.names.extend(words.next());
+        out.params = words.collect::<Vec<_>>().join(" ");
+    }
+    if out.names.is_empty() {
+        return Err("no module named".into());
+    }
+    Ok(out)
+}
+
 /// `modprobe` as the kernel calls it for `request_module` (`modprobe -q -- fs-vfat`): loads
-/// the named module and its dependencies. Returns the process exit status.
+/// the named modules and their dependencies, with the parameters of the command line and
+/// `/proc/cmdline`. Failures go to kmsg, as the init's do. Returns the exit status.
 pub fn modprobe_main(args: &[String]) -> i32 {
-    let names: Vec<String> = args
-        .iter()
-        .filter(|a| !a.starts_with('-'))
-        .take(1)
-        .cloned()
-        .collect();
-    let params = args
-        .iter()
-        .filter(|a| !a.starts_with('-'))
-        .skip(1)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let Some(name) = names.first() else {
-        eprintln!("usage: modprobe [-q] [--] MODULE [PARAM=VALUE ...]");
-        return 1;
-    };
-    let release = rustix::system::uname()
-        .release()
-        .to_string_lossy()
-        .into_owned();
-    let dir = modules_dir(Path::new("/"), &release);
-    let index = match read_index(&dir) {
-        Ok(index) => index,
+    let parsed = match parse_modprobe_args(args) {
+        Ok(parsed) => parsed,
         Err(e) => {
-            eprintln!("modprobe: cannot read {}/modules.dep: {e}", dir.display());
+            eprintln!("modprobe: {e}\nusage: modprobe [-q] [-a] [--] MODULE [PARAM=VALUE ...]");
             return 1;
         }
     };
-    let mut all_params = BTreeMap::new();
-    if !params.is_empty() {
-        all_params.insert(modindex::normalize(name), params);
-    }
-    let summary = load(&mut crate::sys::Linux, &index, &dir, &names, &all_params);
-    if summary.failed > 0
-        || summary.loaded + summary.already == 0 && !index.is_builtin(&modindex::normalize(name))
-    {
+    crate::kmsg::init(log::LevelFilter::Warn);
+    let _ = crate::kmsg::open_kmsg();
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let Some(mut loader) = Loader::open(Path::new("/"), &BTreeMap::new(), &cmdline, false) else {
         return 1;
+    };
+    if let Some(first) = parsed.names.first().filter(|_| !parsed.params.is_empty()) {
+        let name = modindex::normalize(first);
+        let merged = match loader.params.get(&name) {
+            Some(from_cmdline) => format!("{from_cmdline} {}", parsed.params),
+            None => parsed.params.clone(),
+        };
+        loader.params.insert(name, merged);
     }
-    0
+    let mut status = 0;
+    for name in &parsed.names {
+        if !loader.index.knows(name) {
+            // -q: the kernel asks for aliases that may well not exist (`fs-ntfs3`, `char-major-...`)
+            if !parsed.quiet {
+                log::warn!(
+                    "modprobe {name}: no such module or alias in {}",
+                    loader.dir.display()
+                );
+            }
+            status = 1;
+            continue;
+        }
+        let summary = loader.load(&mut crate::sys::Linux, std::slice::from_ref(name));
+        if summary.failed > 0 {
+            status = 1;
+        }
+    }
+    status
 }
 
 #[cfg(test)]
@@ -199,6 +367,7 @@ mod tests {
             Path::new("/lib/modules/6.1"),
             &names,
             &params,
+            false,
         );
         assert_eq!(
             summary,
@@ -241,6 +410,7 @@ mod tests {
             Path::new("/m"),
             &names,
             &BTreeMap::new(),
+            false,
         );
         assert_eq!(
             summary,
@@ -262,6 +432,86 @@ mod tests {
         assert_eq!(
             resolve_aliases(&index(), &names),
             ["vfat", "virtio_blk", "x_y"]
+        );
+    }
+
+    #[test]
+    fn modprobe_command_lines() {
+        let args =
+            |words: &[&str]| -> Vec<String> { words.iter().map(|w| w.to_string()).collect() };
+        let parse = |words: &[&str]| parse_modprobe_args(&args(words));
+        assert_eq!(
+            parse(&["-q", "--", "fs-vfat"]),
+            Ok(ModprobeArgs {
+                quiet: true,
+                names: args(&["fs-vfat"]),
+                params: String::new()
+            })
+        );
+        assert_eq!(
+            parse(&["loop", "max_loop=8", "max_part=2"]),
+            Ok(ModprobeArgs {
+                quiet: false,
+                names: args(&["loop"]),
+                params: "max_loop=8 max_part=2".into()
+            })
+        );
+        assert_eq!(
+            parse(&["-qa", "a", "b"]).map(|a| a.names),
+            Ok(args(&["a", "b"]))
+        );
+        assert_eq!(parse(&["-bv", "x"]).map(|a| a.names), Ok(args(&["x"])));
+        assert_eq!(parse(&["--", "-odd"]).map(|a| a.names), Ok(args(&["-odd"])));
+        assert!(parse(&["-r", "x"]).unwrap_err().contains("not supported"));
+        assert!(parse(&["-z", "x"])
+            .unwrap_err()
+            .contains("unknown option -z"));
+        assert!(parse(&["-q"]).unwrap_err().contains("no module"));
+    }
+
+    #[test]
+    fn params_from_config_and_cmdline() {
+        let config = BTreeMap::from([
+            ("snd-hda".to_string(), "index=1".to_string()),
+            ("loop".to_string(), "max_loop=4".to_string()),
+        ]);
+        let params = merge_params(
+            &config,
+            "quiet loop.max_part=2 virtio-blk.queue_depth=8 boxinit.x=1",
+        );
+        assert_eq!(
+            params,
+            BTreeMap::from([
+                ("loop".to_string(), "max_loop=4 max_part=2".to_string()),
+                ("snd_hda".to_string(), "index=1".to_string()),
+                ("virtio_blk".to_string(), "queue_depth=8".to_string()),
+            ])
+        );
+    }
+
+    #[test]
+    fn softdeps_and_levels_in_the_transcript() {
+        let index = ModuleIndex::parse(DEP, "", ALIAS)
+            .with_softdeps("softdep vfat pre: nls_cp437_missing post: virtio_ring\n");
+        let mut rec = Recorder::new();
+        let names = vec!["fs-vfat".to_string(), "virtio_blk".to_string()];
+        let summary = load(
+            &mut rec,
+            &index,
+            Path::new("/m"),
+            &names,
+            &BTreeMap::new(),
+            true,
+        );
+        assert_eq!(summary.loaded, 5);
+        // virtio_ring is vfat's post: softdep, so it waits for vfat, and the rest for it
+        assert_eq!(
+            rec.transcript(),
+            "finit_module(/m/kernel/fs/fat/fat.ko, \"\")\n\
+             finit_module(/m/kernel/fs/fat/vfat.ko, \"\")\n\
+             finit_module(/m/kernel/drivers/virtio/virtio_ring.ko, \"\")\n\
+             finit_module(/m/kernel/drivers/virtio/virtio.ko, \"\")\n\
+             finit_module(/m/kernel/drivers/block/virtio_blk.ko, \"\")\n"
         );
     }
 

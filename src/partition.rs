@@ -766,6 +766,11 @@ fn read_gpt(dev: &Path, sector: u64) -> io::Result<Option<Gpt>> {
     Ok(parse_gpt(&header_bytes, &entries))
 }
 
+/// The FAT file system on `root/dev/<name>`, if that is what it holds: for automount rules.
+pub fn probe_fat(root: &Path, name: &str) -> Option<FatInfo> {
+    read_fat(root, name, &mut Vec::new())
+}
+
 /// The FAT boot sector of `root/dev/<name>`, with the label from the root directory if any.
 fn read_fat(root: &Path, name: &str, errors: &mut Vec<ScanError>) -> Option<FatInfo> {
     let dev = root.join("dev").join(name);

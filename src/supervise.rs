@@ -436,10 +436,13 @@ pub struct Loop<'a> {
     pub reload: &'a mut dyn FnMut() -> Option<Reloaded>,
     /// What SIGINT (Ctrl-Alt-Del, with CAD turned off) does: `[system] ctrl_alt_del`.
     pub ctrl_alt_del: ExitAction,
+    /// A device event from the kernel (hotplug: its module, node rules, automount).
+    pub on_uevent: &'a mut dyn FnMut(&mut dyn Sys, &[u8]),
 }
 
 /// The event loop: reaps every child, restarts programs, pets the watchdog, reloads on
-/// SIGHUP, and returns the shutdown that a signal or an exit action asked for.
+/// SIGHUP, passes device events to hotplug, and returns the shutdown that a signal or an exit
+/// action asked for.
 pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
     let Loop {
         events,
@@ -447,6 +450,7 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
         mut watchdog,
         reload,
         ctrl_alt_del,
+        on_uevent,
     } = ctx;
     loop {
         let now = Instant::now();
@@ -499,8 +503,12 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
             }
         }
         for event in arrived {
-            let Event::Signal(signal) = event else {
-                continue;
+            let signal = match event {
+                Event::Signal(signal) => signal,
+                Event::Uevent(message) => {
+                    on_uevent(sys, &message);
+                    continue;
+                }
             };
             if signal == SIGHUP {
                 log::info!("received SIGHUP: re-reading the configuration");

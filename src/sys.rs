@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use rustix::mount::MountFlags;
 
@@ -16,6 +16,8 @@ pub use rustix::mount::MountFlags;
 pub enum NodeKind {
     /// A character device (`S_IFCHR`).
     Char,
+    /// A block device (`S_IFBLK`).
+    Block,
 }
 
 /// What `reboot(2)` should do.
@@ -69,10 +71,30 @@ pub trait Sys {
     ) -> io::Result<()>;
     /// [`symlink(2)`](https://man7.org/linux/man-pages/man2/symlink.2.html): `link` points to `target`.
     fn symlink(&mut self, target: &Path, link: &Path) -> io::Result<()>;
+    /// [`unlink(2)`](https://man7.org/linux/man-pages/man2/unlink.2.html): a device node or
+    /// symlink of a device that went away.
+    fn unlink(&mut self, path: &Path) -> io::Result<()>;
+    /// [`chmod(2)`](https://man7.org/linux/man-pages/man2/chmod.2.html), for device rules.
+    fn chmod(&mut self, path: &Path, mode: u32) -> io::Result<()>;
+    /// [`lchown(2)`](https://man7.org/linux/man-pages/man2/chown.2.html); `None` leaves that id.
+    fn chown(&mut self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()>;
+    /// [`umount2(2)`](https://man7.org/linux/man-pages/man2/umount2.2.html) with `MNT_DETACH`:
+    /// for a file system whose device is already gone (an automounted stick pulled out).
+    fn unmount_detach(&mut self, target: &Path) -> io::Result<()>;
     /// `open(2)` + `write(2)` of a whole small file, for `/proc/sys` knobs.
     fn write_file(&mut self, path: &Path, contents: &str) -> io::Result<()>;
     /// `open(2)` + [`finit_module(2)`](https://man7.org/linux/man-pages/man2/finit_module.2.html).
     fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()>;
+    /// [`Sys::finit_module`] for modules that do not depend on each other, results in order.
+    /// By default one after another (so the recorder's transcript is ordered); [`Linux`]
+    /// makes the calls from one thread each, so the kernel can run the modules' init
+    /// functions (and the device probes they start) at the same time.
+    fn finit_modules(&mut self, modules: &[(PathBuf, String)]) -> Vec<io::Result<()>> {
+        modules
+            .iter()
+            .map(|(path, params)| self.finit_module(path, params))
+            .collect()
+    }
     /// [`sethostname(2)`](https://man7.org/linux/man-pages/man2/sethostname.2.html).
     fn sethostname(&mut self, name: &str) -> io::Result<()>;
     /// [`kill(2)`](https://man7.org/linux/man-pages/man2/kill.2.html).
@@ -131,6 +153,7 @@ impl Sys for Linux {
     ) -> io::Result<()> {
         let file_type = match kind {
             NodeKind::Char => rustix::fs::FileType::CharacterDevice,
+            NodeKind::Block => rustix::fs::FileType::BlockDevice,
         };
         let dev = rustix::fs::makedev(major, minor);
         rustix::fs::mknodat(
@@ -147,6 +170,39 @@ impl Sys for Linux {
         std::os::unix::fs::symlink(target, link)
     }
 
+    fn unlink(&mut self, path: &Path) -> io::Result<()> {
+        rustix::fs::unlink(path)?;
+        Ok(())
+    }
+
+    fn chmod(&mut self, path: &Path, mode: u32) -> io::Result<()> {
+        rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(mode))?;
+        Ok(())
+    }
+
+    fn chown(&mut self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        // -1 means "leave it" to the kernel: that is what None is for
+        let uid = uid
+            .filter(|&u| u != u32::MAX)
+            .map(rustix::fs::Uid::from_raw);
+        let gid = gid
+            .filter(|&g| g != u32::MAX)
+            .map(rustix::fs::Gid::from_raw);
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            path,
+            uid,
+            gid,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        Ok(())
+    }
+
+    fn unmount_detach(&mut self, target: &Path) -> io::Result<()> {
+        rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH)?;
+        Ok(())
+    }
+
     fn write_file(&mut self, path: &Path, contents: &str) -> io::Result<()> {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
@@ -158,6 +214,37 @@ impl Sys for Linux {
         let params = c_string(params)?;
         rustix::system::finit_module(&file, &params, 0)?;
         Ok(())
+    }
+
+    fn finit_modules(&mut self, modules: &[(PathBuf, String)]) -> Vec<io::Result<()>> {
+        if modules.len() < 2 {
+            return modules
+                .iter()
+                .map(|(path, params)| self.finit_module(path, params))
+                .collect();
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = modules
+                .iter()
+                .map(|(path, params)| {
+                    let spawned = std::thread::Builder::new()
+                        .name("modload".into())
+                        .stack_size(64 * 1024)
+                        .spawn_scoped(scope, move || Linux.finit_module(path, params));
+                    // No thread to be had: load it here, in turn.
+                    spawned.map_err(|_| Linux.finit_module(path, params))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| match handle {
+                    Ok(handle) => handle
+                        .join()
+                        .unwrap_or_else(|_| Err(io::Error::other("module loading thread failed"))),
+                    Err(inline) => inline,
+                })
+                .collect()
+        })
     }
 
     fn sethostname(&mut self, name: &str) -> io::Result<()> {
@@ -369,6 +456,21 @@ pub enum Call {
         target: String,
         link: String,
     },
+    Unlink {
+        path: String,
+    },
+    Chmod {
+        path: String,
+        mode: u32,
+    },
+    Chown {
+        path: String,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    },
+    UnmountDetach {
+        target: String,
+    },
     WriteFile {
         path: String,
         contents: String,
@@ -419,6 +521,13 @@ impl std::fmt::Display for Call {
                 write!(f, "mknod({path}, {kind:?}, {mode:o}, {major}:{minor})")
             }
             Call::Symlink { target, link } => write!(f, "symlink({link} -> {target})"),
+            Call::Unlink { path } => write!(f, "unlink({path})"),
+            Call::Chmod { path, mode } => write!(f, "chmod({path}, {mode:o})"),
+            Call::Chown { path, uid, gid } => {
+                let id = |v: &Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+                write!(f, "chown({path}, {}, {})", id(uid), id(gid))
+            }
+            Call::UnmountDetach { target } => write!(f, "umount({target}, MNT_DETACH)"),
             Call::WriteFile { path, contents } => write!(f, "write({path}, {contents:?})"),
             Call::FinitModule { path, params } => write!(f, "finit_module({path}, {params:?})"),
             Call::Sethostname { name } => write!(f, "sethostname({name})"),
@@ -533,6 +642,25 @@ impl Sys for Recorder {
             target: s(target),
             link: s(link),
         })
+    }
+    fn unlink(&mut self, path: &Path) -> io::Result<()> {
+        self.record(Call::Unlink { path: s(path) })
+    }
+    fn chmod(&mut self, path: &Path, mode: u32) -> io::Result<()> {
+        self.record(Call::Chmod {
+            path: s(path),
+            mode,
+        })
+    }
+    fn chown(&mut self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        self.record(Call::Chown {
+            path: s(path),
+            uid,
+            gid,
+        })
+    }
+    fn unmount_detach(&mut self, target: &Path) -> io::Result<()> {
+        self.record(Call::UnmountDetach { target: s(target) })
     }
     fn write_file(&mut self, path: &Path, contents: &str) -> io::Result<()> {
         self.record(Call::WriteFile {

@@ -1,0 +1,274 @@
+//! Automount: a partition that appears and matches an `[[automount]]` rule (label, file system
+//! type) is mounted where the rule says, and unmounted (lazily: the device is already gone)
+//! when it is removed. Only FAT is recognised (`partition` reads its boot sector), which is
+//! what USB sticks and SD cards carry. Which events arrive is `hotplug`'s business.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::Automount;
+use crate::partition;
+use crate::sys::{MountFlags, Sys};
+use crate::uevent::{Action, Uevent};
+
+/// What was found on a block device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The type to pass to mount(2): `vfat`.
+    pub fstype: &'static str,
+    pub label: Option<String>,
+}
+
+/// The first rule that `found` satisfies: every condition it sets must hold (labels compared
+/// without regard to case, as FAT stores them upper-case), and a rule without any condition
+/// matches nothing.
+pub fn matching_rule<'a>(rules: &'a [Automount], found: &Found) -> Option<&'a Automount> {
+    rules.iter().find(|rule| {
+        let label_ok = rule.label.as_deref().is_none_or(|want| {
+            found
+                .label
+                .as_deref()
+                .is_some_and(|l| l.eq_ignore_ascii_case(want))
+        });
+        let fstype_ok = rule.fstype.as_deref().is_none_or(|t| t == found.fstype);
+        (rule.label.is_some() || rule.fstype.is_some()) && label_ok && fstype_ok
+    })
+}
+
+/// Mount flags of an automount: never devices or set-uid programs from a stick.
+fn flags(read_only: bool) -> MountFlags {
+    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOATIME;
+    if read_only {
+        flags | MountFlags::RDONLY
+    } else {
+        flags
+    }
+}
+
+/// The rules and what they mounted.
+pub struct Automounter {
+    rules: Vec<Automount>,
+    /// devname -> mount point
+    mounted: BTreeMap<String, PathBuf>,
+    /// where `/dev` and `/proc` are read (`/`; a temp dir in tests)
+    root: PathBuf,
+}
+
+impl Automounter {
+    pub fn new(rules: Vec<Automount>, root: &Path) -> Automounter {
+        for rule in rules
+            .iter()
+            .filter(|r| r.label.is_none() && r.fstype.is_none())
+        {
+            log::error!(
+                "[[automount]] for {}: set `label` or `fstype`, or it never matches",
+                rule.path
+            );
+        }
+        Automounter {
+            rules,
+            mounted: BTreeMap::new(),
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// Replaces the rules (once the boot partition's init.toml is read); mounts stay.
+    pub fn set_rules(&mut self, rules: Vec<Automount>) {
+        let kept = std::mem::take(&mut self.mounted);
+        *self = Automounter::new(rules, &self.root);
+        self.mounted = kept;
+    }
+
+    /// Acts on a block device event.
+    pub fn on_event(&mut self, sys: &mut dyn Sys, event: &Uevent) {
+        if event.subsystem() != "block" || self.rules.is_empty() && self.mounted.is_empty() {
+            return;
+        }
+        let Some(devname) = event.devname() else {
+            return;
+        };
+        match event.action {
+            Action::Add => self.mount(sys, devname),
+            Action::Remove => self.unmount(sys, devname),
+            _ => {}
+        }
+    }
+
+    fn mount(&mut self, sys: &mut dyn Sys, devname: &str) {
+        if self.mounted.contains_key(devname) || self.is_mounted(devname) {
+            return;
+        }
+        let Some(fat) = partition::probe_fat(&self.root, devname) else {
+            return;
+        };
+        let found = Found {
+            fstype: "vfat",
+            label: fat.label,
+        };
+        let Some(rule) = matching_rule(&self.rules, &found) else {
+            return;
+        };
+        let target = PathBuf::from(&rule.path);
+        let mut dir = PathBuf::new();
+        for part in target.components() {
+            dir.push(part);
+            if matches!(part, std::path::Component::Normal(_)) {
+                let _ = sys.mkdir(&dir, 0o755);
+            }
+        }
+        let dev = format!("/dev/{devname}");
+        let label = found.label.as_deref().unwrap_or("none");
+        match sys.mount(
+            &dev,
+            &target,
+            found.fstype,
+            flags(rule.read_only),
+            &rule.options,
+        ) {
+            Ok(()) => {
+                log::info!(
+                    "automount: {dev} ({}, label {label}) mounted {} on {}",
+                    found.fstype,
+                    if rule.read_only {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    },
+                    target.display()
+                );
+                self.mounted.insert(devname.to_string(), target);
+            }
+            Err(e) => log::warn!(
+                "automount: cannot mount {dev} ({}, label {label}) on {}: {e}",
+                found.fstype,
+                target.display()
+            ),
+        }
+    }
+
+    fn unmount(&mut self, sys: &mut dyn Sys, devname: &str) {
+        let Some(target) = self.mounted.remove(devname) else {
+            return;
+        };
+        match sys.unmount_detach(&target) {
+            Ok(()) => log::info!(
+                "automount: /dev/{devname} removed, {} unmounted",
+                target.display()
+            ),
+            Err(e) => log::warn!(
+                "automount: /dev/{devname} removed, cannot unmount {}: {e}",
+                target.display()
+            ),
+        }
+    }
+
+    /// Whether `/dev/<devname>` is mounted already (the boot partition, or by the box).
+    fn is_mounted(&self, devname: &str) -> bool {
+        let dev = format!("/dev/{devname}");
+        std::fs::read_to_string(self.root.join("proc/mounts"))
+            .map(|m| {
+                m.lines()
+                    .any(|l| l.split_whitespace().next() == Some(dev.as_str()))
+            })
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Recorder;
+    use crate::uevent;
+
+    fn rules(text: &str) -> Vec<Automount> {
+        #[derive(serde::Deserialize)]
+        struct Rules {
+            automount: Vec<Automount>,
+        }
+        toml::from_str::<Rules>(text).unwrap().automount
+    }
+
+    #[test]
+    fn rule_choice() {
+        let rules = rules(
+            "[[automount]]\nlabel = \"stick\"\npath = \"/mnt/stick\"\n\
+             [[automount]]\nfstype = \"vfat\"\nlabel = \"DATA\"\npath = \"/data\"\n\
+             [[automount]]\nfstype = \"ext4\"\npath = \"/mnt/ext\"\n\
+             [[automount]]\npath = \"/never\"\n",
+        );
+        let found = |label: Option<&str>| Found {
+            fstype: "vfat",
+            label: label.map(str::to_string),
+        };
+        let path = |f: &Found| matching_rule(&rules, f).map(|r| r.path.as_str());
+        assert_eq!(path(&found(Some("STICK"))), Some("/mnt/stick"));
+        assert_eq!(path(&found(Some("data"))), Some("/data"));
+        assert_eq!(path(&found(Some("OTHER"))), None);
+        assert_eq!(path(&found(None)), None);
+        assert!(rules[0].read_only && rules[0].options.is_empty());
+    }
+
+    /// A disk image with one FAT16 volume labelled STICK, as /dev/vdb1 under a temp root.
+    fn fake_root(name: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("boxinit-automount-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("dev")).unwrap();
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        let mut sector = vec![0u8; 512 * 64];
+        // a minimal FAT16 boot sector: jump, OEM, BPB, extended BPB with label and fs type
+        sector[0..3].copy_from_slice(&[0xEB, 0x3C, 0x90]);
+        sector[3..11].copy_from_slice(b"MSWIN4.1");
+        sector[11..13].copy_from_slice(&512u16.to_le_bytes());
+        sector[13] = 4;
+        sector[14..16].copy_from_slice(&1u16.to_le_bytes());
+        sector[16] = 2;
+        sector[17..19].copy_from_slice(&512u16.to_le_bytes());
+        sector[19..21].copy_from_slice(&20000u16.to_le_bytes());
+        sector[21] = 0xF8;
+        sector[22..24].copy_from_slice(&20u16.to_le_bytes());
+        sector[38] = 0x29;
+        sector[39..43].copy_from_slice(&0x1234_5678u32.to_le_bytes());
+        sector[43..54].copy_from_slice(b"STICK      ");
+        sector[54..62].copy_from_slice(b"FAT16   ");
+        sector[510] = 0x55;
+        sector[511] = 0xAA;
+        std::fs::write(root.join("dev/vdb1"), &sector).unwrap();
+        std::fs::write(root.join("proc/mounts"), "/dev/vda1 /boot vfat ro 0 0\n").unwrap();
+        root
+    }
+
+    #[test]
+    fn mounts_on_add_unmounts_on_remove() {
+        let root = fake_root("add");
+        let mut am = Automounter::new(
+            rules("[[automount]]\nlabel = \"stick\"\npath = \"/mnt/stick\"\nread_only = false\noptions = \"utf8\"\n"),
+            &root,
+        );
+        let mut rec = Recorder::new();
+        let ev = |action: &str, dev: &str| {
+            uevent::parse(
+                format!("{action}@/devices/x/block/{dev}\0SUBSYSTEM=block\0DEVNAME={dev}")
+                    .as_bytes(),
+            )
+            .unwrap()
+        };
+        am.on_event(&mut rec, &ev("add", "vdb1"));
+        am.on_event(&mut rec, &ev("add", "vdb1")); // twice: mounted once
+        am.on_event(&mut rec, &ev("add", "vdc")); // no such device: nothing
+        am.on_event(&mut rec, &ev("remove", "vdb1"));
+        am.on_event(&mut rec, &ev("remove", "vdb1"));
+        assert_eq!(
+            rec.transcript(),
+            "mkdir(/mnt, 755)\n\
+             mkdir(/mnt/stick, 755)\n\
+             mount(/dev/vdb1, /mnt/stick, vfat, MountFlags(NOATIME | NODEV | NOSUID), \"utf8\")\n\
+             umount(/mnt/stick, MNT_DETACH)\n"
+        );
+        // what is mounted already (the boot partition) is left alone
+        std::fs::write(root.join("proc/mounts"), "/dev/vdb1 /boot vfat ro 0 0\n").unwrap();
+        let mut rec = Recorder::new();
+        am.on_event(&mut rec, &ev("add", "vdb1"));
+        assert_eq!(rec.transcript(), "");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,213 @@
+//! Coldplug: the modules for the devices that exist before anyone listened for uevents. One
+//! walk of `/sys/devices` collects every `modalias`, the matching modules of `modules.alias`
+//! are loaded (all matches, as udev and `mdev -s` do), and the devices those drivers create
+//! (a virtio disk behind virtio_pci) are then picked up from the uevent socket by `hotplug`,
+//! not by walking again. What a module is and how it loads is `modules`' job.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::modindex::ModuleIndex;
+
+/// Every distinct `modalias` under `root/sys/devices`, sorted. Symlinks are not followed
+/// (sysfs is full of them, and some loop), unreadable entries are skipped: a device that
+/// cannot be read now will still announce itself if it ever changes.
+pub fn modaliases(root: &Path) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut stack: Vec<PathBuf> = vec![root.join("sys/devices")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() && entry.file_name() == "modalias" {
+                if let Some(alias) = read_modalias(&entry.path()) {
+                    found.insert(alias);
+                }
+            }
+        }
+    }
+    found
+}
+
+fn read_modalias(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let alias = text.trim();
+    (!alias.is_empty()).then(|| alias.to_string())
+}
+
+/// The modules that serve `aliases`, each once, in the order first matched; built-in ones
+/// are left out (nothing to load).
+pub fn modules_for<'a>(
+    index: &ModuleIndex,
+    aliases: impl IntoIterator<Item = &'a String>,
+) -> Vec<String> {
+    let mut modules: Vec<String> = Vec::new();
+    for alias in aliases {
+        for module in index.lookup_alias(alias) {
+            if !index.is_builtin(&module) && !modules.contains(&module) {
+                modules.push(module);
+            }
+        }
+    }
+    modules
+}
+
+/// The sysfs devices that have a node: `(devpath under /sys, uevent file text)` of each
+/// `root/sys/class/*/*` (block devices included) with a `dev` file. For device rules and for
+/// creating nodes when there is no devtmpfs, as `mdev -s` does.
+pub fn device_nodes(root: &Path) -> io::Result<Vec<(String, String)>> {
+    let class = root.join("sys/class");
+    let sys_dir = std::fs::canonicalize(root.join("sys")).unwrap_or_else(|_| root.join("sys"));
+    let mut out = Vec::new();
+    let mut classes: Vec<_> = std::fs::read_dir(&class)?.flatten().collect();
+    classes.sort_by_key(|e| e.file_name());
+    for class_dir in classes {
+        let Ok(devices) = std::fs::read_dir(class_dir.path()) else {
+            continue;
+        };
+        let mut devices: Vec<_> = devices.flatten().collect();
+        devices.sort_by_key(|e| e.file_name());
+        for device in devices {
+            let path = device.path();
+            if !path.join("dev").is_file() {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(path.join("uevent")) else {
+                continue;
+            };
+            // /sys/class/X/Y links to /sys/devices/...: the devpath is that, without /sys
+            let devpath = std::fs::canonicalize(&path)
+                .ok()
+                .and_then(|real| {
+                    real.strip_prefix(&sys_dir)
+                        .ok()
+                        .map(|p| format!("/{}", p.display()))
+                })
+                .unwrap_or_else(|| format!("/class/{}", path.display()));
+            let subsystem = class_dir.file_name().to_string_lossy().into_owned();
+            out.push((devpath, format!("{text}\nSUBSYSTEM={subsystem}\n")));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn temp_root(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("boxinit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn write(root: &Path, path: &str, text: &str) {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn walks_sys_devices_once_without_following_links() {
+        let root = temp_root("coldplug");
+        let pci = "sys/devices/pci0000:00";
+        write(
+            &root,
+            &format!("{pci}/0000:00:04.0/modalias"),
+            "pci:v00001AF4d00001005sv00001AF4sd00000004bc00scFFi00\n",
+        );
+        write(
+            &root,
+            &format!("{pci}/0000:00:05.0/modalias"),
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00\n",
+        );
+        write(
+            &root,
+            &format!("{pci}/0000:00:05.0/virtio1/modalias"),
+            "virtio:d00000002v00001AF4\n",
+        );
+        // the same device class twice, an empty modalias, a modalias that is a directory
+        write(
+            &root,
+            &format!("{pci}/0000:00:06.0/modalias"),
+            "pci:v00001AF4d00001005sv00001AF4sd00000004bc00scFFi00\n",
+        );
+        write(&root, "sys/devices/platform/empty/modalias", "\n");
+        std::fs::create_dir_all(root.join("sys/devices/platform/odd/modalias")).unwrap();
+        // a loop through a symlink must not be followed
+        std::os::unix::fs::symlink(root.join("sys/devices"), root.join(format!("{pci}/loop")))
+            .unwrap();
+        let found = modaliases(&root);
+        assert_eq!(
+            found.into_iter().collect::<Vec<_>>(),
+            [
+                "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00",
+                "pci:v00001AF4d00001005sv00001AF4sd00000004bc00scFFi00",
+                "virtio:d00000002v00001AF4",
+            ]
+        );
+        assert!(modaliases(&root.join("nonexistent")).is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn every_match_once_builtins_left_out() {
+        let index = ModuleIndex::parse(
+            "kernel/virtio_pci.ko:\nkernel/virtio_blk.ko:\nkernel/virtio_rng.ko:\nkernel/crc.ko:\n",
+            "kernel/rng_core.ko\n",
+            "alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n\
+             alias virtio:d00000002v* virtio_blk\n\
+             alias virtio:d00000004v* virtio_rng\n\
+             alias virtio:d00000004v* rng_core\n\
+             alias cpu:type:x86,ven*fam*mod*:feature:*0094* crc\n",
+        );
+        let aliases: Vec<String> = [
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00",
+            "pci:v00001AF4d00001005sv00001AF4sd00000004bc00scFFi00",
+            "virtio:d00000004v00001AF4",
+            "virtio:d00000002v00001AF4",
+            "cpu:type:x86,ven0000fam0006mod003F:feature:,0000,0001,0094,00E5",
+            "acpi:PNP0A03:",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            modules_for(&index, &aliases),
+            ["virtio_pci", "virtio_rng", "virtio_blk", "crc"]
+        );
+    }
+
+    #[test]
+    fn device_nodes_from_sys_class() {
+        let root = temp_root("devnodes");
+        let dev = "sys/devices/virtual/misc/hwrng";
+        write(&root, &format!("{dev}/dev"), "10:183\n");
+        write(
+            &root,
+            &format!("{dev}/uevent"),
+            "MAJOR=10\nMINOR=183\nDEVNAME=hwrng\n",
+        );
+        std::fs::create_dir_all(root.join("sys/class/misc")).unwrap();
+        std::os::unix::fs::symlink(root.join(dev), root.join("sys/class/misc/hwrng")).unwrap();
+        // a class device without a node
+        write(
+            &root,
+            "sys/class/net/lo/uevent",
+            "INTERFACE=lo\nIFINDEX=1\n",
+        );
+        let nodes = device_nodes(&root).unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].0, "/devices/virtual/misc/hwrng");
+        assert!(nodes[0].1.contains("DEVNAME=hwrng\n") && nodes[0].1.ends_with("SUBSYSTEM=misc\n"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

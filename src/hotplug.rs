@@ -1,0 +1,216 @@
+//! Devices from boot to shutdown: the modules the boot config names, coldplug (every device
+//! present at boot), then each uevent as it arrives — its module, its node and rules
+//! (`devices`), its automount. The boot sequence and the event loop call in here; finding
+//! modaliases is `coldplug`'s job, loading `modules`', parsing messages `uevent`'s.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::automount::Automounter;
+use crate::config::Config;
+use crate::devices::Devices;
+use crate::events::Events;
+use crate::modules::{Loader, Summary};
+use crate::sys::Sys;
+use crate::uevent::{self, Action, Uevent};
+use crate::{coldplug, devices};
+
+/// The file system modules the boot partition needs, loaded with coldplug rather than left to
+/// the kernel's request_module (one exec of `/sbin/modprobe` each, one after another).
+/// FAT's default code page is 437 and its default iocharset `ascii`.
+pub const BOOT_FS_MODULES: &[&str] = &["fs-vfat", "nls_cp437", "nls_ascii"];
+
+/// Everything that acts on device events.
+pub struct Hotplug {
+    loader: Option<Loader>,
+    /// Load modules for new devices (`[modules] coldplug`).
+    load_for_devices: bool,
+    devices: Devices,
+    automount: Automounter,
+    /// `/` (a temp dir in tests): where `/sys` and `/dev` are read.
+    root: PathBuf,
+}
+
+impl Hotplug {
+    /// Reads the module index under `root` and takes the rules of `cfg`.
+    pub fn new(cfg: &Config, cmdline: &str, root: &Path) -> Hotplug {
+        let loader = Loader::open(root, &cfg.modules.params, cmdline, cfg.modules.parallel);
+        let make_nodes = !devices::dev_is_devtmpfs(root);
+        Hotplug {
+            loader,
+            load_for_devices: cfg.modules.coldplug,
+            devices: Devices::new(cfg.device.clone(), make_nodes, &root.join("dev")),
+            automount: Automounter::new(cfg.automount.clone(), root),
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// Boot: the named modules, then (with `coldplug`) the modules of every device present,
+    /// the boot file system's, and those of the devices their drivers bring up, read from the
+    /// uevent socket until it is quiet. One log line with the counts and the time.
+    pub fn boot(&mut self, sys: &mut dyn Sys, events: &Events, cfg: &Config) {
+        let started = Instant::now();
+        let Some(loader) = &self.loader else {
+            return;
+        };
+        let mut wanted: Vec<String> = cfg.modules.load.clone();
+        let mut devices = 0;
+        if self.load_for_devices {
+            let aliases = coldplug::modaliases(&self.root);
+            devices = aliases.len();
+            wanted.extend(not_loaded(
+                &self.root,
+                coldplug::modules_for(&loader.index, &aliases),
+            ));
+            for name in BOOT_FS_MODULES {
+                if loader.index.knows(name) {
+                    wanted.push(name.to_string());
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let mut summary = loader.load(sys, &wanted);
+        if self.load_for_devices {
+            // The drivers just loaded announced their devices (a virtio disk behind
+            // virtio_pci): load for those too, until no new event comes.
+            loop {
+                let messages = events.wait_uevent(Duration::ZERO);
+                if messages.is_empty() {
+                    break;
+                }
+                for message in messages {
+                    summary += self.handle(sys, &message);
+                }
+            }
+        }
+        log::info!(
+            "modules: {} loaded, {} already there, {} failed in {}ms{}",
+            summary.loaded,
+            summary.already,
+            summary.failed,
+            started.elapsed().as_millis(),
+            if self.load_for_devices {
+                format!(" (coldplug: {devices} device aliases)")
+            } else {
+                String::new()
+            }
+        );
+    }
+
+    /// Once the boot partition's init.toml is read: its extra modules and parameters, its
+    /// device and automount rules, applied to the devices that are already there.
+    pub fn configure(&mut self, sys: &mut dyn Sys, cfg: &Config, cmdline: &str) {
+        if let Some(loader) = &mut self.loader {
+            loader.params = crate::modules::merge_params(&cfg.modules.params, cmdline);
+            loader.parallel = cfg.modules.parallel;
+            let extra = not_loaded(&self.root, cfg.modules.load.clone());
+            if !extra.is_empty() {
+                let summary = loader.load(sys, &extra);
+                log::info!(
+                    "modules from the boot partition's init.toml: {} loaded, {} already there, {} failed",
+                    summary.loaded,
+                    summary.already,
+                    summary.failed
+                );
+            }
+        }
+        self.load_for_devices = cfg.modules.coldplug;
+        self.devices.set_rules(cfg.device.clone());
+        self.automount.set_rules(cfg.automount.clone());
+        if cfg.device.is_empty() && cfg.automount.is_empty() && !self.make_nodes() {
+            return;
+        }
+        match coldplug::device_nodes(&self.root) {
+            Ok(nodes) => {
+                for (devpath, text) in nodes {
+                    let event = uevent::from_sysfs(&devpath, &text);
+                    self.devices.on_event(sys, &event);
+                    self.automount.on_event(sys, &event);
+                }
+            }
+            Err(e) => log::warn!(
+                "cannot list {}: {e}; device rules apply to new devices only",
+                self.root.join("sys/class").display()
+            ),
+        }
+    }
+
+    fn make_nodes(&self) -> bool {
+        !devices::dev_is_devtmpfs(&self.root)
+    }
+
+    /// One message from the uevent socket: its module, its node and rules, its automount.
+    pub fn handle(&mut self, sys: &mut dyn Sys, message: &[u8]) -> Summary {
+        match uevent::parse(message) {
+            Some(event) => self.handle_event(sys, &event),
+            None => Summary::default(),
+        }
+    }
+
+    fn handle_event(&mut self, sys: &mut dyn Sys, event: &Uevent) -> Summary {
+        let mut summary = Summary::default();
+        if let (Action::Add, true, Some(loader), Some(alias)) = (
+            &event.action,
+            self.load_for_devices,
+            &self.loader,
+            event.modalias(),
+        ) {
+            let modules = not_loaded(
+                &self.root,
+                coldplug::modules_for(&loader.index, [alias.to_string()].iter()),
+            );
+            if !modules.is_empty() {
+                summary = loader.load(sys, &modules);
+                log::info!(
+                    "hotplug: {} {} needs {}: {} loaded, {} failed",
+                    event.subsystem(),
+                    event.kernel_name(),
+                    modules.join(" "),
+                    summary.loaded,
+                    summary.failed
+                );
+            }
+        }
+        self.devices.on_event(sys, event);
+        self.automount.on_event(sys, event);
+        summary
+    }
+}
+
+/// `names` without the modules the kernel already has (`/sys/module/NAME/initstate`: modules
+/// loaded from files; built-in ones are never asked for), each once.
+fn not_loaded(root: &Path, names: Vec<String>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    names
+        .into_iter()
+        .filter(|name| seen.insert(crate::modindex::normalize(name)))
+        .filter(|name| {
+            !root
+                .join("sys/module")
+                .join(crate::modindex::normalize(name))
+                .join("initstate")
+                .exists()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn already_loaded_modules_are_not_asked_for_again() {
+        let root = std::env::temp_dir().join(format!("boxinit-hotplug-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("sys/module/virtio_pci")).unwrap();
+        std::fs::write(root.join("sys/module/virtio_pci/initstate"), "live\n").unwrap();
+        let names = ["virtio-pci", "virtio_blk", "virtio-blk", "fs-vfat"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(not_loaded(&root, names), ["virtio_blk", "fs-vfat"]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
