@@ -151,6 +151,12 @@ impl Hotplug {
     }
 
     fn handle_event(&mut self, sys: &mut dyn Sys, event: &Uevent) -> Summary {
+        log::debug!(
+            "uevent {:?} {} ({})",
+            event.action,
+            event.devpath,
+            event.subsystem()
+        );
         let mut summary = Summary::default();
         if let (Action::Add, true, Some(loader), Some(alias)) = (
             &event.action,

@@ -371,9 +371,7 @@ impl ModuleIndex {
 /// The part of an fnmatch pattern before its first special character: every text the pattern
 /// matches starts with it.
 fn literal_prefix(pattern: &str) -> &str {
-    let end = pattern
-        .find(['*', '?', '[', '\\'])
-        .unwrap_or(pattern.len());
+    let end = pattern.find(['*', '?', '[', '\\']).unwrap_or(pattern.len());
     pattern.get(..end).unwrap_or("")
 }
 

@@ -24,6 +24,11 @@ pub const HELP: &[&str] = &[
     "reboot            ask init to reboot (SIGTERM to PID 1)",
     "halt              ask init to halt (SIGUSR1 to PID 1)",
     "rss               show init's resident memory (VmRSS of PID 1)",
+    "ls=PATH           show PATH: kind (device numbers), mode, owner, group, link target",
+    "cat=PATH          show the lines of PATH (e.g. a /sys attribute)",
+    "wait-path=PATH    wait up to 20 s until PATH exists, then ls it",
+    "wait-mount=PATH   wait up to 20 s until something is mounted on PATH",
+    "wait-unmount=PATH wait up to 20 s until nothing is mounted on PATH",
     "wait              sleep forever",
     "interactive       read these words from stdin (not at the prompt)",
     "help              this list",
@@ -68,6 +73,14 @@ pub enum Action {
     AskInit(InitRequest),
     /// `rss`: print PID 1's VmRSS.
     Rss,
+    /// `ls=PATH`: describe one file (a device node, a link).
+    Ls(PathBuf),
+    /// `cat=PATH`: print a file's lines.
+    Cat(PathBuf),
+    /// `wait-path=PATH`: wait until it exists.
+    WaitPath(PathBuf),
+    /// `wait-mount=PATH` (true) or `wait-unmount=PATH` (false).
+    WaitMount(PathBuf, bool),
     /// `wait`: sleep forever.
     Wait,
     /// `interactive`: read words from stdin.
@@ -159,6 +172,15 @@ pub fn parse(word: &str) -> Result<Action, ParseError> {
         ("reboot", None) => Ok(Action::AskInit(InitRequest::Reboot)),
         ("halt", None) => Ok(Action::AskInit(InitRequest::Halt)),
         ("rss", None) => Ok(Action::Rss),
+        ("ls", Some(path)) if !path.is_empty() => Ok(Action::Ls(PathBuf::from(path))),
+        ("cat", Some(path)) if !path.is_empty() => Ok(Action::Cat(PathBuf::from(path))),
+        ("wait-path", Some(path)) if !path.is_empty() => Ok(Action::WaitPath(PathBuf::from(path))),
+        ("wait-mount", Some(path)) if !path.is_empty() => {
+            Ok(Action::WaitMount(PathBuf::from(path), true))
+        }
+        ("wait-unmount", Some(path)) if !path.is_empty() => {
+            Ok(Action::WaitMount(PathBuf::from(path), false))
+        }
         ("wait", None) => Ok(Action::Wait),
         ("interactive", None) => Ok(Action::Interactive),
         ("help", None) => Ok(Action::Help),
@@ -197,6 +219,13 @@ mod tests {
         assert_eq!(parse("reboot"), Ok(Action::AskInit(InitRequest::Reboot)));
         assert_eq!(parse("halt"), Ok(Action::AskInit(InitRequest::Halt)));
         assert_eq!(parse("rss"), Ok(Action::Rss));
+        assert_eq!(parse("ls=/dev/hwrng"), Ok(Action::Ls("/dev/hwrng".into())));
+        assert_eq!(parse("cat=/sys/x"), Ok(Action::Cat("/sys/x".into())));
+        assert_eq!(parse("ls="), Err(ParseError::Unknown));
+        assert_eq!(
+            parse("wait-unmount=/mnt/x"),
+            Ok(Action::WaitMount("/mnt/x".into(), false))
+        );
         assert_eq!(parse("wait"), Ok(Action::Wait));
         assert_eq!(parse("interactive"), Ok(Action::Interactive));
         assert_eq!(parse("help"), Ok(Action::Help));

@@ -206,6 +206,23 @@ fn run(action: Action) {
         Action::Heartbeat(count) => heartbeat(count),
         Action::AskInit(request) => ask_init(request),
         Action::Rss => show_init_rss(),
+        Action::Ls(path) => describe_file(&path),
+        Action::Cat(path) => match fs::read_to_string(&path) {
+            Ok(text) => {
+                for line in text.lines() {
+                    say!("{}: {line}", path.display());
+                }
+            }
+            Err(error) => say!("cannot read {}: {error}", path.display()),
+        },
+        Action::WaitMount(path, mounted) => wait_mount(&path, mounted),
+        Action::WaitPath(path) => {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while fs::symlink_metadata(&path).is_err() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(50));
+            }
+            describe_file(&path);
+        }
         Action::Wait => {
             say!("waiting");
             sleep_forever();
@@ -505,6 +522,74 @@ fn show_init_rss() {
         Some(kilobytes) => say!("init rss {kilobytes} kB"),
         None => say!("init rss unknown: no VmRSS in /proc/1/status"),
     }
+}
+
+/// `wait-mount=PATH`, `wait-unmount=PATH`: polls /proc/self/mounts (a hotplug test's way to
+/// know the init acted) and says what it found.
+fn wait_mount(path: &std::path::Path, mounted: bool) {
+    let target = path.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let found = mounts
+            .lines()
+            .find(|l| l.split(' ').nth(1) == Some(target.as_str()));
+        match (found, mounted) {
+            (Some(line), true) => {
+                let source = line.split(' ').next().unwrap_or("?");
+                say!("{target} mounted from {source}");
+                return;
+            }
+            (None, false) => {
+                say!("{target} not mounted");
+                return;
+            }
+            _ if Instant::now() >= deadline => {
+                say!(
+                    "gave up waiting for {target} to be {}",
+                    if mounted { "mounted" } else { "unmounted" }
+                );
+                return;
+            }
+            _ => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// `ls=PATH`: `demo: /dev/hwrng char 10:183 mode 0640 uid 0 gid 20`, or `link -> TARGET`.
+fn describe_file(path: &std::path::Path) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(error) => {
+            say!("{}: {error}", path.display());
+            return;
+        }
+    };
+    let kind = meta.file_type();
+    let rdev = meta.rdev();
+    let numbers = format!("{}:{}", rustix::fs::major(rdev), rustix::fs::minor(rdev));
+    let what = if kind.is_symlink() {
+        match fs::read_link(path) {
+            Ok(target) => format!("link -> {}", target.display()),
+            Err(error) => format!("link (unreadable: {error})"),
+        }
+    } else if kind.is_char_device() {
+        format!("char {numbers}")
+    } else if kind.is_block_device() {
+        format!("block {numbers}")
+    } else if kind.is_dir() {
+        "directory".to_string()
+    } else {
+        "file".to_string()
+    };
+    say!(
+        "{} {what} mode {:04o} uid {} gid {}",
+        path.display(),
+        meta.mode() & 0o7777,
+        meta.uid(),
+        meta.gid()
+    );
 }
 
 /// `interactive`: runs the words typed on stdin, one a line, until EOF.

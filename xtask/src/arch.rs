@@ -66,6 +66,46 @@ impl Arch {
     }
 }
 
+impl Arch {
+    /// What `--modules auto` (the default) packs: the drivers of the devices QEMU gives this
+    /// machine (its virtio family: disk, entropy, console, balloon, input, network) and the
+    /// FAT boot partition's file system and code pages. The init's coldplug loads only those
+    /// whose devices are present; packing one more costs only its size. Dependencies and
+    /// softdeps are added by the module index.
+    pub fn auto_modules(self) -> &'static [&'static str] {
+        match self {
+            Arch::X86_64 => &[
+                "virtio_pci",
+                "virtio_blk",
+                "virtio_rng",
+                "virtio_console",
+                "virtio_balloon",
+                "virtio_input",
+                "virtio_net",
+                "vfat",
+                "nls_cp437",
+                "nls_ascii",
+                "nls_utf8",
+            ],
+            // QEMU `virt` has virtio over MMIO as well as PCI
+            Arch::Aarch64 => &[
+                "virtio_pci",
+                "virtio_mmio",
+                "virtio_blk",
+                "virtio_rng",
+                "virtio_console",
+                "virtio_balloon",
+                "virtio_input",
+                "virtio_net",
+                "vfat",
+                "nls_cp437",
+                "nls_ascii",
+                "nls_utf8",
+            ],
+        }
+    }
+}
+
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -40,6 +40,8 @@ pub struct ImageOptions {
     /// every file under this directory is copied, subdirectories too (before `box` and
     /// `init.toml`, which win over files of the same name)
     pub files: Option<PathBuf>,
+    /// the FAT volume label (at most 11 characters); `None`: [`LABEL`]
+    pub label: Option<String>,
 }
 
 /// What [`make`] wrote.
@@ -81,8 +83,12 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
     }
 
     let mut partition = io::Cursor::new(vec![0u8; part_bytes as usize]);
+    let label_text = opts.label.as_deref().unwrap_or(LABEL).to_ascii_uppercase();
+    if label_text.len() > 11 || !label_text.is_ascii() {
+        bail!("the FAT label `{label_text}` must be at most 11 ASCII characters");
+    }
     let mut label = [b' '; 11];
-    label[..LABEL.len()].copy_from_slice(LABEL.as_bytes());
+    label[..label_text.len()].copy_from_slice(label_text.as_bytes());
     fatfs::format_volume(
         &mut partition,
         fatfs::FormatVolumeOptions::new()
@@ -476,6 +482,7 @@ pub(crate) mod tests {
                 box_path: Some(box_path),
                 config: Some(config),
                 files: Some(files),
+                label: None,
             },
         )
         .unwrap();

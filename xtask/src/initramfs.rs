@@ -23,10 +23,10 @@ pub struct Options<'a> {
     pub init: &'a Path,
     pub kernel: &'a Kernel,
     pub index: &'a ModIndex,
-    /// modules to pack with their dependencies; empty: the config's `modules.load`, or else
-    /// [`Arch::default_modules`]
+    /// modules to pack with their dependencies: names, aliases, or `auto`
+    /// ([`Arch::auto_modules`]); empty means `auto`. The config's `modules.load` is added.
     pub modules: &'a [String],
-    /// a TOML file to install as `/etc/init.toml` (`modules.load` is added when it lacks one)
+    /// a TOML file to install as `/etc/init.toml`, as it is
     pub config: Option<&'a Path>,
     /// a static busybox to pack as `/bin/busybox` with `/bin/sh` linked to it (shell
     /// scenarios, `on_exit = "shell"`); None: no shell in the initramfs
@@ -84,31 +84,9 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
         Some((path, text)) => modules_load(path, text)?,
         None => None,
     };
-    let mut requested: Vec<String> = if !opts.modules.is_empty() {
-        opts.modules
-            .iter()
-            .map(|m| modinfo::normalize(m.trim()))
-            .collect()
-    } else if let Some(load) = &config_load {
-        load.clone()
-    } else {
-        opts.arch
-            .default_modules()
-            .iter()
-            .map(|m| m.to_string())
-            .collect()
-    };
-    for name in config_load.iter().flatten() {
-        if !requested.contains(name) {
-            requested.push(name.clone());
-        }
-    }
-    requested.retain(|m| !m.is_empty());
+    let requested = requested_modules(opts, config_load.as_deref().unwrap_or_default());
     let selection = opts.index.select(&requested)?;
-    let config = builtin_config(
-        config_text.as_ref().map(|(p, t)| (*p, t.as_str())),
-        &requested,
-    )?;
+    let config = builtin_config(config_text.as_ref().map(|(_, t)| t.as_str()));
 
     let init = std::fs::read(opts.init)
         .with_context(|| format!("cannot read the init binary {}", opts.init.display()))?;
@@ -172,6 +150,8 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
             Node::File(0o644, text.into_bytes()),
         );
     }
+    // modules.builtin always, so the init knows a built-in module is no missing one (empty
+    // when the kernel package has none: then nothing is built in that was asked for by name)
     for name in [
         "modules.builtin",
         "modules.builtin.modinfo",
@@ -182,6 +162,8 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
             let data =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             tree.add(&format!("{moddir}/{name}"), Node::File(0o644, data));
+        } else if name == "modules.builtin" {
+            tree.add(&format!("{moddir}/{name}"), Node::File(0o644, Vec::new()));
         }
     }
 
@@ -238,34 +220,55 @@ const CONFIG_HEADER: &str = "\
 # command line override both.
 ";
 
-/// The text of `/etc/init.toml`: the user's file with `modules.load` set to `load` when it
-/// has none (as is, comments and all, when it has one), or a generated default.
-pub fn builtin_config(file: Option<(&Path, &str)>, load: &[String]) -> Result<String> {
-    let load_array =
-        toml::Value::Array(load.iter().map(|m| toml::Value::from(m.as_str())).collect());
-    let Some((path, text)) = file else {
-        return Ok(format!(
-            "{CONFIG_HEADER}\n[boot]\ndevice = \"LABEL=BOOT\"\n\n[modules]\nload = {load_array}\n"
-        ));
+/// The modules to pack: `opts.modules` with `auto` (or nothing) expanded to the arch's QEMU
+/// drivers, then the config's `modules.load`; names and aliases as given, each once. Names of
+/// the `auto` list that this kernel lacks are left out (it may build them in, or not have them).
+pub fn requested_modules(opts: &Options, config_load: &[String]) -> Vec<String> {
+    let given: Vec<&str> = opts
+        .modules
+        .iter()
+        .map(|m| m.trim())
+        .filter(|m| !m.is_empty())
+        .collect();
+    let given = if given.is_empty() {
+        vec!["auto"]
+    } else {
+        given
     };
-    if modules_load(path, text)?.is_some() {
-        return Ok(text.to_string());
+    let mut names: Vec<String> = Vec::new();
+    for name in given {
+        let expanded: Vec<String> = if name == "auto" {
+            opts.arch
+                .auto_modules()
+                .iter()
+                .filter(|m| opts.index.knows(m))
+                .map(|m| m.to_string())
+                .collect()
+        } else {
+            vec![name.to_string()]
+        };
+        names.extend(expanded);
     }
-    let mut table: toml::Table = text
-        .parse()
-        .with_context(|| format!("{} is not valid TOML", path.display()))?;
-    let modules = table
-        .entry("modules")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let Some(modules) = modules.as_table_mut() else {
-        bail!("{}: `modules` must be a table ([modules])", path.display());
-    };
-    modules.insert("load".into(), load_array);
-    Ok(format!(
-        "{CONFIG_HEADER}# From {}, with modules.load added.\n\n{}",
-        path.display(),
-        toml::to_string(&table)?
-    ))
+    let mut out: Vec<String> = Vec::new();
+    for name in names.into_iter().chain(config_load.iter().cloned()) {
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The text of `/etc/init.toml`: the user's file as it is, or a generated default. No
+/// `modules.load` is needed: coldplug (on by default) loads what the devices need.
+pub fn builtin_config(file: Option<&str>) -> String {
+    match file {
+        Some(text) => text.to_string(),
+        None => format!(
+            "{CONFIG_HEADER}\n[boot]\ndevice = \"LABEL=BOOT\"\n\n\
+             # No module list: coldplug loads what every device needs (modules.alias).\n\
+             [modules]\ncoldplug = true\n"
+        ),
+    }
 }
 
 /// `modules.load` of a config file, if it sets one.
@@ -444,36 +447,122 @@ mod tests {
         let config = String::from_utf8(get("etc/init.toml").data.clone()).unwrap();
         let table: toml::Table = config.parse().unwrap();
         assert_eq!(table["boot"]["device"].as_str(), Some("LABEL=BOOT"));
+        assert_eq!(table["modules"]["coldplug"].as_bool(), Some(true));
+        assert!(table["modules"].get("load").is_none(), "{config}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn compressed_modules_are_packed_decompressed() {
+        use std::io::Write;
+        let dir = crate::image::tests::temp_dir("initramfs-compressed");
+        let (kernel, mut index) = fake_tree(&dir);
+        let elf_bytes = b"\x7fELF pretend module".to_vec();
+        let m = &kernel.modules_dir;
+        std::fs::create_dir_all(m.join("kernel/drivers/virtio")).unwrap();
+        let mut xz = lzma_rust2::XzWriter::new(Vec::new(), Default::default()).unwrap();
+        xz.write_all(&elf_bytes).unwrap();
+        std::fs::write(
+            m.join("kernel/drivers/virtio/virtio.ko.xz"),
+            xz.finish().unwrap(),
+        )
+        .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"ring").unwrap();
+        std::fs::write(
+            m.join("kernel/drivers/virtio/virtio_ring.ko.gz"),
+            gz.finish().unwrap(),
+        )
+        .unwrap();
+        index.insert(Module {
+            name: "virtio".into(),
+            path: "kernel/drivers/virtio/virtio.ko.xz".into(),
+            info: parse_modinfo(b"depends=virtio_ring\0alias=virtio:d*\0"),
+        });
+        index.insert(Module {
+            name: "virtio_ring".into(),
+            path: "kernel/drivers/virtio/virtio_ring.ko.gz".into(),
+            info: parse_modinfo(b"depends=\0"),
+        });
+        let init = dir.join("boxinit");
+        std::fs::write(&init, b"init").unwrap();
+        let modules = vec!["virtio".to_string()];
+        let opts = Options {
+            arch: Arch::X86_64,
+            init: &init,
+            kernel: &kernel,
+            index: &index,
+            modules: &modules,
+            config: None,
+        };
+        let out = dir.join("initramfs.cpio.gz");
+        make(&opts, &out).unwrap();
+        let entries = unpack(&out);
+        let get = |name: &str| {
+            entries
+                .iter()
+                .find(|e| e.name == name)
+                .map(|e| e.data.clone())
+        };
+        let m = "lib/modules/6.1.0-test";
         assert_eq!(
-            table["modules"]["load"],
-            toml::Value::from(vec!["vfat", "nls_ascii"])
+            get(&format!("{m}/kernel/drivers/virtio/virtio.ko")),
+            Some(elf_bytes)
+        );
+        assert_eq!(
+            get(&format!("{m}/kernel/drivers/virtio/virtio_ring.ko")),
+            Some(b"ring".to_vec())
+        );
+        assert_eq!(
+            get(&format!("{m}/kernel/drivers/virtio/virtio.ko.xz")),
+            None
+        );
+        assert_eq!(
+            get(&format!("{m}/modules.dep")).unwrap(),
+            b"kernel/drivers/virtio/virtio_ring.ko:\n\
+              kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko\n"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn config_gets_modules_load_when_missing() {
+    fn builtin_config_and_requested_modules() {
+        // the user's file is installed as written; the default names no module
+        let text = "# mine\n[modules]\nload = [\"fat\"]\ncoldplug = false\n";
+        assert_eq!(builtin_config(Some(text)), text);
+        assert!(!builtin_config(None).contains("load ="));
         let path = Path::new("my.toml");
-        let load = vec!["vfat".to_string()];
-        let text = "# mine\n[system]\nhostname = \"box\"\n";
-        let out = builtin_config(Some((path, text)), &load).unwrap();
-        let table: toml::Table = out.parse().unwrap();
-        assert_eq!(table["system"]["hostname"].as_str(), Some("box"));
-        assert_eq!(table["modules"]["load"], toml::Value::from(vec!["vfat"]));
-        // a file with its own modules.load is kept as written
-        let text = "[modules] # mine\nload = [\"fat\"]\ncoldplug = false\n";
-        assert_eq!(builtin_config(Some((path, text)), &load).unwrap(), text);
-        // modules.load is read from the file
         assert_eq!(
             modules_load(path, text).unwrap(),
             Some(vec!["fat".to_string()])
         );
-        let err = builtin_config(Some((path, "modules = 3")), &load).unwrap_err();
-        assert!(format!("{err:#}").contains("must be a table"), "{err:#}");
-        let err = builtin_config(Some((path, "[boot\n")), &load).unwrap_err();
+        let err = modules_load(path, "[boot\n").unwrap_err();
         assert!(
             format!("{err:#}").contains("my.toml is not valid TOML"),
             "{err:#}"
         );
+        let err = modules_load(path, "[modules]\nload = 3\n").unwrap_err();
+        assert!(format!("{err:#}").contains("must be an array"), "{err:#}");
+
+        let dir = crate::image::tests::temp_dir("initramfs-requested");
+        let (kernel, index) = fake_tree(&dir);
+        let requested = |modules: &[&str], load: &[&str]| {
+            let modules: Vec<String> = modules.iter().map(|m| m.to_string()).collect();
+            let load: Vec<String> = load.iter().map(|m| m.to_string()).collect();
+            let opts = Options {
+                arch: Arch::X86_64,
+                init: Path::new("/init"),
+                kernel: &kernel,
+                index: &index,
+                modules: &modules,
+                config: None,
+            };
+            requested_modules(&opts, &load)
+        };
+        // auto: the arch's list as far as this tree has it (vfat, nls_ascii built in)
+        assert_eq!(requested(&[], &[]), ["vfat", "nls_ascii"]);
+        assert_eq!(requested(&["auto"], &["fat"]), ["vfat", "nls_ascii", "fat"]);
+        assert_eq!(requested(&["fs-vfat", " "], &["vfat"]), ["fs-vfat", "vfat"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -52,8 +52,8 @@ enum Task {
         arch: Arch,
         #[command(flatten)]
         modules: ModuleArgs,
-        /// TOML file to install as /etc/init.toml (modules.load is set to the packed
-        /// modules when it has none). Default: a generated one (LABEL=BOOT + modules)
+        /// TOML file to install as /etc/init.toml, as it is. Default: a generated one
+        /// (LABEL=BOOT, coldplug; no module list needed)
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -137,8 +137,9 @@ struct ModuleArgs {
     /// comparing other inits)
     #[arg(long, value_name = "PATH")]
     init: Option<PathBuf>,
-    /// Modules to pack, with their dependencies (comma-separated or repeated; `-` and `_`
-    /// alike). Default: the config's modules.load, else what a QEMU virtio FAT disk needs
+    /// Modules to pack, with their dependencies and softdeps: names (`-` and `_` alike),
+    /// aliases (`fs-vfat`, a modalias), or `auto` (the drivers of QEMU's virtio devices and
+    /// FAT); comma-separated or repeated. The config's modules.load is added. Default: auto
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     modules: Vec<String>,
 }
@@ -222,6 +223,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                     box_path: Some(box_path),
                     config: disk.config,
                     files: disk.files,
+                    label: None,
                 },
             )
             .with_context(|| format!("cannot make the disk image {}", display_path(&out)))?;

@@ -204,19 +204,42 @@ impl ModIndex {
         }
     }
 
-    /// The requested modules plus everything they depend on (`depends=`, and `softdep=`
-    /// targets that are modules of this tree), deps first. Built-in names are set apart;
-    /// an unknown name is an error naming the closest ones.
+    /// The modules of this tree whose `alias=` patterns match `alias` (fnmatch, as modprobe
+    /// resolves `fs-vfat` or a device's modalias), in name order.
+    pub fn alias_matches(&self, alias: &str) -> Vec<String> {
+        self.modules
+            .values()
+            .filter(|m| m.info.aliases.iter().any(|p| fnmatch(p, alias)))
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
+    /// Whether `name` is a module, a built-in one, or an alias of a module of this tree.
+    pub fn knows(&self, name: &str) -> bool {
+        let normal = normalize(name.trim());
+        self.modules.contains_key(&normal)
+            || self.builtin.contains(&normal)
+            || !self.alias_matches(name.trim()).is_empty()
+    }
+
+    /// The requested modules (names or aliases) plus everything they depend on (`depends=`,
+    /// and `softdep=` targets that are modules of this tree), deps first. Built-in names are
+    /// set apart; an unknown name is an error naming the closest ones.
     pub fn select<S: AsRef<str>>(&self, names: &[S]) -> Result<Selection> {
         let mut selection = Selection::default();
         let mut seen = HashSet::new();
-        for name in names {
-            let name = normalize(name.as_ref().trim());
+        for raw in names {
+            let name = normalize(raw.as_ref().trim());
+            let by_alias = || self.alias_matches(raw.as_ref().trim());
             if self.modules.contains_key(&name) {
                 self.visit(&name, true, &mut seen, &mut selection.load_order);
             } else if self.builtin.contains(&name) {
                 if !selection.builtin.contains(&name) {
                     selection.builtin.push(name);
+                }
+            } else if !by_alias().is_empty() {
+                for module in by_alias() {
+                    self.visit(&module, true, &mut seen, &mut selection.load_order);
                 }
             } else {
                 let close = self.suggest(&name);
@@ -360,6 +383,51 @@ fn index_one(dir: &Path, rel: &Path) -> Result<Module> {
         path: rel.to_string_lossy().replace('\\', "/"),
         info: parse_modinfo(section),
     })
+}
+
+/// Shell-style wildcard match, as `fnmatch(pattern, text, 0)` (`*`, `?`, `[...]` with ranges
+/// and `!`/`^`): how modprobe matches aliases. Host-side twin of the init's `modindex::fnmatch`
+/// (the init is a binary crate, so the two cannot share code); backtracking is fine for the
+/// short patterns of `.modinfo`.
+pub fn fnmatch(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some(('[', rest)) => {
+                let Some((&c, t_rest)) = t.split_first() else {
+                    return false;
+                };
+                let negate = matches!(rest.first(), Some('!' | '^'));
+                let body = if negate { &rest[1..] } else { rest };
+                // the first character of the set may be `]`
+                let Some(end) = body.iter().skip(1).position(|&x| x == ']').map(|i| i + 1) else {
+                    return c == '[' && go(rest, t_rest);
+                };
+                let set = &body[..end];
+                let mut hit = false;
+                let mut i = 0;
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == '-' {
+                        hit |= set[i] <= c && c <= set[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= set[i] == c;
+                        i += 1;
+                    }
+                }
+                hit != negate && go(&body[end + 1..], t_rest)
+            }
+            Some(('\\', rest)) if !rest.is_empty() => {
+                t.first() == rest.first() && go(&rest[1..], &t[1..])
+            }
+            Some((&c, rest)) => t.first() == Some(&c) && go(rest, &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -545,6 +613,55 @@ kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko
         index.insert(module("updates/fat.ko", ""));
         index.insert(module("kernel/other/fat.ko", ""));
         assert_eq!(index.modules["fat"].path, "updates/fat.ko");
+    }
+
+    #[test]
+    fn names_and_aliases_select_modules() {
+        let index = index();
+        let sel = index
+            .select(&[
+                "fs-vfat",
+                "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00",
+            ])
+            .unwrap();
+        assert_eq!(
+            sel.load_order,
+            [
+                "fat",
+                "vfat",
+                "virtio_pci_modern_dev",
+                "virtio_pci_legacy_dev",
+                "virtio",
+                "virtio_ring",
+                "virtio_pci"
+            ]
+        );
+        assert!(index.knows("virtio:d00000002v00001AF4") && index.knows("nls-ascii"));
+        assert!(!index.knows("fs-ntfs"));
+    }
+
+    #[test]
+    fn fnmatch_like_the_init() {
+        for (pattern, text, want) in [
+            (
+                "pci:v00001AF4d*sv*sd*bc*sc*i*",
+                "pci:v00001AF4d00001005sv00001AF4sd00000004bc00scFFi00",
+                true,
+            ),
+            ("virtio:d0000000[1-3]v*", "virtio:d00000002v00001AF4", true),
+            (
+                "virtio:d0000000[!1-3]v*",
+                "virtio:d00000002v00001AF4",
+                false,
+            ),
+            ("a?c", "abc", true),
+            ("[]]", "]", true),
+            ("[abc", "[abc", true),
+            ("\\*", "*", true),
+            ("*x", "abc", false),
+        ] {
+            assert_eq!(fnmatch(pattern, text), want, "{pattern} {text}");
+        }
     }
 
     #[test]

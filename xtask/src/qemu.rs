@@ -31,6 +31,8 @@ pub struct Boot {
     pub memory_mib: u32,
     /// more QEMU arguments, appended last
     pub extra_args: Vec<String>,
+    /// QEMU's human monitor on this unix socket (not interactive only; else no monitor)
+    pub monitor: Option<PathBuf>,
 }
 
 impl Boot {
@@ -43,6 +45,7 @@ impl Boot {
             append: String::new(),
             memory_mib: 256,
             extra_args: Vec::new(),
+            monitor: None,
         }
     }
 
@@ -79,15 +82,15 @@ pub fn command(boot: &Boot, interactive: bool) -> Command {
         // no NIC: no iPXE option ROM to load, as in the non-interactive boot
         cmd.args(["-nographic", "-nic", "none"]);
     } else {
-        cmd.args([
-            "-nodefaults",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-        ]);
+        cmd.args(["-nodefaults", "-display", "none", "-serial", "stdio"]);
+        match &boot.monitor {
+            // a test harness sends commands (device_add, ...) through it
+            Some(socket) => cmd.arg("-monitor").arg(format!(
+                "unix:{},server=on,wait=off",
+                socket.display().to_string().replace(',', ",,")
+            )),
+            None => cmd.args(["-monitor", "none"]),
+        };
         cmd.stdin(Stdio::null());
     }
     cmd.arg("-kernel").arg(&boot.kernel);
@@ -259,6 +262,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
             box_path,
             config: opts.config.clone(),
             files: opts.files.clone(),
+            label: None,
         },
     )?;
     progress!("{}", image::describe(&image));

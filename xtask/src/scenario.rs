@@ -32,10 +32,33 @@ pub struct Scenario {
     pub cmdline: String,
     /// Checks on the disk image after QEMU exited.
     pub after: Vec<After>,
-    /// More QEMU arguments (`qemu-args`, whitespace-separated), e.g. `-serial null` for ttyS1.
+    /// More QEMU arguments (`qemu-args`, whitespace-separated, `#` comment lines), e.g.
+    /// `-serial null` for ttyS1; `{NAME}` stands for the path of disk NAME.
     pub qemu_args: Vec<String>,
     /// Pack busybox as `/bin/sh` into the initramfs (a `busybox` file exists).
     pub busybox: bool,
+    /// Extra FAT disk images to make (`disks`), for `qemu-args` and `monitor` to use.
+    pub disks: Vec<ExtraDisk>,
+    /// Monitor commands to send once a console line appears (`monitor`), in order.
+    pub monitor: Vec<MonitorStep>,
+    /// What to pack with `--modules` (`modules`); empty: auto.
+    pub modules: Vec<String>,
+}
+
+/// A FAT disk image beside the boot disk: `NAME LABEL [SIZE_MiB]` in `disks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraDisk {
+    pub name: String,
+    pub label: String,
+    pub size_mib: u32,
+}
+
+/// `PATTERN => COMMAND` in `monitor`: when a cleaned console line matches PATTERN (`*`
+/// wildcards, as in `expected`), COMMAND goes to QEMU's human monitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorStep {
+    pub when: String,
+    pub command: String,
 }
 
 /// A check of the disk image once QEMU has exited.
@@ -64,10 +87,16 @@ impl Scenario {
             .join(" ");
         let after =
             parse_after(&read("after")).with_context(|| format!("{}/after", dir.display()))?;
-        let qemu_args = read("qemu-args")
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .flat_map(str::split_whitespace)
+        let qemu_args = data_lines(&read("qemu-args"))
+            .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        let disks =
+            parse_disks(&read("disks")).with_context(|| format!("{}/disks", dir.display()))?;
+        let monitor = parse_monitor(&read("monitor"))
+            .with_context(|| format!("{}/monitor", dir.display()))?;
+        let modules = read("modules")
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|m| !m.is_empty())
             .map(str::to_string)
             .collect();
         Ok(Scenario {
@@ -78,6 +107,9 @@ impl Scenario {
             after,
             qemu_args,
             busybox: dir.join("busybox").exists(),
+            disks,
+            monitor,
+            modules,
         })
     }
 
@@ -95,13 +127,65 @@ impl Scenario {
     }
 }
 
-fn parse_after(text: &str) -> Result<Vec<After>> {
-    let mut checks = Vec::new();
-    for line in text
-        .lines()
+/// The lines of a scenario file that are not blank or `#` comments, trimmed.
+fn data_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
+}
+
+fn parse_disks(text: &str) -> Result<Vec<ExtraDisk>> {
+    let mut disks = Vec::new();
+    for line in data_lines(text) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (name, label, size) = match words.as_slice() {
+            [name, label] => (*name, *label, image::DEFAULT_SIZE_MIB),
+            [name, label, size] => (
+                *name,
+                *label,
+                size.parse()
+                    .with_context(|| format!("`{size}` is not a size in MiB"))?,
+            ),
+            _ => bail!("expected `NAME LABEL [SIZE_MiB]`, found `{line}`"),
+        };
+        if label.len() > 11 {
+            bail!("the FAT label `{label}` is longer than 11 characters");
+        }
+        disks.push(ExtraDisk {
+            name: name.to_string(),
+            label: label.to_string(),
+            size_mib: size,
+        });
+    }
+    Ok(disks)
+}
+
+fn parse_monitor(text: &str) -> Result<Vec<MonitorStep>> {
+    data_lines(text)
+        .map(|line| match line.split_once("=>") {
+            Some((when, command)) if !when.trim().is_empty() && !command.trim().is_empty() => {
+                Ok(MonitorStep {
+                    when: when.trim().to_string(),
+                    command: command.trim().to_string(),
+                })
+            }
+            _ => bail!("expected `CONSOLE LINE PATTERN => MONITOR COMMAND`, found `{line}`"),
+        })
+        .collect()
+}
+
+/// `text` with every `{NAME}` of `disks` replaced by that disk's path.
+fn substitute(text: &str, disks: &[(String, PathBuf)]) -> String {
+    let mut out = text.to_string();
+    for (name, path) in disks {
+        out = out.replace(&format!("{{{name}}}"), &path.display().to_string());
+    }
+    out
+}
+
+fn parse_after(text: &str) -> Result<Vec<After>> {
+    let mut checks = Vec::new();
+    for line in data_lines(text) {
         let mut words = line.splitn(3, ' ');
         match (words.next(), words.next(), words.next()) {
             (Some("fat-clean"), None, None) => checks.push(After::FatClean),
@@ -160,24 +244,63 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         builtin_config: scenario.file("builtin.toml"),
         config: scenario.file("init.toml"),
         busybox: scenario.busybox,
+        modules: scenario.modules.clone(),
         ..Default::default()
     };
     let prepared = qemu::prepare(&opts, &out_dir)?;
+    let mut disks = Vec::new();
+    for disk in &scenario.disks {
+        let path = out_dir.join(format!("{}.img", disk.name));
+        image::make(
+            &path,
+            &image::ImageOptions {
+                size_mib: disk.size_mib,
+                label: Some(disk.label.clone()),
+                ..Default::default()
+            },
+        )
+        .with_context(|| format!("cannot make the disk {}", disk.name))?;
+        disks.push((disk.name.clone(), path));
+    }
     let mut boot = prepared.boot(&scenario.cmdline);
-    boot.extra_args.extend(scenario.qemu_args.iter().cloned());
+    boot.extra_args
+        .extend(scenario.qemu_args.iter().map(|a| substitute(a, &disks)));
+    let monitor_steps: Vec<MonitorStep> = scenario
+        .monitor
+        .iter()
+        .map(|m| MonitorStep {
+            when: m.when.clone(),
+            command: substitute(&m.command, &disks),
+        })
+        .collect();
+    if !monitor_steps.is_empty() {
+        let socket = out_dir.join("monitor.sock");
+        let _ = std::fs::remove_file(&socket);
+        boot.monitor = Some(socket);
+    }
     let started = Instant::now();
     let mut child = qemu::command(&boot, false)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {}", arch.qemu_binary()))?;
+    let monitor = match &boot.monitor {
+        Some(socket) => Some(Monitor::connect(socket, monitor_steps)?),
+        None => None,
+    };
     let expected = if update {
         Vec::new()
     } else {
         scenario.expected.clone()
     };
     let wait_for_exit = update || scenario.waits_for_exit();
-    let (raw, ending) = watch(&mut child, &expected, wait_for_exit, DEFAULT_TIMEOUT)?;
+    let (raw, ending) = watch(
+        &mut child,
+        &expected,
+        wait_for_exit,
+        DEFAULT_TIMEOUT,
+        monitor,
+    )?;
     std::fs::write(out_dir.join("console.log"), &raw).ok();
     let mut transcript = transcript::clean(&raw);
     transcript.push(ending.line().to_string());
@@ -214,6 +337,7 @@ pub fn watch(
     expected: &[String],
     wait_for_exit: bool,
     timeout: Duration,
+    mut monitor: Option<Monitor>,
 ) -> Result<(String, Ending)> {
     let Some(mut stdout) = child.stdout.take() else {
         bail!("QEMU's stdout is not piped")
@@ -229,6 +353,8 @@ pub fn watch(
     });
     let deadline = Instant::now() + timeout;
     let mut raw = Vec::new();
+    // monitor commands sent, added to the transcript at the end (not amid a console line)
+    let mut sent: Vec<String> = Vec::new();
     let ending = loop {
         let now = Instant::now();
         if now >= deadline {
@@ -247,6 +373,10 @@ pub fn watch(
                 break transcript::ending_of(&String::from_utf8_lossy(&raw));
             }
         }
+        if let Some(monitor) = &mut monitor {
+            let seen = transcript::clean(&String::from_utf8_lossy(&raw));
+            sent.extend(monitor.send_due(&seen));
+        }
         if !wait_for_exit && !expected.is_empty() {
             let seen = transcript::clean(&String::from_utf8_lossy(&raw));
             if transcript::first_missing(expected, &seen).is_none() {
@@ -257,6 +387,9 @@ pub fn watch(
         }
     };
     let _ = reader.join();
+    for line in sent {
+        raw.extend_from_slice(format!("\nqemu: monitor: {line}\n").as_bytes());
+    }
     let mut stderr = String::new();
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut stderr);
@@ -267,6 +400,66 @@ pub fn watch(
         text.push_str(&stderr);
     }
     Ok((text, ending))
+}
+
+/// QEMU's human monitor on a unix socket, and the steps still to send.
+struct Monitor {
+    stream: std::os::unix::net::UnixStream,
+    pending: std::collections::VecDeque<MonitorStep>,
+}
+
+impl Monitor {
+    /// Connects to the socket QEMU creates at start-up (waiting up to 10 s for it); what the
+    /// monitor answers is read and dropped by a thread, so QEMU never blocks writing to it.
+    fn connect(socket: &Path, steps: Vec<MonitorStep>) -> Result<Monitor> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match std::os::unix::net::UnixStream::connect(socket) {
+                Ok(stream) => break stream,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot connect to QEMU's monitor at {}", socket.display())
+                    })
+                }
+            }
+        };
+        let mut reader = stream.try_clone()?;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        Ok(Monitor {
+            stream,
+            pending: steps.into(),
+        })
+    }
+
+    /// Sends every step whose line has appeared in `seen` (in order: a step waits for the
+    /// one before it); returns what was sent, for the transcript.
+    fn send_due(&mut self, seen: &[String]) -> Vec<String> {
+        use std::io::Write;
+        let mut sent = Vec::new();
+        while let Some(step) = self.pending.front() {
+            if !seen.iter().any(|l| transcript::line_matches(&step.when, l)) {
+                break;
+            }
+            let command = step.command.clone();
+            self.pending.pop_front();
+            let ok = self
+                .stream
+                .write_all(format!("{command}\n").as_bytes())
+                .is_ok();
+            sent.push(if ok {
+                command
+            } else {
+                format!("cannot send `{command}`")
+            });
+        }
+        sent
+    }
 }
 
 fn check_after(checks: &[After], disk: &Path) -> Vec<String> {
@@ -384,6 +577,43 @@ mod tests {
             ]
         );
         assert!(parse_after("fat-dirty\n").is_err());
+    }
+
+    #[test]
+    fn scenario_files_parse() {
+        let disks = parse_disks("# extra\nstick STICK\nbig DATA 128\n").unwrap();
+        assert_eq!(
+            disks,
+            [
+                ExtraDisk {
+                    name: "stick".into(),
+                    label: "STICK".into(),
+                    size_mib: image::DEFAULT_SIZE_MIB
+                },
+                ExtraDisk {
+                    name: "big".into(),
+                    label: "DATA".into(),
+                    size_mib: 128
+                },
+            ]
+        );
+        assert!(parse_disks("stick\n").is_err());
+        assert!(parse_disks("stick WAYTOOLONGLABEL\n").is_err());
+        let steps = parse_monitor("demo: hello * => device_add virtio-rng-pci,id=rng1\n").unwrap();
+        assert_eq!(
+            steps,
+            [MonitorStep {
+                when: "demo: hello *".into(),
+                command: "device_add virtio-rng-pci,id=rng1".into()
+            }]
+        );
+        assert!(parse_monitor("no arrow\n").is_err());
+        assert!(parse_monitor("x =>\n").is_err());
+        let disks = vec![("stick".to_string(), PathBuf::from("/t/stick.img"))];
+        assert_eq!(
+            substitute("drive_add 0 if=none,id=s,file={stick},format=raw", &disks),
+            "drive_add 0 if=none,id=s,file=/t/stick.img,format=raw"
+        );
     }
 
     #[test]
