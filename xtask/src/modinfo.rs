@@ -664,6 +664,126 @@ kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko
         }
     }
 
+    /// Runs host `depmod` on the real kernel tree (hard links in a scratch copy under target/)
+    /// and checks that xtask writes the same `modules.dep`, `modules.alias` and
+    /// `modules.softdep` for every module. Line order may differ (depmod follows
+    /// `modules.order`), so lines are compared as sets. In `modules.dep` each module must have
+    /// the same dependencies, but their order within a line may differ: depmod orders them by
+    /// a topological sort of the whole tree, xtask by a walk from the module, and both are
+    /// valid load orders (kmod and boxinit resolve each dependency's own dependencies first).
+    /// Fails, never skips, without depmod: .ci/run installs kmod.
+    #[test]
+    fn writes_what_host_depmod_writes() {
+        let depmod = [
+            "/usr/sbin/depmod",
+            "/sbin/depmod",
+            "/usr/bin/depmod",
+            "/bin/depmod",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("host depmod not found: install kmod (apt-get install kmod); .ci/run does");
+        let kernel = crate::kernel::resolve(crate::arch::Arch::X86_64, &Default::default())
+            .expect("the kernel tree (cargo xtask kernel fetches it)");
+        let index = ModIndex::load(&kernel.modules_dir).unwrap();
+        let base = crate::target_dir().join("depmod-check");
+        let _ = std::fs::remove_dir_all(&base);
+        let tree = base.join("lib/modules").join(&kernel.release);
+        link_tree(&kernel.modules_dir, &tree).unwrap();
+        let status = std::process::Command::new(depmod)
+            .arg("-b")
+            .arg(&base)
+            .arg(&kernel.release)
+            .status()
+            .unwrap();
+        assert!(status.success(), "depmod failed: {status}");
+        let names: Vec<&String> = index.modules.keys().collect();
+        let theirs = |file: &str| -> BTreeSet<String> {
+            std::fs::read_to_string(tree.join(file))
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                // depmod names compressed files as they are; xtask packs them decompressed
+                .map(|l| {
+                    [".ko.xz", ".ko.zst", ".ko.gz"]
+                        .iter()
+                        .fold(l.to_string(), |l, s| l.replace(s, ".ko"))
+                })
+                .collect()
+        };
+        let ours = |text: String| -> BTreeSet<String> {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        // `module: a b c` with the dependencies sorted, for modules.dep
+        let dep_sets = |lines: BTreeSet<String>| -> BTreeSet<String> {
+            lines
+                .into_iter()
+                .map(|l| match l.split_once(':') {
+                    Some((module, deps)) => {
+                        let mut deps: Vec<&str> = deps.split_whitespace().collect();
+                        deps.sort_unstable();
+                        format!("{module}: {}", deps.join(" "))
+                    }
+                    None => l,
+                })
+                .collect()
+        };
+        for (file, written) in [
+            ("modules.dep", index.modules_dep(&names)),
+            ("modules.alias", index.modules_alias(&names)),
+            ("modules.softdep", index.modules_softdep(&names)),
+        ] {
+            let (mut want, mut got) = (theirs(file), ours(written));
+            if file == "modules.dep" {
+                let reordered = want.difference(&got).count();
+                (want, got) = (dep_sets(want), dep_sets(got));
+                eprintln!("modules.dep: {reordered} lines list the same dependencies in another order than depmod's");
+            }
+            let missing: Vec<_> = want.difference(&got).take(5).collect();
+            let extra: Vec<_> = got.difference(&want).take(5).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{file}: {} lines from depmod, {} from xtask; depmod only: {missing:#?}; xtask only: {extra:#?}",
+                want.len(),
+                got.len()
+            );
+            assert!(
+                !want.is_empty() || file == "modules.softdep",
+                "{file} is empty"
+            );
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A copy of `from` at `to` made of hard links (a real copy where linking fails), without
+    /// depmod's outputs, so depmod writes fresh ones.
+    fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            let (src, dst) = (entry.path(), to.join(entry.file_name()));
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                link_tree(&src, &dst)?;
+            } else if kind.is_file() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let generated = name.starts_with("modules.")
+                    && !matches!(
+                        name.as_str(),
+                        "modules.order" | "modules.builtin" | "modules.builtin.modinfo"
+                    );
+                if !generated && std::fs::hard_link(&src, &dst).is_err() {
+                    std::fs::copy(&src, &dst)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn edit_distances() {
         assert_eq!(edit_distance("virtio_bk", "virtio_blk"), 1);
