@@ -56,9 +56,11 @@ impl Hotplug {
         };
         let mut wanted: Vec<String> = cfg.modules.load.clone();
         let mut devices = 0;
+        let mut walk = Duration::ZERO;
         if self.load_for_devices {
-            let aliases = coldplug::modaliases(&self.root);
+            let aliases = coldplug::known_modaliases(&self.root);
             devices = aliases.len();
+            walk = started.elapsed();
             wanted.extend(not_loaded(
                 &self.root,
                 coldplug::modules_for(&loader.index, &aliases),
@@ -93,7 +95,10 @@ impl Hotplug {
             summary.failed,
             started.elapsed().as_millis(),
             if self.load_for_devices {
-                format!(" (coldplug: {devices} device aliases)")
+                format!(
+                    " (coldplug: {devices} device aliases read in {}ms)",
+                    walk.as_millis()
+                )
             } else {
                 String::new()
             }
@@ -186,20 +191,14 @@ impl Hotplug {
     }
 }
 
-/// `names` without the modules the kernel already has (`/sys/module/NAME/initstate`: modules
-/// loaded from files; built-in ones are never asked for), each once.
+/// `names` without the modules the kernel already has ([`crate::modules::is_loaded`]), each
+/// once: a device whose driver is loaded costs no log line and no plan.
 fn not_loaded(root: &Path, names: Vec<String>) -> Vec<String> {
     let mut seen = BTreeSet::new();
     names
         .into_iter()
         .filter(|name| seen.insert(crate::modindex::normalize(name)))
-        .filter(|name| {
-            !root
-                .join("sys/module")
-                .join(crate::modindex::normalize(name))
-                .join("initstate")
-                .exists()
-        })
+        .filter(|name| !crate::modules::is_loaded(root, name))
         .collect()
 }
 

@@ -53,6 +53,8 @@ pub struct Loader {
     pub params: BTreeMap<String, String>,
     /// load each level of independent modules from one thread per module
     pub parallel: bool,
+    /// where `/sys/module` is read, to skip what the kernel already has
+    root: PathBuf,
 }
 
 impl Loader {
@@ -81,11 +83,13 @@ impl Loader {
             dir,
             params: merge_params(config_params, cmdline),
             parallel,
+            root: root.to_path_buf(),
         })
     }
 
     /// Loads `names` (modules or aliases) and what they need; see [`load`].
     pub fn load(&self, sys: &mut dyn Sys, names: &[String]) -> Summary {
+        let is_loaded = |name: &str| is_loaded(&self.root, name);
         load(
             sys,
             &self.index,
@@ -93,8 +97,19 @@ impl Loader {
             names,
             &self.params,
             self.parallel,
+            &is_loaded,
         )
     }
+}
+
+/// Whether the kernel has the module `name` loaded (`/sys/module/NAME/initstate` exists only
+/// for modules loaded from files). Asking again would cost a whole `finit_module`: the kernel
+/// reads and checks the file before it finds the module there and answers EEXIST.
+pub fn is_loaded(root: &Path, name: &str) -> bool {
+    root.join("sys/module")
+        .join(modindex::normalize(name))
+        .join("initstate")
+        .exists()
 }
 
 /// Parameters from `[modules] params` with the command line's `module.param=value` words
@@ -117,8 +132,9 @@ pub fn merge_params(
 
 /// Loads `names` (module names or aliases) and their dependencies, dependencies first; with
 /// `parallel`, the modules of one level (none depends on another) are loaded at the same time.
-/// `params` maps a normalised module name to its parameter string. A failure is logged and
-/// loading goes on: a module that is not needed for boot must not stop it.
+/// `params` maps a normalised module name to its parameter string; modules for which
+/// `is_loaded` answers true are counted as already there without a call. A failure is logged
+/// and loading goes on: a module that is not needed for boot must not stop it.
 pub fn load(
     sys: &mut dyn Sys,
     index: &ModuleIndex,
@@ -126,9 +142,13 @@ pub fn load(
     names: &[String],
     params: &BTreeMap<String, String>,
     parallel: bool,
+    is_loaded: &dyn Fn(&str) -> bool,
 ) -> Summary {
     let resolved = resolve_aliases(index, names);
-    let plan = index.load_order(&resolved);
+    let mut plan = index.load_order(&resolved);
+    let planned = plan.steps.len();
+    plan.steps.retain(|step| !is_loaded(&step.name));
+    let already_loaded = planned - plan.steps.len();
     for missing in &plan.missing {
         let by = if missing.requested_by.is_empty() {
             String::new()
@@ -146,7 +166,10 @@ pub fn load(
     } else {
         (0..plan.steps.len()).map(|i| vec![i]).collect()
     };
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        already: already_loaded,
+        ..Summary::default()
+    };
     for batch in batches {
         let steps: Vec<&modindex::LoadStep> =
             batch.iter().filter_map(|&i| plan.steps.get(i)).collect();
@@ -368,6 +391,7 @@ mod tests {
             &names,
             &params,
             false,
+            &|_| false,
         );
         assert_eq!(
             summary,
@@ -411,6 +435,7 @@ mod tests {
             &names,
             &BTreeMap::new(),
             false,
+            &|_| false,
         );
         assert_eq!(
             summary,
@@ -502,6 +527,7 @@ mod tests {
             &names,
             &BTreeMap::new(),
             true,
+            &|_| false,
         );
         assert_eq!(summary.loaded, 5);
         // virtio_ring is vfat's post: softdep, so it waits for vfat, and the rest for it
@@ -512,6 +538,34 @@ mod tests {
              finit_module(/m/kernel/drivers/virtio/virtio_ring.ko, \"\")\n\
              finit_module(/m/kernel/drivers/virtio/virtio.ko, \"\")\n\
              finit_module(/m/kernel/drivers/block/virtio_blk.ko, \"\")\n"
+        );
+    }
+
+    #[test]
+    fn modules_the_kernel_has_are_not_loaded_again() {
+        let mut rec = Recorder::new();
+        let names = vec!["virtio_blk".to_string()];
+        let loaded = |name: &str| name == "virtio" || name == "virtio_ring";
+        let summary = load(
+            &mut rec,
+            &index(),
+            Path::new("/m"),
+            &names,
+            &BTreeMap::new(),
+            true,
+            &loaded,
+        );
+        assert_eq!(
+            summary,
+            Summary {
+                loaded: 1,
+                already: 2,
+                failed: 0
+            }
+        );
+        assert_eq!(
+            rec.transcript(),
+            "finit_module(/m/kernel/drivers/block/virtio_blk.ko, \"\")\n"
         );
     }
 
