@@ -1314,6 +1314,96 @@ grace = "0s"
 }
 
 #[cfg(test)]
+mod device_tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let (cfg, errors) = load(&[Layer::Text {
+            name: "/boot/init.toml".into(),
+            text: text.into(),
+        }]);
+        match errors.first() {
+            None => Ok(cfg),
+            Some(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn modules_devices_and_automounts() {
+        let c = Config::default();
+        assert!(c.modules.coldplug && c.modules.parallel);
+        assert!(c.device.is_empty() && c.automount.is_empty());
+        let c = parse(
+            "[modules]\ncoldplug = false\nparallel = false\n\
+             [[device]]\nmatch = \"ttyAMA0\"\nsymlink = \"serial0\"\n\
+             [[device]]\nmatch = \"hwrng\"\nsubsystem = \"misc\"\nmode = \"0640\"\nuid = 1\ngid = 20\n\
+             [[automount]]\nlabel = \"STICK\"\npath = \"/mnt/stick\"\n",
+        )
+        .unwrap();
+        assert!(!c.modules.coldplug && !c.modules.parallel);
+        assert_eq!(
+            c.device,
+            [
+                DeviceRule {
+                    match_: "ttyAMA0".into(),
+                    subsystem: None,
+                    mode: None,
+                    owner: None,
+                    group: None,
+                    symlink: Some("serial0".into()),
+                },
+                DeviceRule {
+                    match_: "hwrng".into(),
+                    subsystem: Some("misc".into()),
+                    mode: Some(0o640),
+                    owner: Some(1),
+                    group: Some(20),
+                    symlink: None,
+                },
+            ]
+        );
+        assert_eq!(
+            c.automount,
+            [Automount {
+                label: Some("STICK".into()),
+                fstype: None,
+                path: "/mnt/stick".into(),
+                read_only: true,
+                options: String::new(),
+            }]
+        );
+    }
+
+    #[test]
+    fn rule_errors_say_where() {
+        let cases = [
+            (
+                "[[device]]\nmatch = \"x\"\nmode = \"rw\"\n",
+                "/boot/init.toml:3:8: `device.mode`: `rw` is not a file mode; write it in octal as a string, like \"0660\"",
+            ),
+            (
+                "[[device]]\nmatch = \"x\"\nmode = \"10000\"\n",
+                "/boot/init.toml:3:8: `device.mode`: `10000` is not a file mode; write it in octal as a string, like \"0660\"",
+            ),
+            (
+                "[[device]]\nmatch = \"x\"\nsymlnk = \"y\"\n",
+                "/boot/init.toml:3:1: unknown key `symlnk` in [device], did you mean `symlink`?",
+            ),
+            (
+                "[[automount]]\nlabel = \"x\"\n",
+                "/boot/init.toml:1:1: `automount`: missing field `path`",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse(text).unwrap_err(), want, "{text}");
+        }
+        assert_eq!(parse_mode("0755"), Ok(0o755));
+        assert_eq!(parse_mode(" 4755 "), Ok(0o4755));
+        assert!(parse_mode("9").is_err());
+    }
+}
+
+#[cfg(test)]
 mod example_tests {
     use super::*;
 

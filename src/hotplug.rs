@@ -205,6 +205,63 @@ fn not_loaded(root: &Path, names: Vec<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::Recorder;
+
+    /// A root with a module tree for the running kernel's release and a devtmpfs /dev.
+    fn fake_root(name: &str) -> (PathBuf, String) {
+        let root =
+            std::env::temp_dir().join(format!("boxinit-hotplug-{name}-{}", std::process::id()));
+        let release = rustix::system::uname()
+            .release()
+            .to_string_lossy()
+            .into_owned();
+        let dir = root.join("lib/modules").join(&release);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("modules.dep"),
+            "kernel/virtio_rng.ko:\nkernel/virtio_blk.ko:\nkernel/virtio_pci.ko:\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("modules.alias"),
+            "alias virtio:d00000004v* virtio_rng\nalias virtio:d00000002v* virtio_blk\n\
+             alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("sys/module/virtio_pci")).unwrap();
+        std::fs::write(root.join("sys/module/virtio_pci/initstate"), "live\n").unwrap();
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        std::fs::write(root.join("proc/mounts"), "devtmpfs /dev devtmpfs rw 0 0\n").unwrap();
+        (root, dir.display().to_string())
+    }
+
+    #[test]
+    fn a_hot_added_device_gets_its_module_and_its_node_its_rule() {
+        let (root, dir) = fake_root("events");
+        let mut cfg = Config::default();
+        cfg.device = vec![toml::from_str("match = \"hwrng\"\nmode = \"0640\"").unwrap()];
+        let mut hotplug = Hotplug::new(&cfg, "virtio_rng.current_quality=1000", &root);
+        let mut rec = Recorder::new();
+        for message in [
+            // the PCI function: its driver is loaded already
+            &b"add@/devices/pci0000:00/0000:00:03.0\0ACTION=add\0SUBSYSTEM=pci\0MODALIAS=pci:v00001AF4d00001005sv00001AF4sd00000004bc00scFFi00"[..],
+            b"add@/devices/pci0000:00/0000:00:03.0/virtio1\0ACTION=add\0SUBSYSTEM=virtio\0MODALIAS=virtio:d00000004v00001AF4",
+            b"add@/devices/virtual/misc/hwrng\0ACTION=add\0SUBSYSTEM=misc\0MAJOR=10\0MINOR=183\0DEVNAME=hwrng",
+            b"remove@/devices/pci0000:00/0000:00:03.0/virtio1\0ACTION=remove\0SUBSYSTEM=virtio\0MODALIAS=virtio:d00000004v00001AF4",
+            b"libudev\0garbage",
+        ] {
+            hotplug.handle(&mut rec, message);
+        }
+        assert_eq!(
+            rec.transcript(),
+            format!(
+                "finit_module({dir}/kernel/virtio_rng.ko, \"current_quality=1000\")\n\
+                 chmod({}/dev/hwrng, 640)\n",
+                root.display()
+            )
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn already_loaded_modules_are_not_asked_for_again() {
