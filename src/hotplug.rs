@@ -238,8 +238,10 @@ mod tests {
     #[test]
     fn a_hot_added_device_gets_its_module_and_its_node_its_rule() {
         let (root, dir) = fake_root("events");
-        let mut cfg = Config::default();
-        cfg.device = vec![toml::from_str("match = \"hwrng\"\nmode = \"0640\"").unwrap()];
+        let cfg = Config {
+            device: vec![toml::from_str("match = \"hwrng\"\nmode = \"0640\"").unwrap()],
+            ..Config::default()
+        };
         let mut hotplug = Hotplug::new(&cfg, "virtio_rng.current_quality=1000", &root);
         let mut rec = Recorder::new();
         for message in [
