@@ -21,6 +21,10 @@ use crate::{coldplug, devices};
 /// FAT's default code page is 437 and its default iocharset `ascii`.
 pub const BOOT_FS_MODULES: &[&str] = &["fs-vfat", "nls_cp437", "nls_ascii"];
 
+/// How long boot keeps reading the uevents that coldplug's drivers cause: a device that never
+/// stops sending events must not hold up the boot (the event loop handles the rest later).
+const SETTLE_LIMIT: Duration = Duration::from_secs(3);
+
 /// Everything that acts on device events.
 pub struct Hotplug {
     loader: Option<Loader>,
@@ -78,7 +82,8 @@ impl Hotplug {
         if self.load_for_devices {
             // The drivers just loaded announced their devices (a virtio disk behind
             // virtio_pci): load for those too, until no new event comes.
-            loop {
+            let settle_until = Instant::now() + SETTLE_LIMIT;
+            while Instant::now() < settle_until {
                 let messages = events.wait_uevent(Duration::ZERO);
                 if messages.is_empty() {
                     break;
