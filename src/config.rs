@@ -98,7 +98,8 @@ pub struct Modules {
     /// Load what every device needs (its `modalias` matched against `modules.alias`): those
     /// present at boot, and those that appear later.
     pub coldplug: bool,
-    /// Load modules that do not depend on each other at the same time.
+    /// Load modules that do not depend on each other at the same time. Off by default: under
+    /// QEMU (1 or 2 vCPUs) it measured 5-25% slower than one after another.
     pub parallel: bool,
 }
 
@@ -108,7 +109,7 @@ impl Default for Modules {
             load: Vec::new(),
             params: BTreeMap::new(),
             coldplug: true,
-            parallel: true,
+            parallel: false,
         }
     }
 }
@@ -1331,16 +1332,16 @@ mod device_tests {
     #[test]
     fn modules_devices_and_automounts() {
         let c = Config::default();
-        assert!(c.modules.coldplug && c.modules.parallel);
+        assert!(c.modules.coldplug && !c.modules.parallel);
         assert!(c.device.is_empty() && c.automount.is_empty());
         let c = parse(
-            "[modules]\ncoldplug = false\nparallel = false\n\
+            "[modules]\ncoldplug = false\nparallel = true\n\
              [[device]]\nmatch = \"ttyAMA0\"\nsymlink = \"serial0\"\n\
              [[device]]\nmatch = \"hwrng\"\nsubsystem = \"misc\"\nmode = \"0640\"\nuid = 1\ngid = 20\n\
              [[automount]]\nlabel = \"STICK\"\npath = \"/mnt/stick\"\n",
         )
         .unwrap();
-        assert!(!c.modules.coldplug && !c.modules.parallel);
+        assert!(!c.modules.coldplug && c.modules.parallel);
         assert_eq!(
             c.device,
             [

@@ -180,6 +180,14 @@ pub fn load(
                 (dir.join(&step.path), args)
             })
             .collect();
+        if steps.len() > 1 {
+            let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+            log::debug!(
+                "modules: loading {} at once: {}",
+                names.len(),
+                names.join(" ")
+            );
+        }
         let results = sys.finit_modules(&calls);
         for ((step, (path, args)), result) in steps.iter().zip(&calls).zip(results) {
             count(&mut summary, step, path, args, result);
