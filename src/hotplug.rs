@@ -55,6 +55,10 @@ impl Hotplug {
     /// uevent socket until it is quiet. One log line with the counts and the time.
     pub fn boot(&mut self, sys: &mut dyn Sys, events: &Events, cfg: &Config) {
         let started = Instant::now();
+        if self.make_nodes() {
+            // no devtmpfs: the disks present must have nodes before the boot partition scan
+            self.replay(sys);
+        }
         let Some(loader) = &self.loader else {
             return;
         };
@@ -133,6 +137,12 @@ impl Hotplug {
         if cfg.device.is_empty() && cfg.automount.is_empty() && !self.make_nodes() {
             return;
         }
+        self.replay(sys);
+    }
+
+    /// The devices already there, as if each had just been added: nodes (without devtmpfs),
+    /// rules, automounts. No modules: coldplug has done those.
+    fn replay(&mut self, sys: &mut dyn Sys) {
         match coldplug::device_nodes(&self.root) {
             Ok(nodes) => {
                 for (devpath, text) in nodes {
@@ -265,6 +275,42 @@ mod tests {
                 "finit_module({dir}/kernel/virtio_rng.ko, \"current_quality=1000\")\n\
                  chmod({}/dev/hwrng, 640)\n",
                 root.display()
+            )
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn without_devtmpfs_present_devices_get_nodes() {
+        let (root, _) = fake_root("mdev");
+        std::fs::write(root.join("proc/mounts"), "tmpfs /dev tmpfs rw 0 0\n").unwrap();
+        let disk = root.join("sys/devices/pci0000:00/0000:00:02.0/virtio0/block/vda");
+        std::fs::create_dir_all(disk.join("vda1")).unwrap();
+        std::fs::write(disk.join("dev"), "253:0\n").unwrap();
+        std::fs::write(
+            disk.join("uevent"),
+            "MAJOR=253\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n",
+        )
+        .unwrap();
+        std::fs::write(disk.join("vda1/dev"), "253:1\n").unwrap();
+        std::fs::write(
+            disk.join("vda1/uevent"),
+            "MAJOR=253\nMINOR=1\nDEVNAME=vda1\nDEVTYPE=partition\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("sys/class/block")).unwrap();
+        std::os::unix::fs::symlink(&disk, root.join("sys/class/block/vda")).unwrap();
+        std::os::unix::fs::symlink(disk.join("vda1"), root.join("sys/class/block/vda1")).unwrap();
+        let mut hotplug = Hotplug::new(&Config::default(), "", &root);
+        assert!(hotplug.make_nodes());
+        let mut rec = Recorder::new();
+        hotplug.replay(&mut rec);
+        let dev = root.join("dev");
+        assert_eq!(
+            rec.transcript(),
+            format!(
+                "mknod({0}/vda, Block, 660, 253:0)\nmknod({0}/vda1, Block, 660, 253:1)\n",
+                dev.display()
             )
         );
         std::fs::remove_dir_all(&root).unwrap();
