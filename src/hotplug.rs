@@ -39,7 +39,12 @@ pub struct Hotplug {
 impl Hotplug {
     /// Reads the module index under `root` and takes the rules of `cfg`.
     pub fn new(cfg: &Config, cmdline: &str, root: &Path) -> Hotplug {
-        let loader = Loader::open(root, &cfg.modules.params, cmdline, cfg.modules.parallel);
+        // No module wanted, no index read (and no complaint where there is none, as in a
+        // PID-namespace test).
+        let wants_modules = cfg.modules.coldplug || !cfg.modules.load.is_empty();
+        let loader = wants_modules
+            .then(|| Loader::open(root, &cfg.modules.params, cmdline, cfg.modules.parallel))
+            .flatten();
         let make_nodes = !devices::dev_is_devtmpfs(root);
         Hotplug {
             loader,
@@ -117,6 +122,15 @@ impl Hotplug {
     /// Once the boot partition's init.toml is read: its extra modules and parameters, its
     /// device and automount rules, applied to the devices that are already there.
     pub fn configure(&mut self, sys: &mut dyn Sys, cfg: &Config, cmdline: &str) {
+        let wants_modules = cfg.modules.coldplug || !cfg.modules.load.is_empty();
+        if self.loader.is_none() && wants_modules {
+            self.loader = Loader::open(
+                &self.root,
+                &cfg.modules.params,
+                cmdline,
+                cfg.modules.parallel,
+            );
+        }
         if let Some(loader) = &mut self.loader {
             loader.params = crate::modules::merge_params(&cfg.modules.params, cmdline);
             loader.parallel = cfg.modules.parallel;

@@ -264,7 +264,7 @@ fn expand(text: &str, dir: &Path) -> String {
 /// A config whose box is `/bin/sh -c SCRIPT`; `extra` is more TOML for `[box]` and after.
 fn sh_box(script: &str, extra: &str) -> String {
     format!(
-        "[boot]\ndevice = \"none\"\n[shutdown]\ngrace = \"1s\"\n[box]\npath = \"/bin/sh\"\nargs = [\"-c\", {script:?}]\n{extra}\n"
+        "[boot]\ndevice = \"none\"\n[modules]\ncoldplug = false\n[shutdown]\ngrace = \"1s\"\n[box]\npath = \"/bin/sh\"\nargs = [\"-c\", {script:?}]\n{extra}\n"
     )
 }
 
@@ -503,7 +503,7 @@ fn crash_loop_limit_takes_its_action() {
 
 #[test]
 fn shutdown_stops_services_then_kills_what_ignores_sigterm() {
-    let config = "[boot]\ndevice = \"none\"\n[shutdown]\ngrace = \"300ms\"\n\
+    let config = "[boot]\ndevice = \"none\"\n[modules]\ncoldplug = false\n[shutdown]\ngrace = \"300ms\"\n\
         [box]\npath = \"/bin/sh\"\nargs = [\"-c\", \"trap 'echo box-got-TERM; exit 0' TERM; echo box-ready; while :; do sleep 0.05; done\"]\n\
         [[service]]\nname = \"stubborn\"\npath = \"/bin/sh\"\nargs = [\"-c\", \"trap '' TERM; echo stubborn-ready; exec sleep 1000\"]\n";
     let mut ns = Ns::start("shutdown-order", config);
@@ -534,7 +534,7 @@ fn shutdown_stops_services_then_kills_what_ignores_sigterm() {
 fn services_start_in_order_each_in_its_own_session() {
     let script = "echo $1 pid=$$ sid=$(cut -d' ' -f6 /proc/$$/stat) pgid=$(cut -d' ' -f5 /proc/$$/stat); exec sleep 1000";
     let config = format!(
-        "[boot]\ndevice = \"none\"\n[box]\npath = \"/bin/sh\"\nargs = [\"-c\", {script:?}, \"sh\", \"box\"]\n\
+        "[boot]\ndevice = \"none\"\n[modules]\ncoldplug = false\n[box]\npath = \"/bin/sh\"\nargs = [\"-c\", {script:?}, \"sh\", \"box\"]\n\
          [[service]]\nname = \"one\"\npath = \"/bin/sh\"\nargs = [\"-c\", {script:?}, \"sh\", \"one\"]\n\
          [[service]]\nname = \"two\"\npath = \"/bin/sh\"\nargs = [\"-c\", {script:?}, \"sh\", \"two\"]\n"
     );
@@ -617,7 +617,7 @@ fn sighup_restarts_what_changed_and_keeps_the_rest() {
     };
     let config = |version: &str, services: &[&str]| {
         let mut text = format!(
-            "[boot]\ndevice = \"none\"\n[box]\npath = \"/bin/sh\"\nargs = [\"-c\", \"echo box-{version}; exec sleep 1000\"]\n"
+            "[boot]\ndevice = \"none\"\n[modules]\ncoldplug = false\n[box]\npath = \"/bin/sh\"\nargs = [\"-c\", \"echo box-{version}; exec sleep 1000\"]\n"
         );
         for name in services {
             text.push_str(&service(name));
@@ -673,7 +673,7 @@ fn sighup_restarts_what_changed_and_keeps_the_rest() {
 #[test]
 fn early_failure_takes_the_rescue_action() {
     // A relative box path without a boot partition cannot run: rescue.
-    let config = "[boot]\ndevice = \"none\"\n[system]\nrescue = \"poweroff\"\nrescue_delay = \"0s\"\n[box]\npath = \"box\"\n";
+    let config = "[boot]\ndevice = \"none\"\n[modules]\ncoldplug = false\n[system]\nrescue = \"poweroff\"\nrescue_delay = \"0s\"\n[box]\npath = \"box\"\n";
     let mut ns = Ns::start("rescue-poweroff", config);
     let (status, out) = ns.wait_end(Duration::from_secs(20));
     assert_ended_by(status, SIGINT, &out);
@@ -686,7 +686,7 @@ fn early_failure_takes_the_rescue_action() {
         ],
     );
 
-    let config = "[boot]\ndevice = \"none\"\n[system]\nrescue = \"shell\"\n[box]\npath = \"box\"\n";
+    let config = "[boot]\ndevice = \"none\"\n[modules]\ncoldplug = false\n[system]\nrescue = \"shell\"\n[box]\npath = \"box\"\n";
     drop(ns);
     let mut ns = Ns::start("rescue-shell", config);
     ns.wait_for("rescue: a shell on the console");

@@ -494,6 +494,7 @@ mod tests {
             index: &index,
             modules: &modules,
             config: None,
+            busybox: None,
         };
         let out = dir.join("initramfs.cpio.gz");
         make(&opts, &out).unwrap();
@@ -556,6 +557,7 @@ mod tests {
                 index: &index,
                 modules: &modules,
                 config: None,
+                busybox: None,
             };
             requested_modules(&opts, &load)
         };
