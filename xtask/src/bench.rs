@@ -525,12 +525,19 @@ fn prepare(arch: Arch, kernel: &KernelArgs) -> Result<Setup> {
     let reap_arg = format!("reap={REAP_COUNT}");
     let reap_disk = make_disk(&dir, "reap", &built.demo_box, &[&reap_arg, "poweroff"])?;
 
+    // What the boot disk needs, not `auto` (which packs every QEMU virtio driver): boxinit
+    // finds them by coldplug, the busybox script and the floor insmod this same list.
+    let boot_modules: Vec<String> = arch
+        .default_modules()
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
     let options = |init| initramfs::Options {
         arch,
         init,
         kernel: &context.kernel,
         index: &context.index,
-        modules: &[],
+        modules: &boot_modules,
         config: None,
         busybox: None,
     };
@@ -642,6 +649,7 @@ fn make_disk(dir: &Path, name: &str, demo_box: &Path, args: &[&str]) -> Result<P
             box_path: Some(demo_box.to_path_buf()),
             config: Some(config),
             files: None,
+            label: None,
         },
     )?;
     Ok(disk)
@@ -712,7 +720,8 @@ fn boot(setup: &Setup, variant: Variant, disk: &Path, append: &str, until: &str)
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot run QEMU")?;
-    let (console, _) = scenario::watch(&mut child, &[until.to_string()], false, BOOT_TIMEOUT)?;
+    let (console, _) =
+        scenario::watch(&mut child, &[until.to_string()], false, BOOT_TIMEOUT, None)?;
     Ok(console)
 }
 

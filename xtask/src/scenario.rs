@@ -403,7 +403,7 @@ pub fn watch(
 }
 
 /// QEMU's human monitor on a unix socket, and the steps still to send.
-struct Monitor {
+pub struct Monitor {
     stream: std::os::unix::net::UnixStream,
     pending: std::collections::VecDeque<MonitorStep>,
 }
