@@ -636,6 +636,58 @@ fn error_key(err: &toml::de::Error) -> Option<String> {
     Some(key.to_string())
 }
 
+/// Where an error's key stands in `text`, as a byte offset: the unknown key itself when there is
+/// one (`field`), else the value of the key at `path` (a bad value). Errors from a table carry
+/// the key's path but not its place, so the path is looked up in the spanned parse of the text.
+/// Path segments may index arrays of tables: `service[1].name`.
+fn key_offset(text: &str, path: Option<&str>, field: Option<&str>) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut segments: Vec<&str> = path.map(|p| p.split('.').collect()).unwrap_or_default();
+    segments.extend(field);
+    let mut table = doc.get_ref();
+    let mut offset = None;
+    for (i, segment) in segments.iter().enumerate() {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (*segment, None),
+        };
+        let (key, value) = table.iter().find(|(k, _)| k.get_ref() == name)?;
+        let last = i + 1 == segments.len();
+        if last {
+            return Some(if field.is_none() {
+                value.span().start
+            } else {
+                key.span().start
+            });
+        }
+        offset = Some(key.span().start);
+        let next = segments
+            .get(i + 1)
+            .map(|s| s.split('[').next().unwrap_or(s));
+        let value = match (value.get_ref(), index) {
+            (toml::de::DeValue::Array(items), Some(n)) => items.get(n)?.get_ref(),
+            // No index (serde names `device.mode`, not which [[device]]): the first entry
+            // that has the next key.
+            (toml::de::DeValue::Array(items), None) => items
+                .iter()
+                .map(|item| item.get_ref())
+                .find(|item| match (item, next) {
+                    (toml::de::DeValue::Table(t), Some(next)) => {
+                        t.iter().any(|(k, _)| k.get_ref() == next)
+                    }
+                    _ => false,
+                })
+                .or_else(|| items.first().map(|item| item.get_ref()))?,
+            (other, _) => other,
+        };
+        match value {
+            toml::de::DeValue::Table(inner) => table = inner,
+            _ => break,
+        }
+    }
+    offset
+}
+
 /// The words between backquotes in `s`.
 fn backquoted(s: &str) -> Vec<&str> {
     s.split('`').skip(1).step_by(2).collect()
@@ -651,13 +703,6 @@ fn unknown_field(message: &str) -> Option<(&str, Vec<&str>)> {
 /// Turn a toml/serde error into a [`ConfigError`]; `text` is the layer's text, if it has one,
 /// to turn the error's byte span into a line and column.
 fn to_config_error(source: &str, text: Option<&str>, err: &toml::de::Error) -> ConfigError {
-    let (line, column) = match (text, err.span()) {
-        (Some(text), Some(span)) => {
-            let (l, c) = line_col(text, span.start);
-            (Some(l), Some(c))
-        }
-        _ => (None, None),
-    };
     // toml's own message is one line; its multi-line snippet lives only in Display
     let raw = err
         .message()
@@ -666,6 +711,20 @@ fn to_config_error(source: &str, text: Option<&str>, err: &toml::de::Error) -> C
         .unwrap_or("")
         .trim_end_matches('.');
     let section = error_key(err);
+    let offset = match text {
+        Some(text) => err
+            .span()
+            .map(|span| span.start)
+            .or_else(|| key_offset(text, section.as_deref(), unknown_field(raw).map(|(f, _)| f))),
+        None => None,
+    };
+    let (line, column) = match (text, offset) {
+        (Some(text), Some(offset)) => {
+            let (l, c) = line_col(text, offset);
+            (Some(l), Some(c))
+        }
+        _ => (None, None),
+    };
     let (key, message) = match unknown_field(raw) {
         Some((field, known)) => unknown_key(section.as_deref(), field, &known, line.is_some()),
         None => match section {
@@ -753,11 +812,21 @@ fn validate(layer: &Layer) -> Result<toml::Table, ConfigError> {
     }
 }
 
-/// A text layer, deserialized straight from the text so errors carry spans (line and column).
+/// A text layer: text to table (syntax errors carry their span), table to schema (errors
+/// carry the key's path; `to_config_error` finds its line and column in the text).
+///
+/// The schema is deserialized from tables only, never straight from text: each serde
+/// deserializer instantiates all of the schema's code again, and the second one cost the
+/// static binary 130 KiB.
 fn validate_text(name: &str, text: &str) -> Result<toml::Table, ConfigError> {
-    toml::from_str::<Config>(text).map_err(|e| to_config_error(name, Some(text), &e))?;
-    text.parse::<toml::Table>()
-        .map_err(|e| to_config_error(name, Some(text), &e))
+    let table = text
+        .parse::<toml::Table>()
+        .map_err(|e| to_config_error(name, Some(text), &e))?;
+    table
+        .clone()
+        .try_into::<Config>()
+        .map_err(|e| to_config_error(name, Some(text), &e))?;
+    Ok(table)
 }
 
 /// Merge `top` over `base`: tables key by key, anything else (arrays too) replaced.
