@@ -64,9 +64,11 @@ impl log::Log for Kmsg {
         }
         let text = format_record(record.level(), &record.args().to_string());
         match self.file.get() {
-            // One write(2) per kmsg record: the kernel takes one record per write.
+            // One write(2) per kmsg record: the kernel takes one record per write. Each keeps
+            // its newline: a record without one stays open for a continuation, and the console
+            // shows it only when the next message arrives.
             Some(mut file) => {
-                for line in text.lines() {
+                for line in text.split_inclusive('\n') {
                     let _ = file.write_all(line.as_bytes());
                 }
             }
