@@ -50,14 +50,58 @@ pub fn ending_of(raw_console: &str) -> Ending {
 /// Keeps the init's and the demo box's lines, without kernel timestamps, with run-dependent
 /// values masked.
 pub fn clean(raw_console: &str) -> Vec<String> {
-    raw_console
-        .lines()
-        .map(|l| strip_timestamp(l.trim_end_matches('\r')))
-        .filter(|l| {
-            l.starts_with("boxinit: ") || l.starts_with("demo: ") || l.starts_with("qemu: ")
-        })
+    untangle(raw_console)
+        .iter()
+        .map(|l| strip_timestamp(l))
+        .filter(|l| is_ours(l))
         .map(mask)
         .collect()
+}
+
+fn is_ours(line: &str) -> bool {
+    line.starts_with("boxinit: ") || line.starts_with("demo: ") || line.starts_with("qemu: ")
+}
+
+/// The console's lines with the kernel's records put back on lines of their own. The box
+/// writes to the tty and the kernel prints kmsg records on the same serial port, so a record
+/// can land inside a line of the box's: `demo: hello[  3.0] boxinit: started box ...`, the
+/// box's newline (or the rest of its line) following on the next line.
+fn untangle(raw_console: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    // The start of a box's line that a kernel record interrupted, waiting for its end.
+    let mut carry: Option<String> = None;
+    for line in raw_console.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(head) = carry.take() {
+            let continues = !line.trim_start().starts_with('[') && !is_ours(line);
+            if continues {
+                lines.push(format!("{head}{line}"));
+                continue;
+            }
+            lines.push(head);
+        }
+        match mid_line_record(line) {
+            Some(at) => {
+                carry = Some(line[..at].to_string());
+                lines.push(line[at..].to_string());
+            }
+            None => lines.push(line.to_string()),
+        }
+    }
+    lines.extend(carry);
+    lines
+}
+
+/// Where a kernel record (`[   12.345678] `) starts inside a line, not at its start.
+fn mid_line_record(line: &str) -> Option<usize> {
+    let mut from = 1;
+    while let Some(i) = line.get(from..)?.find('[') {
+        let at = from + i;
+        if strip_timestamp(&line[at..]).len() < line.len() - at {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 fn strip_timestamp(line: &str) -> &str {
@@ -205,6 +249,24 @@ mod tests {
                 "demo: uptime Ns",
                 "boxinit: box restart delayed by 200ms (backoff)",
                 "boxinit: shutdown: box stopped after Nms",
+            ]
+        );
+    }
+
+    #[test]
+    fn kernel_records_inside_a_box_line_are_put_apart() {
+        let raw = "demo: hello from the box[    3.005876] boxinit: started box /boot/box (pid 77)\r\n\r\n\
+                   demo: pid 77\r\ndemo: hel[    3.1] boxinit: x\r\nlo\r\ndemo: a [b] c\r\n";
+        assert_eq!(
+            clean(raw),
+            [
+                // A box line comes out once it is complete, after the record inside it.
+                "boxinit: started box /boot/box (pid N)",
+                "demo: hello from the box",
+                "demo: pid N",
+                "boxinit: x",
+                "demo: hello",
+                "demo: a [b] c",
             ]
         );
     }
