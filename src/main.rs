@@ -40,7 +40,7 @@ mod watchdog;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use config::{Config, Layer};
+use config::{Config, ConfigError, Layer};
 use events::Events;
 use partition::DeviceSpec;
 use sys::{Linux, Reboot, Sys};
@@ -165,7 +165,8 @@ fn boot() -> ! {
     let mut phase = Instant::now();
     // 3. Built-in config (and BOXINIT_CONFIG) + kernel command line.
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let cfg = load_config(&config_layers(None), &cmdline);
+    let early_layers = config_layers(None);
+    let (cfg, reported) = load_config(&early_layers, &cmdline, &[]);
     log::set_max_level(cfg.system.log_level.into());
     log::debug!("phase start and early mounts: {}us", early.as_micros());
     log_phase("built-in config", phase);
@@ -206,7 +207,11 @@ fn boot() -> ! {
         Some(dir) => {
             // The box's disk reads start now, in the background, while its config is read.
             bootpart::prefetch(&dir.join(&cfg.box_.path));
-            let full = load_config(&config_layers(Some(dir)), &cmdline);
+            // The early layers as read then (not read, parsed and reported again), plus the
+            // boot partition's file; errors already logged are not logged twice.
+            let mut layers = early_layers;
+            layers.push(boot_layer(dir));
+            let (full, _) = load_config(&layers, &cmdline, &reported);
             bootpart::apply_read_only(&mut sys, cfg.boot.read_only, &full.boot, dir);
             full
         }
@@ -253,7 +258,7 @@ fn boot() -> ! {
         Instant::now(),
     );
     let mut reload = || {
-        let cfg = load_config(&config_layers(boot_dir), &cmdline);
+        let (cfg, _) = load_config(&config_layers(boot_dir), &cmdline, &[]);
         log::set_max_level(cfg.system.log_level.into());
         let mut programs = match supervise::program(&cfg.box_, boot_dir) {
             Ok(program) => vec![(cfg.box_.clone(), with_heartbeat(program, &cfg))],
@@ -335,9 +340,14 @@ fn config_layers(boot_dir: Option<&Path>) -> Vec<Layer> {
         layers.push(read_layer(&path.to_string_lossy()));
     }
     if let Some(dir) = boot_dir {
-        layers.push(read_layer(&dir.join(BOOT_CONFIG).display().to_string()));
+        layers.push(boot_layer(dir));
     }
     layers
+}
+
+/// The boot partition's `init.toml`.
+fn boot_layer(dir: &Path) -> Layer {
+    read_layer(&dir.join(BOOT_CONFIG).display().to_string())
 }
 
 /// Whether logs go to `/dev/kmsg` (the default) rather than stderr (`BOXINIT_LOG=console`).
@@ -380,7 +390,7 @@ fn early_setup(sys: &mut dyn Sys) {
             }
             // No /proc, so no command line: the built-in config (and BOXINIT_CONFIG) say
             // which rescue action to take.
-            let cfg = load_config(&config_layers(None), "");
+            let (cfg, _) = load_config(&config_layers(None), "", &[]);
             rescue(sys, &cfg, &e.to_string());
         }
     }
@@ -417,19 +427,34 @@ fn read_layer(path: &str) -> Layer {
     }
 }
 
-/// Merges the layers with the command line on top; every error is logged with where it is.
-fn load_config(layers: &[Layer], cmdline: &str) -> Config {
-    let (overrides, cmdline_errors) = cmdline::overrides(cmdline);
+/// Merges the layers with the command line on top. Every error is logged with where it is,
+/// except those in `already_reported` (the same layers loaded earlier in the boot); all are
+/// returned.
+fn load_config(
+    layers: &[Layer],
+    cmdline: &str,
+    already_reported: &[ConfigError],
+) -> (Config, Vec<ConfigError>) {
+    let (overrides, mut errors) = cmdline::overrides(cmdline);
     let mut all = layers.to_vec();
     all.push(Layer::Table {
         name: "kernel command line".to_string(),
         table: overrides,
     });
-    let (cfg, errors) = config::load(&all);
-    for e in cmdline_errors.iter().chain(&errors) {
+    let (cfg, layer_errors) = config::load(&all);
+    errors.extend(layer_errors);
+    for e in unreported(&errors, already_reported) {
         log::error!("{e}; that file or setting is ignored, boot goes on without it");
     }
-    cfg
+    (cfg, errors)
+}
+
+/// The errors not in `already_reported`.
+fn unreported<'a>(
+    errors: &'a [ConfigError],
+    already_reported: &'a [ConfigError],
+) -> impl Iterator<Item = &'a ConfigError> {
+    errors.iter().filter(move |e| !already_reported.contains(e))
 }
 
 fn apply_system(sys: &mut dyn Sys, cfg: &Config) {
@@ -515,4 +540,30 @@ fn install_panic_hook() {
         std::thread::sleep(Duration::from_secs(5));
         let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_error_is_reported_once_per_boot() {
+        let builtin = Layer::Text {
+            name: "/etc/init.toml".into(),
+            text: "[box]\nrestat = \"always\"\n".into(),
+        };
+        let cmdline = "boxinit.box.pth=x";
+        let (_, early) = load_config(std::slice::from_ref(&builtin), cmdline, &[]);
+        assert_eq!(early.len(), 2, "{early:?}");
+        let boot = Layer::Text {
+            name: "/boot/init.toml".into(),
+            text: "[box]\nargz = []\n".into(),
+        };
+        let (_, all) = load_config(&[builtin, boot], cmdline, &early);
+        let new: Vec<String> = unreported(&all, &early).map(|e| e.to_string()).collect();
+        assert_eq!(
+            new,
+            ["/boot/init.toml:2:1: unknown key `argz` in [box], did you mean `args`?"]
+        );
+    }
 }
