@@ -2,13 +2,15 @@
 //! errors that name file, line, column and key; no I/O (callers read the files and
 //! `/proc/cmdline`, see `cmdline.rs`) and no policy about what to do with the result.
 
+pub mod cmdline;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::partition::DeviceSpec;
+use crate::storage::partition::DeviceSpec;
 
 /// The whole configuration; every key is optional.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]

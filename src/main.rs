@@ -2,48 +2,17 @@
 //! the only place that ends the machine. As any other pid it is a multi-call tool: `modprobe`
 //! (for the kernel's request_module), `reboot`/`poweroff`/`halt`, and `boxinit check FILE`.
 
-// PID 1 must never panic (the kernel panics with it): the compiler holds the init's own code
-// to that, outside tests.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::unreachable,
-        clippy::todo,
-        clippy::unimplemented
-    )
-)]
-
-mod automount;
-mod backoff;
-mod bootpart;
-mod cmdline;
-mod coldplug;
-mod config;
-mod devices;
-mod events;
-mod hotplug;
-mod kmsg;
-mod modindex;
-mod modules;
-mod mounts;
-mod partition;
-mod shutdown;
-mod supervise;
-mod sys;
-mod uevent;
-mod watchdog;
-
+use boxinit::config::{self, cmdline, Config, ConfigError, Layer};
+use boxinit::devices::{hotplug, modules};
+use boxinit::events::{self, Events};
+use boxinit::kmsg;
+use boxinit::mounts;
+use boxinit::storage::bootpart;
+use boxinit::storage::partition::DeviceSpec;
+use boxinit::supervision::{shutdown, supervise, watchdog};
+use boxinit::sys::{Linux, Reboot, Sys};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-use config::{Config, ConfigError, Layer};
-use events::Events;
-use partition::DeviceSpec;
-use sys::{Linux, Reboot, Sys};
 
 /// The built-in config, written into the initramfs by `cargo xtask initramfs`.
 const BUILTIN_CONFIG: &str = "/etc/init.toml";

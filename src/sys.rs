@@ -550,6 +550,13 @@ pub struct Recorder {
 }
 
 #[cfg(test)]
+impl Default for Recorder {
+    fn default() -> Recorder {
+        Recorder::new()
+    }
+}
+
+#[cfg(test)]
 impl Recorder {
     pub fn new() -> Recorder {
         Recorder {

@@ -7,6 +7,14 @@
 //!
 //! These tests fail, never skip, when they cannot run (not root, no `unshare`).
 
+// Test helpers may panic: the no-panic lints are for the init (Cargo.toml).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -53,24 +53,12 @@ pub fn parse_modinfo(section: &[u8]) -> ModInfo {
     info
 }
 
+pub use boxinit::config::edit_distance;
+pub use boxinit::devices::modindex::{fnmatch, normalize};
+
 /// The module names of a softdep value, before and after: `pre: a b post: c` → (`a b`, `c`).
 pub fn parse_softdep(value: &str) -> (Vec<String>, Vec<String>) {
-    let (mut pre, mut post) = (Vec::new(), Vec::new());
-    let mut into_post = false;
-    for word in value.split_whitespace() {
-        match word {
-            "pre:" => into_post = false,
-            "post:" => into_post = true,
-            name if into_post => post.push(normalize(name)),
-            name => pre.push(normalize(name)),
-        }
-    }
-    (pre, post)
-}
-
-/// `nls-cp437` → `nls_cp437`.
-pub fn normalize(name: &str) -> String {
-    name.replace('-', "_")
+    boxinit::devices::modindex::parse_softdep(value.split_whitespace())
 }
 
 /// The module name of a file in the tree: `kernel/fs/fat/vfat.ko.xz` → `vfat`.
@@ -383,68 +371,6 @@ fn index_one(dir: &Path, rel: &Path) -> Result<Module> {
         path: rel.to_string_lossy().replace('\\', "/"),
         info: parse_modinfo(section),
     })
-}
-
-/// Shell-style wildcard match, as `fnmatch(pattern, text, 0)` (`*`, `?`, `[...]` with ranges
-/// and `!`/`^`): how modprobe matches aliases. Host-side twin of the init's `modindex::fnmatch`
-/// (the init is a binary crate, so the two cannot share code); backtracking is fine for the
-/// short patterns of `.modinfo`.
-pub fn fnmatch(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some(('?', rest)) => !t.is_empty() && go(rest, &t[1..]),
-            Some(('[', rest)) => {
-                let Some((&c, t_rest)) = t.split_first() else {
-                    return false;
-                };
-                let negate = matches!(rest.first(), Some('!' | '^'));
-                let body = if negate { &rest[1..] } else { rest };
-                // the first character of the set may be `]`
-                let Some(end) = body.iter().skip(1).position(|&x| x == ']').map(|i| i + 1) else {
-                    return c == '[' && go(rest, t_rest);
-                };
-                let set = &body[..end];
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == '-' {
-                        hit |= set[i] <= c && c <= set[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= set[i] == c;
-                        i += 1;
-                    }
-                }
-                hit != negate && go(&body[end + 1..], t_rest)
-            }
-            Some(('\\', rest)) if !rest.is_empty() => {
-                t.first() == rest.first() && go(&rest[1..], &t[1..])
-            }
-            Some((&c, rest)) => t.first() == Some(&c) && go(rest, &t[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    go(&p, &t)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let next = (diagonal + usize::from(ca != cb))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
-            diagonal = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

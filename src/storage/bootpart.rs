@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Boot;
 use crate::events::Events;
-use crate::partition::{self, Candidate, DeviceSpec};
+use crate::storage::partition::{self, Candidate, DeviceSpec};
 use crate::sys::{MountFlags, Sys};
 
 /// What the wait does with each uevent it reads (load the new device's module: `hotplug`).

@@ -7,14 +7,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::automount::Automounter;
 use crate::config::Config;
-use crate::devices::Devices;
+use crate::devices::automount::Automounter;
+use crate::devices::modules::{Loader, Summary};
+use crate::devices::rules::Devices;
+use crate::devices::uevent::{self, Action, Uevent};
+use crate::devices::{coldplug, rules};
 use crate::events::Events;
-use crate::modules::{Loader, Summary};
 use crate::sys::Sys;
-use crate::uevent::{self, Action, Uevent};
-use crate::{coldplug, devices};
 
 /// The file system modules the boot partition needs, loaded with coldplug rather than left to
 /// the kernel's request_module (one exec of `/sbin/modprobe` each, one after another).
@@ -45,7 +45,7 @@ impl Hotplug {
         let loader = wants_modules
             .then(|| Loader::open(root, &cfg.modules.params, cmdline, cfg.modules.parallel))
             .flatten();
-        let make_nodes = !devices::dev_is_devtmpfs(root);
+        let make_nodes = !rules::dev_is_devtmpfs(root);
         Hotplug {
             loader,
             load_for_devices: cfg.modules.coldplug,
@@ -132,7 +132,7 @@ impl Hotplug {
             );
         }
         if let Some(loader) = &mut self.loader {
-            loader.params = crate::modules::merge_params(&cfg.modules.params, cmdline);
+            loader.params = crate::devices::modules::merge_params(&cfg.modules.params, cmdline);
             loader.parallel = cfg.modules.parallel;
             let extra = not_loaded(&self.root, cfg.modules.load.clone());
             if !extra.is_empty() {
@@ -173,7 +173,7 @@ impl Hotplug {
     }
 
     fn make_nodes(&self) -> bool {
-        !devices::dev_is_devtmpfs(&self.root)
+        !rules::dev_is_devtmpfs(&self.root)
     }
 
     /// One message from the uevent socket: its module, its node and rules, its automount.
@@ -220,14 +220,14 @@ impl Hotplug {
     }
 }
 
-/// `names` without the modules the kernel already has ([`crate::modules::is_loaded`]), each
+/// `names` without the modules the kernel already has ([`crate::devices::modules::is_loaded`]), each
 /// once: a device whose driver is loaded costs no log line and no plan.
 fn not_loaded(root: &Path, names: Vec<String>) -> Vec<String> {
     let mut seen = BTreeSet::new();
     names
         .into_iter()
-        .filter(|name| seen.insert(crate::modindex::normalize(name)))
-        .filter(|name| !crate::modules::is_loaded(root, name))
+        .filter(|name| seen.insert(crate::devices::modindex::normalize(name)))
+        .filter(|name| !crate::devices::modules::is_loaded(root, name))
         .collect()
 }
 

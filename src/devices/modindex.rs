@@ -14,6 +14,22 @@ pub fn normalize(name: &str) -> String {
     name.replace('-', "_")
 }
 
+/// The module names of a softdep's words, before and after: `pre: a b post: c` → (`a b`, `c`),
+/// normalized; the words before any `pre:`/`post:` count as `pre:`, as in kmod.
+pub fn parse_softdep<'a>(words: impl IntoIterator<Item = &'a str>) -> (Vec<String>, Vec<String>) {
+    let (mut pre, mut post) = (Vec::new(), Vec::new());
+    let mut into_post = false;
+    for word in words {
+        match word {
+            "pre:" => into_post = false,
+            "post:" => into_post = true,
+            name if into_post => post.push(normalize(name)),
+            name => pre.push(normalize(name)),
+        }
+    }
+    (pre, post)
+}
+
 /// The module name of a path such as `kernel/drivers/block/virtio-blk.ko.xz` (`virtio_blk`),
 /// or None when the file name has no module suffix.
 pub fn name_from_path(path: &str) -> Option<String> {
@@ -134,16 +150,10 @@ impl ModuleIndex {
                 );
                 continue;
             };
+            let (pre, post) = parse_softdep(words);
             let entry = self.softdeps.entry(normalize(module)).or_default();
-            let mut post = false;
-            for word in words {
-                match word {
-                    "pre:" => post = false,
-                    "post:" => post = true,
-                    name if post => entry.1.push(normalize(name)),
-                    name => entry.0.push(normalize(name)),
-                }
-            }
+            entry.0.extend(pre);
+            entry.1.extend(post);
         }
         self
     }

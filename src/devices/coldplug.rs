@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::modindex::ModuleIndex;
+use crate::devices::modindex::ModuleIndex;
 
 /// Every distinct `modalias` under `root/sys/devices`, sorted: the reference that
 /// [`known_modaliases`] is tested against. Symlinks are not followed (sysfs is full of them,

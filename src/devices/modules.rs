@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::modindex::{self, ModuleIndex};
+use crate::devices::modindex::{self, ModuleIndex};
 use crate::sys::Sys;
 
 /// `/lib/modules/<release>` under `root`.
@@ -118,7 +118,7 @@ pub fn merge_params(
     config_params: &BTreeMap<String, String>,
     cmdline: &str,
 ) -> BTreeMap<String, String> {
-    let mut params = crate::cmdline::module_params(cmdline);
+    let mut params = crate::config::cmdline::module_params(cmdline);
     for (name, value) in config_params {
         let name = modindex::normalize(name);
         let merged = match params.get(&name) {

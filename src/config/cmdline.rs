@@ -166,7 +166,7 @@ pub fn module_params(cmdline: &str) -> BTreeMap<String, String> {
             format!("{param}={val}")
         };
         let all = params
-            .entry(crate::modindex::normalize(module))
+            .entry(crate::devices::modindex::normalize(module))
             .or_default();
         if !all.is_empty() {
             all.push(' ');
@@ -180,7 +180,7 @@ pub fn module_params(cmdline: &str) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
     use crate::config::{self, Config, LogLevel, RescueAction, RestartPolicy};
-    use crate::partition::DeviceSpec;
+    use crate::storage::partition::DeviceSpec;
     use std::time::Duration;
 
     #[test]

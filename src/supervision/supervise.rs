@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::backoff::Backoff;
 use crate::config::{BoxConfig, CrashLoop, ExitAction, RestartPolicy};
 use crate::events::{self, Event, Events, Exit};
+use crate::supervision::backoff::Backoff;
+use crate::supervision::watchdog::Watchdog;
 use crate::sys::{ChildSetup, KillTarget, Reboot, Sys};
-use crate::watchdog::Watchdog;
 
 /// The shell that `on_exit = "shell"` and `rescue = "shell"` run, when the initramfs has it.
 pub const SHELL: &str = "/bin/sh";

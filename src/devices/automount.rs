@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::Automount;
-use crate::partition;
+use crate::devices::uevent::{Action, Uevent};
+use crate::storage::partition;
 use crate::sys::{MountFlags, Sys};
-use crate::uevent::{Action, Uevent};
 
 /// What was found on a block device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,8 +177,8 @@ impl Automounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::uevent;
     use crate::sys::Recorder;
-    use crate::uevent;
 
     fn rules(text: &str) -> Vec<Automount> {
         #[derive(serde::Deserialize)]

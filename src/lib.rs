@@ -1,0 +1,15 @@
+//! boxinit as a library: everything the init does, for the `boxinit` binary (`main.rs`, the
+//! boot sequence) and for `xtask`, which packs what the init reads and so must parse, match
+//! and validate it with the same code (the config schema, the module index, fnmatch, the
+//! partition and FAT parsers). The folders group the concerns: `config` (what to do),
+//! `devices` (modules, coldplug, hotplug, nodes), `storage` (partitions, the boot partition),
+//! `supervision` (running the box, the watchdog, shutdown).
+
+pub mod config;
+pub mod devices;
+pub mod events;
+pub mod kmsg;
+pub mod mounts;
+pub mod storage;
+pub mod supervision;
+pub mod sys;
