@@ -21,6 +21,10 @@ use crate::transcript::{self, Ending};
 /// slow and noisy: a boot takes 2-3 s alone, more while cargo builds alongside.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A scenario that stops early keeps QEMU running this much longer once its last expected
+/// line is seen, so that a panic or a reboot right after it is seen too.
+const SETTLE: Duration = Duration::from_secs(1);
+
 /// One scenario folder.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -121,9 +125,7 @@ impl Scenario {
 
     /// Whether the scenario waits for QEMU to exit (its last expected line is `qemu: ...`).
     fn waits_for_exit(&self) -> bool {
-        self.expected
-            .last()
-            .is_some_and(|l| l.starts_with("qemu: "))
+        transcript::expects_ending(&self.expected)
     }
 }
 
@@ -294,11 +296,12 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         scenario.expected.clone()
     };
     let wait_for_exit = update || scenario.waits_for_exit();
-    let (raw, ending) = watch(
+    let (raw, ending) = watch_settled(
         &mut child,
         &expected,
         wait_for_exit,
         DEFAULT_TIMEOUT,
+        SETTLE,
         monitor,
     )?;
     std::fs::write(out_dir.join("console.log"), &raw).ok();
@@ -318,6 +321,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         ));
     }
     let matched = missing.unwrap_or(scenario.expected.len());
+    failures.extend(transcript::verdict(&scenario.expected, &raw, ending));
     if failures.is_empty() && ending != Ending::StoppedByTest {
         failures.extend(check_after(&scenario.after, &prepared.disk));
     }
@@ -337,6 +341,25 @@ pub fn watch(
     expected: &[String],
     wait_for_exit: bool,
     timeout: Duration,
+    monitor: Option<Monitor>,
+) -> Result<(String, Ending)> {
+    watch_settled(
+        child,
+        expected,
+        wait_for_exit,
+        timeout,
+        Duration::ZERO,
+        monitor,
+    )
+}
+
+/// [`watch`], but QEMU is stopped only `settle` after every expected line was seen.
+pub fn watch_settled(
+    child: &mut Child,
+    expected: &[String],
+    wait_for_exit: bool,
+    timeout: Duration,
+    settle: Duration,
     mut monitor: Option<Monitor>,
 ) -> Result<(String, Ending)> {
     let Some(mut stdout) = child.stdout.take() else {
@@ -355,6 +378,8 @@ pub fn watch(
     let mut raw = Vec::new();
     // monitor commands sent, added to the transcript at the end (not amid a console line)
     let mut sent: Vec<String> = Vec::new();
+    // When every expected line has been seen (and QEMU is to be stopped), stop it then.
+    let mut stop_at: Option<Instant> = None;
     let ending = loop {
         let now = Instant::now();
         if now >= deadline {
@@ -377,13 +402,16 @@ pub fn watch(
             let seen = transcript::clean(&String::from_utf8_lossy(&raw));
             sent.extend(monitor.send_due(&seen));
         }
-        if !wait_for_exit && !expected.is_empty() {
+        if !wait_for_exit && !expected.is_empty() && stop_at.is_none() {
             let seen = transcript::clean(&String::from_utf8_lossy(&raw));
             if transcript::first_missing(expected, &seen).is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Ending::StoppedByTest;
+                stop_at = Some(Instant::now() + settle);
             }
+        }
+        if stop_at.is_some_and(|at| Instant::now() >= at) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Ending::StoppedByTest;
         }
     };
     let _ = reader.join();

@@ -6,7 +6,10 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
     PowerOff,
+    /// The init asked for it (`reboot(2)`: the kernel's `reboot: Restarting system`).
     Reboot,
+    /// A watchdog expired and reset the machine; nobody asked for a reboot.
+    WatchdogReset,
     Halt,
     Panic,
     /// QEMU was still running when the harness had seen everything and stopped it.
@@ -21,6 +24,7 @@ impl Ending {
         match self {
             Ending::PowerOff => "qemu: power-off",
             Ending::Reboot => "qemu: reboot",
+            Ending::WatchdogReset => "qemu: watchdog reset",
             Ending::Halt => "qemu: halt",
             Ending::Panic => "qemu: panic",
             Ending::StoppedByTest => "qemu: stopped by the test",
@@ -33,18 +37,79 @@ impl Ending {
 pub fn ending_of(raw_console: &str) -> Ending {
     if raw_console.contains("Kernel panic") {
         Ending::Panic
+    } else if raw_console.contains(WATCHDOG_RESET) {
+        // Checked before the init's own endings: a watchdog that fires during an orderly
+        // shutdown still means the shutdown did not finish.
+        Ending::WatchdogReset
     } else if raw_console.contains("reboot: Power down") {
         Ending::PowerOff
-    } else if raw_console.contains("reboot: Restarting system")
-        // A watchdog reset (softdog's emergency_restart prints no "reboot:" line).
-        || raw_console.contains("softdog: Initiating system reboot")
-    {
+    } else if raw_console.contains("reboot: Restarting system") {
         Ending::Reboot
     } else if raw_console.contains("reboot: System halted") {
         Ending::Halt
     } else {
         Ending::Exited
     }
+}
+
+/// What softdog prints when it resets the machine: it calls `emergency_restart()`, which
+/// prints no `reboot:` line (drivers/watchdog/softdog.c).
+const WATCHDOG_RESET: &str = "softdog: Initiating system reboot";
+
+/// Words that fail every scenario wherever they appear on the console: PID 1 died (the
+/// kernel's panic message), Rust's panic message (on PID 1's stderr, the console), and the
+/// init's panic hook.
+pub const FORBIDDEN: &[&str] = &["Attempted to kill init", "panicked", "internal error"];
+
+/// The raw console lines that hold a [`FORBIDDEN`] word, timestamps cut.
+pub fn forbidden_lines(raw_console: &str) -> Vec<String> {
+    raw_console
+        .lines()
+        .map(|l| strip_timestamp(l.trim_end_matches('\r')).trim())
+        .filter(|l| FORBIDDEN.iter().any(|word| l.contains(word)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether the scenario wants QEMU to end a given way: its last expected line is `qemu: ...`.
+pub fn expects_ending(expected: &[String]) -> bool {
+    expected.last().is_some_and(|l| l.starts_with("qemu: "))
+}
+
+/// How the boot ended, when that is not what the scenario expected. A scenario without a
+/// `qemu:` line expects the machine to keep running until the harness stops it: any ending the
+/// console shows (a reboot, a watchdog reset, a power-off, a panic) fails it, even one that
+/// began just before the harness stopped QEMU. With a `qemu:` line, the ending must be that one.
+pub fn unexpected_ending(expected: &[String], raw_console: &str, ending: Ending) -> Option<String> {
+    let seen = match ending {
+        // QEMU was stopped, but the kernel may already have been on its way out.
+        Ending::StoppedByTest => match ending_of(raw_console) {
+            Ending::Exited => Ending::StoppedByTest,
+            last_words => last_words,
+        },
+        other => other,
+    };
+    let want = match expected.last() {
+        Some(line) if expects_ending(expected) => line.as_str(),
+        _ => Ending::StoppedByTest.line(),
+    };
+    (!line_matches(want, seen.line())).then(|| {
+        format!(
+            "the boot ended with `{}`, the scenario expects `{want}`",
+            seen.line()
+        )
+    })
+}
+
+/// Every way a finished run fails besides a missing expected line: forbidden words on the
+/// console and an ending the scenario did not expect.
+pub fn verdict(expected: &[String], raw_console: &str, ending: Ending) -> Vec<String> {
+    let mut failures: Vec<String> = forbidden_lines(raw_console)
+        .into_iter()
+        .map(|line| format!("forbidden on the console: {line}"))
+        .collect();
+    failures.extend(unexpected_ending(expected, raw_console, ending));
+    failures
 }
 
 /// Keeps the init's and the demo box's lines, without kernel timestamps, with run-dependent
@@ -317,5 +382,69 @@ mod tests {
         );
         assert_eq!(ending_of("reboot: Restarting system"), Ending::Reboot);
         assert_eq!(ending_of(""), Ending::Exited);
+        // A softdog reset is not a reboot the init asked for, even amid a shutdown.
+        let reset = "[ 9.1] softdog: Initiating system reboot\r\n";
+        assert_eq!(ending_of(reset), Ending::WatchdogReset);
+        let amid = "[ 8.0] boxinit: rebooting\r\n[ 9.1] softdog: Initiating system reboot\r\n";
+        assert_eq!(ending_of(amid), Ending::WatchdogReset);
+        assert_eq!(Ending::WatchdogReset.line(), "qemu: watchdog reset");
+    }
+
+    #[test]
+    fn forbidden_words_fail_any_scenario() {
+        let raw = "[    0.5] boxinit: started at 0.5s\r\n\
+                   thread 'main' panicked at src/main.rs:1:1:\r\n\
+                   [    1.0] boxinit: internal error: boom; rebooting in 5s\r\n\
+                   [    2.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\r\n\
+                   demo: all good\r\n";
+        assert_eq!(
+            forbidden_lines(raw),
+            [
+                "thread 'main' panicked at src/main.rs:1:1:",
+                "boxinit: internal error: boom; rebooting in 5s",
+                "Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b",
+            ]
+        );
+        assert!(forbidden_lines("demo: hello\n[ 1.0] boxinit: powering off\n").is_empty());
+        let expected = expected_lines("demo: hello\nqemu: power-off\n");
+        let failures = verdict(&expected, raw, Ending::Panic);
+        assert_eq!(failures.len(), 4, "{failures:?}");
+        assert_eq!(
+            failures[3],
+            "the boot ended with `qemu: panic`, the scenario expects `qemu: power-off`"
+        );
+    }
+
+    #[test]
+    fn endings_the_scenario_did_not_expect() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let runs = t(&["demo: waiting"]);
+        let powers_off = t(&["demo: waiting", "qemu: power-off"]);
+        let resets = t(&["demo: waiting", "qemu: watchdog reset"]);
+        let reboot = "[ 5.0] reboot: Restarting system\r\n";
+        let softdog = "[ 5.0] softdog: Initiating system reboot\r\n";
+        // (expected, raw console, how the harness saw QEMU end, failure or not)
+        let table: &[(&[String], &str, Ending, bool)] = &[
+            (&runs, "", Ending::StoppedByTest, false),
+            // A scenario that stops early still fails on a reboot it did not ask for, even
+            // one the harness cut short by stopping QEMU.
+            (&runs, reboot, Ending::Reboot, true),
+            (&runs, reboot, Ending::StoppedByTest, true),
+            (&runs, softdog, Ending::StoppedByTest, true),
+            (&runs, "", Ending::Exited, true),
+            (&powers_off, "", Ending::PowerOff, false),
+            (&powers_off, reboot, Ending::Reboot, true),
+            (&powers_off, "", Ending::StoppedByTest, true),
+            // A watchdog reset and a reboot the init asked for are told apart.
+            (&resets, softdog, Ending::WatchdogReset, false),
+            (&resets, reboot, Ending::Reboot, true),
+        ];
+        for (i, (expected, raw, ending, fails)) in table.iter().enumerate() {
+            assert_eq!(
+                unexpected_ending(expected, raw, *ending).is_some(),
+                *fails,
+                "row {i}: {ending:?}"
+            );
+        }
     }
 }
