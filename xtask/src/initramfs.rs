@@ -371,6 +371,7 @@ mod tests {
             image: dir.join("vmlinuz"),
             modules_dir,
             release: "6.1.0-test".into(),
+            dtb_dir: None,
         };
         (kernel, index)
     }

@@ -1,6 +1,7 @@
-//! Task `kernel`: finds the kernel image and its module tree — given by the user, or Debian's
-//! cloud kernel fetched with `apt-get download` and unpacked into `target/kernel/<arch>/`.
-//! It does not index or pack modules (`modinfo`, `initramfs` do).
+//! Task `kernel`: finds the kernel image, its module tree and its device trees — given by the
+//! user, or Debian's (x86_64: the cloud kernel; aarch64: `linux-image-arm64`, with the
+//! Raspberry Pi device trees) fetched with `apt-get download` and unpacked into
+//! `target/kernel/<arch>/`. It does not index or pack modules (`modinfo`, `initramfs` do).
 //!
 //! The `.deb` is unpacked in pure Rust: a `.deb` is an `ar` archive (read with `object`'s ar
 //! reader) holding `debian-binary`, `control.tar.*` and `data.tar.{xz,zst,gz}`; the data tar
@@ -14,12 +15,15 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::apt::Apt;
 use crate::arch::Arch;
 use crate::compression::Compression;
 use crate::{display_path, progress, target_dir};
 
 /// The Debian metapackage that always depends on the current cloud kernel (x86_64).
 pub const DEBIAN_CLOUD_PACKAGE: &str = "linux-image-cloud-amd64";
+/// The Debian metapackage of the arm64 kernel (Raspberry Pi 3/4/Zero 2 W and QEMU `virt`).
+pub const DEBIAN_ARM64_PACKAGE: &str = "linux-image-arm64";
 
 /// Where the kernel comes from when not Debian's: both paths, or neither.
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -31,6 +35,10 @@ pub struct KernelArgs {
     /// That kernel's module tree, `.../lib/modules/<release>` (its name is the release)
     #[arg(long, env = "BOXINIT_MODULES_DIR", value_name = "DIR")]
     pub modules_dir: Option<PathBuf>,
+    /// That kernel's device trees (`*.dtb`; a Raspberry Pi needs its board's). Default: the
+    /// kernel package's `usr/lib/linux-image-<release>/broadcom/` beside the module tree
+    #[arg(long, env = "BOXINIT_DTB_DIR", value_name = "DIR")]
+    pub dtb_dir: Option<PathBuf>,
 }
 
 impl KernelArgs {
@@ -45,6 +53,7 @@ impl KernelArgs {
         KernelArgs {
             kernel: var("BOXINIT_KERNEL"),
             modules_dir: var("BOXINIT_MODULES_DIR"),
+            dtb_dir: var("BOXINIT_DTB_DIR"),
         }
     }
 }
@@ -58,24 +67,40 @@ pub struct Kernel {
     pub modules_dir: PathBuf,
     /// `uname -r` of that kernel, e.g. `6.1.0-56-cloud-amd64`
     pub release: String,
+    /// its device trees (`*.dtb`), when it has any: Debian's arm64 package has the Pi's
+    pub dtb_dir: Option<PathBuf>,
 }
 
-/// The kernel for `arch`: the one in `args`, or else Debian's (x86_64; cached).
+/// The kernel for `arch`: the one in `args`, or else Debian's (cached).
 pub fn resolve(arch: Arch, args: &KernelArgs) -> Result<Kernel> {
-    match (&args.kernel, &args.modules_dir) {
-        (Some(image), Some(modules_dir)) => from_paths(image, modules_dir),
+    let mut kernel = match (&args.kernel, &args.modules_dir) {
+        (Some(image), Some(modules_dir)) => from_paths(image, modules_dir)?,
         (Some(_), None) | (None, Some(_)) => bail!(
             "--kernel and --modules-dir (or BOXINIT_KERNEL and BOXINIT_MODULES_DIR) go \
              together: pass both, or neither to use Debian's kernel"
         ),
-        (None, None) => match arch {
-            Arch::X86_64 => debian_cloud_kernel(),
-            Arch::Aarch64 => bail!(
-                "no default kernel for aarch64 yet: pass --kernel and --modules-dir (or set \
-                 BOXINIT_KERNEL and BOXINIT_MODULES_DIR)"
-            ),
-        },
+        (None, None) => debian_kernel(arch)?,
+    };
+    if let Some(dir) = &args.dtb_dir {
+        if !dir.is_dir() {
+            bail!(
+                "--dtb-dir {} is not a directory: pass the folder holding the kernel's *.dtb",
+                dir.display()
+            );
+        }
+        kernel.dtb_dir = Some(dir.canonicalize()?);
     }
+    Ok(kernel)
+}
+
+/// Where Debian's arm64 kernel package keeps the Raspberry Pi device trees, for the package
+/// unpacked at `root`.
+fn package_dtb_dir(root: &Path, release: &str) -> Option<PathBuf> {
+    let dir = root
+        .join("usr/lib")
+        .join(format!("linux-image-{release}"))
+        .join("broadcom");
+    dir.is_dir().then_some(dir)
 }
 
 fn from_paths(image: &Path, modules_dir: &Path) -> Result<Kernel> {
@@ -96,10 +121,18 @@ fn from_paths(image: &Path, modules_dir: &Path) -> Result<Kernel> {
         .and_then(|n| n.to_str())
         .context("the module tree's directory name must be the kernel release")?
         .to_string();
+    // an unpacked Debian package, `ROOT/lib/modules/<release>` (or `ROOT/usr/lib/...`):
+    // its device trees are under ROOT
+    let dtb_dir = modules_dir
+        .ancestors()
+        .skip(3)
+        .take(2)
+        .find_map(|root| package_dtb_dir(root, &release));
     Ok(Kernel {
         image: image.canonicalize()?,
         modules_dir,
         release,
+        dtb_dir,
     })
 }
 
@@ -108,11 +141,40 @@ pub fn cache_dir(arch: Arch) -> PathBuf {
     target_dir().join("kernel").join(arch.name())
 }
 
-/// Debian's `linux-image-cloud-amd64`, fetched once into `target/kernel/x86_64/`:
-/// the `.deb` there, unpacked into `<release>/` (the package's own layout).
-fn debian_cloud_kernel() -> Result<Kernel> {
-    let dir = cache_dir(Arch::X86_64);
-    let package = match resolve_package(DEBIAN_CLOUD_PACKAGE) {
+/// Debian's kernel package for `arch` and the private apt to fetch it with (None: the host's
+/// apt, which knows the x86_64 cloud kernel on Debian; Ubuntu's does not).
+fn debian_package(arch: Arch) -> Result<(String, Option<Apt>)> {
+    match arch {
+        Arch::X86_64 => match resolve_package(DEBIAN_CLOUD_PACKAGE) {
+            Ok(package) => Ok((package, None)),
+            Err(host) => {
+                let apt = Apt::new("amd64");
+                match apt.dependency(DEBIAN_CLOUD_PACKAGE, "linux-image-") {
+                    Ok(package) => Ok((package, Some(apt))),
+                    Err(private) => bail!(
+                        "{host:#}; Debian's own lists did not help either ({private:#}). Pass \
+                         a kernel with virtio and its modules instead, e.g. this machine's: \
+                         `sudo install -m 644 /boot/vmlinuz-$(uname -r) target/vmlinuz` then \
+                         `--kernel target/vmlinuz --modules-dir /lib/modules/$(uname -r)`"
+                    ),
+                }
+            }
+        },
+        Arch::Aarch64 => {
+            let apt = Apt::new("arm64");
+            let package = apt
+                .dependency(DEBIAN_ARM64_PACKAGE, "linux-image-")
+                .context("pass --kernel, --modules-dir and --dtb-dir to use your own kernel")?;
+            Ok((package, Some(apt)))
+        }
+    }
+}
+
+/// Debian's kernel for `arch`, fetched once into `target/kernel/<arch>/`: the `.deb` there,
+/// unpacked into `<release>/` (the package's own layout, less what no boot needs).
+fn debian_kernel(arch: Arch) -> Result<Kernel> {
+    let dir = cache_dir(arch);
+    let (package, apt) = match debian_package(arch) {
         Ok(package) => package,
         Err(err) => {
             // Offline or no apt: any kernel fetched before will do.
@@ -131,15 +193,16 @@ fn debian_cloud_kernel() -> Result<Kernel> {
         return Ok(kernel);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let deb = match find_deb(&dir, &package) {
-        Some(deb) => deb,
-        None => download(&dir, &package)?,
+    let deb = match (find_deb(&dir, &package), apt) {
+        (Some(deb), _) => deb,
+        (None, Some(apt)) => apt.download(&package, &dir)?,
+        (None, None) => download(&dir, &package)?,
     };
     let started = Instant::now();
-    progress!("unpacking {} (pure Rust; 2-10 s)", display_path(&deb));
+    progress!("unpacking {} (pure Rust; 2-30 s)", display_path(&deb));
     let staging = dir.join(format!("{release}.partial"));
     let _ = std::fs::remove_dir_all(&staging);
-    unpack_deb(&deb, &staging)?;
+    unpack_deb_where(&deb, &staging, kernel_file_needed)?;
     let unpacked = dir.join(&release);
     let _ = std::fs::remove_dir_all(&unpacked);
     std::fs::rename(&staging, &unpacked).with_context(|| {
@@ -217,7 +280,7 @@ pub(crate) fn download(dir: &Path, package: &str) -> Result<PathBuf> {
     })
 }
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -253,6 +316,7 @@ fn cached(dir: &Path, release: &str) -> Option<Kernel> {
         image,
         modules_dir,
         release: release.to_string(),
+        dtb_dir: package_dtb_dir(&root, release),
     })
 }
 
@@ -266,8 +330,26 @@ fn newest_cached(dir: &Path) -> Option<Kernel> {
     releases.iter().rev().find_map(|r| cached(dir, r))
 }
 
+/// Whether a file of a kernel package is kept: the image, the modules and the Raspberry Pi
+/// device trees; not `System.map`, the config, or other vendors' device trees (27 MB).
+fn kernel_file_needed(path: &Path) -> bool {
+    let path = path.strip_prefix(".").unwrap_or(path);
+    let text = path.to_string_lossy();
+    if text.starts_with("usr/lib/linux-image-") {
+        return path.components().count() <= 3 || text.contains("/broadcom");
+    }
+    !(text.starts_with("boot/System.map") || text.starts_with("usr/share"))
+}
+
 /// Unpacks the data of a `.deb` into `dest`, as `dpkg-deb -x` does (minus `usr/share/doc`).
 pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<()> {
+    unpack_deb_where(deb, dest, |path| {
+        !(path.starts_with("./usr/share") || path.starts_with("usr/share"))
+    })
+}
+
+/// Unpacks the files of a `.deb` for which `keep` says yes (directories are made as needed).
+pub fn unpack_deb_where(deb: &Path, dest: &Path, keep: impl Fn(&Path) -> bool) -> Result<()> {
     let bytes = std::fs::read(deb).with_context(|| format!("cannot read {}", deb.display()))?;
     let archive = object::read::archive::ArchiveFile::parse(&*bytes)
         .with_context(|| format!("{} is not a .deb (ar archive)", deb.display()))?;
@@ -290,12 +372,35 @@ pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<()> {
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.to_path_buf();
-        if path.starts_with("./usr/share") || path.starts_with("usr/share") {
-            continue; // docs, bug scripts, lintian overrides
+        if !keep(&path) {
+            continue;
         }
         entry
             .unpack_in(dest)
             .with_context(|| format!("cannot unpack {} from {}", path.display(), deb.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_package_files_kept() {
+        let keep = |p: &str| kernel_file_needed(Path::new(p));
+        assert!(keep("./boot/vmlinuz-6.1.0-57-arm64"));
+        assert!(keep("./lib/modules/6.1.0-57-arm64/kernel/fs/fat/vfat.ko"));
+        assert!(keep("./usr/lib/linux-image-6.1.0-57-arm64/"));
+        assert!(keep(
+            "./usr/lib/linux-image-6.1.0-57-arm64/broadcom/bcm2837-rpi-3-b.dtb"
+        ));
+        assert!(!keep(
+            "./usr/lib/linux-image-6.1.0-57-arm64/amlogic/meson-gxbb-p200.dtb"
+        ));
+        assert!(!keep("./boot/System.map-6.1.0-57-arm64"));
+        assert!(!keep(
+            "./usr/share/doc/linux-image-6.1.0-57-arm64/changelog.gz"
+        ));
+    }
 }

@@ -3,8 +3,10 @@
 //! Everything here is pure Rust and needs no root: the cpio writer, gzip, the MBR, the FAT
 //! image and the module index are built in memory, so a boot bundle can be made on any host.
 //! The only host tools used are `cargo`/`rustup` (build), `apt-get`/`apt-cache` (fetching
-//! Debian's kernel, x86_64 only) and QEMU (run).
+//! Debian's kernels and the Raspberry Pi firmware; every fetched input can be given as a
+//! path instead) and QEMU (run).
 
+pub mod apt;
 pub mod arch;
 pub mod bench;
 pub mod binary;

@@ -32,8 +32,9 @@ enum Task {
         #[arg(long, value_enum, default_value_t)]
         arch: Arch,
     },
-    /// Find the kernel and its module tree (x86_64 default: Debian's linux-image-cloud-amd64,
-    /// fetched once with apt-get download) and print their paths
+    /// Find the kernel, its module tree and device trees (default: Debian's
+    /// linux-image-cloud-amd64 for x86_64, linux-image-arm64 for aarch64, fetched once with
+    /// apt-get download) and print their paths
     Kernel {
         /// Target architecture
         #[arg(long, value_enum, default_value_t)]
@@ -178,6 +179,9 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             println!("kernel   {}", kernel.image.display());
             println!("modules  {}", kernel.modules_dir.display());
             println!("release  {}", kernel.release);
+            if let Some(dir) = &kernel.dtb_dir {
+                println!("dtbs     {}", dir.display());
+            }
         }
         Task::Initramfs {
             out,

@@ -17,13 +17,77 @@ use crate::kernel::{self, Kernel, KernelArgs};
 use crate::modinfo::ModIndex;
 use crate::progress;
 
+/// The QEMU machine a boot runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Machine {
+    /// x86_64: QEMU's default PC
+    #[default]
+    Pc,
+    /// aarch64: QEMU's `virt` board (Cortex-A53), virtio disk
+    Virt,
+    /// aarch64: QEMU's Raspberry Pi 3 Model B; the disk is its SD card, the device tree the
+    /// bundle's `bcm2837-rpi-3-b.dtb`, memory fixed at 1 GiB
+    Raspi3b,
+}
+
+impl Machine {
+    /// The machine `cargo xtask run --arch ARCH` boots.
+    pub fn for_arch(arch: Arch) -> Machine {
+        match arch {
+            Arch::X86_64 => Machine::Pc,
+            Arch::Aarch64 => Machine::Virt,
+        }
+    }
+
+    /// The architecture its kernel and binaries are built for.
+    pub fn arch(self) -> Arch {
+        match self {
+            Machine::Pc => Arch::X86_64,
+            Machine::Virt | Machine::Raspi3b => Arch::Aarch64,
+        }
+    }
+
+    /// Its name in a scenario's `board` file and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::Pc => "pc",
+            Machine::Virt => "virt",
+            Machine::Raspi3b => "raspi3b",
+        }
+    }
+
+    /// The machine called `name` ([`Machine::name`]).
+    pub fn from_name(name: &str) -> Result<Machine> {
+        [Machine::Pc, Machine::Virt, Machine::Raspi3b]
+            .into_iter()
+            .find(|m| m.name() == name.trim())
+            .with_context(|| format!("unknown machine `{name}` (known: pc, virt, raspi3b)"))
+    }
+
+    /// QEMU's machine, CPU and accelerator options.
+    fn qemu_args(self) -> &'static [&'static str] {
+        match self {
+            // /dev/kvm may exist but is nested and fails on these hosts: TCG always.
+            Machine::Pc => &["-accel", "tcg"],
+            Machine::Virt => &["-M", "virt", "-cpu", "cortex-a53", "-accel", "tcg"],
+            // multi-threaded TCG makes this board's boots take 5-30 s (DESIGN.md); its
+            // memory is fixed by the board
+            Machine::Raspi3b => &["-M", "raspi3b", "-accel", "tcg,thread=single"],
+        }
+    }
+}
+
 /// One QEMU boot: a kernel, an initramfs, maybe a disk, and the command line.
 #[derive(Clone, Debug)]
 pub struct Boot {
     pub arch: Arch,
+    /// the board; [`Boot::new`] takes the arch's ([`Machine::for_arch`])
+    pub machine: Machine,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
-    /// attached as a virtio disk (raw)
+    /// the device tree (`-dtb`); the Pi needs its board's, `virt` makes its own
+    pub dtb: Option<PathBuf>,
+    /// attached as a virtio disk (raw), or the SD card of a Pi
     pub disk: Option<PathBuf>,
     /// words added after `console=... panic=-1`
     pub append: String,
@@ -39,8 +103,10 @@ impl Boot {
     pub fn new(arch: Arch, kernel: &Path, initrd: &Path) -> Boot {
         Boot {
             arch,
+            machine: Machine::for_arch(arch),
             kernel: kernel.to_path_buf(),
             initrd: initrd.to_path_buf(),
+            dtb: None,
             disk: None,
             append: String::new(),
             memory_mib: 256,
@@ -67,17 +133,16 @@ impl Boot {
 /// QEMU exits when the guest powers off, reboots (`-no-reboot`) or panics (`panic=-1`).
 pub fn command(boot: &Boot, interactive: bool) -> Command {
     let mut cmd = Command::new(boot.arch.qemu_binary());
-    match boot.arch {
-        // /dev/kvm may exist but is nested and fails on these hosts: TCG always.
-        Arch::X86_64 => cmd.args(["-accel", "tcg"]),
-        Arch::Aarch64 => cmd.args(["-M", "virt", "-cpu", "cortex-a53", "-accel", "tcg"]),
-    };
+    cmd.args(boot.machine.qemu_args());
     let memory = if boot.memory_mib == 0 {
         256
     } else {
         boot.memory_mib
     };
-    cmd.args(["-m", &memory.to_string(), "-no-reboot"]);
+    if boot.machine != Machine::Raspi3b {
+        cmd.args(["-m", &memory.to_string()]);
+    }
+    cmd.arg("-no-reboot");
     if interactive {
         // no NIC: no iPXE option ROM to load, as in the non-interactive boot
         cmd.args(["-nographic", "-nic", "none"]);
@@ -95,12 +160,19 @@ pub fn command(boot: &Boot, interactive: bool) -> Command {
     }
     cmd.arg("-kernel").arg(&boot.kernel);
     cmd.arg("-initrd").arg(&boot.initrd);
+    if let Some(dtb) = &boot.dtb {
+        cmd.arg("-dtb").arg(dtb);
+    }
     cmd.args(["-append", &boot.cmdline()]);
     if let Some(disk) = &boot.disk {
         let mut spec = std::ffi::OsString::from("file=");
         // QEMU's option syntax doubles commas inside values
         spec.push(disk.to_string_lossy().replace(',', ",,"));
-        spec.push(",format=raw,if=virtio");
+        spec.push(match boot.machine {
+            // the card must be a power-of-two size (bundle::card_size_mib)
+            Machine::Raspi3b => ",format=raw,if=sd",
+            Machine::Pc | Machine::Virt => ",format=raw,if=virtio",
+        });
         cmd.arg("-drive").arg(spec);
     }
     cmd.args(&boot.extra_args);
@@ -321,5 +393,22 @@ mod tests {
         assert!(a.contains(&"-nographic".to_string()) && !a.contains(&"-nodefaults".to_string()));
         boot.arch = Arch::Aarch64;
         assert!(boot.cmdline().starts_with("console=ttyAMA0 panic=-1"));
+        boot.machine = Machine::Raspi3b;
+        boot.dtb = Some(PathBuf::from("/b/bcm2837-rpi-3-b.dtb"));
+        let a = args(&command(&boot, false)).join(" ");
+        assert!(
+            a.starts_with("-M raspi3b -accel tcg,thread=single -no-reboot"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-dtb /b/bcm2837-rpi-3-b.dtb -append console=ttyAMA0"),
+            "{a}"
+        );
+        assert!(
+            a.ends_with("-drive file=/r/a,,b.img,format=raw,if=sd"),
+            "{a}"
+        );
+        assert_eq!(Machine::from_name("virt").unwrap().arch(), Arch::Aarch64);
+        assert!(Machine::from_name("raspi4b").is_err());
     }
 }

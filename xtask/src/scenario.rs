@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use crate::arch::Arch;
 use crate::image;
 use crate::kernel::KernelArgs;
-use crate::qemu::{self, PrepareOptions};
+use crate::qemu::{self, Machine, PrepareOptions};
 use crate::transcript::{self, Ending};
 
 /// How long one boot may take before the scenario fails. TCG on a shared 2-core machine is
@@ -47,6 +47,8 @@ pub struct Scenario {
     pub monitor: Vec<MonitorStep>,
     /// What to pack with `--modules` (`modules`); empty: auto.
     pub modules: Vec<String>,
+    /// The machine to boot (`board`: `pc`, `virt`, `raspi3b`); None: `cargo xtask test`'s arch.
+    pub machine: Option<Machine>,
 }
 
 /// A FAT disk image beside the boot disk: `NAME LABEL [SIZE_MiB]` in `disks`.
@@ -103,6 +105,12 @@ impl Scenario {
             .filter(|m| !m.is_empty())
             .map(str::to_string)
             .collect();
+        let machine = match data_lines(&read("board")).next() {
+            Some(name) => {
+                Some(Machine::from_name(name).with_context(|| format!("{}/board", dir.display()))?)
+            }
+            None => None,
+        };
         Ok(Scenario {
             name,
             dir: dir.to_path_buf(),
@@ -114,7 +122,17 @@ impl Scenario {
             disks,
             monitor,
             modules,
+            machine,
         })
+    }
+
+    /// The architecture and kernel it boots: its board's architecture with Debian's kernel,
+    /// or `cargo xtask test`'s (`arch`, `kernel`) when it has no board or the same arch.
+    pub fn target(&self, arch: Arch, kernel: &KernelArgs) -> (Arch, KernelArgs) {
+        match self.machine {
+            Some(machine) if machine.arch() != arch => (machine.arch(), KernelArgs::default()),
+            _ => (arch, kernel.clone()),
+        }
     }
 
     /// The file in the folder, when it exists.
@@ -239,6 +257,8 @@ pub struct Outcome {
 
 /// Prepares and boots one scenario; `update` rewrites its `expected` with what was seen.
 pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -> Result<Outcome> {
+    let (arch, kernel) = scenario.target(arch, kernel);
+    let kernel = &kernel;
     let out_dir = crate::target_dir().join("scenarios").join(&scenario.name);
     let opts = PrepareOptions {
         arch,

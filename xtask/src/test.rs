@@ -22,19 +22,30 @@ pub struct Options {
 
 /// Runs everything; fails when any test failed.
 pub fn run(opts: &Options) -> Result<()> {
-    ensure_qemu(opts.arch)?;
-    if !opts.scenarios_only {
-        unit_tests()?;
-    }
-    // Build and fetch once, before the first scenario, so their progress lines come first.
-    qemu::built(opts.arch)?;
-    qemu::context(opts.arch, &opts.kernel)?;
     let scenarios = scenario::discover(
         &crate::workspace_root().join("tests/boot"),
         opts.filter.as_deref(),
     )?;
     if scenarios.is_empty() {
         bail!("no scenario in tests/boot matches {:?}", opts.filter);
+    }
+    // every architecture and kernel the scenarios boot (a `board` file picks one)
+    let mut targets = Vec::new();
+    for target in scenarios.iter().map(|s| s.target(opts.arch, &opts.kernel)) {
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    for (arch, _) in &targets {
+        ensure_qemu(*arch)?;
+    }
+    if !opts.scenarios_only {
+        unit_tests()?;
+    }
+    // Build and fetch once, before the first scenario, so their progress lines come first.
+    for (arch, kernel) in &targets {
+        qemu::built(*arch)?;
+        qemu::context(*arch, kernel)?;
     }
     progress!("running {} QEMU boot scenario(s)", scenarios.len());
     let (passed, failed) = scenario::run_all(&scenarios, opts.arch, &opts.kernel);
