@@ -5,6 +5,7 @@
 //! type in `config/error.rs`, positions in `config/locate.rs`, durations in
 //! `config/duration.rs`.
 
+pub mod board;
 pub mod cmdline;
 mod duration;
 mod error;
@@ -106,7 +107,10 @@ pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
     }
     // Layers valid alone merge into a valid whole; this fallback is a safety net only.
     match merged.try_into::<Config>() {
-        Ok(config) => (config, errors),
+        Ok(mut config) => {
+            config.board.clone().apply(&mut config);
+            (config, errors)
+        }
         Err(e) => {
             errors.push(to_config_error("merged configuration", None, &e));
             (Config::default(), errors)

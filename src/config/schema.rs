@@ -36,6 +36,9 @@ pub struct Config {
     pub device: Vec<DeviceRule>,
     /// `[[automount]]`: partitions mounted when they appear, unmounted when they go.
     pub automount: Vec<Automount>,
+    /// `[board]`: Raspberry Pi features (USB serial console, sound, I2C, SPI); `config::load`
+    /// adds their modules and programs to the sections above.
+    pub board: super::board::Board,
 }
 
 /// `[system]`

@@ -6,29 +6,26 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
+use crate::apt::Apt;
 use crate::arch::Arch;
 use crate::kernel::{download, find_deb, unpack_deb};
 use crate::{progress, target_dir};
 
 const PACKAGE: &str = "busybox-static";
 
-/// The path of a static busybox binary for `arch` (x86_64 only: the host's apt architecture).
+/// The path of a static busybox binary for `arch` (x86_64 through the host's apt, aarch64
+/// through the private arm64 list of `apt.rs`).
 pub fn fetch(arch: Arch) -> Result<PathBuf> {
-    if arch != Arch::X86_64 {
-        bail!(
-            "busybox for {} is not fetched yet: only x86_64",
-            arch.name()
-        );
-    }
     let dir = target_dir().join("busybox").join(arch.name());
     let binary = dir.join("root/bin/busybox");
     if binary.is_file() {
         return Ok(binary);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let deb = match find_deb(&dir, PACKAGE) {
-        Some(deb) => deb,
-        None => download(&dir, PACKAGE)?,
+    let deb = match (find_deb(&dir, PACKAGE), arch) {
+        (Some(deb), _) => deb,
+        (None, Arch::X86_64) => download(&dir, PACKAGE)?,
+        (None, Arch::Aarch64) => Apt::new("arm64").download(PACKAGE, &dir)?,
     };
     progress!("unpacking {}", deb.display());
     unpack_deb(&deb, &dir.join("root"))?;

@@ -10,6 +10,7 @@ pub mod apt;
 pub mod arch;
 pub mod bench;
 pub mod binary;
+pub mod bundle;
 pub mod busybox;
 pub mod compression;
 pub mod cpio;

@@ -10,7 +10,7 @@ use xtask::arch::Arch;
 use xtask::kernel::KernelArgs;
 use xtask::modinfo::ModIndex;
 use xtask::qemu::{self, PrepareOptions};
-use xtask::{binary, display_path, image, initramfs, kernel};
+use xtask::{binary, bundle, display_path, image, initramfs, kernel};
 
 /// Build boxinit, pack its initramfs, make a boot disk and boot them in QEMU.
 ///
@@ -95,6 +95,41 @@ enum Task {
         #[command(flatten)]
         modules: ModuleArgs,
         /// TOML file for the initramfs's /etc/init.toml, as `initramfs --config`
+        #[arg(long, value_name = "FILE")]
+        builtin_config: Option<PathBuf>,
+        /// Boot a Raspberry Pi bundle's card in QEMU instead (only rpi3: QEMU's raspi3b);
+        /// implies --arch aarch64
+        #[arg(long, value_enum)]
+        board: Option<bundle::Board>,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+    /// Make the folder a Raspberry Pi boots from (copy it onto any FAT card): GPU firmware,
+    /// kernel, device trees, config.txt, cmdline.txt, the initramfs, init.toml and box; with
+    /// --image also an SD card image of it. Every fetched input can be given as a path
+    Bundle {
+        /// The board: rpi3 (3 B/B+/A+, CM3), rpi4 (4 B, 400, CM4), rpi02w (Zero 2 W)
+        #[arg(long, value_enum)]
+        board: bundle::Board,
+        /// The folder to write
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        disk: DiskArgs,
+        /// Also write an SD card image (MBR + FAT) of the folder
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
+        /// The image's size in MiB (default: the next power of two that fits, at least 64)
+        #[arg(long, value_name = "MiB", requires = "image")]
+        size: Option<u32>,
+        /// Folder with the GPU firmware (bootcode.bin, start*.elf, fixup*.dat), e.g. the
+        /// boot/ folder of github.com/raspberrypi/firmware (default: Debian's raspi-firmware)
+        #[arg(long, value_name = "DIR", env = "BOXINIT_FIRMWARE_DIR")]
+        firmware: Option<PathBuf>,
+        #[command(flatten)]
+        modules: ModuleArgs,
+        /// TOML file for the initramfs's /etc/init.toml (default: the first FAT partition,
+        /// coldplug, the watchdog armed)
         #[arg(long, value_name = "FILE")]
         builtin_config: Option<PathBuf>,
         #[command(flatten)]
@@ -233,6 +268,32 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             .with_context(|| format!("cannot make the disk image {}", display_path(&out)))?;
             println!("{}", image::describe(&made));
         }
+        Task::Bundle {
+            board,
+            out,
+            disk,
+            image,
+            size,
+            firmware,
+            modules,
+            builtin_config,
+            kernel,
+        } => {
+            let made = bundle::make(&bundle::Options {
+                kernel,
+                firmware,
+                init: modules.init,
+                box_path: disk.box_path,
+                config: disk.config,
+                builtin_config,
+                files: disk.files,
+                modules: modules.modules,
+                image,
+                size_mib: size.unwrap_or(0),
+                ..bundle::Options::new(board, &out)
+            })?;
+            print!("{}", bundle::describe(&made));
+        }
         Task::Test {
             filter,
             scenarios_only,
@@ -268,8 +329,11 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             arch,
             modules,
             builtin_config,
+            board,
             kernel,
         } => {
+            let machine = board.map(bundle::Board::qemu_machine).transpose()?;
+            let arch = machine.map_or(arch, |m| m.arch());
             let opts = PrepareOptions {
                 arch,
                 kernel,
@@ -282,7 +346,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 disk_size_mib: 0,
                 busybox: false,
             };
-            let code = qemu::run(&opts, &append)?;
+            let code = qemu::run(&opts, machine, &append)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
     }

@@ -270,7 +270,11 @@ pub struct PrepareOptions {
 #[derive(Clone, Debug)]
 pub struct Prepared {
     pub arch: Arch,
+    /// the board to boot on (a Pi bundle: `raspi3b`)
+    pub machine: Machine,
     pub kernel: PathBuf,
+    /// the device tree, for a Pi
+    pub dtb: Option<PathBuf>,
     /// `out_dir/initramfs.cpio.gz`
     pub initrd: PathBuf,
     /// `out_dir/disk.img`
@@ -283,6 +287,8 @@ impl Prepared {
     /// A [`Boot`] of these files with `append` on the command line.
     pub fn boot(&self, append: &str) -> Boot {
         let mut boot = Boot::new(self.arch, &self.kernel, &self.initrd);
+        boot.machine = self.machine;
+        boot.dtb = self.dtb.clone();
         boot.disk = Some(self.disk.clone());
         boot.append = append.to_string();
         boot
@@ -340,7 +346,9 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
     progress!("{}", image::describe(&image));
     Ok(Prepared {
         arch: opts.arch,
+        machine: Machine::for_arch(opts.arch),
         kernel: context.kernel.image.clone(),
+        dtb: None,
         initrd,
         disk,
         initramfs,
@@ -348,11 +356,15 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
     })
 }
 
-/// `cargo xtask run`: prepares `target/run/` and boots it with the console on this terminal.
-/// Returns QEMU's exit code.
-pub fn run(opts: &PrepareOptions, append: &str) -> Result<i32> {
+/// `cargo xtask run`: prepares `target/run/` and boots it with the console on this terminal
+/// (on `machine`, default the arch's). Returns QEMU's exit code.
+pub fn run(opts: &PrepareOptions, machine: Option<Machine>, append: &str) -> Result<i32> {
     check_qemu(opts.arch)?;
-    let prepared = prepare(opts, &crate::target_dir().join("run"))?;
+    let out_dir = crate::target_dir().join("run");
+    let prepared = match machine {
+        Some(Machine::Raspi3b) => crate::bundle::prepare_raspi3b(opts, &out_dir)?,
+        _ => prepare(opts, &out_dir)?,
+    };
     let boot = prepared.boot(append);
     progress!(
         "booting {} with `{}`; quit with Ctrl-A X (QEMU also exits when the guest powers off)",

@@ -49,6 +49,9 @@ pub struct Scenario {
     pub modules: Vec<String>,
     /// The machine to boot (`board`: `pc`, `virt`, `raspi3b`); None: `cargo xtask test`'s arch.
     pub machine: Option<Machine>,
+    /// `raspi3b` only: the SD card made from the bundle folder by the host's `sfdisk`,
+    /// `mkfs.vfat` and `mcopy` instead of xtask's writer (a `host-card` file exists).
+    pub host_card: bool,
 }
 
 /// A FAT disk image beside the boot disk: `NAME LABEL [SIZE_MiB]` in `disks`.
@@ -123,6 +126,7 @@ impl Scenario {
             monitor,
             modules,
             machine,
+            host_card: dir.join("host-card").exists(),
         })
     }
 
@@ -269,7 +273,14 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         modules: scenario.modules.clone(),
         ..Default::default()
     };
-    let prepared = qemu::prepare(&opts, &out_dir)?;
+    let prepared = match scenario.machine {
+        Some(Machine::Raspi3b) => crate::bundle::prepare_raspi3b(&opts, &out_dir)?,
+        _ => qemu::prepare(&opts, &out_dir)?,
+    };
+    if scenario.host_card {
+        let folder = prepared.initrd.parent().unwrap_or(&out_dir);
+        crate::bundle::card_by_host_tools(folder, &prepared.disk, 128)?;
+    }
     let mut disks = Vec::new();
     for disk in &scenario.disks {
         let path = out_dir.join(format!("{}.img", disk.name));

@@ -1,0 +1,180 @@
+//! `[board]`: the Raspberry Pi's features, one key each — the USB serial console (gadget),
+//! sound, I2C and SPI. Each key stands for the modules it needs (and, for the serial console,
+//! a program on `/dev/ttyGS0`); [`Board::apply`] adds them to the rest of the configuration,
+//! so the loader, coldplug and supervisor do the work. `cargo xtask bundle` reads the same
+//! keys to pack those modules and write `config.txt`. Pure: no I/O.
+
+use serde::Deserialize;
+
+use super::{BoxConfig, Config};
+
+/// The USB gadget's serial port, made by `g_serial` once the controller (`dwc2`) is in
+/// peripheral mode.
+pub const USB_SERIAL_TTY: &str = "/dev/ttyGS0";
+
+/// `[board]`
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Board {
+    /// A serial console over the USB cable (USB gadget, ACM): a shell on it, or the box's
+    /// console moved to it.
+    pub usb_serial: UsbSerial,
+    /// The Pi's own audio (headphone jack, HDMI): `snd_bcm2835` through the VideoCore.
+    pub sound: bool,
+    /// I2C on GPIO 2/3: `/dev/i2c-1`.
+    pub i2c: bool,
+    /// SPI on GPIO 7-11: `/dev/spidev0.0` and `0.1`.
+    pub spi: bool,
+}
+
+/// `board.usb_serial`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsbSerial {
+    /// No gadget (the default).
+    #[default]
+    Off,
+    /// A shell (`/bin/sh`, busybox) on `/dev/ttyGS0`, restarted when it exits.
+    Shell,
+    /// The box's stdin/stdout/stderr on `/dev/ttyGS0`.
+    Box,
+}
+
+/// The name of the shell service `usb_serial = "shell"` adds.
+pub const USB_SHELL_SERVICE: &str = "usb-serial-shell";
+
+impl Board {
+    /// The modules the chosen features need, in load order.
+    pub fn modules(&self) -> Vec<&'static str> {
+        let mut modules = Vec::new();
+        if self.usb_serial != UsbSerial::Off {
+            // the controller in peripheral mode, and the legacy serial gadget, which binds
+            // to it at once (no configfs setup needed): ACM, /dev/ttyGS0
+            modules.extend(["dwc2", "g_serial"]);
+        }
+        if self.sound {
+            // the VideoCore's message queue, and the audio service on it
+            modules.extend(["vchiq", "snd_bcm2835"]);
+        }
+        if self.i2c {
+            modules.extend(["i2c_bcm2835", "i2c_dev"]);
+        }
+        if self.spi {
+            modules.extend(["spi_bcm2835", "spidev"]);
+        }
+        modules
+    }
+
+    /// Whether any feature needs a shell in the initramfs.
+    pub fn needs_shell(&self) -> bool {
+        self.usb_serial == UsbSerial::Shell
+    }
+
+    /// Adds what the features need to `config`: their modules to `modules.load`, and for the
+    /// USB serial console a shell service on it, or the box's console (when the box has none).
+    pub fn apply(&self, config: &mut Config) {
+        for module in self.modules() {
+            if !config
+                .modules
+                .load
+                .iter()
+                .any(|m| m.replace('-', "_") == module)
+            {
+                config.modules.load.push(module.to_string());
+            }
+        }
+        match self.usb_serial {
+            UsbSerial::Off => {}
+            UsbSerial::Shell => {
+                let named = |s: &BoxConfig| s.name.as_deref() == Some(USB_SHELL_SERVICE);
+                if !config.service.iter().any(named) {
+                    config.service.push(BoxConfig {
+                        name: Some(USB_SHELL_SERVICE.to_string()),
+                        path: "/bin/sh".to_string(),
+                        console: Some(USB_SERIAL_TTY.to_string()),
+                        ..BoxConfig::default()
+                    });
+                }
+            }
+            UsbSerial::Box => {
+                if config.box_.console.is_none() {
+                    config.box_.console = Some(USB_SERIAL_TTY.to_string());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load, Layer};
+
+    fn parse(text: &str) -> Config {
+        let (config, errors) = load(&[Layer::Text {
+            name: "init.toml".into(),
+            text: text.into(),
+        }]);
+        assert!(errors.is_empty(), "{errors:?}");
+        config
+    }
+
+    #[test]
+    fn nothing_by_default() {
+        let config = parse("");
+        assert_eq!(config.board, Board::default());
+        assert!(config.modules.load.is_empty());
+        assert!(config.service.is_empty());
+    }
+
+    #[test]
+    fn features_add_modules_and_programs() {
+        let config = parse(
+            "[board]\nusb_serial = \"shell\"\nsound = true\ni2c = true\nspi = true\n\
+             [modules]\nload = [\"i2c-dev\"]\n",
+        );
+        assert_eq!(
+            config.modules.load,
+            [
+                "i2c-dev",
+                "dwc2",
+                "g_serial",
+                "vchiq",
+                "snd_bcm2835",
+                "i2c_bcm2835",
+                "spi_bcm2835",
+                "spidev"
+            ]
+        );
+        assert_eq!(config.service.len(), 1);
+        let shell = &config.service[0];
+        assert_eq!(shell.path, "/bin/sh");
+        assert_eq!(shell.console.as_deref(), Some("/dev/ttyGS0"));
+        assert!(config.board.needs_shell());
+        let config = parse("[board]\nusb_serial = \"box\"\n");
+        assert_eq!(config.box_.console.as_deref(), Some("/dev/ttyGS0"));
+        assert!(config.service.is_empty());
+    }
+
+    #[test]
+    fn applying_twice_changes_nothing() {
+        let mut config = parse("[board]\nusb_serial = \"shell\"\nsound = true\n");
+        let once = config.clone();
+        config.board.clone().apply(&mut config);
+        assert_eq!(config, once);
+    }
+
+    #[test]
+    fn unknown_values_are_errors() {
+        let (_, errors) = load(&[Layer::Text {
+            name: "init.toml".into(),
+            text: "[board]\nusb_serial = \"yes\"\n".into(),
+        }]);
+        assert_eq!(errors.len(), 1);
+        let (_, errors) = load(&[Layer::Text {
+            name: "init.toml".into(),
+            text: "[board]\nsond = true\n".into(),
+        }]);
+        assert_eq!(errors.len(), 1);
+    }
+}
