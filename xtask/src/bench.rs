@@ -16,7 +16,6 @@ use anyhow::{bail, Context, Result};
 use crate::arch::Arch;
 use crate::initramfs::{self, Extra, Initramfs};
 use crate::kernel::KernelArgs;
-use crate::modinfo::packed_path;
 use crate::qemu::{self, Boot};
 use crate::{busybox, image, progress, scenario, target_dir, workspace_root};
 
@@ -28,7 +27,7 @@ pub const REAP_COUNT: u32 = 200;
 /// How long one benchmark boot may take.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 /// The line that ends a benchmark boot: every marker has been printed by then.
-const LAST_LINE: &str = "demo: asking init to poweroff";
+pub const LAST_LINE: &str = "demo: asking init to poweroff";
 
 /// What `cargo xtask bench` does.
 #[derive(Clone, Debug)]
@@ -478,6 +477,11 @@ pub fn run(opts: &Options) -> Result<()> {
         }
     }
 
+    // the Raspberry Pi row (bench_pi.rs): the rpi3 bundle on QEMU raspi3b
+    progress!("raspberry pi: boxinit and the busybox script on raspi3b, the rpi3 bundle");
+    let pi = crate::bench_pi::run(opts.runs.min(5))?;
+    results.failures.extend(pi.failures.iter().cloned());
+
     let report = Report {
         results: &results,
         setup: &setup,
@@ -493,10 +497,11 @@ pub fn run(opts: &Options) -> Result<()> {
         .ok()
         .and_then(|old| kept_analysis(&old).map(str::to_string));
     let mut text = report.markdown(&chart);
+    text.push_str(&pi.markdown());
     text.push_str(kept.as_deref().unwrap_or(ANALYSIS_MARKER));
     std::fs::write(&opts.report, &text)
         .with_context(|| format!("cannot write {}", opts.report.display()))?;
-    print!("{}", report.summary());
+    print!("{}{}", report.summary(), pi.summary());
     progress!(
         "wrote {} and {} in {:.0}s",
         crate::display_path(&opts.report),
@@ -544,47 +549,20 @@ fn prepare(arch: Arch, kernel: &KernelArgs) -> Result<Setup> {
     let mut packed = Vec::new();
     let boxinit = pack(&options(built.init.as_path()), &[], &dir, Variant::Boxinit)?;
     // The same modules, in the same order, for the other two.
-    let modules: Vec<String> = boxinit
-        .selection
-        .load_order
-        .iter()
-        .map(|name| {
-            format!(
-                "/lib/modules/{}/{}",
-                context.kernel.release,
-                packed_path(&context.index.modules[name].path)
-            )
-        })
-        .collect();
+    let modules = context
+        .index
+        .packed_paths(&context.kernel.release, &boxinit.selection.load_order);
     packed.push((Variant::Boxinit, boxinit));
 
     let script = busybox_script(&modules, "/dev/vda1", BOX_ARGS);
     let script_path = dir.join("busybox-init.sh");
     std::fs::write(&script_path, &script)?;
-    let mut extra = vec![
-        Extra::File {
-            path: "bin/busybox".into(),
-            mode: 0o755,
-            data: std::fs::read(&busybox)
-                .with_context(|| format!("cannot read {}", busybox.display()))?,
-        },
-        Extra::File {
-            path: "etc/mdev.conf".into(),
-            mode: 0o644,
-            data: Vec::new(),
-        },
-        Extra::File {
-            path: "coldplug.sh".into(),
-            mode: 0o755,
-            data: COLDPLUG_SCRIPT.as_bytes().to_vec(),
-        },
-    ];
-    for applet in applets(&busybox)? {
-        extra.push(Extra::Symlink {
-            path: applet,
-            target: "/bin/busybox".into(),
-        });
-    }
+    let mut extra = busybox_extras(&busybox, applets(&busybox)?)?;
+    extra.push(Extra::File {
+        path: "coldplug.sh".into(),
+        mode: 0o755,
+        data: COLDPLUG_SCRIPT.as_bytes().to_vec(),
+    });
     packed.push((
         Variant::Busybox,
         pack(
@@ -671,9 +649,34 @@ fn build_floor(arch: Arch) -> Result<PathBuf> {
     Ok(target_dir().join(triple).join("release/floor"))
 }
 
+/// What the busybox script's initramfs adds: `/bin/busybox`, an empty `/etc/mdev.conf`,
+/// and the `applets` linked to busybox.
+pub fn busybox_extras(busybox: &Path, applets: Vec<String>) -> Result<Vec<Extra>> {
+    let mut extra = vec![
+        Extra::File {
+            path: "bin/busybox".into(),
+            mode: 0o755,
+            data: std::fs::read(busybox)
+                .with_context(|| format!("cannot read {}", busybox.display()))?,
+        },
+        Extra::File {
+            path: "etc/mdev.conf".into(),
+            mode: 0o644,
+            data: Vec::new(),
+        },
+    ];
+    for applet in applets {
+        extra.push(Extra::Symlink {
+            path: applet,
+            target: "/bin/busybox".into(),
+        });
+    }
+    Ok(extra)
+}
+
 /// The applet links of `busybox --list-full` (`bin/sh`, `sbin/mdev`, ...), what
 /// `busybox --install -s` would make at boot.
-fn applets(busybox: &Path) -> Result<Vec<String>> {
+pub fn applets(busybox: &Path) -> Result<Vec<String>> {
     let out = Command::new(busybox)
         .arg("--list-full")
         .stderr(Stdio::null())

@@ -22,6 +22,7 @@ use boxinit::config::{self, Config, Layer};
 
 use crate::apt::Apt;
 use crate::arch::Arch;
+use crate::fdt::{self, Fdt};
 use crate::image::{self, Image, ImageOptions};
 use crate::initramfs::{self, Initramfs};
 use crate::kernel::{self, KernelArgs};
@@ -192,6 +193,8 @@ pub struct Options {
     pub size_mib: u32,
     /// pack Debian's static busybox as `/bin/sh` (also when the card's config asks for a shell)
     pub busybox: bool,
+    /// a static aarch64 busybox to pack as `/bin/sh` instead of Debian's (always packed)
+    pub busybox_path: Option<PathBuf>,
 }
 
 impl Options {
@@ -211,6 +214,7 @@ impl Options {
             image: None,
             size_mib: 0,
             busybox: false,
+            busybox_path: None,
         }
     }
 }
@@ -254,6 +258,18 @@ pub fn builtin_config(board: Board) -> String {
     )
 }
 
+/// [`builtin_config`] without `[watchdog]`, for QEMU's `raspi3b`: QEMU 7.2 resets that board
+/// the moment the watchdog starts (its power-management model acts on the reset
+/// configuration at once), so a bundle booted there must not arm it. Power-off still goes
+/// through `bcm2835_wdt`, the driver that owns the Pi's reset.
+pub fn builtin_config_for_qemu(board: Board) -> String {
+    let text = builtin_config(board);
+    match text.split_once("\n[watchdog]") {
+        Some((before, _)) => format!("{before}\n"),
+        None => text,
+    }
+}
+
 /// The `init.toml` put on the card when none is given.
 pub const DEFAULT_CARD_CONFIG: &str = "\
 # boxinit's settings for this card, read at every boot. Every key, with its default, is in
@@ -262,6 +278,18 @@ pub const DEFAULT_CARD_CONFIG: &str = "\
 [box]
 path = \"box\"                  # the program beside this file
 restart = \"always\"
+
+# A USB stick labelled STICK, mounted when it is plugged in (any case; read-only by default):
+# [[automount]]
+# label = \"STICK\"
+# path = \"/mnt/stick\"
+
+# Pi features (see README \"Deploy to a Raspberry Pi\"):
+# [board]
+# usb_serial = \"shell\"         # a shell on the USB cable (Zero 2 W, Pi 4, 3 A+)
+# sound = true
+# i2c = true
+# spi = true
 ";
 
 /// The card's `init.toml` as boxinit will read it (its `[board]` features applied), or the
@@ -300,6 +328,9 @@ pub fn config_txt(board: Board, dtb_names: DtbNames, features: &BoardFeatures) -
     if dtb_names == DtbNames::Upstream {
         text += "# the kernel's device trees have the upstream names (bcm2837-rpi-3-b.dtb, ...)\n\
                  upstream_kernel=1\n";
+    }
+    if features.spi && dtb_names == DtbNames::Upstream {
+        text += "# SPI0 is switched on in the device trees themselves (spidev on CE0 and CE1)\n";
     }
     let switches = [
         (features.sound, "dtparam=audio=on"),
@@ -410,6 +441,49 @@ pub fn find_dtbs(board: Board, dir: &Path) -> Result<(Vec<String>, DtbNames)> {
     )
 }
 
+/// Switches SPI0 on in an upstream device tree, as `dtparam=spi=on` does for Raspberry Pi
+/// OS's: `status = "okay"`, its pins (GPIO 7-11, the `spi0_gpio7` group) as its pinctrl, and
+/// a `spidev` on each chip select (`/dev/spidev0.0`, `0.1`). Upstream spidev refuses a bare
+/// "spidev" compatible, so the children name one the driver lists (`rohm,dh2228fv`), as is
+/// usual for user-space SPI.
+pub fn enable_spi(dtb: &[u8]) -> Result<Vec<u8>> {
+    let mut tree = Fdt::parse(dtb)?;
+    let next = tree.max_phandle() + 1;
+    let pins = tree
+        .root
+        .find_mut("spi0_gpio7")
+        .context("the device tree has no spi0_gpio7 pin group")?;
+    let phandle = match pins.prop("phandle").and_then(|v| v.get(..4)) {
+        Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        None => {
+            pins.set_prop("phandle", fdt::cells(&[next]));
+            next
+        }
+    };
+    let spi = tree
+        .root
+        .find_mut("spi@7e204000")
+        .context("the device tree has no spi@7e204000 (SPI0)")?;
+    spi.set_prop("status", fdt::string("okay"));
+    spi.set_prop("pinctrl-names", fdt::string("default"));
+    spi.set_prop("pinctrl-0", fdt::cells(&[phandle]));
+    for cs in 0..2u32 {
+        let name = format!("spidev@{cs}");
+        if spi.children.iter().all(|c| c.name != name) {
+            spi.children.push(fdt::Node {
+                name,
+                props: vec![
+                    ("compatible".into(), fdt::string("rohm,dh2228fv")),
+                    ("reg".into(), fdt::cells(&[cs])),
+                    ("spi-max-frequency".into(), fdt::cells(&[500_000])),
+                ],
+                children: Vec::new(),
+            });
+        }
+    }
+    Ok(tree.to_bytes())
+}
+
 /// Debian's `raspi-firmware`, fetched once into `target/firmware/`: the folder holding
 /// `bootcode.bin`, `start*.elf` and `fixup*.dat`.
 pub fn fetch_firmware() -> Result<PathBuf> {
@@ -493,6 +567,17 @@ pub fn make(opts: &Options) -> Result<Bundle> {
     for name in &dtbs {
         copy(&dtb_dir.join(name), name)?;
     }
+    if card.board.spi && dtb_names == DtbNames::Upstream {
+        // Debian's device trees leave SPI0 off and `dtparam=spi=on` cannot reach them
+        for name in &dtbs {
+            let path = dir.join(name);
+            let patched = std::fs::read(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|d| enable_spi(&d))
+                .with_context(|| format!("cannot switch SPI0 on in {name}"))?;
+            std::fs::write(&path, patched)?;
+        }
+    }
     copy(&box_path, "box")?;
     match &opts.config {
         Some(config) => copy(config, "init.toml")?,
@@ -521,9 +606,10 @@ pub fn make(opts: &Options) -> Result<Bundle> {
             path
         }
     };
-    let busybox = match opts.busybox || card.board.needs_shell() {
-        true => Some(crate::busybox::fetch(arch)?),
-        false => None,
+    let busybox = match (&opts.busybox_path, opts.busybox || card.board.needs_shell()) {
+        (Some(path), _) => Some(path.clone()),
+        (None, true) => Some(crate::busybox::fetch(arch)?),
+        (None, false) => None,
     };
     let mut modules: Vec<String> = opts
         .board
@@ -580,18 +666,28 @@ pub fn make(opts: &Options) -> Result<Bundle> {
 /// The bundle of the Raspberry Pi 3 as QEMU's `raspi3b` boots it: the folder in
 /// `out_dir/bundle/`, its SD card image as `out_dir/disk.img`, and a [`Prepared`] boot of
 /// its kernel, device tree (`bcm2837-rpi-3-b.dtb`), initramfs and card (for `run --board`
-/// and the scenarios with `board` = `raspi3b`).
+/// and the scenarios with `board` = `raspi3b`). Its built-in config, unless given, is
+/// [`builtin_config_for_qemu`].
 pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
     let folder = out_dir.join("bundle");
     // a folder from an earlier run may hold files this one does not write
     let _ = std::fs::remove_dir_all(&folder);
     let disk = out_dir.join("disk.img");
+    let builtin = match &opts.builtin_config {
+        Some(path) => path.clone(),
+        None => {
+            std::fs::create_dir_all(out_dir)?;
+            let path = out_dir.join("builtin.toml");
+            std::fs::write(&path, builtin_config_for_qemu(Board::Rpi3))?;
+            path
+        }
+    };
     let made = make(&Options {
         kernel: opts.kernel.clone(),
         init: opts.init.clone(),
         box_path: opts.box_path.clone(),
         config: opts.config.clone(),
-        builtin_config: opts.builtin_config.clone(),
+        builtin_config: Some(builtin),
         files: opts.files.clone(),
         modules: opts.modules.clone(),
         image: Some(disk.clone()),
@@ -888,6 +984,30 @@ mod tests {
             "{err}"
         );
         assert_eq!(card_config(None).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn builtin_configs_arm_the_watchdog_but_not_in_qemu() {
+        let (config, errors) = config::load(&[Layer::Text {
+            name: "builtin".into(),
+            text: builtin_config(Board::Rpi3),
+        }]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(config.watchdog.device.as_deref(), Some("/dev/watchdog"));
+        assert!(config.modules.coldplug && config.modules.load.is_empty());
+        assert_eq!(config.boot.device.to_string(), "auto");
+        let (config, errors) = config::load(&[Layer::Text {
+            name: "qemu".into(),
+            text: builtin_config_for_qemu(Board::Rpi3),
+        }]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(config.watchdog.device, None);
+        assert_eq!(config.boot.device.to_string(), "auto");
+        let (_, errors) = config::load(&[Layer::Text {
+            name: "card".into(),
+            text: DEFAULT_CARD_CONFIG.into(),
+        }]);
+        assert!(errors.is_empty(), "{errors:?}");
     }
 
     #[test]

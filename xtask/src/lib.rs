@@ -9,11 +9,13 @@
 pub mod apt;
 pub mod arch;
 pub mod bench;
+pub mod bench_pi;
 pub mod binary;
 pub mod bundle;
 pub mod busybox;
 pub mod compression;
 pub mod cpio;
+pub mod fdt;
 pub mod image;
 pub mod initramfs;
 pub mod kernel;

@@ -126,6 +126,10 @@ enum Task {
         /// boot/ folder of github.com/raspberrypi/firmware (default: Debian's raspi-firmware)
         #[arg(long, value_name = "DIR", env = "BOXINIT_FIRMWARE_DIR")]
         firmware: Option<PathBuf>,
+        /// A static aarch64 busybox to pack as /bin/sh (default: Debian's busybox-static,
+        /// fetched only when init.toml's [board] usb_serial = "shell" needs a shell)
+        #[arg(long, value_name = "PATH")]
+        busybox: Option<PathBuf>,
         #[command(flatten)]
         modules: ModuleArgs,
         /// TOML file for the initramfs's /etc/init.toml (default: the first FAT partition,
@@ -275,11 +279,13 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             image,
             size,
             firmware,
+            busybox,
             modules,
             builtin_config,
             kernel,
         } => {
             let made = bundle::make(&bundle::Options {
+                busybox_path: busybox,
                 kernel,
                 firmware,
                 init: modules.init,

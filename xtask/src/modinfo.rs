@@ -275,6 +275,16 @@ impl ModIndex {
         }
     }
 
+    /// Where modules lie in an initramfs that xtask packed for kernel `release`:
+    /// `/lib/modules/<release>/<path>` (decompressed), for inits that `insmod` them.
+    pub fn packed_paths<S: AsRef<str>>(&self, release: &str, names: &[S]) -> Vec<String> {
+        names
+            .iter()
+            .filter_map(|name| self.modules.get(name.as_ref()))
+            .map(|m| format!("/lib/modules/{release}/{}", packed_path(&m.path)))
+            .collect()
+    }
+
     /// Every module `name` needs through `depends=`, in depmod's `modules.dep` order: a
     /// module before those it depends on, so loading goes from the last to the first.
     pub fn dependencies(&self, name: &str) -> Vec<String> {
