@@ -484,6 +484,30 @@ pub fn enable_spi(dtb: &[u8]) -> Result<Vec<u8>> {
     Ok(tree.to_bytes())
 }
 
+/// What the bundle's initramfs packs: the board's modules that this kernel has (`knows`; a
+/// Raspberry Pi OS kernel builds some in or lacks others), then `extra` (the command line's)
+/// and what the card's `init.toml` loads — its own list and its `[board]` features' modules
+/// — which must exist (packing fails on an unknown name, with close ones named).
+pub fn modules_to_pack(
+    board: Board,
+    card: &Config,
+    extra: &[String],
+    knows: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut modules: Vec<String> = board
+        .modules()
+        .into_iter()
+        .filter(|m| knows(m))
+        .map(str::to_string)
+        .collect();
+    for name in extra.iter().chain(&card.modules.load) {
+        if !modules.contains(name) {
+            modules.push(name.clone());
+        }
+    }
+    modules
+}
+
 /// Debian's `raspi-firmware`, fetched once into `target/firmware/`: the folder holding
 /// `bootcode.bin`, `start*.elf` and `fixup*.dat`.
 pub fn fetch_firmware() -> Result<PathBuf> {
@@ -611,16 +635,7 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         (None, true) => Some(crate::busybox::fetch(arch)?),
         (None, false) => None,
     };
-    let mut modules: Vec<String> = opts
-        .board
-        .modules()
-        .into_iter()
-        .filter(|m| context.index.knows(m))
-        .map(str::to_string)
-        .collect();
-    modules.extend(opts.modules.iter().cloned());
-    // what the card's init.toml loads (its own list and its [board] features' modules)
-    modules.extend(card.modules.load.iter().cloned());
+    let modules = modules_to_pack(opts.board, &card, &opts.modules, |m| context.index.knows(m));
     let initramfs = initramfs::make_verbose(
         &initramfs::Options {
             arch,
@@ -1008,6 +1023,46 @@ mod tests {
             text: DEFAULT_CARD_CONFIG.into(),
         }]);
         assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn packed_modules_follow_board_and_card() {
+        let dir = crate::image::tests::temp_dir("bundle-pack");
+        let path = dir.join("init.toml");
+        std::fs::write(
+            &path,
+            "[board]\nsound = true\nusb_serial = \"box\"\n[modules]\nload = [\"ads1015\"]\n",
+        )
+        .unwrap();
+        let card = card_config(Some(&path)).unwrap();
+        let extra = vec!["spi_bcm2835".to_string()];
+        let rpi4 = modules_to_pack(Board::Rpi4, &card, &extra, |_| true);
+        for name in [
+            "sdhci_iproc",
+            "xhci_pci",
+            "bcm2835_wdt",
+            "vfat",
+            "usb_storage",
+            "usbhid",
+            "evdev",
+            "spi_bcm2835",
+            "ads1015",
+            "vchiq",
+            "snd_bcm2835",
+            "g_serial",
+        ] {
+            assert!(
+                rpi4.iter().any(|m| m == name),
+                "rpi4 lacks {name}: {rpi4:?}"
+            );
+        }
+        assert_eq!(rpi4.iter().filter(|m| *m == "dwc2").count(), 1);
+        let rpi3 = modules_to_pack(Board::Rpi3, &Config::default(), &[], |m| m != "uas");
+        assert!(
+            !rpi3.iter().any(|m| m == "xhci_pci" || m == "uas"),
+            "{rpi3:?}"
+        );
+        assert!(rpi3.iter().any(|m| m == "bcm2835"));
     }
 
     #[test]
