@@ -11,6 +11,7 @@ mod duration;
 mod error;
 mod locate;
 mod schema;
+pub mod wifi;
 
 pub use duration::parse_duration;
 pub use error::{edit_distance, suggest, ConfigError};

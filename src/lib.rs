@@ -10,6 +10,7 @@ pub mod devices;
 pub mod events;
 pub mod kmsg;
 pub mod mounts;
+pub mod net;
 pub mod storage;
 pub mod supervision;
 pub mod sys;

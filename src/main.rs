@@ -7,6 +7,7 @@ use boxinit::devices::{hotplug, modules};
 use boxinit::events::{self, Events};
 use boxinit::kmsg;
 use boxinit::mounts;
+use boxinit::net;
 use boxinit::storage::bootpart;
 use boxinit::storage::partition::DeviceSpec;
 use boxinit::supervision::{shutdown, supervise, watchdog};
@@ -48,6 +49,7 @@ fn multicall(args: &[String]) -> i32 {
         "reboot" | "poweroff" | "halt" => signal_init(argv0, rest),
         _ => match rest.first().map(String::as_str) {
             Some("check") => check_config(rest.get(1..).unwrap_or_default()),
+            Some("wifi") => net::wifi::wifi_main(rest.get(1..).unwrap_or_default()),
             Some("modprobe" | "reboot" | "poweroff" | "halt") => multicall(rest),
             _ => {
                 eprintln!("boxinit: runs as PID 1 (the /init of an initramfs).\nusage: boxinit check FILE    validate an init.toml\n       boxinit modprobe|reboot|poweroff|halt ...");
@@ -299,6 +301,8 @@ fn service_programs(
             Err(e) => log::error!("[[service]] {e}; it is not started"),
         }
     }
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
+    programs.extend(net::wifi::programs(cfg, &exe, boot_dir, Path::new("/")));
     programs
 }
 

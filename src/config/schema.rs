@@ -39,6 +39,8 @@ pub struct Config {
     /// `[board]`: Raspberry Pi features (USB serial console, sound, I2C, SPI); `config::load`
     /// adds their modules and programs to the sections above.
     pub board: super::board::Board,
+    /// `[wifi]`: the wireless network and its supplicant (`wifi.rs`).
+    pub wifi: super::wifi::Wifi,
 }
 
 /// `[system]`

@@ -83,7 +83,8 @@ impl Apt {
             .collect()
     }
 
-    fn apt(&self, tool: &str) -> Command {
+    /// `tool` (`apt-get`, `apt-cache`) with this apt's options.
+    pub fn apt(&self, tool: &str) -> Command {
         let mut cmd = Command::new(tool);
         cmd.args(self.options());
         cmd

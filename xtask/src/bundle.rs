@@ -635,8 +635,17 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         (None, true) => Some(crate::busybox::fetch(arch)?),
         (None, false) => None,
     };
-    let modules = modules_to_pack(opts.board, &card, &opts.modules, |m| context.index.knows(m));
+    let mut modules = modules_to_pack(opts.board, &card, &opts.modules, |m| context.index.knows(m));
+    // Wi-Fi when a config asks for it: the supplicant, the chip's firmware, its modules
+    let (wifi, wifi_modules) = crate::wifi::pi_bundle(opts.board, &card, &builtin)?;
+    modules.extend(
+        wifi_modules
+            .iter()
+            .filter(|m| context.index.knows(m))
+            .map(|m| m.to_string()),
+    );
     let initramfs = initramfs::make_verbose(
+        &wifi,
         &initramfs::Options {
             arch,
             init: &init,

@@ -31,27 +31,28 @@ impl Compression {
 
     /// Decompresses `data` (returned as is for [`Compression::None`]).
     pub fn decompress(self, data: Vec<u8>) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(data.len() * 3);
-        match self {
-            Compression::None => return Ok(data),
-            Compression::Gzip => {
-                flate2::read::MultiGzDecoder::new(&data[..])
-                    .read_to_end(&mut out)
-                    .context("bad gzip data")?;
-            }
-            Compression::Xz => {
-                lzma_rust2::XzReader::new(&data[..], true)
-                    .read_to_end(&mut out)
-                    .context("bad xz data")?;
-            }
-            Compression::Zstd => {
-                ruzstd::decoding::StreamingDecoder::new(&data[..])
-                    .map_err(|e| anyhow!("bad zstd data: {e}"))?
-                    .read_to_end(&mut out)
-                    .context("bad zstd data")?;
-            }
+        if self == Compression::None {
+            return Ok(data);
         }
+        let mut out = Vec::with_capacity(data.len() * 3);
+        self.reader(&data[..])?
+            .read_to_end(&mut out)
+            .with_context(|| format!("bad {self:?} data"))?;
         Ok(out)
+    }
+
+    /// A reader of the decompressed stream of `input`: for archives too big to hold
+    /// decompressed in memory (a kernel package's data.tar is 400 MB).
+    pub fn reader<'a, R: Read + 'a>(self, input: R) -> Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(input),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
+            Compression::Xz => Box::new(lzma_rust2::XzReader::new(input, true)),
+            Compression::Zstd => Box::new(
+                ruzstd::decoding::StreamingDecoder::new(input)
+                    .map_err(|e| anyhow!("bad zstd data: {e}"))?,
+            ),
+        })
     }
 }
 

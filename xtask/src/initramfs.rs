@@ -329,9 +329,9 @@ impl Tree {
     }
 }
 
-/// Prints progress and returns [`make`]'s result (the CLI and `qemu::prepare` use this).
-pub fn make_verbose(opts: &Options, out: &Path) -> Result<Initramfs> {
-    let initramfs = make(opts, out)?;
+/// Prints progress and returns [`make_with`]'s result (the CLI and `qemu::prepare` use this).
+pub fn make_verbose(extra: &[Extra], opts: &Options, out: &Path) -> Result<Initramfs> {
+    let initramfs = make_with(opts, extra, out)?;
     progress!("{}", describe(&initramfs));
     Ok(initramfs)
 }

@@ -17,7 +17,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::apt::Apt;
 use crate::arch::Arch;
-use crate::compression::Compression;
 use crate::{display_path, progress, target_dir};
 
 /// The Debian metapackage that always depends on the current cloud kernel (x86_64).
@@ -348,38 +347,10 @@ pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<()> {
     })
 }
 
-/// Unpacks the files of a `.deb` for which `keep` says yes (directories are made as needed).
+/// Unpacks the files of a `.deb` for which `keep` says yes (directories are made as needed;
+/// streamed, see `debpkg::unpack`).
 pub fn unpack_deb_where(deb: &Path, dest: &Path, keep: impl Fn(&Path) -> bool) -> Result<()> {
-    let bytes = std::fs::read(deb).with_context(|| format!("cannot read {}", deb.display()))?;
-    let archive = object::read::archive::ArchiveFile::parse(&*bytes)
-        .with_context(|| format!("{} is not a .deb (ar archive)", deb.display()))?;
-    let mut data = None;
-    for member in archive.members() {
-        let member = member?;
-        let name = String::from_utf8_lossy(member.name()).to_string();
-        if name.starts_with("data.tar") {
-            let kind = Compression::split(&name).1;
-            data = Some((kind, member.data(&*bytes)?.to_vec()));
-        }
-    }
-    let (kind, data) = data.with_context(|| format!("no data.tar.* in {}", deb.display()))?;
-    let tar = kind
-        .decompress(data)
-        .with_context(|| format!("cannot decompress the data of {}", deb.display()))?;
-    std::fs::create_dir_all(dest)?;
-    let mut archive = tar::Archive::new(&tar[..]);
-    archive.set_preserve_mtime(true);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.to_path_buf();
-        if !keep(&path) {
-            continue;
-        }
-        entry
-            .unpack_in(dest)
-            .with_context(|| format!("cannot unpack {} from {}", path.display(), deb.display()))?;
-    }
-    Ok(())
+    crate::debpkg::unpack(deb, dest, &keep)
 }
 
 #[cfg(test)]

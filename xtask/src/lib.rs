@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod busybox;
 pub mod compression;
 pub mod cpio;
+pub mod debpkg;
 pub mod fdt;
 pub mod image;
 pub mod initramfs;
@@ -24,6 +25,7 @@ pub mod qemu;
 pub mod scenario;
 pub mod test;
 pub mod transcript;
+pub mod wifi;
 
 use std::path::{Path, PathBuf};
 

@@ -182,6 +182,10 @@ struct ModuleArgs {
     /// FAT); comma-separated or repeated. The config's modules.load is added. Default: auto
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     modules: Vec<String>,
+    /// Pack Debian's wpa_supplicant with its shared libraries (about 15 MiB), for `[wifi]`
+    /// in the card's init.toml; done anyway when the built-in config (--config) has `[wifi]`
+    #[arg(long)]
+    wifi: bool,
 }
 
 #[derive(clap::Args)]
@@ -235,7 +239,9 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             };
             let kernel = kernel::resolve(arch, &kernel)?;
             let index = ModIndex::load(&kernel.modules_dir)?;
-            let made = initramfs::make(
+            let programs = xtask::wifi::programs_to_pack(&[], modules.wifi, config.as_deref())?;
+            let extra = xtask::wifi::program_entries(arch, &programs)?;
+            let made = initramfs::make_with(
                 &initramfs::Options {
                     arch,
                     init: &init,
@@ -245,6 +251,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                     config: config.as_deref(),
                     busybox: None,
                 },
+                &extra,
                 &out,
             )?;
             println!("{}", initramfs::describe(&made));
@@ -351,6 +358,8 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 files: disk.files,
                 disk_size_mib: 0,
                 busybox: false,
+                debian_programs: Vec::new(),
+                wifi: modules.wifi,
             };
             let code = qemu::run(&opts, machine, &append)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));

@@ -264,6 +264,10 @@ pub struct PrepareOptions {
     pub disk_size_mib: u32,
     /// pack Debian's static busybox as `/bin/sh` (fetched once, see `busybox.rs`)
     pub busybox: bool,
+    /// Debian programs to pack with their libraries (`wifi::PROGRAMS` names)
+    pub debian_programs: Vec<String>,
+    /// pack `wpa_supplicant` (also done when the built-in config has `[wifi]`)
+    pub wifi: bool,
 }
 
 /// The files of one prepared boot, in `out_dir`.
@@ -320,7 +324,14 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
         true => Some(crate::busybox::fetch(opts.arch)?),
         false => None,
     };
+    let programs = crate::wifi::programs_to_pack(
+        &opts.debian_programs,
+        opts.wifi,
+        opts.builtin_config.as_deref(),
+    )?;
+    let extra = crate::wifi::program_entries(opts.arch, &programs)?;
     let initramfs = initramfs::make_verbose(
+        &extra,
         &initramfs::Options {
             arch: opts.arch,
             init: &init,

@@ -52,6 +52,11 @@ pub struct Scenario {
     /// `raspi3b` only: the SD card made from the bundle folder by the host's `sfdisk`,
     /// `mkfs.vfat` and `mcopy` instead of xtask's writer (a `host-card` file exists).
     pub host_card: bool,
+    /// Debian programs to pack with their libraries (`debian`: `wpa_supplicant hostapd`).
+    pub debian: Vec<String>,
+    /// `kernel`: `generic` boots Debian's generic amd64 kernel (wireless, mac80211_hwsim)
+    /// instead of the cloud one; None: the default kernel.
+    pub kernel: Option<String>,
 }
 
 /// A FAT disk image beside the boot disk: `NAME LABEL [SIZE_MiB]` in `disks`.
@@ -103,8 +108,8 @@ impl Scenario {
             parse_disks(&read("disks")).with_context(|| format!("{}/disks", dir.display()))?;
         let monitor = parse_monitor(&read("monitor"))
             .with_context(|| format!("{}/monitor", dir.display()))?;
-        let modules = read("modules")
-            .split(|c: char| c == ',' || c.is_whitespace())
+        let modules = data_lines(&read("modules"))
+            .flat_map(|l| l.split(|c: char| c == ',' || c.is_whitespace()))
             .filter(|m| !m.is_empty())
             .map(str::to_string)
             .collect();
@@ -114,7 +119,21 @@ impl Scenario {
             }
             None => None,
         };
+        let words = |file: &str| -> Vec<String> {
+            data_lines(&read(file))
+                .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .collect()
+        };
+        let kernel = words("kernel").into_iter().next();
+        if let Some(k) = kernel.as_deref().filter(|k| *k != "generic") {
+            bail!(
+                "{}/kernel: unknown kernel `{k}` (known: generic)",
+                dir.display()
+            );
+        }
         Ok(Scenario {
+            debian: words("debian"),
+            kernel,
             name,
             dir: dir.to_path_buf(),
             expected,
@@ -264,9 +283,22 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
     let (arch, kernel) = scenario.target(arch, kernel);
     let kernel = &kernel;
     let out_dir = crate::target_dir().join("scenarios").join(&scenario.name);
+    let kernel = match scenario.kernel.as_deref() {
+        Some(_) => {
+            let generic = crate::wifi::generic_kernel()?;
+            KernelArgs {
+                kernel: Some(generic.image),
+                modules_dir: Some(generic.modules_dir),
+                dtb_dir: None,
+            }
+        }
+        None => kernel.clone(),
+    };
     let opts = PrepareOptions {
         arch,
-        kernel: kernel.clone(),
+        kernel,
+        debian_programs: scenario.debian.clone(),
+        files: scenario.file("files"),
         builtin_config: scenario.file("builtin.toml"),
         config: scenario.file("init.toml"),
         busybox: scenario.busybox,

@@ -1,0 +1,3 @@
+//! Network: Wi-Fi's supervised supplicant (`wifi.rs`).
+
+pub mod wifi;
