@@ -387,7 +387,7 @@ fn literal_prefix(pattern: &str) -> &str {
 
 /// Shell-style wildcard match as `fnmatch(pattern, text, 0)`: `*` any run, `?` any one
 /// character, `[...]` a set with ranges and `!`/`^` negation, `\` escapes the next character.
-/// An unterminated `[` matches itself.
+/// An unterminated `[` matches itself; a trailing lone `\` matches nothing (glibc's choice).
 pub fn fnmatch(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
@@ -431,21 +431,32 @@ fn match_one(p: &[char], pi: usize, c: char) -> Option<usize> {
     match p.get(pi)? {
         '?' => Some(pi + 1),
         '[' => match bracket(p, pi + 1, c) {
-            Some((matched, next)) => matched.then_some(next),
-            // unterminated: a literal `[`
-            None => (c == '[').then_some(pi + 1),
+            Bracket::Closed { matched, next } => matched.then_some(next),
+            Bracket::Literal => (c == '[').then_some(pi + 1),
+            Bracket::Fails => None,
         },
         '\\' => match p.get(pi + 1) {
             Some(e) => (*e == c).then_some(pi + 2),
-            None => (c == '\\').then_some(pi + 1),
+            // a pattern ending in a lone `\` matches nothing, as glibc's (found by fuzzing)
+            None => None,
         },
         lit => (*lit == c).then_some(pi + 1),
     }
 }
 
-/// A bracket expression whose body starts at `p[start]`: whether `c` is in the set, and the
-/// index after the closing `]`; None when there is no closing `]`.
-fn bracket(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+/// What a bracket expression says about one character, as glibc's `fnmatch` reads it (the
+/// unterminated cases were found by fuzzing against it).
+enum Bracket {
+    /// A closed `[...]`: whether the character is in the set, and the index after the `]`.
+    Closed { matched: bool, next: usize },
+    /// No closing `]`: the `[` is a literal.
+    Literal,
+    /// A range or a `\` cut off by the end of the pattern: no match here.
+    Fails,
+}
+
+/// The bracket expression whose body starts at `p[start]`, for the character `c`.
+fn bracket(p: &[char], start: usize, c: char) -> Bracket {
     let mut i = start;
     let negate = matches!(p.get(i), Some('!') | Some('^'));
     if negate {
@@ -454,25 +465,37 @@ fn bracket(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
     let mut matched = false;
     let mut first = true;
     loop {
-        let lo = *p.get(i)?;
+        let Some(&lo) = p.get(i) else {
+            return Bracket::Literal;
+        };
         // a `]` right after `[` or `[!` is a member, not the end
         if lo == ']' && !first {
-            return Some((matched != negate, i + 1));
+            return Bracket::Closed {
+                matched: matched != negate,
+                next: i + 1,
+            };
         }
         first = false;
         let (lo, after_lo) = match lo {
-            '\\' => (*p.get(i + 1)?, i + 2),
+            '\\' => match p.get(i + 1) {
+                Some(e) => (*e, i + 2),
+                None => return Bracket::Fails,
+            },
             other => (other, i + 1),
         };
         match (p.get(after_lo), p.get(after_lo + 1)) {
             (Some('-'), Some(hi)) if *hi != ']' => {
                 let (hi, after_hi) = match hi {
-                    '\\' => (*p.get(after_lo + 2)?, after_lo + 3),
+                    '\\' => match p.get(after_lo + 2) {
+                        Some(h) => (*h, after_lo + 3),
+                        None => return Bracket::Fails,
+                    },
                     other => (*other, after_lo + 2),
                 };
                 matched |= lo <= c && c <= hi;
                 i = after_hi;
             }
+            (Some('-'), None) => return Bracket::Fails,
             _ => {
                 matched |= lo == c;
                 i = after_lo;
@@ -752,8 +775,22 @@ alias broken line here too
             ("[abc", "a", false),
             ("\\*", "*", true),
             ("\\*", "a", false),
-            ("a\\", "a\\", true),
+            // glibc: a pattern that ends in a lone backslash never matches (fuzz finding)
+            ("a\\", "a\\", false),
+            ("\\", "\\", false),
             ("[\\]]", "]", true),
+            // unterminated brackets as glibc reads them (fuzz findings)
+            ("*[a-", ",*[a-", false),
+            ("[a", "[a", true),
+            ("[a", "a", false),
+            ("[[", "[[", true),
+            ("*[\\[", "[[", true),
+            ("[ab-", "[ab-", false),
+            ("[a-b-", "[a-b-", true),
+            ("[-", "[-", true),
+            ("[!a", "[!a", true),
+            ("[a\\", "[a\\", false),
+            ("[a-\\", "[a-\\", false),
             ("d0000000[1-3]v*", "d00000002v00001AF4", true),
             ("é*", "éa", true),
             (
