@@ -100,7 +100,8 @@ pub fn overrides(cmdline: &str) -> (toml::Table, Vec<ConfigError>) {
                 line: None,
                 column: None,
                 key: Some(path),
-                message: format!("`{word}`: {message}"),
+                // escaped: a quoted word may hold a newline, and an error is one kmsg line
+                message: format!("`{}`: {message}", word.escape_debug()),
             });
         }
     }
@@ -291,6 +292,12 @@ mod tests {
                 "boxinit.box.backoff=1 boxinit.box.backoff.max=1s",
                 "box.backoff.max",
                 "kernel command line: `boxinit.box.backoff.max=1s`: `backoff` was given a value earlier, it cannot also hold keys",
+            ),
+            // a quoted word may hold a newline: the error stays one line (fuzz finding)
+            (
+                "\"boxinit.x\ny=1\"",
+                "x\ny",
+                "kernel command line: `boxinit.x\\ny=1`: not a key; use boxinit.<section>.<key>=<value> or boxinit.boot=, boxinit.loglevel=, boxinit.rescue=",
             ),
         ];
         for (line, key, want) in cases {
