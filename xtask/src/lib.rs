@@ -17,6 +17,7 @@ pub mod compression;
 pub mod cpio;
 pub mod debpkg;
 pub mod fdt;
+pub mod fuzz;
 pub mod image;
 pub mod initramfs;
 pub mod kernel;

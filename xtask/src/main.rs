@@ -169,6 +169,16 @@ enum Task {
         #[command(flatten)]
         kernel: KernelArgs,
     },
+    /// Fuzz the init's parsers: a bounded libFuzzer run of each cargo fuzz target in fuzz/
+    /// (nightly; installed when missing), seeded from fuzz/seeds/NAME/. A crash fails, naming
+    /// the saved input
+    Fuzz {
+        /// Only the targets whose name contains this
+        target: Option<String>,
+        /// Seconds per target
+        #[arg(long, default_value_t = xtask::fuzz::DEFAULT_SECONDS)]
+        seconds: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -317,6 +327,10 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             kernel,
             filter,
             scenarios_only,
+        })?,
+        Task::Fuzz { target, seconds } => xtask::fuzz::run(&xtask::fuzz::Options {
+            seconds,
+            filter: target,
         })?,
         Task::Bench {
             runs,
