@@ -48,19 +48,32 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every warn/error format string in `src/`.
+/// Every warn/error format string in `src/`: of `log::warn!`/`log::error!`, and of a
+/// `format!` right after `log::Level::Warn,`/`log::Level::Error,`.
 fn messages() -> Vec<Message> {
     let mut files = Vec::new();
     rust_files(&root().join("src"), &mut files);
     files.sort();
     let mut found = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
+        let whole = std::fs::read_to_string(&file).unwrap();
+        // the tests at the end of a file log nothing a user sees
+        let text = whole.split("\n#[cfg(test)]").next().unwrap_or("");
         let name = file.strip_prefix(root()).unwrap().display().to_string();
-        for macro_name in ["log::warn!(", "log::error!("] {
+        // the macros, and (level, format!(..)) pairs given to log::log! by a level chosen at
+        // run time (the Wi-Fi supplicant's watcher)
+        let starts = [
+            "log::warn!(",
+            "log::error!(",
+            "log::Level::Warn,",
+            "log::Level::Error,",
+        ];
+        for macro_name in starts {
             for (offset, _) in text.match_indices(macro_name) {
                 let line = text[..offset].matches('\n').count() + 1;
                 let rest = &text[offset + macro_name.len()..];
+                let rest = rest.trim_start();
+                let rest = rest.strip_prefix("format!(").unwrap_or(rest);
                 let Some(format) = format_string(rest) else {
                     panic!("{name}:{line}: {macro_name} without a string literal first");
                 };
@@ -172,13 +185,15 @@ fn readme_patterns() -> Vec<String> {
         .expect("README.md's Troubleshooting has a ### Messages table");
     let mut patterns = Vec::new();
     for row in table.lines().filter(|l| l.starts_with('|')).skip(2) {
+        // `\|` is a bar inside a cell, not the end of it
+        let row = row.replace("\\|", "\u{1}");
         let cell = row.split('|').nth(1).unwrap_or("");
         let quoted: Vec<&str> = cell.split('`').skip(1).step_by(2).collect();
         assert!(
             !quoted.is_empty(),
             "a Messages row without a `message`: {row}"
         );
-        patterns.extend(quoted.into_iter().map(|q| q.replace("\\|", "|")));
+        patterns.extend(quoted.into_iter().map(|q| q.replace('\u{1}', "|")));
     }
     patterns
 }
