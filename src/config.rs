@@ -11,26 +11,48 @@ mod duration;
 mod error;
 mod locate;
 mod schema;
+mod validate;
 pub mod wifi;
 
-pub use duration::parse_duration;
+pub use duration::{format_duration, parse_duration, MAX_DURATION};
 pub use error::{edit_distance, suggest, ConfigError};
 pub use schema::*;
+pub use validate::{MAX_CRASH_LOOP, MAX_GROUPS, MAX_HOSTNAME, MAX_NOFILE};
 
-use locate::to_config_error;
+use locate::{problem_error, to_config_error};
 
 // ---------------------------------------------------------------------------------------------
 // Layers
 
+/// Where a config file was found, which decides what it may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Read before the boot partition is looked for: the initramfs's `/etc/init.toml`,
+    /// `BOXINIT_CONFIG`. Any key.
+    Early,
+    /// `init.toml` on the boot partition: read once that partition is found and mounted, so
+    /// `[boot] device` and `timeout` can no longer take effect there and are errors.
+    BootPartition,
+}
+
 /// One source of configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layer {
-    /// TOML text, e.g. a file's contents; `name` is what errors call it (its path).
+    /// TOML text read early (as [`Place::Early`]); `name` is what errors call it (its path).
     Text {
         /// Name for error messages.
         name: String,
         /// The TOML text.
         text: String,
+    },
+    /// A file's bytes as read, which may not be UTF-8 (an error then), and where it was found.
+    File {
+        /// Name for error messages (its path).
+        name: String,
+        /// The file's contents.
+        bytes: Vec<u8>,
+        /// Where it was found.
+        place: Place,
     },
     /// An already built table, e.g. from the kernel command line.
     Table {
@@ -41,44 +63,88 @@ pub enum Layer {
     },
 }
 
-/// Check one layer against the schema; its table when valid.
+impl Layer {
+    /// What errors call this layer.
+    pub fn name(&self) -> &str {
+        match self {
+            Layer::Text { name, .. } | Layer::File { name, .. } | Layer::Table { name, .. } => name,
+        }
+    }
+
+    /// The layer's text, when it has one, to find positions in.
+    fn text(&self) -> Option<&str> {
+        match self {
+            Layer::Text { text, .. } => Some(text),
+            Layer::File { bytes, .. } => std::str::from_utf8(bytes).ok(),
+            Layer::Table { .. } => None,
+        }
+    }
+}
+
+/// Check one layer against the schema and the values that can never work; its table when
+/// valid. The first problem is the error.
 fn validate(layer: &Layer) -> Result<toml::Table, ConfigError> {
     match layer {
-        Layer::Text { name, text } => {
-            // One parse of the text when it is valid (boot time): text to table, table to
-            // schema. Only a layer with an error is read again the slow way, for the error's
-            // line and column, so errors are exactly what `validate_text` reports.
-            let table = text.parse::<toml::Table>().ok();
-            match table {
-                Some(table) if table.clone().try_into::<Config>().is_ok() => Ok(table),
-                _ => validate_text(name, text),
-            }
+        Layer::Text { name, text } => validate_text(name, text, Place::Early),
+        Layer::File { name, bytes, place } => {
+            validate_text(name, locate::utf8(name, bytes)?, *place)
         }
         Layer::Table { name, table } => {
-            table
+            let config = table
                 .clone()
                 .try_into::<Config>()
                 .map_err(|e| to_config_error(name, None, &e))?;
-            Ok(table.clone())
+            match validate::problems(&config).first() {
+                Some(problem) => Err(problem_error(name, None, problem)),
+                None => Ok(table.clone()),
+            }
         }
     }
 }
 
 /// A text layer: text to table (syntax errors carry their span), table to schema (errors
-/// carry the key's path; `to_config_error` finds its line and column in the text).
+/// carry the key's path; `to_config_error` finds its line and column in the text), then the
+/// keys its place forbids and the values that cannot work.
 ///
 /// The schema is deserialized from tables only, never straight from text: each serde
 /// deserializer instantiates all of the schema's code again, and the second one cost the
 /// static binary 130 KiB.
-fn validate_text(name: &str, text: &str) -> Result<toml::Table, ConfigError> {
+fn validate_text(name: &str, text: &str, place: Place) -> Result<toml::Table, ConfigError> {
     let table = text
         .parse::<toml::Table>()
         .map_err(|e| to_config_error(name, Some(text), &e))?;
-    table
+    let config = table
         .clone()
         .try_into::<Config>()
         .map_err(|e| to_config_error(name, Some(text), &e))?;
-    Ok(table)
+    if place == Place::BootPartition {
+        if let Some(problem) = too_late(&table) {
+            return Err(problem_error(name, Some(text), &problem));
+        }
+    }
+    match validate::problems(&config).first() {
+        Some(problem) => Err(problem_error(name, Some(text), problem)),
+        None => Ok(table),
+    }
+}
+
+/// `[boot] device` or `timeout` in the boot partition's own file: the partition is already
+/// found when that file is read, so they would silently do nothing.
+fn too_late(table: &toml::Table) -> Option<validate::Problem> {
+    let boot = table.get("boot")?.as_table()?;
+    let (key, option) = [
+        ("device", "boxinit.boot="),
+        ("timeout", "boxinit.boot.timeout="),
+    ]
+    .into_iter()
+    .find(|(key, _)| boot.contains_key(*key))?;
+    Some(validate::Problem {
+        path: format!("boot.{key}"),
+        field: None,
+        message: format!(
+            "cannot be set in the boot partition's init.toml, which is read once that partition is found; set it in the built-in config (`cargo xtask initramfs --config`) or on the kernel command line (`{option}`)"
+        ),
+    })
 }
 
 /// Merge `top` over `base`: tables key by key, anything else (arrays too) replaced.
@@ -101,9 +167,20 @@ pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
     let mut merged = toml::Table::new();
     let mut errors = Vec::new();
     for layer in layers {
-        match validate(layer) {
-            Ok(table) => merge(&mut merged, table),
-            Err(e) => errors.push(e),
+        let table = match validate(layer) {
+            Ok(table) => table,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        // A layer valid alone may still not fit the ones below it (`[boot] device = "none"`
+        // under a relative box path): then it is the one ignored.
+        let mut with_layer = merged.clone();
+        merge(&mut with_layer, table);
+        match merged_problem(&with_layer) {
+            Some(problem) => errors.push(problem_error(layer.name(), layer.text(), &problem)),
+            None => merged = with_layer,
         }
     }
     // Layers valid alone merge into a valid whole; this fallback is a safety net only.
@@ -117,6 +194,23 @@ pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
             (Config::default(), errors)
         }
     }
+}
+
+/// The first problem of the merged layers as a whole, if any.
+fn merged_problem(merged: &toml::Table) -> Option<validate::Problem> {
+    let config = merged.clone().try_into::<Config>().ok()?;
+    validate::merged_problems(&config).into_iter().next()
+}
+
+/// `boxinit check`, and xtask's `--config`: every error of one config file as the init
+/// reports it, through the same code; `place` says where the file goes.
+pub fn check_file(name: &str, bytes: Vec<u8>, place: Place) -> Vec<ConfigError> {
+    let layer = Layer::File {
+        name: name.to_string(),
+        bytes,
+        place,
+    };
+    load(std::slice::from_ref(&layer)).1
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! the only place that ends the machine. As any other pid it is a multi-call tool: `modprobe`
 //! (for the kernel's request_module), `reboot`/`poweroff`/`halt`, and `boxinit check FILE`.
 
-use boxinit::config::{self, cmdline, Config, ConfigError, Layer};
+use boxinit::config::{self, cmdline, Config, ConfigError, Layer, Place};
 use boxinit::devices::{hotplug, modules};
 use boxinit::events::{self, Events};
 use boxinit::kmsg;
@@ -12,6 +12,7 @@ use boxinit::storage::bootpart;
 use boxinit::storage::partition::DeviceSpec;
 use boxinit::supervision::{shutdown, supervise, watchdog};
 use boxinit::sys::{Linux, Reboot, Sys};
+use std::ffi::OsString;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,9 @@ const CONFIG_ENV: &str = "BOXINIT_CONFIG";
 const LOG_ENV: &str = "BOXINIT_LOG";
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    // As OS strings: the kernel gives PID 1 the command line's bare words as they were
+    // written, and `std::env::args()` panics on one that is not UTF-8 (before any hook).
+    let args: Vec<OsString> = std::env::args_os().collect();
     if rustix::process::getpid().is_init() {
         boot();
     }
@@ -38,25 +41,40 @@ fn main() {
 }
 
 /// Not PID 1: act as the tool named by argv[0] (or argv[1]).
-fn multicall(args: &[String]) -> i32 {
+fn multicall(args: &[OsString]) -> i32 {
     let argv0 = args
         .first()
-        .map(|a| a.rsplit('/').next().unwrap_or(a))
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|name| name.to_str())
         .unwrap_or("");
     let rest = args.get(1..).unwrap_or_default();
+    let tool = |run: &dyn Fn(&[String]) -> i32| match utf8_args(rest) {
+        Some(rest) => run(&rest),
+        None => {
+            eprintln!("{argv0}: an argument is not UTF-8 text");
+            2
+        }
+    };
     match argv0 {
-        "modprobe" => modules::modprobe_main(rest),
-        "reboot" | "poweroff" | "halt" => signal_init(argv0, rest),
-        _ => match rest.first().map(String::as_str) {
+        "modprobe" => tool(&|rest| modules::modprobe_main(rest)),
+        "reboot" | "poweroff" | "halt" => tool(&|rest| signal_init(argv0, rest)),
+        _ => match rest.first().and_then(|a| a.to_str()) {
             Some("check") => check_config(rest.get(1..).unwrap_or_default()),
             Some("wifi") => net::wifi::wifi_main(rest.get(1..).unwrap_or_default()),
             Some("modprobe" | "reboot" | "poweroff" | "halt") => multicall(rest),
             _ => {
-                eprintln!("boxinit: runs as PID 1 (the /init of an initramfs).\nusage: boxinit check FILE    validate an init.toml\n       boxinit modprobe|reboot|poweroff|halt ...");
+                eprintln!("boxinit: runs as PID 1 (the /init of an initramfs).\nusage: boxinit check [--builtin] FILE    validate an init.toml\n       boxinit modprobe|reboot|poweroff|halt ...");
                 2
             }
         },
     }
+}
+
+/// The arguments as text, if all of them are.
+fn utf8_args(args: &[OsString]) -> Option<Vec<String>> {
+    args.iter()
+        .map(|a| a.to_str().map(str::to_string))
+        .collect()
 }
 
 /// `reboot`, `poweroff`, `halt`: ask PID 1, the way busybox init understands too; with `-f`,
@@ -88,28 +106,32 @@ fn signal_init(tool: &str, args: &[String]) -> i32 {
     }
 }
 
-/// `boxinit check FILE`: validate an init.toml on the host before it goes on a card.
-fn check_config(args: &[String]) -> i32 {
-    let Some(path) = args.first() else {
-        eprintln!("usage: boxinit check path/to/init.toml");
+/// `boxinit check [--builtin] FILE`: validate an init.toml on the host before it goes on a
+/// card (or, with `--builtin`, into the initramfs as `/etc/init.toml`), with the init's own
+/// code and messages.
+fn check_config(args: &[OsString]) -> i32 {
+    let (place, args) = match args.split_first() {
+        Some((flag, rest)) if flag == "--builtin" => (Place::Early, rest),
+        _ => (Place::BootPartition, args),
+    };
+    let [path] = args else {
+        eprintln!("usage: boxinit check [--builtin] path/to/init.toml");
         return 2;
     };
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let name = Path::new(path).display().to_string();
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) => {
-            eprintln!("{path}: {e}");
+            eprintln!("{name}: {e}");
             return 1;
         }
     };
-    let (_, errors) = config::load(&[Layer::Text {
-        name: path.clone(),
-        text,
-    }]);
+    let errors = config::check_file(&name, bytes, place);
     for e in &errors {
         eprintln!("{e}");
     }
     if errors.is_empty() {
-        println!("{path}: ok");
+        println!("{name}: ok");
         0
     } else {
         1
@@ -135,7 +157,7 @@ fn boot() -> ! {
     let early = started.elapsed();
     let mut phase = Instant::now();
     // 3. Built-in config (and BOXINIT_CONFIG) + kernel command line.
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let cmdline = read_cmdline();
     let early_layers = config_layers(None);
     let (cfg, reported) = load_config(&early_layers, &cmdline, &[]);
     log::set_max_level(cfg.system.log_level.into());
@@ -308,9 +330,9 @@ fn service_programs(
 
 /// The config files, lowest precedence first: built-in, `BOXINIT_CONFIG`, the boot partition's.
 fn config_layers(boot_dir: Option<&Path>) -> Vec<Layer> {
-    let mut layers = vec![read_layer(BUILTIN_CONFIG)];
+    let mut layers = vec![read_layer(Path::new(BUILTIN_CONFIG), Place::Early)];
     if let Some(path) = std::env::var_os(CONFIG_ENV) {
-        layers.push(read_layer(&path.to_string_lossy()));
+        layers.push(read_layer(Path::new(&path), Place::Early));
     }
     if let Some(dir) = boot_dir {
         layers.push(boot_layer(dir));
@@ -320,7 +342,24 @@ fn config_layers(boot_dir: Option<&Path>) -> Vec<Layer> {
 
 /// The boot partition's `init.toml`.
 fn boot_layer(dir: &Path) -> Layer {
-    read_layer(&dir.join(BOOT_CONFIG).display().to_string())
+    read_layer(&dir.join(BOOT_CONFIG), Place::BootPartition)
+}
+
+/// `/proc/cmdline`'s words that are UTF-8 text; each one that is not is logged and left out
+/// (the rest of the line still applies).
+fn read_cmdline() -> String {
+    let bytes = match std::fs::read("/proc/cmdline") {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            log::error!("/proc/cmdline: cannot read it: {e}; no boxinit.* settings apply");
+            return String::new();
+        }
+    };
+    let (text, skipped) = cmdline::from_bytes(&bytes);
+    for message in skipped {
+        log::warn!("{message}");
+    }
+    text
 }
 
 /// Whether logs go to `/dev/kmsg` (the default) rather than stderr (`BOXINIT_LOG=console`).
@@ -382,22 +421,22 @@ fn early_setup(sys: &mut dyn Sys) {
     }
 }
 
-fn read_layer(path: &str) -> Layer {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+/// A config file as a layer, its bytes as read (`config::load` says when they are not
+/// UTF-8); a missing or unreadable file is an empty layer.
+fn read_layer(path: &Path, place: Place) -> Layer {
+    let name = path.display().to_string();
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            log::info!("{path}: not found, using the defaults");
-            String::new()
+            log::info!("{name}: not found, using the defaults");
+            Vec::new()
         }
         Err(e) => {
-            log::error!("{path}: cannot read it: {e}; using the defaults");
-            String::new()
+            log::error!("{name}: cannot read it: {e}; using the defaults");
+            Vec::new()
         }
     };
-    Layer::Text {
-        name: path.to_string(),
-        text,
-    }
+    Layer::File { name, bytes, place }
 }
 
 /// Merges the layers with the command line on top. Every error is logged with where it is,
@@ -455,7 +494,7 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
     log::error!("cannot boot: {why}");
     match how {
         Some(how) => {
-            log::error!("rescue: {how:?} in {}", humantime::format_duration(delay));
+            log::error!("rescue: {how:?} in {}", config::format_duration(delay));
             std::thread::sleep(delay);
             sys.sync();
             shutdown::finish(sys, how)

@@ -1,6 +1,7 @@
 //! The kernel command line: split into words the way the kernel does, turn `boxinit.*=` words
 //! into a config layer and `module.param=` words into module parameters; it does not read
-//! `/proc/cmdline` (the caller passes its text) nor validate keys (`config::load` does).
+//! `/proc/cmdline` (the caller passes its bytes to [`from_bytes`], which keeps the words that
+//! are UTF-8) nor validate keys (`config::load` does).
 
 use std::collections::BTreeMap;
 
@@ -19,33 +20,82 @@ const ALIASES: &[(&str, &str)] = &[
     ("rescue", "system.rescue"),
 ];
 
-/// Split a command line into words as the kernel's `next_arg()` does: whitespace separates
-/// words except inside double quotes; a leading quote of the word or of its value (after the
-/// first `=`) is dropped with the word's closing quote, so `a="b c"` is `a=b c`; other quotes
-/// stay (`x=["a","b"]` keeps them).
+/// Split a command line into words as the kernel's `next_arg()` does: whitespace (the
+/// kernel's, see [`is_kernel_space`]) separates words except inside double quotes; a leading
+/// quote of the word or of its value (after the first `=`) is dropped with the word's closing
+/// quote, so `a="b c"` is `a=b c`; other quotes stay (`x=["a","b"]` keeps them).
 pub fn parse_words(cmdline: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut rest = cmdline.trim_start();
-    while !rest.is_empty() {
-        let (word, after) = split_word(rest);
-        words.push(unquote(word));
-        rest = after.trim_start();
-    }
-    words
+    word_ranges(cmdline.as_bytes())
+        .into_iter()
+        .filter_map(|range| cmdline.get(range))
+        .map(unquote)
+        .collect()
 }
 
-/// The first word of `s` (which starts with a non-space) and what follows it.
-fn split_word(s: &str) -> (&str, &str) {
+/// Whitespace as the kernel's `isspace()` sees it (`lib/ctype.c`): ASCII space, tab, the line
+/// and page breaks, and 0xa0, which its Latin-1 table also counts as a space.
+fn is_kernel_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0xa0)
+}
+
+/// The byte ranges of the words of a command line, split as [`parse_words`] splits text
+/// (quotes included), on bytes: the kernel passes whatever bytes the boot loader gave it.
+fn word_ranges(cmdline: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = None;
     let mut in_quote = false;
-    for (i, c) in s.char_indices() {
-        if c.is_whitespace() && !in_quote {
-            return (s.get(..i).unwrap_or(s), s.get(i..).unwrap_or(""));
+    for (i, b) in cmdline.iter().enumerate() {
+        match start {
+            None if is_kernel_space(*b) => continue,
+            None => start = Some(i),
+            Some(_) => {}
         }
-        if c == '"' {
+        if is_kernel_space(*b) && !in_quote {
+            if let Some(s) = start.take() {
+                ranges.push(s..i);
+            }
+            continue;
+        }
+        if *b == b'"' {
             in_quote = !in_quote;
         }
     }
-    (s, "")
+    if let Some(s) = start {
+        ranges.push(s..cmdline.len());
+    }
+    ranges
+}
+
+/// `bytes` for a message: the UTF-8 parts as they are, other bytes as `\xNN`.
+fn shown(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// `/proc/cmdline` as the kernel gives it, bytes that may not be UTF-8 (a `cmdline.txt` saved
+/// by a Latin-1 editor): the text of its UTF-8 words, and a message for each word that is not
+/// UTF-8 and is therefore left out. The rest of the line still applies.
+pub fn from_bytes(cmdline: &[u8]) -> (String, Vec<String>) {
+    let mut words: Vec<&str> = Vec::new();
+    let mut skipped = Vec::new();
+    for (n, range) in word_ranges(cmdline).into_iter().enumerate() {
+        let bytes = cmdline.get(range).unwrap_or_default();
+        match std::str::from_utf8(bytes) {
+            Ok(word) => words.push(word),
+            Err(_) => skipped.push(format!(
+                "{SOURCE}: word {} `{}` is not UTF-8 text, so it is ignored; save the command line (cmdline.txt) as UTF-8",
+                n + 1,
+                shown(bytes)
+            )),
+        }
+    }
+    (words.join(" "), skipped)
 }
 
 /// Strip quotes as the kernel does: a word-leading quote or a value-leading quote, each with
@@ -183,6 +233,40 @@ mod tests {
     use crate::config::{self, Config, LogLevel, RescueAction, RestartPolicy};
     use crate::storage::partition::DeviceSpec;
     use std::time::Duration;
+
+    /// Class 1 on the command line: each word that is not UTF-8 is left out with a message,
+    /// the others apply. Each case: (bytes, the text kept, the messages).
+    #[test]
+    fn bytes_that_are_not_utf8() {
+        let cases: &[(&[u8], &str, &[&str])] = &[
+            (b"console=ttyS0 quiet", "console=ttyS0 quiet", &[]),
+            (
+                b"console=ttyS0 caf\xe9 boxinit.loglevel=debug",
+                "console=ttyS0 boxinit.loglevel=debug",
+                &["kernel command line: word 2 `caf\\xe9` is not UTF-8 text, so it is ignored; save the command line (cmdline.txt) as UTF-8"],
+            ),
+            (
+                b"boxinit.box.args=[\"\xff\"] x=\"a \xfe b\" y",
+                "y",
+                &[
+                    "kernel command line: word 1 `boxinit.box.args=[\"\\xff\"]` is not UTF-8 text, so it is ignored; save the command line (cmdline.txt) as UTF-8",
+                    "kernel command line: word 2 `x=\"a \\xfe b\"` is not UTF-8 text, so it is ignored; save the command line (cmdline.txt) as UTF-8",
+                ],
+            ),
+            // the kernel's isspace() takes 0xa0 as a space too
+            (b"a\xa0b", "a b", &[]),
+            (b"v=\"voil\xc3\xa0\" w", "v=\"voilà\" w", &[]),
+        ];
+        for (bytes, text, messages) in cases {
+            let (got, skipped) = from_bytes(bytes);
+            assert_eq!(got, *text, "{}", bytes.escape_ascii());
+            assert_eq!(skipped, *messages, "{}", bytes.escape_ascii());
+        }
+        let (text, _) = from_bytes(b"\xe9 boxinit.rescue=wait");
+        let (table, errors) = overrides(&text);
+        assert!(errors.is_empty());
+        assert_eq!(table["system"]["rescue"].as_str(), Some("wait"));
+    }
 
     #[test]
     fn words() {

@@ -2,6 +2,7 @@
 //! looked up in a spanned parse of the text) into a [`ConfigError`] with line, column and key.
 
 use super::error::{suggest, ConfigError};
+use super::validate::{shown_key, Problem};
 
 /// 1-based (line, column) of byte `offset` in `text`; the column counts characters.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -30,7 +31,7 @@ fn error_key(err: &toml::de::Error) -> Option<String> {
 /// one (`field`), else the value of the key at `path` (a bad value). Errors from a table carry
 /// the key's path but not its place, so the path is looked up in the spanned parse of the text.
 /// Path segments may index arrays of tables: `service[1].name`.
-fn key_offset(text: &str, path: Option<&str>, field: Option<&str>) -> Option<usize> {
+pub(crate) fn key_offset(text: &str, path: Option<&str>, field: Option<&str>) -> Option<usize> {
     let doc = toml::de::DeTable::parse(text).ok()?;
     let mut segments: Vec<&str> = path.map(|p| p.split('.').collect()).unwrap_or_default();
     segments.extend(field);
@@ -44,10 +45,13 @@ fn key_offset(text: &str, path: Option<&str>, field: Option<&str>) -> Option<usi
         let (key, value) = table.iter().find(|(k, _)| k.get_ref() == name)?;
         let last = i + 1 == segments.len();
         if last {
-            return Some(if field.is_none() {
-                value.span().start
-            } else {
-                key.span().start
+            return Some(match (field, value.get_ref(), index) {
+                (Some(_), _, _) => key.span().start,
+                // `args[2]`, `automount[0]`: the item itself
+                (None, toml::de::DeValue::Array(items), Some(n)) => items
+                    .get(n)
+                    .map_or(value.span().start, |item| item.span().start),
+                (None, _, _) => value.span().start,
             });
         }
         offset = Some(key.span().start);
@@ -159,6 +163,48 @@ fn unknown_key(
         None => format!(" (known: {})", known.join(", ")),
     };
     (Some(key), format!("{what}{hint}"))
+}
+
+/// A [`Problem`] found in a layer as a [`ConfigError`]: its line and column when the layer is
+/// text (`text`), the key as messages show it (`service.args`, without indices).
+pub(crate) fn problem_error(source: &str, text: Option<&str>, problem: &Problem) -> ConfigError {
+    let position = text.and_then(|text| {
+        let offset = key_offset(text, Some(&problem.path), problem.field.as_deref())?;
+        Some(line_col(text, offset))
+    });
+    let key = shown_key(&problem.path);
+    ConfigError {
+        source: source.to_string(),
+        line: position.map(|(line, _)| line),
+        column: position.map(|(_, column)| column),
+        key: Some(key.clone()),
+        message: format!("`{key}`: {}", problem.message),
+    }
+}
+
+/// A config file's bytes as text; a file that is not UTF-8 is an error at its first bad
+/// byte. A leading byte-order mark (Windows editors write one) is dropped.
+pub(crate) fn utf8<'a>(source: &str, bytes: &'a [u8]) -> Result<&'a str, ConfigError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.strip_prefix('\u{feff}').unwrap_or(text)),
+        Err(e) => {
+            let valid = bytes
+                .get(..e.valid_up_to())
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or("");
+            let (line, column) = line_col(valid, valid.len());
+            let byte = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
+            Err(ConfigError {
+                source: source.to_string(),
+                line: Some(line),
+                column: Some(column),
+                key: None,
+                message: format!(
+                    "not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8 (a Latin-1 editor writes `é` as the one byte 0xe9)"
+                ),
+            })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -112,9 +112,10 @@ pub fn device_nodes(root: &Path) -> io::Result<Vec<(String, String)>> {
             if !path.join("dev").is_file() {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(path.join("uevent")) else {
+            let Ok(bytes) = std::fs::read(path.join("uevent")) else {
                 continue;
             };
+            let text = utf8_lines(&bytes);
             // /sys/class/X/Y links to /sys/devices/...: the devpath is that, without /sys
             let devpath = std::fs::canonicalize(&path)
                 .ok()
@@ -129,6 +130,17 @@ pub fn device_nodes(root: &Path) -> io::Result<Vec<(String, String)>> {
         }
     }
     Ok(out)
+}
+
+/// The lines of a sysfs `uevent` file that are UTF-8 text. A value the kernel copied from a
+/// device (a name its firmware reports) can be any bytes; that line alone is dropped, so the
+/// device keeps its node and rules (unless the dropped line was its `DEVNAME`).
+fn utf8_lines(bytes: &[u8]) -> String {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|line| std::str::from_utf8(line).ok())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -274,11 +286,12 @@ mod tests {
         let root = temp_root("devnodes");
         let dev = "sys/devices/virtual/misc/hwrng";
         write(&root, &format!("{dev}/dev"), "10:183\n");
-        write(
-            &root,
-            &format!("{dev}/uevent"),
-            "MAJOR=10\nMINOR=183\nDEVNAME=hwrng\n",
-        );
+        // a value that is not UTF-8 (a name from the device's firmware) drops that line only
+        std::fs::write(
+            root.join(dev).join("uevent"),
+            b"MAJOR=10\nNAME=caf\xe9\nMINOR=183\nDEVNAME=hwrng\n",
+        )
+        .unwrap();
         std::fs::create_dir_all(root.join("sys/class/misc")).unwrap();
         std::os::unix::fs::symlink(root.join(dev), root.join("sys/class/misc/hwrng")).unwrap();
         // a class device without a node

@@ -340,7 +340,9 @@ pub fn modprobe_main(args: &[String]) -> i32 {
     };
     crate::kmsg::init(log::LevelFilter::Warn);
     let _ = crate::kmsg::open_kmsg();
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    // Bytes: one word that is not UTF-8 must not lose the others' module parameters.
+    let bytes = std::fs::read("/proc/cmdline").unwrap_or_default();
+    let (cmdline, _) = crate::config::cmdline::from_bytes(&bytes);
     let Some(mut loader) = Loader::open(Path::new("/"), &BTreeMap::new(), &cmdline, false) else {
         return 1;
     };

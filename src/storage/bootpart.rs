@@ -121,7 +121,7 @@ pub fn wait_for(
     root: &Path,
     on_uevent: OnUevent,
 ) -> Option<Candidate> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::events::deadline_after(Instant::now(), timeout);
     loop {
         let candidates = partition::scan(root);
         if let Some(found) = partition::select(&candidates.found, spec) {
@@ -131,7 +131,7 @@ pub fn wait_for(
         if now >= deadline {
             log::error!(
                 "boot partition {spec} not found after {}; block devices seen: {}; set [boot] device in the built-in init.toml or boxinit.boot= on the kernel command line (LABEL=, UUID=, PARTUUID=, /dev/..., auto), and check that the disk's driver is loaded",
-                humantime::format_duration(timeout),
+                crate::config::format_duration(timeout),
                 seen(&candidates.found)
             );
             for e in &candidates.errors {
@@ -140,7 +140,7 @@ pub fn wait_for(
             return None;
         }
         // A new device means: look again. Signals stay queued for the main loop.
-        for message in events.wait_uevent(deadline - now) {
+        for message in events.wait_uevent(deadline.saturating_duration_since(now)) {
             on_uevent(sys, &message);
         }
     }

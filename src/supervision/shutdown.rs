@@ -147,7 +147,9 @@ fn wait_until(events: &Events, limit: Duration, mut done: impl FnMut() -> bool) 
             return false;
         }
         // SIGCHLD wakes us early; the short cap catches processes that are not our children.
-        let _ = events.wait(Some((deadline - now).min(Duration::from_millis(50))));
+        let _ = events.wait(Some(
+            (deadline.saturating_duration_since(now)).min(Duration::from_millis(50)),
+        ));
     }
 }
 

@@ -359,7 +359,7 @@ impl Supervisor {
                     "{}: crash loop, more than {} restarts within {}: {} (crash_loop.action)",
                     self.name(),
                     limit.max,
-                    humantime::format_duration(limit.within),
+                    crate::config::format_duration(limit.within),
                     limit.action
                 );
                 return Some(outcome_of(limit.action));
@@ -368,7 +368,7 @@ impl Supervisor {
             log::info!(
                 "{} restart delayed by {} (backoff)",
                 self.name(),
-                humantime::format_duration(delay)
+                crate::config::format_duration(delay)
             );
             self.state = State::Waiting {
                 until: events::deadline_after(now, delay),
@@ -405,7 +405,7 @@ impl Supervisor {
                 log::info!(
                     "{}: configuration changed, stopping it (SIGTERM, then SIGKILL after {})",
                     self.name(),
-                    humantime::format_duration(grace)
+                    crate::config::format_duration(grace)
                 );
                 let _ = sys.kill(KillTarget::Group(pgid), SIGTERM);
                 self.kill_at = Some(events::deadline_after(now, grace));

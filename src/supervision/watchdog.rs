@@ -71,7 +71,7 @@ impl Watchdog {
                 let interval = pet_interval(cfg.timeout).min(Duration::from_secs(1));
                 log::warn!(
                     "watchdog: cannot set the timeout of {device} to {seconds}s ({e}); keeping the driver's, petting every {}",
-                    humantime::format_duration(interval)
+                    crate::config::format_duration(interval)
                 );
                 (cfg.timeout, interval)
             }
@@ -105,14 +105,14 @@ impl Watchdog {
         match &heartbeat {
             Some(h) => log::info!(
                 "watchdog: {device} armed, timeout {}, petted while the box touches {} at least every {}",
-                humantime::format_duration(timeout),
+                crate::config::format_duration(timeout),
                 h.path.display(),
-                humantime::format_duration(h.limit)
+                crate::config::format_duration(h.limit)
             ),
             None => log::info!(
                 "watchdog: {device} armed, timeout {}, petted every {}",
-                humantime::format_duration(timeout),
-                humantime::format_duration(interval)
+                crate::config::format_duration(timeout),
+                crate::config::format_duration(interval)
             ),
         }
         let mut watchdog = Watchdog {
@@ -160,7 +160,7 @@ impl Watchdog {
                 if !self.starving {
                     log::error!(
                         "watchdog: no heartbeat from the box for {}: no longer petting {}, the machine resets when it expires",
-                        humantime::format_duration(h.limit),
+                        crate::config::format_duration(h.limit),
                         self.device
                     );
                     self.starving = true;

@@ -1,0 +1,503 @@
+//! Values the schema's types accept but that can never work: a NUL byte in a string that
+//! reaches a system call, ids the kernel reads as "no change", more groups than the child's
+//! setup holds, environment names it cannot set, a hostname longer than the kernel takes,
+//! an automount that matches nothing, a relative program with no boot partition. Each is
+//! found here, at load, so that a layer with one is ignored as any other broken layer, and
+//! `boxinit check` says the same: what load accepts, process setup never rejects for a reason
+//! load could have seen. Pure; each problem names its key path for `locate.rs`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::schema::{BoxConfig, Config};
+use crate::storage::partition::DeviceSpec;
+
+/// `sethostname(2)` takes at most `HOST_NAME_MAX` bytes.
+pub const MAX_HOSTNAME: usize = 64;
+/// Supplementary groups a program may have: the child's setup converts them on its stack.
+pub const MAX_GROUPS: usize = crate::sys::MAX_GROUPS;
+/// The largest `crash_loop.max`: the window keeps one timestamp per restart.
+pub const MAX_CRASH_LOOP: u32 = 10_000;
+/// The largest `rlimits.nofile`: the kernel's default `fs.nr_open`; `setrlimit(2)` refuses
+/// more, even to root.
+pub const MAX_NOFILE: u64 = 1 << 20;
+/// The file systems an `[[automount]]` can find (`partition::probe_fat`).
+pub const AUTOMOUNT_FSTYPES: &[&str] = &["vfat"];
+/// The shortest watchdog timeout and heartbeat: the device takes whole seconds, and a
+/// heartbeat shorter than the loop's own ticks could never be seen fresh.
+pub const MIN_WATCHDOG: Duration = Duration::from_secs(1);
+
+/// One value that cannot work, and where: `path` is the dotted key whose value is wrong
+/// (array items as `service[1]`, `args[2]`), or, with `field`, the table holding the key
+/// `field` that is itself wrong (an env name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, with `[n]` for array items.
+    pub path: String,
+    /// A key inside `path` that is the problem itself (not its value).
+    pub field: Option<String>,
+    /// What is wrong and what to write instead; the key is added by the caller.
+    pub message: String,
+}
+
+/// The key as messages show it: the path without array indices (`service.args`).
+pub fn shown_key(path: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    for c in path.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Collects problems with their paths.
+struct Checks {
+    found: Vec<Problem>,
+}
+
+impl Checks {
+    fn add(&mut self, path: String, message: String) {
+        self.found.push(Problem {
+            path,
+            field: None,
+            message,
+        });
+    }
+
+    fn add_field(&mut self, path: String, field: &str, message: String) {
+        self.found.push(Problem {
+            path,
+            field: Some(field.to_string()),
+            message,
+        });
+    }
+
+    /// A string that goes to the kernel as a C string.
+    fn no_nul(&mut self, path: String, value: &str) {
+        if value.contains('\0') {
+            self.add(
+                path,
+                format!(
+                    "{:?} contains a NUL byte, which the kernel cannot take",
+                    value
+                ),
+            );
+        }
+    }
+
+    /// A user or group id: `(uid_t)-1` means "leave unchanged" to the kernel.
+    fn id(&mut self, path: String, id: u32) {
+        if id == u32::MAX {
+            self.add(
+                path,
+                format!(
+                    "{id} (-1) is not a user or group id; the largest is {}",
+                    u32::MAX - 1
+                ),
+            );
+        }
+    }
+}
+
+/// Every problem of one config (a layer alone, with defaults for what it does not set).
+pub fn problems(config: &Config) -> Vec<Problem> {
+    let mut c = Checks { found: Vec::new() };
+    if let Some(name) = &config.system.hostname {
+        c.no_nul("system.hostname".into(), name);
+        if name.len() > MAX_HOSTNAME {
+            c.add(
+                "system.hostname".into(),
+                format!(
+                    "{} bytes long; the kernel takes at most {MAX_HOSTNAME}",
+                    name.len()
+                ),
+            );
+        }
+    }
+    if let DeviceSpec::Path(path) = &config.boot.device {
+        c.no_nul("boot.device".into(), path);
+    }
+    for (i, name) in config.modules.load.iter().enumerate() {
+        c.no_nul(format!("modules.load[{i}]"), name);
+    }
+    for (module, params) in &config.modules.params {
+        if module.contains('\0') {
+            c.add_field(
+                "modules.params".into(),
+                module,
+                "a module name contains a NUL byte".into(),
+            );
+        }
+        c.no_nul(format!("modules.params.{module}"), params);
+    }
+    program("box", &config.box_, &mut c);
+    for (i, service) in config.service.iter().enumerate() {
+        program(&format!("service[{i}]"), service, &mut c);
+    }
+    if let Some(device) = &config.watchdog.device {
+        c.no_nul("watchdog.device".into(), device);
+    }
+    if config.watchdog.timeout < MIN_WATCHDOG {
+        c.add(
+            "watchdog.timeout".into(),
+            "shorter than 1s; the device takes whole seconds".into(),
+        );
+    }
+    if config.watchdog.heartbeat.is_some_and(|h| h < MIN_WATCHDOG) {
+        c.add(
+            "watchdog.heartbeat".into(),
+            "shorter than 1s; the box could never beat often enough".into(),
+        );
+    }
+    for (i, rule) in config.device.iter().enumerate() {
+        let at = format!("device[{i}]");
+        if let Some(link) = &rule.symlink {
+            c.no_nul(format!("{at}.symlink"), link);
+        }
+        for (key, id) in [("owner", rule.owner), ("group", rule.group)] {
+            if let Some(id) = id {
+                c.id(format!("{at}.{key}"), id);
+            }
+        }
+    }
+    for (i, mount) in config.automount.iter().enumerate() {
+        let at = format!("automount[{i}]");
+        if mount.label.is_none() && mount.fstype.is_none() {
+            c.add(
+                at.clone(),
+                "sets neither `label` nor `fstype`, so it matches nothing; set one".into(),
+            );
+        }
+        if let Some(fstype) = &mount.fstype {
+            if !AUTOMOUNT_FSTYPES.contains(&fstype.as_str()) {
+                c.add(
+                    format!("{at}.fstype"),
+                    format!(
+                        "`{fstype}` is not a file system automount recognises ({})",
+                        AUTOMOUNT_FSTYPES.join(", ")
+                    ),
+                );
+            }
+        }
+        if !Path::new(&mount.path).is_absolute() {
+            c.add(
+                format!("{at}.path"),
+                format!(
+                    "{:?} is not an absolute path, like \"/mnt/stick\"",
+                    mount.path
+                ),
+            );
+        }
+        c.no_nul(format!("{at}.path"), &mount.path);
+        c.no_nul(format!("{at}.options"), &mount.options);
+        if let Some(label) = &mount.label {
+            c.no_nul(format!("{at}.label"), label);
+        }
+    }
+    c.found
+}
+
+/// Problems that only the merged layers show, as one layer may set `[boot] device = "none"`
+/// and another the program's path: a relative program needs a boot partition.
+pub fn merged_problems(config: &Config) -> Vec<Problem> {
+    let mut c = Checks { found: Vec::new() };
+    if config.boot.device == DeviceSpec::None {
+        let programs = std::iter::once(("box".to_string(), &config.box_)).chain(
+            config
+                .service
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("service[{i}]"), s)),
+        );
+        for (at, program) in programs {
+            if !Path::new(&program.path).is_absolute() {
+                c.add(
+                    format!("{at}.path"),
+                    format!(
+                        "{:?} is relative but there is no boot partition ([boot] device = \"none\"); give an absolute path",
+                        program.path
+                    ),
+                );
+            }
+        }
+    }
+    c.found
+}
+
+/// The checks of `[box]` or one `[[service]]`, under the key path `at`.
+fn program(at: &str, p: &BoxConfig, c: &mut Checks) {
+    if p.path.is_empty() {
+        c.add(
+            format!("{at}.path"),
+            "empty; name the program to run".into(),
+        );
+    }
+    c.no_nul(format!("{at}.path"), &p.path);
+    for (i, arg) in p.args.iter().enumerate() {
+        c.no_nul(format!("{at}.args[{i}]"), arg);
+    }
+    for (key, value) in &p.env {
+        let table = format!("{at}.env");
+        if key.is_empty() {
+            c.add_field(table.clone(), key, "an empty variable name".into());
+        } else if key.contains('=') {
+            c.add_field(
+                table.clone(),
+                key,
+                format!("the variable name `{key}` contains `=`, which ends a name"),
+            );
+        } else if key.contains('\0') {
+            c.add_field(
+                table.clone(),
+                key,
+                "a variable name contains a NUL byte".into(),
+            );
+        }
+        c.no_nul(format!("{table}.{key}"), value);
+    }
+    if let Some(dir) = &p.working_dir {
+        c.no_nul(format!("{at}.working_dir"), dir);
+    }
+    if let Some(console) = &p.console {
+        c.no_nul(format!("{at}.console"), console);
+    }
+    if let Some(user) = p.user {
+        c.id(format!("{at}.user"), user);
+    }
+    if let Some(group) = p.group {
+        c.id(format!("{at}.group"), group);
+    }
+    if p.groups.len() > MAX_GROUPS {
+        c.add(
+            format!("{at}.groups"),
+            format!(
+                "{} supplementary groups; at most {MAX_GROUPS} are supported",
+                p.groups.len()
+            ),
+        );
+    }
+    for (i, gid) in p.groups.iter().enumerate() {
+        c.id(format!("{at}.groups[{i}]"), *gid);
+    }
+    if let Some(nofile) = p.rlimits.get("nofile").filter(|n| **n > MAX_NOFILE) {
+        c.add(
+            format!("{at}.rlimits.nofile"),
+            format!("{nofile} is more than the kernel allows ({MAX_NOFILE}, fs.nr_open)"),
+        );
+    }
+    if p.crash_loop.max > MAX_CRASH_LOOP {
+        c.add(
+            format!("{at}.crash_loop.max"),
+            format!("{} is more than {MAX_CRASH_LOOP}", p.crash_loop.max),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{check_file, load, Layer, Place};
+
+    /// The one error of `text` as the boot partition's file, as displayed.
+    fn card_error(text: &str) -> String {
+        let errors = check_file(
+            "/boot/init.toml",
+            text.as_bytes().to_vec(),
+            Place::BootPartition,
+        );
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Class 3: values the schema takes but the kernel or process setup never would. Each
+    /// case: (init.toml, the exact error with its position).
+    #[test]
+    fn values_that_can_never_work() {
+        let nul = "contains a NUL byte, which the kernel cannot take";
+        let cases = [
+            (
+                "[box]\npath = \"bo\\u0000x\"\n",
+                format!("/boot/init.toml:2:8: `box.path`: \"bo\\0x\" {nul}"),
+            ),
+            (
+                "[box]\nargs = [\"-v\", \"a\\u0000\"]\n",
+                format!("/boot/init.toml:2:15: `box.args`: \"a\\0\" {nul}"),
+            ),
+            (
+                "[box]\nenv = { A = \"x\\u0000\" }\n",
+                format!("/boot/init.toml:2:13: `box.env.A`: \"x\\0\" {nul}"),
+            ),
+            (
+                "[box]\nenv = { \"A=B\" = \"x\" }\n",
+                "/boot/init.toml:2:9: `box.env`: the variable name `A=B` contains `=`, which ends a name".into(),
+            ),
+            (
+                "[box]\nenv = { \"\" = \"x\" }\n",
+                "/boot/init.toml:2:9: `box.env`: an empty variable name".into(),
+            ),
+            (
+                "[box]\nworking_dir = \"d\\u0000\"\n",
+                format!("/boot/init.toml:2:15: `box.working_dir`: \"d\\0\" {nul}"),
+            ),
+            (
+                "[box]\nconsole = \"/dev/tty\\u0000S1\"\n",
+                format!("/boot/init.toml:2:11: `box.console`: \"/dev/tty\\0S1\" {nul}"),
+            ),
+            (
+                "[box]\npath = \"\"\n",
+                "/boot/init.toml:2:8: `box.path`: empty; name the program to run".into(),
+            ),
+            (
+                "[box]\nuser = 4294967295\n",
+                "/boot/init.toml:2:8: `box.user`: 4294967295 (-1) is not a user or group id; the largest is 4294967294".into(),
+            ),
+            (
+                "[box]\ngroup = 4294967295\n",
+                "/boot/init.toml:2:9: `box.group`: 4294967295 (-1) is not a user or group id; the largest is 4294967294".into(),
+            ),
+            (
+                "[box]\nuser = 4294967296\n",
+                "/boot/init.toml:2:8: `box.user`: invalid value: integer `4294967296`, expected u32".into(),
+            ),
+            (
+                "[box]\nuser = -1\n",
+                "/boot/init.toml:2:8: `box.user`: invalid value: integer `-1`, expected u32".into(),
+            ),
+            (
+                "[box]\ngroups = [1, 4294967295]\n",
+                "/boot/init.toml:2:14: `box.groups`: 4294967295 (-1) is not a user or group id; the largest is 4294967294".into(),
+            ),
+            (
+                &format!("[box]\ngroups = [{}]\n", vec!["7"; 65].join(", ")),
+                "/boot/init.toml:2:10: `box.groups`: 65 supplementary groups; at most 64 are supported".into(),
+            ),
+            (
+                "[box]\nrlimits = { nofile = 2000000 }\n",
+                "/boot/init.toml:2:22: `box.rlimits.nofile`: 2000000 is more than the kernel allows (1048576, fs.nr_open)".into(),
+            ),
+            (
+                "[box]\ncrash_loop = { max = 10001 }\n",
+                "/boot/init.toml:2:22: `box.crash_loop.max`: 10001 is more than 10000".into(),
+            ),
+            (
+                "[[service]]\nname = \"a\"\n[[service]]\nname = \"b\"\nargs = [\"\\u0000\"]\n",
+                format!("/boot/init.toml:5:9: `service.args`: \"\\0\" {nul}"),
+            ),
+            (
+                "[system]\nhostname = \"a\\u0000b\"\n",
+                format!("/boot/init.toml:2:12: `system.hostname`: \"a\\0b\" {nul}"),
+            ),
+            (
+                &format!("[system]\nhostname = \"{}\"\n", "h".repeat(65)),
+                "/boot/init.toml:2:12: `system.hostname`: 65 bytes long; the kernel takes at most 64".into(),
+            ),
+            (
+                "[modules]\nparams = { snd = \"a=\\u0000\" }\n",
+                format!("/boot/init.toml:2:18: `modules.params.snd`: \"a=\\0\" {nul}"),
+            ),
+            (
+                "[modules]\nload = [\"vfat\\u0000\"]\n",
+                format!("/boot/init.toml:2:9: `modules.load`: \"vfat\\0\" {nul}"),
+            ),
+            (
+                "[watchdog]\ndevice = \"/dev/watchdog\\u0000\"\n",
+                format!("/boot/init.toml:2:10: `watchdog.device`: \"/dev/watchdog\\0\" {nul}"),
+            ),
+            (
+                "[watchdog]\ntimeout = \"500ms\"\n",
+                "/boot/init.toml:2:11: `watchdog.timeout`: shorter than 1s; the device takes whole seconds".into(),
+            ),
+            (
+                "[watchdog]\nheartbeat = \"0s\"\n",
+                "/boot/init.toml:2:13: `watchdog.heartbeat`: shorter than 1s; the box could never beat often enough".into(),
+            ),
+            (
+                "[[device]]\nmatch = \"tty*\"\nowner = 4294967295\n",
+                "/boot/init.toml:3:9: `device.owner`: 4294967295 (-1) is not a user or group id; the largest is 4294967294".into(),
+            ),
+            (
+                "[[device]]\nmatch = \"tty*\"\nsymlink = \"s\\u0000\"\n",
+                format!("/boot/init.toml:3:11: `device.symlink`: \"s\\0\" {nul}"),
+            ),
+            (
+                "[[automount]]\npath = \"/mnt/x\"\n",
+                "/boot/init.toml:1:1: `automount`: sets neither `label` nor `fstype`, so it matches nothing; set one".into(),
+            ),
+            (
+                "[[automount]]\nfstype = \"ext4\"\npath = \"/mnt/x\"\n",
+                "/boot/init.toml:2:10: `automount.fstype`: `ext4` is not a file system automount recognises (vfat)".into(),
+            ),
+            (
+                "[[automount]]\nlabel = \"STICK\"\npath = \"mnt\"\n",
+                "/boot/init.toml:3:8: `automount.path`: \"mnt\" is not an absolute path, like \"/mnt/stick\"".into(),
+            ),
+            (
+                "[[automount]]\nlabel = \"STICK\"\npath = \"/mnt/s\"\noptions = \"a\\u0000\"\n",
+                format!("/boot/init.toml:4:11: `automount.options`: \"a\\0\" {nul}"),
+            ),
+            (
+                "[boot]\ndevice = \"/dev/vda\\u00001\"\n",
+                "/boot/init.toml:2:10: `boot.device`: cannot be set in the boot partition's init.toml, which is read once that partition is found; set it in the built-in config (`cargo xtask initramfs --config`) or on the kernel command line (`boxinit.boot=`)".into(),
+            ),
+            (
+                "[boot]\nread_only = false\ntimeout = \"1m\"\n",
+                "/boot/init.toml:3:11: `boot.timeout`: cannot be set in the boot partition's init.toml, which is read once that partition is found; set it in the built-in config (`cargo xtask initramfs --config`) or on the kernel command line (`boxinit.boot.timeout=`)".into(),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(card_error(text), want, "{text}");
+        }
+        // what is allowed there
+        assert_eq!(card_error("[boot]\nread_only = false\n"), "");
+    }
+
+    /// Class 1 for files: a config that is not UTF-8 is an error at its first bad byte.
+    #[test]
+    fn a_file_that_is_not_utf8() {
+        let latin1 = b"[system]\n# caf\xe9\nhostname = \"x\"\n".to_vec();
+        let errors = check_file("/boot/init.toml", latin1, Place::BootPartition);
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["/boot/init.toml:2:6: not UTF-8 text (byte 0xe9); save it as UTF-8 (a Latin-1 editor writes `é` as the one byte 0xe9)"]
+        );
+        // a byte-order mark is not an error
+        let bom = b"\xef\xbb\xbf[system]\nhostname = \"x\"\n".to_vec();
+        assert_eq!(check_file("f", bom, Place::Early), vec![]);
+    }
+
+    /// A layer valid alone that does not fit the layers under it is the one ignored.
+    #[test]
+    fn no_boot_partition_needs_absolute_paths() {
+        let builtin = Layer::Text {
+            name: "/etc/init.toml".into(),
+            text: "[box]\npath = \"/bin/box\"\n".into(),
+        };
+        let none = |name: &str| Layer::Text {
+            name: name.into(),
+            text: "# no card\n[boot]\ndevice = \"none\"\n[[service]]\npath = \"svc\"\n".into(),
+        };
+        let (config, errors) = load(&[builtin.clone(), none("extra.toml")]);
+        assert_eq!(config.box_.path, "/bin/box");
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["extra.toml:5:8: `service.path`: \"svc\" is relative but there is no boot partition ([boot] device = \"none\"); give an absolute path"]
+        );
+        let (_, errors) = load(&[Layer::Text {
+            name: "/etc/init.toml".into(),
+            text: "[boot]\ndevice = \"none\"\n".into(),
+        }]);
+        assert_eq!(
+            errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            ["/etc/init.toml: `box.path`: \"box\" is relative but there is no boot partition ([boot] device = \"none\"); give an absolute path"]
+        );
+    }
+}
