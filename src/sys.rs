@@ -370,6 +370,16 @@ fn child_setup(setup: &ChildSetup) -> io::Result<()> {
             let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
         }
     }
+    // Limits before the ids: raising a hard limit (`nofile` above the kernel's 4096) needs
+    // CAP_SYS_RESOURCE, which the child has as root and loses with `setuid`; after it, every
+    // start of a box with a `user` and a higher limit failed with EPERM.
+    for (resource, value) in &setup.rlimits {
+        let limit = rustix::process::Rlimit {
+            current: Some(*value),
+            maximum: Some(*value),
+        };
+        rustix::process::setrlimit(*resource, limit)?;
+    }
     if !setup.groups.is_empty() || setup.gid.is_some() || setup.uid.is_some() {
         const MAX: usize = MAX_GROUPS;
         let mut gids = [Gid::ROOT; MAX];
@@ -387,13 +397,6 @@ fn child_setup(setup: &ChildSetup) -> io::Result<()> {
     }
     if let Some(mask) = setup.umask {
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
-    }
-    for (resource, value) in &setup.rlimits {
-        let limit = rustix::process::Rlimit {
-            current: Some(*value),
-            maximum: Some(*value),
-        };
-        rustix::process::setrlimit(*resource, limit)?;
     }
     if setup.no_new_privs {
         rustix::thread::set_no_new_privs(true)?;

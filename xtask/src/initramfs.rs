@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::arch::Arch;
 use crate::cpio;
@@ -72,21 +72,25 @@ pub fn make(opts: &Options, out: &Path) -> Result<Initramfs> {
 
 /// [`make`], with `extra` entries packed last (over any entry at the same path).
 pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramfs> {
-    let config_text = match opts.config {
-        Some(path) => Some((
-            path,
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the config {}", path.display()))?,
-        )),
-        None => None,
+    // The user's file, checked with the init's own code, packed as it is.
+    let (config_text, config_load) = match opts.config {
+        Some(path) => {
+            let loaded = crate::config::check(path, boxinit::config::Place::Early)?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config {}", path.display()))?;
+            let load: Vec<String> = loaded
+                .modules
+                .load
+                .iter()
+                .map(|m| modinfo::normalize(m))
+                .collect();
+            (Some(text), load)
+        }
+        None => (None, Vec::new()),
     };
-    let config_load = match &config_text {
-        Some((path, text)) => modules_load(path, text)?,
-        None => None,
-    };
-    let requested = requested_modules(opts, config_load.as_deref().unwrap_or_default());
+    let requested = requested_modules(opts, &config_load);
     let selection = opts.index.select(&requested)?;
-    let config = builtin_config(config_text.as_ref().map(|(_, t)| t.as_str()));
+    let config = builtin_config(config_text.as_deref());
 
     let init = std::fs::read(opts.init)
         .with_context(|| format!("cannot read the init binary {}", opts.init.display()))?;
@@ -264,32 +268,10 @@ pub fn builtin_config(file: Option<&str>) -> String {
     match file {
         Some(text) => text.to_string(),
         None => format!(
-            "{CONFIG_HEADER}\n[boot]\ndevice = \"LABEL=BOOT\"\n\n\
+            "{CONFIG_HEADER}\n\
+             # No [boot] device: the default, \"auto\", the first FAT partition.\n\
              # No module list: coldplug loads what every device needs (modules.alias).\n\
              [modules]\ncoldplug = true\n"
-        ),
-    }
-}
-
-/// `modules.load` of a config file, if it sets one.
-fn modules_load(path: &Path, text: &str) -> Result<Option<Vec<String>>> {
-    let table: toml::Table = text
-        .parse()
-        .with_context(|| format!("{} is not valid TOML", path.display()))?;
-    let Some(load) = table.get("modules").and_then(|m| m.get("load")) else {
-        return Ok(None);
-    };
-    let names = load.as_array().and_then(|items| {
-        items
-            .iter()
-            .map(|i| i.as_str().map(modinfo::normalize))
-            .collect::<Option<Vec<_>>>()
-    });
-    match names {
-        Some(names) => Ok(Some(names)),
-        None => bail!(
-            "{}: modules.load must be an array of module names",
-            path.display()
         ),
     }
 }
@@ -447,7 +429,8 @@ mod tests {
         );
         let config = String::from_utf8(get("etc/init.toml").data.clone()).unwrap();
         let table: toml::Table = config.parse().unwrap();
-        assert_eq!(table["boot"]["device"].as_str(), Some("LABEL=BOOT"));
+        // one default for the boot device, boxinit's own ("auto")
+        assert!(table.get("boot").is_none(), "{config}");
         assert_eq!(table["modules"]["coldplug"].as_bool(), Some(true));
         assert!(table["modules"].get("load").is_none(), "{config}");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -533,19 +516,6 @@ mod tests {
         let text = "# mine\n[modules]\nload = [\"fat\"]\ncoldplug = false\n";
         assert_eq!(builtin_config(Some(text)), text);
         assert!(!builtin_config(None).contains("load ="));
-        let path = Path::new("my.toml");
-        assert_eq!(
-            modules_load(path, text).unwrap(),
-            Some(vec!["fat".to_string()])
-        );
-        let err = modules_load(path, "[boot\n").unwrap_err();
-        assert!(
-            format!("{err:#}").contains("my.toml is not valid TOML"),
-            "{err:#}"
-        );
-        let err = modules_load(path, "[modules]\nload = 3\n").unwrap_err();
-        assert!(format!("{err:#}").contains("must be an array"), "{err:#}");
-
         let dir = crate::image::tests::temp_dir("initramfs-requested");
         let (kernel, index) = fake_tree(&dir);
         let requested = |modules: &[&str], load: &[&str]| {

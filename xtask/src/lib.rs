@@ -14,6 +14,7 @@ pub mod binary;
 pub mod bundle;
 pub mod busybox;
 pub mod compression;
+pub mod config;
 pub mod cpio;
 pub mod debpkg;
 pub mod fdt;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use boxinit::config::Place;
 use xtask::arch::Arch;
 use xtask::kernel::KernelArgs;
 use xtask::modinfo::ModIndex;
@@ -53,8 +54,8 @@ enum Task {
         arch: Arch,
         #[command(flatten)]
         modules: ModuleArgs,
-        /// TOML file to install as /etc/init.toml, as it is. Default: a generated one
-        /// (LABEL=BOOT, coldplug; no module list needed)
+        /// TOML file to install as /etc/init.toml, as it is, once checked as `boxinit check
+        /// --builtin` does. Default: a generated one (coldplug; no module list needed)
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -203,7 +204,8 @@ struct DiskArgs {
     /// Program to put on the disk as `box` (default: the demo box, built for --arch)
     #[arg(long = "box", value_name = "PATH")]
     box_path: Option<PathBuf>,
-    /// init.toml to put on the disk (default: none; boxinit then uses its built-in config)
+    /// init.toml to put on the disk, once checked as `boxinit check` does (default: none;
+    /// boxinit then uses its built-in config)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Directory whose files (and subdirectories) are copied onto the disk too
@@ -272,6 +274,9 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             size,
             arch,
         } => {
+            if let Some(config) = &disk.config {
+                xtask::config::check(config, Place::BootPartition)?;
+            }
             let box_path = match disk.box_path {
                 Some(path) => path,
                 None => binary::build(arch)?.demo_box,
@@ -359,6 +364,9 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             board,
             kernel,
         } => {
+            if let Some(config) = &disk.config {
+                xtask::config::check(config, Place::BootPartition)?;
+            }
             let machine = board.map(bundle::Board::qemu_machine).transpose()?;
             let arch = machine.map_or(arch, |m| m.arch());
             let opts = PrepareOptions {

@@ -163,7 +163,7 @@ pub fn command(boot: &Boot, interactive: bool) -> Command {
     if let Some(dtb) = &boot.dtb {
         cmd.arg("-dtb").arg(dtb);
     }
-    cmd.args(["-append", &boot.cmdline()]);
+    cmd.arg("-append").arg(raw_bytes(&boot.cmdline()));
     if let Some(disk) = &boot.disk {
         let mut spec = std::ffi::OsString::from("file=");
         // QEMU's option syntax doubles commas inside values
@@ -177,6 +177,33 @@ pub fn command(boot: &Boot, interactive: bool) -> Command {
     }
     cmd.args(&boot.extra_args);
     cmd
+}
+
+/// A command line with each `\xNN` turned into that byte, so a scenario's `cmdline` can give
+/// the kernel bytes that are not UTF-8 (as a Latin-1 `cmdline.txt` does); QEMU passes
+/// `-append` on as it is.
+pub fn raw_bytes(cmdline: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::new();
+    let mut rest = cmdline.as_bytes();
+    while let Some((&b, after)) = rest.split_first() {
+        let hex = after
+            .strip_prefix(b"x")
+            .and_then(|h| h.get(..2))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                rest = after.get(3..).unwrap_or_default();
+            }
+            _ => {
+                out.push(b);
+                rest = after;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 /// Fails with what to install when the QEMU binary for `arch` is not on PATH.
@@ -433,5 +460,19 @@ mod tests {
         );
         assert_eq!(Machine::from_name("virt").unwrap().arch(), Arch::Aarch64);
         assert!(Machine::from_name("raspi4b").is_err());
+    }
+
+    #[test]
+    fn escaped_bytes_reach_the_command_line() {
+        use std::os::unix::ffi::OsStrExt;
+        let cases: &[(&str, &[u8])] = &[
+            ("a b", b"a b"),
+            ("caf\\xe9 x", b"caf\xe9 x"),
+            ("\\xZZ \\x4", b"\\xZZ \\x4"),
+            ("\\\\x41", b"\\A"),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(raw_bytes(text).as_bytes(), *bytes, "{text}");
+        }
     }
 }

@@ -1,0 +1,68 @@
+//! The config files xtask packs (`initramfs --config`, `image --config`), checked with the
+//! init's own code, `boxinit::config`: the same errors, in the same words, as `boxinit check`,
+//! and a file with one is not packed.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use boxinit::config::{Config, Layer, Place};
+
+/// Reads `path` and checks it as the init will where it goes (`place`): each error is
+/// printed on stderr as `boxinit check` prints it, then the command fails. The config it
+/// gives when valid.
+pub fn check(path: &Path, place: Place) -> Result<Config> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the config {}", path.display()))?;
+    let name = path.display().to_string();
+    let (config, errors) = boxinit::config::load(&[Layer::File {
+        name: name.clone(),
+        bytes,
+        place,
+    }]);
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if !errors.is_empty() {
+        bail!(
+            "{name}: {} error(s), as `boxinit check{}` reports them; fix the file",
+            errors.len(),
+            if place == Place::Early {
+                " --builtin"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_fail_the_command_valid_files_pass() {
+        let dir = std::env::temp_dir().join(format!("xtask-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("init.toml");
+        std::fs::write(
+            &file,
+            "[modules]\nload = [\"vfat\"]\n[boot]\ndevice = \"LABEL=X\"\n",
+        )
+        .unwrap();
+        let config = check(&file, Place::Early).unwrap();
+        assert_eq!(config.modules.load, ["vfat"]);
+        // the card's own file cannot choose the card
+        let err = check(&file, Place::BootPartition).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: 1 error(s), as `boxinit check` reports them; fix the file",
+                file.display()
+            )
+        );
+        std::fs::write(&file, b"[box]\npath = \"caf\xe9\"\n").unwrap();
+        assert!(check(&file, Place::Early).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
