@@ -680,21 +680,22 @@ fn sighup_restarts_what_changed_and_keeps_the_rest() {
 
 #[test]
 fn early_failure_takes_the_rescue_action() {
-    // A relative box path without a boot partition cannot run: rescue.
-    let config = "[boot]\ndevice = \"none\"\n[modules]\ncoldplug = false\n[system]\nrescue = \"poweroff\"\nrescue_delay = \"0s\"\n[box]\npath = \"box\"\n";
+    // No boot partition appears, so there is no box to run: rescue. (A relative box path with
+    // `device = "none"` is a config error now, which ignores that file instead.)
+    let config = "[boot]\ndevice = \"LABEL=NO-SUCH\"\ntimeout = \"100ms\"\n[modules]\ncoldplug = false\n[system]\nrescue = \"poweroff\"\nrescue_delay = \"0s\"\n";
     let mut ns = Ns::start("rescue-poweroff", config);
     let (status, out) = ns.wait_end(Duration::from_secs(20));
     assert_ended_by(status, SIGINT, &out);
     assert_in_order(
         &out,
         &[
-            "cannot boot: box: path \"box\" is relative",
+            "cannot boot: no boot partition, so no box to run",
             "rescue: PowerOff",
             "powering off",
         ],
     );
 
-    let config = "[boot]\ndevice = \"none\"\n[modules]\ncoldplug = false\n[system]\nrescue = \"shell\"\n[box]\npath = \"box\"\n";
+    let config = "[boot]\ndevice = \"LABEL=NO-SUCH\"\ntimeout = \"100ms\"\n[modules]\ncoldplug = false\n[system]\nrescue = \"shell\"\n";
     drop(ns);
     let mut ns = Ns::start("rescue-shell", config);
     ns.wait_for("rescue: a shell on the console");

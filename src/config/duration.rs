@@ -135,10 +135,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn unknown_unit(s: &str, groups: &[Group<'_>], bad: &Group<'_>) -> String {
     let units = unit_list();
     if bad.unit.is_empty() {
-        return format!(
-            "`{s}` is not a duration: `{}` needs a unit, such as \"{}s\" (units: {units})",
-            bad.number, bad.number
-        );
+        let as_seconds = bad
+            .number
+            .parse::<u64>()
+            .is_ok_and(|n| n <= MAX_DURATION.as_secs());
+        return match as_seconds {
+            true => format!(
+                "`{s}` is not a duration: `{}` needs a unit, such as \"{}s\" (units: {units})",
+                bad.number, bad.number
+            ),
+            false => format!(
+                "`{s}` is not a duration: `{}` needs a unit ({units})",
+                bad.number
+            ),
+        };
     }
     let guessed: Option<Vec<(String, &str)>> = groups
         .iter()

@@ -91,7 +91,7 @@ impl Hotplug {
         if self.load_for_devices {
             // The drivers just loaded announced their devices (a virtio disk behind
             // virtio_pci): load for those too, until no new event comes.
-            let settle_until = Instant::now() + SETTLE_LIMIT;
+            let settle_until = crate::events::deadline_after(Instant::now(), SETTLE_LIMIT);
             while Instant::now() < settle_until {
                 let messages = events.wait_uevent(Duration::ZERO);
                 if messages.is_empty() {
