@@ -53,7 +53,7 @@ fn unit_list() -> String {
 /// The unit `written` most likely stands for: a known unit in another case (`M`, `S`, `MS`)
 /// or a long spelling (`min`, `seconds`).
 fn likely_unit(written: &str) -> Option<&'static str> {
-    let lower = written.to_lowercase();
+    let lower = written.to_ascii_lowercase();
     UNITS
         .iter()
         .map(|(u, _, _)| *u)
@@ -87,7 +87,7 @@ fn groups(s: &str) -> Option<Vec<Group<'_>>> {
         let (number, after) = rest.split_at(digits);
         let after = after.trim_start();
         let letters = after
-            .find(|c: char| !c.is_alphabetic())
+            .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(letters);
         out.push(Group { number, unit });

@@ -116,8 +116,13 @@ pub fn problems(config: &Config) -> Vec<Problem> {
             );
         }
     }
-    if let DeviceSpec::Path(path) = &config.boot.device {
-        c.no_nul("boot.device".into(), path);
+    // A path goes to open(2) and mount(2); a label or id with a NUL could never match.
+    match &config.boot.device {
+        DeviceSpec::Path(text)
+        | DeviceSpec::Label(text)
+        | DeviceSpec::Uuid(text)
+        | DeviceSpec::PartUuid(text) => c.no_nul("boot.device".into(), text),
+        DeviceSpec::Auto | DeviceSpec::None => {}
     }
     for (i, name) in config.modules.load.iter().enumerate() {
         c.no_nul(format!("modules.load[{i}]"), name);
@@ -541,6 +546,28 @@ mod bound_tests {
     fn every_rlimit_name_is_known_to_process_setup() {
         for name in RLIMITS {
             assert!(crate::sys::resource(name).is_some(), "{name}");
+        }
+    }
+
+    /// In the built-in config, where `[boot] device` belongs, a NUL byte is still an error.
+    #[test]
+    fn boot_device_with_a_nul_byte() {
+        for text in [
+            "[boot]\ndevice = \"LABEL=BO\\u0000OT\"\n",
+            "[boot]\ndevice = \"/dev/vd\\u0000a\"\n",
+        ] {
+            let errors =
+                crate::config::check_file("/etc/init.toml", text.as_bytes().to_vec(), Place::Early);
+            let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            assert_eq!(shown.len(), 1, "{text}");
+            assert!(
+                shown[0].starts_with("/etc/init.toml:2:10: `boot.device`: "),
+                "{shown:?}"
+            );
+            assert!(
+                shown[0].ends_with("contains a NUL byte, which the kernel cannot take"),
+                "{shown:?}"
+            );
         }
     }
 }
