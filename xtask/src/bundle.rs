@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use boxinit::config::board::{Board as BoardFeatures, UsbSerial};
-use boxinit::config::{self, Config, Layer};
+use boxinit::config::{self, Config};
 
 use crate::apt::Apt;
 use crate::arch::Arch;
@@ -295,19 +295,10 @@ restart = \"always\"
 /// The card's `init.toml` as boxinit will read it (its `[board]` features applied), or the
 /// defaults; an error in it stops the bundle, with boxinit's own message.
 pub fn card_config(path: Option<&Path>) -> Result<Config> {
-    let Some(path) = path else {
-        return Ok(Config::default());
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the config {}", path.display()))?;
-    let (config, errors) = config::load(&[Layer::Text {
-        name: path.display().to_string(),
-        text,
-    }]);
-    if let Some(error) = errors.first() {
-        bail!("{error}; fix it before it goes on the card");
+    match path {
+        Some(path) => crate::config::check(path, config::Place::BootPartition),
+        None => Ok(Config::default()),
     }
-    Ok(config)
 }
 
 /// `config.txt`: 64-bit mode, the kernel and initramfs, the serial console; the upstream

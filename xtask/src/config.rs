@@ -7,9 +7,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use boxinit::config::{Config, Layer, Place};
 
-/// Reads `path` and checks it as the init will where it goes (`place`): each error is
-/// printed on stderr as `boxinit check` prints it, then the command fails. The config it
-/// gives when valid.
+/// Reads `path` and checks it as the init will where it goes (`place`): on an error the
+/// command fails with each error on its own line as `boxinit check` prints it. The config
+/// it gives when valid.
 pub fn check(path: &Path, place: Place) -> Result<Config> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the config {}", path.display()))?;
@@ -19,18 +19,17 @@ pub fn check(path: &Path, place: Place) -> Result<Config> {
         bytes,
         place,
     }]);
-    for e in &errors {
-        eprintln!("{e}");
-    }
     if !errors.is_empty() {
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         bail!(
-            "{name}: {} error(s), as `boxinit check{}` reports them; fix the file",
+            "{name}: {} error(s), as `boxinit check{}` reports them; fix the file:\n{}",
             errors.len(),
             if place == Place::Early {
                 " --builtin"
             } else {
                 ""
-            }
+            },
+            lines.join("\n")
         );
     }
     Ok(config)
@@ -54,11 +53,14 @@ mod tests {
         assert_eq!(config.modules.load, ["vfat"]);
         // the card's own file cannot choose the card
         let err = check(&file, Place::BootPartition).unwrap_err().to_string();
+        let name = file.display();
         assert_eq!(
             err,
             format!(
-                "{}: 1 error(s), as `boxinit check` reports them; fix the file",
-                file.display()
+                "{name}: 1 error(s), as `boxinit check` reports them; fix the file:\n\
+                 {name}:4:10: `boot.device`: cannot be set in the boot partition's init.toml, \
+                 which is read once that partition is found; set it in the built-in config \
+                 (`cargo xtask initramfs --config`) or on the kernel command line (`boxinit.boot=`)"
             )
         );
         std::fs::write(&file, b"[box]\npath = \"caf\xe9\"\n").unwrap();
