@@ -1209,7 +1209,7 @@ build). It builds boxinit, the demo box and the floor (`bench/floor`), fetches D
 modules (Debian's linux-image-cloud-amd64, the default QEMU set: virtio PCI/blk, vfat, nls) \
 and boots each in QEMU on the same disk: a FAT partition with the demo box and an `init.toml` \
 giving it `args = [\"rss\", \"poweroff\"]`.\n\
-- The variants: **boxinit** as shipped (its built-in config: `LABEL=BOOT`, the modules; the \
+- The variants: **boxinit** as shipped (its built-in config: `auto`, the first FAT partition, the modules; the \
 disk's `init.toml` gives the box its args); **busybox script**: the seed blog post's `/init` \
 shell script doing the same job (mount proc, sysfs, a tmpfs `/dev`, devpts; `mknod`; `insmod` \
 each module in dependency order; `mdev -s`; poll every 10 ms for `/dev/vda1` with `mdev -s`; \

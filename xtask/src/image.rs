@@ -16,7 +16,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::{display_path, format_size};
 
-/// The partition's FAT volume label; boxinit's default `boot.device` is `LABEL=BOOT`.
+/// The partition's FAT volume label, for `boot.device = "LABEL=BOOT"`; boxinit's default,
+/// `auto` (the first FAT partition), finds it whatever its label.
 pub const LABEL: &str = "BOOT";
 /// The FAT volume id: fixed, so images are reproducible; `UUID=B0C5-0001` finds it.
 pub const VOLUME_ID: u32 = 0xB0C5_0001;
