@@ -48,19 +48,20 @@ fn multicall(args: &[OsString]) -> i32 {
         .and_then(|name| name.to_str())
         .unwrap_or("");
     let rest = args.get(1..).unwrap_or_default();
-    let tool = |run: &dyn Fn(&[String]) -> i32| match utf8_args(rest) {
-        Some(rest) => run(&rest),
+    let tool_with = |args: &[OsString], run: &dyn Fn(&[String]) -> i32| match utf8_args(args) {
+        Some(args) => run(&args),
         None => {
             eprintln!("{argv0}: an argument is not UTF-8 text");
             2
         }
     };
+    let tool = |run: &dyn Fn(&[String]) -> i32| tool_with(rest, run);
     match argv0 {
         "modprobe" => tool(&|rest| modules::modprobe_main(rest)),
         "reboot" | "poweroff" | "halt" => tool(&|rest| signal_init(argv0, rest)),
         _ => match rest.first().and_then(|a| a.to_str()) {
             Some("check") => check_config(rest.get(1..).unwrap_or_default()),
-            Some("wifi") => net::wifi::wifi_main(rest.get(1..).unwrap_or_default()),
+            Some("wifi") => tool_with(rest.get(1..).unwrap_or_default(), &net::wifi::wifi_main),
             Some("modprobe" | "reboot" | "poweroff" | "halt") => multicall(rest),
             _ => {
                 eprintln!("boxinit: runs as PID 1 (the /init of an initramfs).\nusage: boxinit check [--builtin] FILE    validate an init.toml\n       boxinit modprobe|reboot|poweroff|halt ...");

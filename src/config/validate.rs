@@ -150,6 +150,17 @@ pub fn problems(config: &Config) -> Vec<Problem> {
             "`0s` can never be met: no beat is ever that recent".into(),
         );
     }
+    let wifi = &config.wifi;
+    for (key, value) in [
+        ("interface", &wifi.interface),
+        ("supplicant", &wifi.supplicant),
+        ("driver", &wifi.driver),
+    ] {
+        c.no_nul(format!("wifi.{key}"), value);
+    }
+    if let Some(path) = &wifi.config {
+        c.no_nul("wifi.config".into(), path);
+    }
     for (i, rule) in config.device.iter().enumerate() {
         let at = format!("device[{i}]");
         if let Some(link) = &rule.symlink {
@@ -199,9 +210,17 @@ pub fn problems(config: &Config) -> Vec<Problem> {
 }
 
 /// Problems that only the merged layers show, as one layer may set `[boot] device = "none"`
-/// and another the program's path: a relative program needs a boot partition.
+/// and another the program's path: a relative program needs a boot partition; `[wifi]`
+/// takes `config` or `ssid`, not both (and no `psk` without `ssid`).
 pub fn merged_problems(config: &Config) -> Vec<Problem> {
     let mut c = Checks { found: Vec::new() };
+    if let Err(message) = config.wifi.source() {
+        let key = match config.wifi.config {
+            Some(_) => "wifi.config",
+            None => "wifi.psk",
+        };
+        c.add(key.into(), message);
+    }
     if config.boot.device == DeviceSpec::None {
         let programs = std::iter::once(("box".to_string(), &config.box_)).chain(
             config
@@ -569,5 +588,35 @@ mod bound_tests {
                 "{shown:?}"
             );
         }
+    }
+
+    /// `[wifi]` settings the supplicant's start would refuse are load errors too, also when
+    /// two layers set them.
+    #[test]
+    fn wifi_settings_that_cannot_start() {
+        let early = |text: &str| Layer::Text {
+            name: "/etc/init.toml".into(),
+            text: text.into(),
+        };
+        let card = |text: &str| Layer::File {
+            name: "/boot/init.toml".into(),
+            bytes: text.as_bytes().to_vec(),
+            place: Place::BootPartition,
+        };
+        let shown = |layers: &[Layer]| -> Vec<String> {
+            load(layers).1.iter().map(|e| e.to_string()).collect()
+        };
+        assert_eq!(
+            shown(&[card("[wifi]\nssid = \"net\"\nconfig = \"w.conf\"\n")]),
+            ["/boot/init.toml:3:10: `wifi.config`: [wifi] has both `config` and `ssid`: give a wpa_supplicant.conf, or ssid/psk, not both"]
+        );
+        assert_eq!(
+            shown(&[early("[wifi]\nssid = \"net\"\n"), card("[wifi]\nconfig = \"w.conf\"\n")]),
+            ["/boot/init.toml:2:10: `wifi.config`: [wifi] has both `config` and `ssid`: give a wpa_supplicant.conf, or ssid/psk, not both"]
+        );
+        assert_eq!(
+            shown(&[card("[wifi]\ninterface = \"wlan\\u00000\"\n")]),
+            ["/boot/init.toml:2:13: `wifi.interface`: \"wlan\\00\" contains a NUL byte, which the kernel cannot take"]
+        );
     }
 }

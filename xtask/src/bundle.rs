@@ -878,6 +878,7 @@ pub fn describe(bundle: &Bundle) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use boxinit::config::Layer;
 
     #[test]
     fn config_txt_names_kernel_initramfs_and_uart() {
@@ -1018,10 +1019,12 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(config.watchdog.device, None);
         assert_eq!(config.boot.device.to_string(), "auto");
-        let (_, errors) = config::load(&[Layer::Text {
-            name: "card".into(),
-            text: DEFAULT_CARD_CONFIG.into(),
-        }]);
+        // the starter card file is checked as the boot partition's file, as boxinit will
+        let errors = config::check_file(
+            "card",
+            DEFAULT_CARD_CONFIG.as_bytes().to_vec(),
+            config::Place::BootPartition,
+        );
         assert!(errors.is_empty(), "{errors:?}");
     }
 
