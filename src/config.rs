@@ -13,6 +13,7 @@ mod locate;
 mod schema;
 mod validate;
 pub mod wifi;
+pub mod network;
 
 pub use duration::{format_duration, parse_duration, MAX_DURATION};
 pub use error::{edit_distance, suggest, ConfigError};

@@ -62,9 +62,13 @@ fn multicall(args: &[OsString]) -> i32 {
         _ => match rest.first().and_then(|a| a.to_str()) {
             Some("check") => check_config(rest.get(1..).unwrap_or_default()),
             Some("wifi") => tool_with(rest.get(1..).unwrap_or_default(), &net::wifi::wifi_main),
+            // The network programs PID 1 supervises (net/run.rs).
+            Some("dhcp") => tool_with(rest.get(1..).unwrap_or_default(), &net::run::dhcp_main),
+            Some("static") => tool_with(rest.get(1..).unwrap_or_default(), &net::run::static_main),
+            Some("time") => tool_with(rest.get(1..).unwrap_or_default(), &net::run::time_main),
             Some("modprobe" | "reboot" | "poweroff" | "halt") => multicall(rest),
             _ => {
-                eprintln!("boxinit: runs as PID 1 (the /init of an initramfs).\nusage: boxinit check [--builtin] FILE    validate an init.toml\n       boxinit modprobe|reboot|poweroff|halt ...");
+                eprintln!("boxinit: runs as PID 1 (the /init of an initramfs).\nusage: boxinit check [--builtin] FILE    validate an init.toml\n       boxinit modprobe|reboot|poweroff|halt ...\n       boxinit dhcp|static|time ...   the network programs (README \"Network and time\")");
                 2
             }
         },
@@ -214,6 +218,7 @@ fn boot() -> ! {
     log::set_max_level(cfg.system.log_level.into());
     hotplug.configure(&mut sys, &cfg, &cmdline);
     apply_system(&mut sys, &cfg);
+    setup_network(&mut sys, &cfg, boot_dir);
     log_phase("boot partition config", phase);
     log::info!("setup done in {}ms", started.elapsed().as_millis());
     let box_program = match supervise::program(&cfg.box_, boot_dir) {
@@ -326,7 +331,27 @@ fn service_programs(
     }
     let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
     programs.extend(net::wifi::programs(cfg, &exe, boot_dir, Path::new("/")));
+    // The network and time programs: this binary again (`/init dhcp eth0`, ...).
+    let present = net::link::interfaces(Path::new("/"));
+    programs.extend(net::programs(cfg, &exe, &present, boot_dir));
     programs
+}
+
+/// Before the box starts: the clock floor, loopback, `/etc/hosts` and `/etc/resolv.conf`.
+fn setup_network(sys: &mut dyn Sys, cfg: &Config, boot_dir: Option<&Path>) {
+    let root = Path::new("/");
+    let saved = cfg
+        .time
+        .save
+        .as_deref()
+        .and_then(|p| net::save_path(p, boot_dir));
+    // In a PID namespace (the namespace tests) the clock and the loopback are the host's.
+    if !shutdown::is_first_pid_namespace(root) {
+        return;
+    }
+    net::clock::apply_floor(sys, root, saved.as_deref());
+    net::loopback_up(sys, root);
+    net::write_resolver_files(root, cfg);
 }
 
 /// The config files, lowest precedence first: built-in, `BOXINIT_CONFIG`, the boot partition's.

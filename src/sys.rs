@@ -9,6 +9,7 @@ use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use crate::net::link::RouteRequest;
 pub use rustix::mount::MountFlags;
 
 /// Kind of device node for `mknod(2)`.
@@ -104,6 +105,16 @@ pub trait Sys {
     /// [`reboot(2)`](https://man7.org/linux/man-pages/man2/reboot.2.html). Returns only on error
     /// (or for [`Reboot::CtrlAltDelOff`]).
     fn reboot(&mut self, how: Reboot) -> io::Result<()>;
+    /// One [rtnetlink(7)](https://man7.org/linux/man-pages/man7/rtnetlink.7.html) request
+    /// (link up, address, route) on a `NETLINK_ROUTE` socket, waiting for the kernel's ACK.
+    fn netlink_route(&mut self, request: &RouteRequest) -> io::Result<()>;
+    /// [`clock_settime(2)`](https://man7.org/linux/man-pages/man2/clock_settime.2.html) of
+    /// `CLOCK_REALTIME` to nanoseconds since 1970: a step.
+    fn clock_settime(&mut self, unix_nanos: i128) -> io::Result<()>;
+    /// [`adjtimex(2)`](https://man7.org/linux/man-pages/man2/adjtimex.2.html) with
+    /// `ADJ_OFFSET_SINGLESHOT`: slew the clock by `micros` gently (0.5 ms per second), as
+    /// adjtime(3) does, instead of a step that applications would see as a jump.
+    fn adjtime(&mut self, micros: i64) -> io::Result<()>;
 }
 
 /// The real system calls, through rustix (and nix for `kill(-1)`, which rustix's `Pid` cannot express).
@@ -275,6 +286,50 @@ impl Sys for Linux {
             Reboot::CtrlAltDelOff => RebootCommand::CadOff,
         };
         rustix::system::reboot(cmd)?;
+        Ok(())
+    }
+
+    fn netlink_route(&mut self, request: &RouteRequest) -> io::Result<()> {
+        use rustix::net::{netlink, AddressFamily, RecvFlags, SendFlags, SocketType};
+        let fd = rustix::net::socket(AddressFamily::NETLINK, SocketType::RAW, None)?; // protocol 0: NETLINK_ROUTE
+        let seq = 1;
+        let message = crate::net::link::encode(request, seq);
+        let kernel = netlink::SocketAddrNetlink::new(0, 0);
+        rustix::net::sendto(&fd, &message, SendFlags::empty(), &kernel)?;
+        let mut buf = [0u8; 4096];
+        loop {
+            let (n, _) = rustix::net::recv(&fd, &mut buf, RecvFlags::empty())?;
+            if let Some(result) =
+                crate::net::link::decode_ack(buf.get(..n).unwrap_or_default(), seq)
+            {
+                return result;
+            }
+        }
+    }
+
+    fn clock_settime(&mut self, unix_nanos: i128) -> io::Result<()> {
+        let timespec = rustix::time::Timespec {
+            tv_sec: i64::try_from(unix_nanos.div_euclid(1_000_000_000))
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+            tv_nsec: i64::try_from(unix_nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
+        };
+        rustix::time::clock_settime(rustix::time::ClockId::Realtime, timespec)?;
+        Ok(())
+    }
+
+    fn adjtime(&mut self, micros: i64) -> io::Result<()> {
+        // SAFETY: `timex` is a plain C struct for which all-zero is a valid value; adjtimex
+        // reads and writes only that struct, which lives for the call. (rustix and nix have
+        // no adjtimex; libc is already in the tree through them.)
+        let result = unsafe {
+            let mut tx: libc::timex = std::mem::zeroed();
+            tx.modes = libc::ADJ_OFFSET_SINGLESHOT;
+            tx.offset = micros as _;
+            libc::adjtimex(&mut tx)
+        };
+        if result < 0 {
+            return Err(io::Error::last_os_error());
+        }
         Ok(())
     }
 }
@@ -493,6 +548,15 @@ pub enum Call {
     Reboot {
         how: Reboot,
     },
+    NetlinkRoute {
+        request: RouteRequest,
+    },
+    ClockSettime {
+        unix_nanos: i128,
+    },
+    Adjtime {
+        micros: i64,
+    },
 }
 
 #[cfg(test)]
@@ -537,6 +601,13 @@ impl std::fmt::Display for Call {
             Call::Kill { target, signal } => write!(f, "kill({target:?}, {signal})"),
             Call::Sync => write!(f, "sync()"),
             Call::Reboot { how } => write!(f, "reboot({how:?})"),
+            Call::NetlinkRoute { request } => write!(f, "netlink({request})"),
+            Call::ClockSettime { unix_nanos } => {
+                let secs = unix_nanos.div_euclid(1_000_000_000);
+                let date = crate::net::clock::date(i64::try_from(secs).unwrap_or(i64::MAX));
+                write!(f, "clock_settime({date})")
+            }
+            Call::Adjtime { micros } => write!(f, "adjtime({micros}us)"),
         }
     }
 }
@@ -695,5 +766,16 @@ impl Sys for Recorder {
     }
     fn reboot(&mut self, how: Reboot) -> io::Result<()> {
         self.record(Call::Reboot { how })
+    }
+    fn netlink_route(&mut self, request: &RouteRequest) -> io::Result<()> {
+        self.record(Call::NetlinkRoute {
+            request: request.clone(),
+        })
+    }
+    fn clock_settime(&mut self, unix_nanos: i128) -> io::Result<()> {
+        self.record(Call::ClockSettime { unix_nanos })
+    }
+    fn adjtime(&mut self, micros: i64) -> io::Result<()> {
+        self.record(Call::Adjtime { micros })
     }
 }

@@ -41,6 +41,10 @@ pub struct Config {
     pub board: super::board::Board,
     /// `[wifi]`: the wireless network and its supplicant (`wifi.rs`).
     pub wifi: super::wifi::Wifi,
+    /// `[network]`: DHCP and static addresses, name servers (`network.rs`).
+    pub network: super::network::Network,
+    /// `[time]`: SNTP servers and the saved clock (`network.rs`).
+    pub time: super::network::Time,
 }
 
 /// `[system]`

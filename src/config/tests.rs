@@ -194,7 +194,7 @@ fn error_messages() {
         ),
         (
             "hostname = \"x\"\n",
-            "/boot/init.toml:1:1: unknown section `hostname` (known: system, boot, modules, box, service, watchdog, shutdown, device, automount, board, wifi)",
+            "/boot/init.toml:1:1: unknown section `hostname` (known: system, boot, modules, box, service, watchdog, shutdown, device, automount, board, wifi, network, time)",
         ),
         (
             "[box]\nrestart = \"sometimes\"\n",

@@ -119,6 +119,13 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
         "etc/init.toml",
         Node::File(0o644, config.clone().into_bytes()),
     );
+    // The clock floor: boxinit never lets the clock read earlier than this build (a Pi has
+    // no real-time clock and boots in 1970).
+    tree.add("etc/boxinit", Node::Dir(0o755));
+    tree.add(
+        boxinit::net::clock::BUILD_TIME_FILE.trim_start_matches('/'),
+        Node::File(0o644, format!("{}\n", build_time()).into_bytes()),
+    );
     if let Some(busybox) = opts.busybox {
         let data = std::fs::read(busybox)
             .with_context(|| format!("cannot read busybox {}", busybox.display()))?;
@@ -197,6 +204,19 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
         selection,
         config,
     })
+}
+
+/// Seconds since 1970 for the clock floor: `SOURCE_DATE_EPOCH` when set (reproducible
+/// builds), else now.
+fn build_time() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        })
 }
 
 /// One line for the user: `initramfs target/run/initramfs.cpio.gz  645120 bytes (630.0 KiB), 9 modules`.

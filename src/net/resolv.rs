@@ -1,0 +1,224 @@
+//! `/etc/resolv.conf` and `/etc/hosts`, and the lease files under `/run/boxinit/net/` they
+//! are made from: every interface's client writes its own file (address, router, name
+//! servers, time servers, domain), and whoever changes one rewrites resolv.conf from all of
+//! them, so several interfaces (and the `[network] dns` list) add up. The box reads these
+//! files too (README "Network and time").
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use super::dhcp_state::Lease;
+
+/// Where the lease files live, one per interface (`eth0`), plus `config` for `[network] dns`.
+pub const NET_DIR: &str = "/run/boxinit/net";
+/// The resolver's configuration, where musl and glibc look.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+pub const HOSTS: &str = "/etc/hosts";
+
+/// What one source says about the network, as its file holds it (`key=value` lines).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub address: Option<String>,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub ntp: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    /// Lease length in seconds (DHCP only).
+    pub lease: Option<u64>,
+}
+
+impl Facts {
+    pub fn from_lease(lease: &Lease) -> Facts {
+        Facts {
+            address: Some(lease.cidr.to_string()),
+            router: lease.router,
+            dns: lease.dns.clone(),
+            ntp: lease.ntp.clone(),
+            domain: lease.domain.clone(),
+            lease: Some(lease.duration.as_secs()),
+        }
+    }
+
+    /// The file's text: `address=10.0.2.15/24`, `router=`, one `dns=` / `ntp=` per server.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| out.push_str(&format!("{k}={v}\n"));
+        if let Some(a) = &self.address {
+            line("address", a.clone());
+        }
+        if let Some(r) = self.router {
+            line("router", r.to_string());
+        }
+        for d in &self.dns {
+            line("dns", d.to_string());
+        }
+        for n in &self.ntp {
+            line("ntp", n.to_string());
+        }
+        if let Some(d) = &self.domain {
+            line("domain", d.clone());
+        }
+        if let Some(l) = self.lease {
+            line("lease", l.to_string());
+        }
+        out
+    }
+
+    /// Reads the text back; unknown or malformed lines are skipped.
+    pub fn parse(text: &str) -> Facts {
+        let mut f = Facts::default();
+        for (key, value) in text.lines().filter_map(|l| l.split_once('=')) {
+            let value = value.trim();
+            match key.trim() {
+                "address" => f.address = Some(value.to_string()),
+                "router" => f.router = value.parse().ok(),
+                "dns" => f.dns.extend(value.parse::<Ipv4Addr>().ok()),
+                "ntp" => f.ntp.extend(value.parse::<Ipv4Addr>().ok()),
+                "domain" if !value.is_empty() => f.domain = Some(value.to_string()),
+                "lease" => f.lease = value.parse().ok(),
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+/// resolv.conf for these sources, in order: `nameserver` lines without repeats, the domains
+/// as `search`.
+pub fn resolv_conf(all: &[Facts]) -> String {
+    let mut out = String::from("# written by boxinit from /run/boxinit/net/\n");
+    let mut seen = Vec::new();
+    for dns in all.iter().flat_map(|f| &f.dns) {
+        if !seen.contains(dns) {
+            seen.push(*dns);
+            out.push_str(&format!("nameserver {dns}\n"));
+        }
+    }
+    let domains: Vec<&str> = all.iter().filter_map(|f| f.domain.as_deref()).collect();
+    if !domains.is_empty() {
+        out.push_str(&format!("search {}\n", domains.join(" ")));
+    }
+    out
+}
+
+/// `/etc/hosts`: localhost, and the host name on 127.0.1.1 (as Debian does) when set.
+pub fn hosts(hostname: Option<&str>) -> String {
+    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if let Some(name) = hostname {
+        out.push_str(&format!("127.0.1.1\t{name}\n"));
+    }
+    out
+}
+
+/// The facts of every file under `dir`, in name order (`config` sorts before `eth0`).
+pub fn read_all(dir: &Path) -> Vec<Facts> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_none());
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|t| Facts::parse(&t))
+        .collect()
+}
+
+/// Writes (or with None, removes) one source's file under `root/run/boxinit/net/`, then
+/// rewrites `root/etc/resolv.conf` from all of them. Writes go through a temporary file and a
+/// rename, so a reader never sees half a file.
+pub fn publish(root: &Path, name: &str, facts: Option<&Facts>) -> io::Result<()> {
+    let dir = root.join(NET_DIR.trim_start_matches('/'));
+    std::fs::create_dir_all(&dir).map_err(|e| named(&dir, e))?;
+    let file = dir.join(name);
+    match facts {
+        Some(f) => write_atomically(&file, &f.to_text())?,
+        None => match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(named(&file, e)),
+            _ => {}
+        },
+    }
+    let conf = resolv_conf(&read_all(&dir));
+    write_atomically(&root.join(RESOLV_CONF.trim_start_matches('/')), &conf)
+}
+
+/// Writes `text` to `path` through `path.tmp` and a rename.
+pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text).map_err(|e| named(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| named(path, e))
+}
+
+fn named(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn facts_round_trip_and_resolv_conf() {
+        let eth0 = Facts {
+            address: Some("10.0.2.15/24".into()),
+            router: Some(ip("10.0.2.2")),
+            dns: vec![ip("10.0.2.3"), ip("9.9.9.9")],
+            ntp: vec![ip("10.0.2.2")],
+            domain: Some("example.org".into()),
+            lease: Some(86400),
+        };
+        let text = eth0.to_text();
+        assert_eq!(
+            text,
+            "address=10.0.2.15/24\nrouter=10.0.2.2\ndns=10.0.2.3\ndns=9.9.9.9\nntp=10.0.2.2\ndomain=example.org\nlease=86400\n"
+        );
+        assert_eq!(Facts::parse(&text), eth0);
+        assert_eq!(
+            Facts::parse("dns=x\nrouter=\nwhat\nother=1\n"),
+            Facts::default()
+        );
+        let config = Facts {
+            dns: vec![ip("9.9.9.9")],
+            ..Facts::default()
+        };
+        assert_eq!(
+            resolv_conf(&[config, eth0]),
+            "# written by boxinit from /run/boxinit/net/\nnameserver 9.9.9.9\nnameserver 10.0.2.3\nsearch example.org\n"
+        );
+        assert!(hosts(Some("box")).ends_with("127.0.1.1\tbox\n"));
+        assert!(hosts(None).starts_with("127.0.0.1\tlocalhost\n"));
+    }
+
+    #[test]
+    fn publish_and_withdraw() {
+        let root = std::env::temp_dir().join(format!("boxinit-resolv-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let f = Facts {
+            dns: vec![ip("10.0.2.3")],
+            ..Facts::default()
+        };
+        publish(&root, "eth0", Some(&f)).unwrap();
+        let conf = std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap();
+        assert!(conf.contains("nameserver 10.0.2.3\n"), "{conf}");
+        assert_eq!(
+            std::fs::read_to_string(root.join("run/boxinit/net/eth0")).unwrap(),
+            "dns=10.0.2.3\n"
+        );
+        publish(&root, "eth0", None).unwrap();
+        let conf = std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap();
+        assert!(!conf.contains("nameserver"), "{conf}");
+        publish(&root, "eth0", None).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        let e = publish(Path::new("/proc/no-such"), "x", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/proc/no-such/run/boxinit/net"), "{e}");
+    }
+}
