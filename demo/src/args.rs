@@ -29,6 +29,8 @@ pub const HELP: &[&str] = &[
     "wait-path=PATH    wait up to 20 s until PATH exists, then ls it",
     "wait-mount=PATH   wait up to 20 s until something is mounted on PATH",
     "wait-unmount=PATH wait up to 20 s until nothing is mounted on PATH",
+    "clock             show the wall clock (UTC)",
+    "clock-not-before=PATH  say whether the clock is at or after the seconds in PATH",
     "wait              sleep forever",
     "interactive       read these words from stdin (not at the prompt)",
     "help              this list",
@@ -81,6 +83,10 @@ pub enum Action {
     WaitPath(PathBuf),
     /// `wait-mount=PATH` (true) or `wait-unmount=PATH` (false).
     WaitMount(PathBuf, bool),
+    /// `clock`: print the wall clock.
+    Clock,
+    /// `clock-not-before=PATH`: compare the clock with the seconds since 1970 in a file.
+    ClockNotBefore(PathBuf),
     /// `wait`: sleep forever.
     Wait,
     /// `interactive`: read words from stdin.
@@ -182,6 +188,10 @@ pub fn parse(word: &str) -> Result<Action, ParseError> {
             Ok(Action::WaitMount(PathBuf::from(path), false))
         }
         ("wait", None) => Ok(Action::Wait),
+        ("clock", None) => Ok(Action::Clock),
+        ("clock-not-before", Some(path)) if !path.is_empty() => {
+            Ok(Action::ClockNotBefore(PathBuf::from(path)))
+        }
         ("interactive", None) => Ok(Action::Interactive),
         ("help", None) => Ok(Action::Help),
         _ => Err(ParseError::Unknown),
@@ -221,6 +231,11 @@ mod tests {
         assert_eq!(parse("rss"), Ok(Action::Rss));
         assert_eq!(parse("ls=/dev/hwrng"), Ok(Action::Ls("/dev/hwrng".into())));
         assert_eq!(parse("cat=/sys/x"), Ok(Action::Cat("/sys/x".into())));
+        assert_eq!(parse("clock"), Ok(Action::Clock));
+        assert_eq!(
+            parse("clock-not-before=/etc/t"),
+            Ok(Action::ClockNotBefore("/etc/t".into()))
+        );
         assert_eq!(parse("ls="), Err(ParseError::Unknown));
         assert_eq!(
             parse("wait-unmount=/mnt/x"),

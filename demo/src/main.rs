@@ -223,6 +223,26 @@ fn run(action: Action) {
             }
             describe_file(&path);
         }
+        Action::Clock => {
+            let now = boxinit::net::clock::now_seconds();
+            say!("clock {}", boxinit::net::clock::date(now));
+        }
+        Action::ClockNotBefore(path) => {
+            let now = boxinit::net::clock::now_seconds();
+            let floor = fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| boxinit::net::clock::parse_seconds(&t));
+            match floor {
+                Some(floor) if now >= floor => say!("clock is not before {}", path.display()),
+                Some(floor) => say!(
+                    "clock {} is before {} ({})",
+                    boxinit::net::clock::date(now),
+                    path.display(),
+                    boxinit::net::clock::date(floor)
+                ),
+                None => say!("cannot read seconds from {}", path.display()),
+            }
+        }
         Action::Wait => {
             say!("waiting");
             sleep_forever();

@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod modinfo;
 pub mod qemu;
 pub mod scenario;
+pub mod sntp_responder;
 pub mod test;
 pub mod transcript;
 pub mod wifi;

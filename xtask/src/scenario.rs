@@ -57,6 +57,9 @@ pub struct Scenario {
     /// `kernel`: `generic` boots Debian's generic amd64 kernel (wireless, mac80211_hwsim)
     /// instead of the cloud one; None: the default kernel.
     pub kernel: Option<String>,
+    /// `sntp`: run a test SNTP server on the host answering with this time (seconds since
+    /// 1970); `{sntp_port}` in `cmdline` and `qemu-args` is its port.
+    pub sntp: Option<i64>,
 }
 
 /// A FAT disk image beside the boot disk: `NAME LABEL [SIZE_MiB]` in `disks`.
@@ -146,6 +149,12 @@ impl Scenario {
             modules,
             machine,
             host_card: dir.join("host-card").exists(),
+            sntp: match read("sntp").trim() {
+                "" => None,
+                text => Some(text.parse().with_context(|| {
+                    format!("{}/sntp: `{text}` is not seconds since 1970", dir.display())
+                })?),
+            },
         })
     }
 
@@ -327,9 +336,21 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         .with_context(|| format!("cannot make the disk {}", disk.name))?;
         disks.push((disk.name.clone(), path));
     }
-    let mut boot = prepared.boot(&scenario.cmdline);
-    boot.extra_args
-        .extend(scenario.qemu_args.iter().map(|a| substitute(a, &disks)));
+    let responder = scenario
+        .sntp
+        .map(crate::sntp_responder::Responder::start)
+        .transpose()?;
+    let port = |text: &str| match &responder {
+        Some(r) => text.replace("{sntp_port}", &r.port.to_string()),
+        None => text.to_string(),
+    };
+    let mut boot = prepared.boot(&port(&scenario.cmdline));
+    boot.extra_args.extend(
+        scenario
+            .qemu_args
+            .iter()
+            .map(|a| port(&substitute(a, &disks))),
+    );
     let monitor_steps: Vec<MonitorStep> = scenario
         .monitor
         .iter()
