@@ -10,10 +10,10 @@ pub mod cmdline;
 mod duration;
 mod error;
 mod locate;
+pub mod network;
 mod schema;
 mod validate;
 pub mod wifi;
-pub mod network;
 
 pub use duration::{format_duration, parse_duration, MAX_DURATION};
 pub use error::{edit_distance, suggest, ConfigError};

@@ -30,6 +30,8 @@ const DHCP_CLIENT_PORT: u16 = 68;
 const NTP_PORT: u16 = 123;
 /// How long to wait for one SNTP answer.
 const SNTP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long after it starts `boxinit time` asks every second while no server answers.
+const EAGER_RETRIES: Duration = Duration::from_secs(60);
 /// Offsets below this are slewed (adjtimex); above, the clock is stepped again.
 const MAX_SLEW_NANOS: i128 = 1_000_000_000;
 
@@ -433,6 +435,7 @@ pub fn time_main(args: &[String]) -> i32 {
     let mut synced = false;
     let mut retry = Duration::from_secs(1);
     let mut last_save = None;
+    let started = Instant::now();
     loop {
         let mut servers = t.servers.clone();
         if t.dhcp_servers {
@@ -459,6 +462,9 @@ pub fn time_main(args: &[String]) -> i32 {
                 retry = Duration::from_secs(1);
                 t.interval
             }
+            // At boot the network usually comes a few seconds after this program: ask every
+            // second for the first minute, then back off to once a minute.
+            None if started.elapsed() < EAGER_RETRIES => Duration::from_secs(1),
             None => {
                 if !servers.is_empty() && retry >= Duration::from_secs(16) {
                     log::warn!(

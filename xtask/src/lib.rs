@@ -23,6 +23,7 @@ pub mod image;
 pub mod initramfs;
 pub mod kernel;
 pub mod modinfo;
+pub mod netbench;
 pub mod qemu;
 pub mod scenario;
 pub mod sntp_responder;

@@ -104,6 +104,14 @@ enum Task {
         board: Option<bundle::Board>,
         #[command(flatten)]
         kernel: KernelArgs,
+        /// Give the guest a network card on QEMU's user network (with `[network] dhcp =
+        /// ["eth0"]` in its init.toml it gets 10.0.2.15)
+        #[arg(long)]
+        net: bool,
+        /// Forward a port of the host's 127.0.0.1 to the guest: HOST:GUEST, e.g. 8080:80
+        /// (TCP; `udp:5353:53` for UDP); repeatable; implies --net
+        #[arg(long, value_name = "HOST:GUEST")]
+        forward: Vec<xtask::qemu::Forward>,
     },
     /// Make the folder a Raspberry Pi boots from (copy it onto any FAT card): GPU firmware,
     /// kernel, device trees, config.txt, cmdline.txt, the initramfs, init.toml and box; with
@@ -153,6 +161,18 @@ enum Task {
         /// Do not build for aarch64 (its binary size is then not reported)
         #[arg(long)]
         no_aarch64: bool,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+    /// Time from /init to a DHCP address and to a clock set by SNTP (scenario 101 booted
+    /// several times); writes the figures into BENCHMARKS.md's network section
+    BenchNet {
+        /// Boots
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The report to update
+        #[arg(long, value_name = "FILE", default_value = "BENCHMARKS.md")]
+        report: PathBuf,
         #[command(flatten)]
         kernel: KernelArgs,
     },
@@ -355,6 +375,11 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 aarch64: !no_aarch64,
             })?;
         }
+        Task::BenchNet {
+            runs,
+            report,
+            kernel,
+        } => xtask::netbench::run(runs, &kernel, &xtask::workspace_root().join(report))?,
         Task::Run {
             disk,
             append,
@@ -363,12 +388,20 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             builtin_config,
             board,
             kernel,
+            net,
+            forward,
         } => {
             if let Some(config) = &disk.config {
                 xtask::config::check(config, Place::BootPartition)?;
             }
             let machine = board.map(bundle::Board::qemu_machine).transpose()?;
             let arch = machine.map_or(arch, |m| m.arch());
+            let network = match net || !forward.is_empty() {
+                true => {
+                    qemu::user_network(machine.unwrap_or(qemu::Machine::for_arch(arch)), &forward)
+                }
+                false => Vec::new(),
+            };
             let opts = PrepareOptions {
                 arch,
                 kernel,
@@ -383,7 +416,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 debian_programs: Vec::new(),
                 wifi: modules.wifi,
             };
-            let code = qemu::run(&opts, machine, &append)?;
+            let code = qemu::run_with(&opts, machine, &append, &network)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
     }

@@ -397,13 +397,24 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
 /// `cargo xtask run`: prepares `target/run/` and boots it with the console on this terminal
 /// (on `machine`, default the arch's). Returns QEMU's exit code.
 pub fn run(opts: &PrepareOptions, machine: Option<Machine>, append: &str) -> Result<i32> {
+    run_with(opts, machine, append, &[])
+}
+
+/// [`run`] with more QEMU arguments (e.g. [`user_network`]'s).
+pub fn run_with(
+    opts: &PrepareOptions,
+    machine: Option<Machine>,
+    append: &str,
+    extra_args: &[String],
+) -> Result<i32> {
     check_qemu(opts.arch)?;
     let out_dir = crate::target_dir().join("run");
     let prepared = match machine {
         Some(Machine::Raspi3b) => crate::bundle::prepare_raspi3b(opts, &out_dir)?,
         _ => prepare(opts, &out_dir)?,
     };
-    let boot = prepared.boot(append);
+    let mut boot = prepared.boot(append);
+    boot.extra_args.extend(extra_args.iter().cloned());
     progress!(
         "booting {} with `{}`; quit with Ctrl-A X (QEMU also exits when the guest powers off)",
         boot.arch.qemu_binary(),
@@ -415,9 +426,87 @@ pub fn run(opts: &PrepareOptions, machine: Option<Machine>, append: &str) -> Res
     Ok(status.code().unwrap_or(1))
 }
 
+/// A port forwarded from the host's loopback into the guest: `8080:80` (TCP) or
+/// `udp:5353:53`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub udp: bool,
+    pub host: u16,
+    pub guest: u16,
+}
+
+impl std::str::FromStr for Forward {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Forward, String> {
+        let (udp, rest) = match s.split_once(':') {
+            Some(("udp", rest)) => (true, rest),
+            Some(("tcp", rest)) => (false, rest),
+            _ => (false, s),
+        };
+        let bad = || format!("`{s}` is not HOST_PORT:GUEST_PORT (e.g. 8080:80, udp:5353:53)");
+        let (host, guest) = rest.split_once(':').ok_or_else(bad)?;
+        Ok(Forward {
+            udp,
+            host: host.parse().map_err(|_| bad())?,
+            guest: guest.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// QEMU arguments giving the guest a network card on QEMU's user network (DHCP 10.0.2.15,
+/// router 10.0.2.2, DNS 10.0.2.3), with ports forwarded from the host's 127.0.0.1: a virtio
+/// card on `pc`/`virt`, a USB one on `raspi3b`.
+pub fn user_network(machine: Machine, forwards: &[Forward]) -> Vec<String> {
+    let card = match machine {
+        Machine::Raspi3b => "usb-net,netdev=net0",
+        Machine::Pc | Machine::Virt => "virtio-net-pci,netdev=net0",
+    };
+    let mut netdev = "user,id=net0".to_string();
+    for f in forwards {
+        let proto = if f.udp { "udp" } else { "tcp" };
+        netdev.push_str(&format!(
+            ",hostfwd={proto}:127.0.0.1:{}-:{}",
+            f.host, f.guest
+        ));
+    }
+    vec!["-device".into(), card.into(), "-netdev".into(), netdev]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_network_with_forwards() {
+        let f: Vec<Forward> = ["8080:80", "udp:5353:53"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(
+            user_network(Machine::Pc, &f),
+            [
+                "-device",
+                "virtio-net-pci,netdev=net0",
+                "-netdev",
+                "user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:5353-:53"
+            ]
+        );
+        assert_eq!(
+            user_network(Machine::Raspi3b, &[])[1],
+            "usb-net,netdev=net0"
+        );
+        for bad in ["80", "x:80", "8080:99999", "udp:80"] {
+            assert!(bad.parse::<Forward>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "tcp:1:2".parse::<Forward>(),
+            Ok(Forward {
+                udp: false,
+                host: 1,
+                guest: 2
+            })
+        );
+    }
 
     fn args(cmd: &Command) -> Vec<String> {
         cmd.get_args()
