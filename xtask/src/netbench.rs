@@ -110,7 +110,7 @@ fn replace_section(text: &str, section: &str) -> String {
             let rest = text.get(end..).unwrap_or("").trim_start_matches('\n');
             format!("{}{section}{rest}", text.get(..a).unwrap_or(""))
         }
-        _ => format!("{}\n## Network and time\n\n{section}", text.trim_end()),
+        _ => format!("{}\n\n## Network and time\n\n{section}", text.trim_end()),
     }
 }
 
