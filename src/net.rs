@@ -265,6 +265,29 @@ save = "clock"
         assert_eq!(save_path("t", None), None);
     }
 
+    /// `[wifi]` with `dhcp = true` (its default) gets a DHCP client on its interface, which
+    /// waits for the association (the link) before it asks.
+    #[test]
+    fn wifi_interface_gets_dhcp() {
+        let (cfg, e) = crate::config::load(&[crate::config::Layer::Text {
+            name: "t".into(),
+            text: "[wifi]\nssid = \"box\"\npsk = \"12345678\"\n".into(),
+        }]);
+        assert!(e.is_empty(), "{e:?}");
+        let p = programs(&cfg, Path::new("/init"), &[], None);
+        let shown: Vec<String> = p
+            .iter()
+            .map(|(_, p)| format!("{} {}", p.name, p.args.join(" ")))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "dhcp-wlan0 dhcp wlan0",
+                "time time --interval 1800 --dhcp-servers"
+            ]
+        );
+    }
+
     #[test]
     fn loopback_transcript() {
         let mut sys = Recorder::new();

@@ -80,9 +80,14 @@ fn wait(signals: &SignalFd, socket: Option<&UdpSocket>, timeout: Duration) -> Wo
         Ok(0) | Err(_) => return Woke::Timeout,
         Ok(_) => {}
     }
-    let stop = fds.first().is_some_and(|f| !f.revents().is_empty());
-    if stop && matches!(signals.read_signal(), Ok(Some(_))) {
-        return Woke::Stop;
+    let signalled = fds.first().is_some_and(|f| !f.revents().is_empty());
+    // SIGTERM or SIGINT stop it; SIGHUP (blocked, so it cannot kill it) is read and ignored.
+    if signalled {
+        if let Ok(Some(info)) = signals.read_signal() {
+            if info.ssi_signo != Signal::SIGHUP as u32 {
+                return Woke::Stop;
+            }
+        }
     }
     if fds.get(1).is_some_and(|f| !f.revents().is_empty()) {
         Woke::Readable
