@@ -256,7 +256,7 @@ fn act(sys: &mut dyn Sys, iface: &link::Interface, socket: &UdpSocket, actions: 
                 if let Err(e) =
                     resolv::publish(Path::new("/"), name, Some(&Facts::from_lease(&lease)))
                 {
-                    log::warn!("dhcp: {name}: {e}");
+                    log::warn!("dhcp: {name}: cannot publish the lease: {e}");
                 }
                 let show = |v: &[Ipv4Addr]| {
                     v.iter()
@@ -288,10 +288,10 @@ fn act(sys: &mut dyn Sys, iface: &link::Interface, socket: &UdpSocket, actions: 
                     cidr: lease.cidr,
                 };
                 if let Err(e) = sys.netlink_route(&r) {
-                    log::warn!("dhcp: {name}: cannot {r}: {e}");
+                    log::warn!("dhcp: {name}: cannot take the address off ({r}): {e}");
                 }
                 if let Err(e) = resolv::publish(Path::new("/"), name, None) {
-                    log::warn!("dhcp: {name}: {e}");
+                    log::warn!("dhcp: {name}: cannot publish the lease: {e}");
                 }
                 log::info!("dhcp: {name}: {} given up", lease.cidr);
             }
@@ -341,7 +341,7 @@ pub fn static_main(args: &[String]) -> i32 {
         ..Facts::default()
     };
     if let Err(e) = resolv::publish(Path::new("/"), &iface.name, Some(&facts)) {
-        log::warn!("static: {}: {e}", iface.name);
+        log::warn!("static: {}: cannot publish the address: {e}", iface.name);
     }
     log::info!(
         "static: {}: {cidr}{}",
