@@ -180,6 +180,12 @@ fn boot() -> ! {
     hotplug.boot(&mut sys, &events, &cfg);
     log_phase("modules", phase);
     phase = Instant::now();
+    hotplug.before_boot_partition(
+        &mut sys,
+        &events,
+        &cfg.boot.device,
+        hotplug::BOOT_FIRST_GRACE.min(cfg.boot.timeout),
+    );
     // 5. The boot partition, mounted on /boot (unless there is none); the uevents of the wait
     // go to hotplug (the disk's driver may come with one of them).
     let boot_dir = match cfg.boot.device {
@@ -217,6 +223,14 @@ fn boot() -> ! {
     };
     log::set_max_level(cfg.system.log_level.into());
     hotplug.configure(&mut sys, &cfg, &cmdline);
+    // The other devices' drivers (coldplug loaded the boot disk's first): now, unless the box
+    // may start without them (exec mode cannot: the thread would not survive the exec).
+    let deferred = if cfg.modules.coldplug_after_box && cfg.box_.mode != config::Mode::Exec {
+        hotplug.take_deferred()
+    } else {
+        hotplug.load_deferred(&mut sys, &events);
+        None
+    };
     apply_system(&mut sys, &cfg);
     setup_network(&mut sys, &cfg, boot_dir);
     log_phase("boot partition config", phase);
@@ -250,6 +264,9 @@ fn boot() -> ! {
     )];
     for (service, program) in service_programs(&cfg, boot_dir) {
         supervisors.push(supervise::Supervisor::new(service, program, Instant::now()));
+    }
+    if let Some(deferred) = deferred {
+        std::thread::spawn(move || deferred.load(&mut Linux));
     }
     let mut watchdog = watchdog::Watchdog::open(
         &cfg.watchdog,

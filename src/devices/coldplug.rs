@@ -92,6 +92,47 @@ pub fn modules_for<'a>(
     modules
 }
 
+/// Where, under `kernel/` (or `updates/`, `extra/`) in `modules.dep`, live the drivers that can bring up the disk that
+/// holds the boot partition (SD/MMC hosts, block, ATA, SCSI, NVMe, virtio transports, USB host
+/// controllers and USB storage), the file systems, and the hardware watchdogs (a watchdog
+/// should be armed early, and `[watchdog]` opens its device before the box starts). Coldplug
+/// loads these first, so that the boot partition is mounted before the drivers of every other
+/// device (a Pi's USB stack, sound, RNG) are loaded. By path rather than by alias: one list
+/// serves every bus, and `modules.dep` is read anyway. The USB controllers of SoCs that are
+/// also gadgets (dwc2, dwc3) are not here: on a Raspberry Pi they bring up the whole USB stack
+/// (0.45 s under QEMU), and a boot partition on a USB disk is still found (see
+/// `Hotplug::wait_for_boot_device`).
+pub const BOOT_FIRST_DIRS: &[&str] = &[
+    "drivers/mmc/",
+    "drivers/block/",
+    "drivers/ata/",
+    "drivers/scsi/",
+    "drivers/nvme/",
+    "drivers/virtio/",
+    "drivers/usb/host/",
+    "drivers/usb/storage/",
+    "drivers/watchdog/",
+    "fs/",
+];
+
+/// Whether `module` is one of the drivers coldplug loads first ([`BOOT_FIRST_DIRS`]), judged
+/// by its path in `modules.dep`; a module the index does not know is not.
+pub fn loads_first(index: &ModuleIndex, module: &str) -> bool {
+    index.path_of(module).is_some_and(|path| {
+        // `kernel/drivers/mmc/...`, or `updates/...`, `extra/...` for modules built apart
+        let path = path.split_once('/').map_or(path, |(_, within)| within);
+        BOOT_FIRST_DIRS.iter().any(|dir| path.starts_with(dir))
+    })
+}
+
+/// `modules` split into those to load before the boot partition is looked for
+/// ([`loads_first`]) and the rest, each in the order given.
+pub fn split_boot_first(index: &ModuleIndex, modules: Vec<String>) -> (Vec<String>, Vec<String>) {
+    modules
+        .into_iter()
+        .partition(|module| loads_first(index, module))
+}
+
 /// The sysfs devices that have a node: `(devpath under /sys, uevent file text)` of each
 /// `root/sys/class/*/*` (block devices included) with a `dev` file. For device rules and for
 /// creating nodes when there is no devtmpfs, as `mdev -s` does.
@@ -278,6 +319,86 @@ mod tests {
         assert_eq!(
             modules_for(&index, &aliases),
             ["virtio_pci", "virtio_rng", "virtio_blk", "crc"]
+        );
+    }
+
+    #[test]
+    fn storage_file_system_and_watchdog_drivers_go_first() {
+        // the paths of Debian's arm64 kernel (raspi3b) and amd64 kernel (QEMU pc)
+        let index = ModuleIndex::parse(
+            "kernel/drivers/mmc/host/sdhci-iproc.ko: kernel/drivers/mmc/host/sdhci-pltfm.ko\n\
+             kernel/drivers/mmc/host/sdhci-pltfm.ko:\n\
+             kernel/drivers/usb/dwc2/dwc2.ko: kernel/drivers/usb/common/usb-common.ko\n\
+             kernel/drivers/usb/common/usb-common.ko:\n\
+             kernel/drivers/usb/host/xhci-pci.ko:\n\
+             kernel/drivers/usb/storage/usb-storage.ko:\n\
+             kernel/drivers/char/hw_random/bcm2835-rng.ko:\n\
+             kernel/drivers/watchdog/bcm2835_wdt.ko:\n\
+             kernel/drivers/virtio/virtio_pci.ko:\n\
+             kernel/drivers/block/virtio_blk.ko:\n\
+             kernel/drivers/scsi/sd_mod.ko:\n\
+             kernel/drivers/ata/ahci.ko:\n\
+             kernel/drivers/nvme/host/nvme.ko:\n\
+             kernel/drivers/net/virtio_net.ko:\n\
+             kernel/drivers/char/hw_random/virtio-rng.ko:\n\
+             kernel/sound/arm/snd-bcm2835.ko:\n\
+             kernel/fs/fat/vfat.ko:\n\
+             kernel/drivers/mmc-extra/odd.ko:\n\
+             updates/drivers/mmc/host/local.ko:\n",
+            "",
+            "",
+        );
+        let all: Vec<String> = [
+            "dwc2",
+            "sdhci_iproc",
+            "bcm2835_rng",
+            "bcm2835_wdt",
+            "xhci_pci",
+            "usb_storage",
+            "virtio_pci",
+            "virtio_net",
+            "virtio_rng",
+            "virtio_blk",
+            "sd_mod",
+            "ahci",
+            "nvme",
+            "snd_bcm2835",
+            "vfat",
+            "odd",
+            "local",
+            "not_in_the_index",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (first, rest) = split_boot_first(&index, all);
+        assert_eq!(
+            first,
+            [
+                "sdhci_iproc",
+                "bcm2835_wdt",
+                "xhci_pci",
+                "usb_storage",
+                "virtio_pci",
+                "virtio_blk",
+                "sd_mod",
+                "ahci",
+                "nvme",
+                "vfat",
+                "local",
+            ]
+        );
+        assert_eq!(
+            rest,
+            [
+                "dwc2",
+                "bcm2835_rng",
+                "virtio_net",
+                "virtio_rng",
+                "snd_bcm2835",
+                "odd",
+                "not_in_the_index",
+            ]
         );
     }
 

@@ -14,6 +14,7 @@ use crate::devices::rules::Devices;
 use crate::devices::uevent::{self, Action, Uevent};
 use crate::devices::{coldplug, rules};
 use crate::events::Events;
+use crate::storage::partition::{self, DeviceSpec};
 use crate::sys::Sys;
 
 /// The file system modules the boot partition needs, loaded with coldplug rather than left to
@@ -25,11 +26,46 @@ pub const BOOT_FS_MODULES: &[&str] = &["fs-vfat", "nls_cp437", "nls_ascii"];
 /// stops sending events must not hold up the boot (the event loop handles the rest later).
 const SETTLE_LIMIT: Duration = Duration::from_secs(3);
 
+/// How long the boot partition may take to appear once the drivers that coldplug loads first
+/// are in (an SD card is detected by a work queue some 100 ms after its host driver loads)
+/// before the other devices' drivers are loaded too: the disk may be behind one of those (a
+/// USB stick behind a Raspberry Pi's dwc2).
+pub const BOOT_FIRST_GRACE: Duration = Duration::from_secs(2);
+
+/// The coldplug modules left for after the boot partition: loaded by [`Deferred::load`], on a
+/// thread of its own once the box runs (`[modules] coldplug_after_box`).
+pub struct Deferred {
+    loader: Loader,
+    modules: Vec<String>,
+}
+
+impl Deferred {
+    /// Loads the modules (the uevents of their devices go to the event loop); one log line.
+    pub fn load(self, sys: &mut dyn Sys) {
+        let started = Instant::now();
+        let summary = self.loader.load(sys, &self.modules);
+        log_deferred(summary, started, "after the box started");
+    }
+}
+
+fn log_deferred(summary: Summary, started: Instant, when: &str) {
+    log::info!(
+        "modules of the other devices ({when}): {} loaded, {} already there, {} failed in {}ms",
+        summary.loaded,
+        summary.already,
+        summary.failed,
+        started.elapsed().as_millis()
+    );
+}
+
 /// Everything that acts on device events.
 pub struct Hotplug {
     loader: Option<Loader>,
     /// Load modules for new devices (`[modules] coldplug`).
     load_for_devices: bool,
+    /// Coldplug's modules that can wait until the boot partition is mounted
+    /// ([`coldplug::split_boot_first`]).
+    deferred: Vec<String>,
     devices: Devices,
     automount: Automounter,
     /// `/` (a temp dir in tests): where `/sys` and `/dev` are read.
@@ -49,15 +85,18 @@ impl Hotplug {
         Hotplug {
             loader,
             load_for_devices: cfg.modules.coldplug,
+            deferred: Vec::new(),
             devices: Devices::new(cfg.device.clone(), make_nodes, &root.join("dev")),
             automount: Automounter::new(cfg.automount.clone(), root),
             root: root.to_path_buf(),
         }
     }
 
-    /// Boot: the named modules, then (with `coldplug`) the modules of every device present,
-    /// the boot file system's, and those of the devices their drivers bring up, read from the
-    /// uevent socket until it is quiet. One log line with the counts and the time.
+    /// Boot: the named modules, then (with `coldplug`) the modules of the present devices that
+    /// can hold the boot partition ([`coldplug::loads_first`]), the boot file system's, and
+    /// those of the devices their drivers bring up, read from the uevent socket until it is
+    /// quiet. One log line with the counts and the time. The other devices' modules wait for
+    /// [`Hotplug::load_deferred`] or [`Hotplug::take_deferred`].
     pub fn boot(&mut self, sys: &mut dyn Sys, events: &Events, cfg: &Config) {
         let started = Instant::now();
         if self.make_nodes() {
@@ -74,10 +113,15 @@ impl Hotplug {
             let aliases = coldplug::known_modaliases(&self.root);
             devices = aliases.len();
             walk = started.elapsed();
-            wanted.extend(not_loaded(
-                &self.root,
-                coldplug::modules_for(&loader.index, &aliases),
-            ));
+            let needed = not_loaded(&self.root, coldplug::modules_for(&loader.index, &aliases));
+            let (first, rest) = coldplug::split_boot_first(&loader.index, needed);
+            log::debug!(
+                "coldplug: first {}; after the boot partition {}",
+                first.join(" "),
+                rest.join(" ")
+            );
+            wanted.extend(first);
+            self.deferred = rest;
             for name in BOOT_FS_MODULES {
                 if loader.index.knows(name) {
                     wanted.push(name.to_string());
@@ -89,18 +133,7 @@ impl Hotplug {
         }
         let mut summary = loader.load(sys, &wanted);
         if self.load_for_devices {
-            // The drivers just loaded announced their devices (a virtio disk behind
-            // virtio_pci): load for those too, until no new event comes.
-            let settle_until = crate::events::deadline_after(Instant::now(), SETTLE_LIMIT);
-            while Instant::now() < settle_until {
-                let messages = events.wait_uevent(Duration::ZERO);
-                if messages.is_empty() {
-                    break;
-                }
-                for message in messages {
-                    summary += self.handle(sys, &message);
-                }
-            }
+            summary += self.settle(sys, events);
         }
         log::info!(
             "modules: {} loaded, {} already there, {} failed in {}ms{}",
@@ -117,6 +150,81 @@ impl Hotplug {
                 String::new()
             }
         );
+    }
+
+    /// The drivers just loaded announced their devices (a virtio disk behind virtio_pci):
+    /// load for those too, until no new event comes.
+    fn settle(&mut self, sys: &mut dyn Sys, events: &Events) -> Summary {
+        let mut summary = Summary::default();
+        let settle_until = crate::events::deadline_after(Instant::now(), SETTLE_LIMIT);
+        while Instant::now() < settle_until {
+            let messages = events.wait_uevent(Duration::ZERO);
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                summary += self.handle(sys, &message);
+            }
+        }
+        summary
+    }
+
+    /// Before the boot partition is looked for: when coldplug left modules for later, wait
+    /// up to `grace` for a device that `spec` names; if none comes, load the other devices'
+    /// modules now (the disk may be behind one of them), so the wait that follows can find it.
+    pub fn before_boot_partition(
+        &mut self,
+        sys: &mut dyn Sys,
+        events: &Events,
+        spec: &DeviceSpec,
+        grace: Duration,
+    ) {
+        if self.deferred.is_empty() || *spec == DeviceSpec::None {
+            return;
+        }
+        let deadline = crate::events::deadline_after(Instant::now(), grace);
+        loop {
+            if partition::select(&partition::scan(&self.root).found, spec).is_some() {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            for message in events.wait_uevent(deadline - now) {
+                self.handle(sys, &message);
+            }
+        }
+        log::info!(
+            "boot partition {spec} not there {}ms after the storage drivers: loading the other devices' drivers too",
+            grace.as_millis()
+        );
+        self.load_deferred_now(sys, events, "before the boot partition");
+    }
+
+    /// Loads the modules coldplug left for after the boot partition, and those of the devices
+    /// their drivers bring up; one log line. Nothing when there are none.
+    pub fn load_deferred(&mut self, sys: &mut dyn Sys, events: &Events) {
+        self.load_deferred_now(sys, events, "before the box starts");
+    }
+
+    fn load_deferred_now(&mut self, sys: &mut dyn Sys, events: &Events, when: &str) {
+        let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
+        let Some(loader) = self.loader.as_ref().filter(|_| !modules.is_empty()) else {
+            return;
+        };
+        let started = Instant::now();
+        let mut summary = loader.load(sys, &modules);
+        summary += self.settle(sys, events);
+        log_deferred(summary, started, when);
+    }
+
+    /// The modules coldplug left for after the boot partition, to load away from the boot
+    /// sequence ([`Deferred::load`] on a thread); None when there are none.
+    pub fn take_deferred(&mut self) -> Option<Deferred> {
+        let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
+        let loader = self.loader.clone().filter(|_| !modules.is_empty())?;
+        Some(Deferred { loader, modules })
     }
 
     /// Once the boot partition's init.toml is read: its extra modules and parameters, its

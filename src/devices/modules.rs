@@ -45,6 +45,7 @@ impl std::ops::AddAssign for Summary {
 
 /// The module index of the running kernel with the parameters to load its modules with:
 /// what the boot sequence, coldplug and hotplug share.
+#[derive(Clone)]
 pub struct Loader {
     pub index: ModuleIndex,
     /// `/lib/modules/<release>`
