@@ -66,6 +66,9 @@ pub struct Hotplug {
     /// Coldplug's modules that can wait until the boot partition is mounted
     /// ([`coldplug::split_boot_first`]).
     deferred: Vec<String>,
+    /// Until the deferred modules are loaded or taken, new devices' modules that are not
+    /// [`coldplug::loads_first`] join them instead of loading at once.
+    boot_first_only: bool,
     devices: Devices,
     automount: Automounter,
     /// `/` (a temp dir in tests): where `/sys` and `/dev` are read.
@@ -86,6 +89,7 @@ impl Hotplug {
             loader,
             load_for_devices: cfg.modules.coldplug,
             deferred: Vec::new(),
+            boot_first_only: false,
             devices: Devices::new(cfg.device.clone(), make_nodes, &root.join("dev")),
             automount: Automounter::new(cfg.automount.clone(), root),
             root: root.to_path_buf(),
@@ -122,6 +126,7 @@ impl Hotplug {
             );
             wanted.extend(first);
             self.deferred = rest;
+            self.boot_first_only = true;
             for name in BOOT_FS_MODULES {
                 if loader.index.knows(name) {
                     wanted.push(name.to_string());
@@ -209,6 +214,7 @@ impl Hotplug {
     }
 
     fn load_deferred_now(&mut self, sys: &mut dyn Sys, events: &Events, when: &str) {
+        self.boot_first_only = false;
         let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
         let Some(loader) = self.loader.as_ref().filter(|_| !modules.is_empty()) else {
             return;
@@ -222,6 +228,7 @@ impl Hotplug {
     /// The modules coldplug left for after the boot partition, to load away from the boot
     /// sequence ([`Deferred::load`] on a thread); None when there are none.
     pub fn take_deferred(&mut self) -> Option<Deferred> {
+        self.boot_first_only = false;
         let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
         let loader = self.loader.clone().filter(|_| !modules.is_empty())?;
         Some(Deferred { loader, modules })
@@ -306,10 +313,15 @@ impl Hotplug {
             &self.loader,
             event.modalias(),
         ) {
-            let modules = not_loaded(
+            let mut modules = not_loaded(
                 &self.root,
                 coldplug::modules_for(&loader.index, [alias.to_string()].iter()),
             );
+            if self.boot_first_only {
+                let (first, rest) = coldplug::split_boot_first(&loader.index, modules);
+                self.deferred.extend(rest);
+                modules = first;
+            }
             if !modules.is_empty() {
                 summary = loader.load(sys, &modules);
                 log::info!(
@@ -399,6 +411,41 @@ mod tests {
                 root.display()
             )
         );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn until_the_boot_partition_other_devices_modules_wait() {
+        let (root, dir) = fake_root("boot-first");
+        let release_dir = PathBuf::from(&dir);
+        std::fs::write(
+            release_dir.join("modules.dep"),
+            "kernel/drivers/char/hw_random/virtio-rng.ko:\nkernel/drivers/block/virtio_blk.ko:\n\
+             kernel/drivers/virtio/virtio_pci.ko:\n",
+        )
+        .unwrap();
+        let mut hotplug = Hotplug::new(&Config::default(), "", &root);
+        hotplug.boot_first_only = true;
+        let mut rec = Recorder::new();
+        for message in [
+            &b"add@/devices/pci0000:00/0000:00:03.0/virtio1\0ACTION=add\0SUBSYSTEM=virtio\0MODALIAS=virtio:d00000004v00001AF4"[..],
+            b"add@/devices/pci0000:00/0000:00:04.0/virtio2\0ACTION=add\0SUBSYSTEM=virtio\0MODALIAS=virtio:d00000002v00001AF4",
+        ] {
+            hotplug.handle(&mut rec, message);
+        }
+        // the disk's driver at once, the RNG's left for after the boot partition
+        assert_eq!(
+            rec.transcript(),
+            format!("finit_module({dir}/kernel/drivers/block/virtio_blk.ko, \"\")\n")
+        );
+        let deferred = hotplug.take_deferred().unwrap();
+        assert_eq!(deferred.modules, ["virtio_rng"]);
+        deferred.load(&mut rec);
+        assert!(rec
+            .transcript()
+            .ends_with("/kernel/drivers/char/hw_random/virtio-rng.ko, \"\")\n"));
+        // from then on every device's module loads at once
+        assert!(hotplug.take_deferred().is_none());
         std::fs::remove_dir_all(&root).unwrap();
     }
 
