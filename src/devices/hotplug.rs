@@ -261,6 +261,10 @@ impl Hotplug {
             }
         }
         self.load_for_devices = cfg.modules.coldplug;
+        if !self.load_for_devices {
+            // the boot partition's init.toml turned coldplug off: no second pass either
+            self.deferred.clear();
+        }
         self.devices.set_rules(cfg.device.clone());
         self.automount.set_rules(cfg.automount.clone());
         if cfg.device.is_empty() && cfg.automount.is_empty() && !self.make_nodes() {
