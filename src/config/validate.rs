@@ -251,6 +251,15 @@ fn program(at: &str, p: &BoxConfig, c: &mut Checks) {
             format!("{at}.path"),
             "empty; name the program to run".into(),
         );
+    } else if matches!(p.path.rsplit('/').next(), Some("" | "." | "..")) {
+        // found by fuzzing: `path = "dir/"` passed, then every start failed in execve
+        c.add(
+            format!("{at}.path"),
+            format!(
+                "{:?} names a directory; name the program file in it",
+                p.path
+            ),
+        );
     }
     c.no_nul(format!("{at}.path"), &p.path);
     for (i, arg) in p.args.iter().enumerate() {
@@ -368,6 +377,15 @@ mod tests {
             (
                 "[box]\npath = \"\"\n",
                 "/boot/init.toml:2:8: `box.path`: empty; name the program to run".into(),
+            ),
+            // fuzz findings: a path that names a directory fails in execve at every start
+            (
+                "[box]\npath = \"bin/\"\n",
+                "/boot/init.toml:2:8: `box.path`: \"bin/\" names a directory; name the program file in it".into(),
+            ),
+            (
+                "[[service]]\npath = \"/opt/..\"\n",
+                "/boot/init.toml:2:8: `service.path`: \"/opt/..\" names a directory; name the program file in it".into(),
             ),
             (
                 "[box]\nuser = 4294967295\n",
