@@ -10,6 +10,7 @@ pub mod cmdline;
 mod duration;
 mod error;
 mod locate;
+mod lock;
 pub mod network;
 mod schema;
 mod validate;
@@ -175,6 +176,11 @@ pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
                 continue;
             }
         };
+        // Keys the built-in config locked are not for the card or the command line to set.
+        if let Some(problem) = lock::problem(&merged, layer, &table) {
+            errors.push(problem_error(layer.name(), layer.text(), &problem));
+            continue;
+        }
         // A layer valid alone may still not fit the ones below it (`[boot] device = "none"`
         // under a relative box path): then it is the one ignored.
         let mut with_layer = merged.clone();

@@ -62,6 +62,9 @@ pub struct System {
     pub rescue_delay: Duration,
     /// What Ctrl-Alt-Del (SIGINT to PID 1) does.
     pub ctrl_alt_del: ExitAction,
+    /// Keys (`"box.user"`, or a whole section: `"box"`) that only the built-in config may set:
+    /// the card's `init.toml` and the kernel command line cannot (`lock.rs`).
+    pub locked: Vec<String>,
 }
 
 impl Default for System {
@@ -72,6 +75,7 @@ impl Default for System {
             rescue: RescueAction::default(),
             rescue_delay: Duration::from_secs(10),
             ctrl_alt_del: ExitAction::Reboot,
+            locked: Vec::new(),
         }
     }
 }
