@@ -177,14 +177,18 @@ enum Task {
         kernel: KernelArgs,
     },
     /// Run every test: the workspace's unit tests, then each QEMU boot scenario of tests/boot
-    /// against the real kernel. Installs QEMU (root + apt) and fetches the kernel when missing.
+    /// against the real kernel, then a bounded run of each fuzz target (cargo xtask fuzz).
+    /// Installs QEMU (root + apt), nightly and cargo-fuzz, and fetches the kernel when missing.
     /// UPDATE_EXPECT=1 rewrites each scenario's `expected` with what its console showed
     Test {
-        /// Only the scenarios whose folder name contains this
+        /// Only the scenarios whose folder name contains this (no fuzzing then)
         filter: Option<String>,
-        /// Skip the unit tests
+        /// Skip the unit tests (and the fuzzing)
         #[arg(long)]
         scenarios_only: bool,
+        /// Seconds of fuzzing per fuzz target, after the scenarios
+        #[arg(long, value_name = "SECONDS", default_value_t = xtask::fuzz::DEFAULT_SECONDS)]
+        fuzz_seconds: u64,
         #[arg(long, value_enum, default_value_t)]
         arch: Arch,
         #[command(flatten)]
@@ -345,6 +349,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
         Task::Test {
             filter,
             scenarios_only,
+            fuzz_seconds,
             arch,
             kernel,
         } => xtask::test::run(&xtask::test::Options {
@@ -352,6 +357,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             kernel,
             filter,
             scenarios_only,
+            fuzz_seconds,
         })?,
         Task::Fuzz { target, seconds } => xtask::fuzz::run(&xtask::fuzz::Options {
             seconds,

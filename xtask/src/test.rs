@@ -1,6 +1,7 @@
 //! `cargo xtask test`: makes sure the tools are there (QEMU, the musl target, the kernel),
-//! runs the unit tests of the whole workspace, then every QEMU boot scenario. A missing tool is
-//! installed when this machine can (root with apt-get) or named precisely; never skipped.
+//! runs the unit tests of the whole workspace, then every QEMU boot scenario, then the fuzz
+//! targets for a bounded time (`fuzz.rs`). A missing tool is installed when this machine can
+//! (root with apt-get, rustup, cargo install) or named precisely; never skipped.
 
 use std::process::Command;
 
@@ -16,8 +17,11 @@ pub struct Options {
     pub kernel: KernelArgs,
     /// Only the scenarios whose name contains this.
     pub filter: Option<String>,
-    /// Skip `cargo test` (the unit tests) and run the scenarios only.
+    /// Skip `cargo test` (the unit tests) and the fuzzing: run the scenarios only.
     pub scenarios_only: bool,
+    /// Seconds per fuzz target (`cargo xtask fuzz`), run after the scenarios unless a filter
+    /// or `scenarios_only` narrows the run.
+    pub fuzz_seconds: u64,
 }
 
 /// Runs everything; fails when any test failed.
@@ -52,6 +56,12 @@ pub fn run(opts: &Options) -> Result<()> {
     println!("scenarios: {passed} passed, {failed} failed");
     if failed > 0 {
         bail!("{failed} scenario(s) failed; each one's console is under target/scenarios/NAME/console.log");
+    }
+    if opts.filter.is_none() && !opts.scenarios_only {
+        crate::fuzz::run(&crate::fuzz::Options {
+            seconds: opts.fuzz_seconds,
+            filter: None,
+        })?;
     }
     Ok(())
 }
