@@ -43,14 +43,55 @@ fn priority(level: log::Level) -> u8 {
     }
 }
 
+/// The longest write `/dev/kmsg` takes, prefix and newline included: the kernel refuses
+/// (EINVAL) a record longer than `LOG_LINE_MAX`, 1024 - 32 bytes in 6.1 (`devkmsg_write` in
+/// kernel/printk/printk.c; newer kernels take 1024). The line is then lost entirely.
+pub const RECORD_MAX: usize = 992;
+
 /// Formats one record as kmsg lines: every line of a multi-line message gets its own record,
-/// since the kernel keeps one line per record.
+/// since the kernel keeps one line per record, and a line too long for one record is split
+/// into several (at a space where there is one), each with the `boxinit: ` prefix.
 fn format_record(level: log::Level, message: &str) -> String {
+    let prefix = format!("<{}>boxinit: ", priority(level));
+    // room for the text of one record: the prefix and the newline take the rest
+    let room = RECORD_MAX.saturating_sub(prefix.len() + 1).max(1);
     let mut out = String::new();
     for line in message.lines() {
-        out.push_str(&format!("<{}>boxinit: {}\n", priority(level), line));
+        for piece in split_line(line, room) {
+            out.push_str(&prefix);
+            out.push_str(piece);
+            out.push('\n');
+        }
     }
     out
+}
+
+/// `line` cut into pieces of at most `room` bytes: after the last space that fits (the space
+/// ends the piece), else at the last character boundary that fits. An empty line is one piece.
+fn split_line(line: &str, room: usize) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = line;
+    while rest.len() > room {
+        let mut end = room;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = match rest.get(..end).and_then(|head| head.rfind(' ')) {
+            Some(space) if space > 0 => space + 1,
+            _ => end,
+        };
+        // room >= 1 and a char is at most 4 bytes: when no whole char fits, take one anyway
+        let cut = if cut == 0 {
+            rest.chars().next().map_or(rest.len(), char::len_utf8)
+        } else {
+            cut
+        };
+        let (head, tail) = rest.split_at(cut);
+        pieces.push(head.trim_end_matches(' '));
+        rest = tail;
+    }
+    pieces.push(rest);
+    pieces
 }
 
 impl log::Log for Kmsg {
@@ -105,6 +146,41 @@ mod tests {
         );
         assert_eq!(format_record(log::Level::Info, "x"), "<6>boxinit: x\n");
         assert_eq!(format_record(log::Level::Debug, "x"), "<7>boxinit: x\n");
+    }
+
+    #[test]
+    fn long_lines_are_split_into_records_the_kernel_takes() {
+        // The boot partition's error lists every block device seen: far over 1 KiB.
+        let devices: Vec<String> = (0..60)
+            .map(|i| format!("/dev/vd{i}1 (FAT, label DISK{i}, UUID 1234-ABCD)"))
+            .collect();
+        let message = format!("boot partition LABEL=BOOT not found after 10s; block devices seen: {}; set [boot] device", devices.join(", "));
+        assert!(message.len() > 2 * RECORD_MAX);
+        let text = format_record(log::Level::Error, &message);
+        let records: Vec<&str> = text.split_inclusive('\n').collect();
+        assert!(records.len() >= 3, "{records:?}");
+        for record in &records {
+            assert!(record.len() <= RECORD_MAX, "{} bytes: {record}", record.len());
+            assert!(record.starts_with("<3>boxinit: ") && record.ends_with('\n'));
+        }
+        // Nothing is lost: the pieces put back together (a space where they were cut) are the line.
+        let joined: Vec<&str> = records
+            .iter()
+            .map(|r| r.trim_start_matches("<3>boxinit: ").trim_end_matches('\n'))
+            .collect();
+        assert_eq!(joined.join(" "), message);
+        // Cut at a space, so a device's description stays whole at the end of a piece.
+        assert!(joined[0].ends_with(','), "{}", joined[0]);
+    }
+
+    #[test]
+    fn splitting_never_cuts_a_character_and_always_progresses() {
+        assert_eq!(split_line("", 5), [""]);
+        assert_eq!(split_line("abc", 5), ["abc"]);
+        assert_eq!(split_line("aaaaaaaaaa", 4), ["aaaa", "aaaa", "aa"]);
+        assert_eq!(split_line("ab cd ef", 5), ["ab", "cd ef"]);
+        assert_eq!(split_line("ééé", 3), ["é", "é", "é"]);
+        assert_eq!(split_line("€x", 1), ["€", "x"]);
     }
 
     #[test]
