@@ -160,7 +160,11 @@ mod tests {
         let records: Vec<&str> = text.split_inclusive('\n').collect();
         assert!(records.len() >= 3, "{records:?}");
         for record in &records {
-            assert!(record.len() <= RECORD_MAX, "{} bytes: {record}", record.len());
+            assert!(
+                record.len() <= RECORD_MAX,
+                "{} bytes: {record}",
+                record.len()
+            );
             assert!(record.starts_with("<3>boxinit: ") && record.ends_with('\n'));
         }
         // Nothing is lost: the pieces put back together (a space where they were cut) are the line.

@@ -92,15 +92,11 @@ fn signal_init(tool: &str, args: &[String]) -> i32 {
         _ => (Signal::SIGTERM, Reboot::Restart),
     };
     if args.iter().any(|a| a == "-f" || a == "--force") {
-        let mut sys = Linux;
-        sys.sync();
-        return match sys.reboot(how) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("{tool} -f: reboot(2) failed: {e} (it needs root)");
-                1
-            }
-        };
+        // What the unmounts say goes to stderr (no kmsg: this is not PID 1).
+        kmsg::init(log::LevelFilter::Info);
+        let e = shutdown::force(&mut Linux, how, Path::new("/"));
+        eprintln!("{tool} -f: reboot(2) failed: {e} (it needs root)");
+        return 1;
     }
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), signal) {
         Ok(()) => 0,
@@ -306,7 +302,7 @@ fn boot() -> ! {
         .collect();
     shutdown::stop_everything(
         &mut sys,
-        &events,
+        Some(&events),
         &groups,
         cfg.shutdown.grace,
         Path::new("/"),
@@ -539,7 +535,8 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
         Some(how) => {
             log::error!("rescue: {how:?} in {}", config::format_duration(delay));
             std::thread::sleep(delay);
-            sys.sync();
+            // As the orderly shutdown: whatever runs is stopped, the cards are left clean.
+            shutdown::stop_everything(sys, None, &[], Duration::ZERO, Path::new("/"));
             shutdown::finish(sys, how)
         }
         None => loop {
@@ -576,7 +573,7 @@ fn rescue_shell(sys: &mut dyn Sys) -> ! {
             supervise::SHELL
         ),
     }
-    sys.sync();
+    shutdown::stop_everything(sys, None, &[], Duration::ZERO, Path::new("/"));
     shutdown::finish(sys, Reboot::Restart)
 }
 
@@ -591,7 +588,7 @@ fn boottime() -> String {
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         log::error!("internal error: {info}; rebooting in 5s");
-        rustix::fs::sync();
+        shutdown::sync_and_unmount(&mut Linux, Path::new("/"));
         std::thread::sleep(Duration::from_secs(5));
         let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
     }));

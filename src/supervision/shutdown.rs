@@ -21,9 +21,12 @@ const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// Stops every process and unmounts what holds data. Ends with everything synced; the caller
 /// then calls [`finish`].
+///
+/// `events` wakes the waits on SIGCHLD; without it (rescue before the signalfd exists) they
+/// look every 50 ms.
 pub fn stop_everything(
     sys: &mut dyn Sys,
-    events: &Events,
+    events: Option<&Events>,
     groups: &[(String, i32)],
     grace: Duration,
     root: &Path,
@@ -66,13 +69,31 @@ pub fn stop_everything(
             ms(step.elapsed())
         );
     }
+    sync_and_unmount(sys, root);
+    log::info!("shutdown: done in {}", ms(start.elapsed()));
+}
+
+/// Sync, then unmount what holds data (read-only where it stays busy), so that a card mounted
+/// read-write is left clean: the end of every way down, the orderly one, rescue and
+/// `reboot -f` alike.
+pub fn sync_and_unmount(sys: &mut dyn Sys, root: &Path) {
     let step = Instant::now();
     sys.sync();
     log::info!("shutdown: synced in {}", ms(step.elapsed()));
     // In a PID namespace (tests, containers) the file systems are the host's: a read-only
     // remount would change the host's superblock, so only this namespace's unmounts are done.
     unmount_all(sys, root, is_first_pid_namespace(root));
-    log::info!("shutdown: done in {}", ms(start.elapsed()));
+}
+
+/// `reboot -f`, `poweroff -f`, `halt -f` (run as any pid but 1): no orderly shutdown, no
+/// process is asked to stop, but the file systems are synced and unmounted (or remounted
+/// read-only where busy) before `reboot(2)`. Returns only when `reboot(2)` failed.
+pub fn force(sys: &mut dyn Sys, how: Reboot, root: &Path) -> std::io::Error {
+    sync_and_unmount(sys, root);
+    match sys.reboot(how) {
+        Ok(()) => std::io::Error::other("reboot(2) returned"),
+        Err(e) => e,
+    }
 }
 
 /// Unmounts what holds data, innermost first; remounts read-only what cannot be unmounted.
@@ -135,7 +156,7 @@ pub fn finish(sys: &mut dyn Sys, how: Reboot) -> ! {
 }
 
 /// Polls `done` while reaping, until it holds or `limit` passes. Returns whether it held.
-fn wait_until(events: &Events, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+fn wait_until(events: Option<&Events>, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = events::deadline_after(Instant::now(), limit);
     loop {
         while events::reap_one().is_some() {}
@@ -147,9 +168,15 @@ fn wait_until(events: &Events, limit: Duration, mut done: impl FnMut() -> bool) 
             return false;
         }
         // SIGCHLD wakes us early; the short cap catches processes that are not our children.
-        let _ = events.wait(Some(
-            (deadline.saturating_duration_since(now)).min(Duration::from_millis(50)),
-        ));
+        let nap = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(50));
+        match events {
+            Some(events) => {
+                let _ = events.wait(Some(nap));
+            }
+            None => std::thread::sleep(nap),
+        }
     }
 }
 
@@ -268,6 +295,33 @@ mod tests {
         );
         unmount_all(&mut rec, &root, false);
         assert_eq!(rec.transcript(), "umount(/data)\numount(/boot)\nsync()\n");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn reboot_f_unmounts_before_rebooting() {
+        let root = std::env::temp_dir().join(format!("boxinit-force-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        std::fs::write(
+            root.join("proc/mounts"),
+            "proc /proc proc rw 0 0\n/dev/vda1 /boot vfat rw 0 0\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("proc/2")).unwrap();
+        std::fs::write(root.join("proc/2/comm"), "kthreadd\n").unwrap();
+        let mut rec = Recorder::new();
+        // The box that ran `reboot -f` still runs from /boot: read-only, then reboot.
+        rec.fail_when(
+            |c| matches!(c, crate::sys::Call::Unmount { target } if target == "/boot"),
+            16,
+        );
+        rec.fail_when(|c| matches!(c, crate::sys::Call::Reboot { .. }), 1);
+        let e = force(&mut rec, Reboot::Restart, &root);
+        assert_eq!(e.raw_os_error(), Some(1));
+        assert_eq!(
+            rec.transcript(),
+            "sync()\numount(/boot)\nremount(/boot, MountFlags(RDONLY))\nsync()\nreboot(Restart)\n"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 
