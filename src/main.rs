@@ -300,6 +300,9 @@ fn boot() -> ! {
         .iter()
         .filter_map(|s| Some((s.name().to_string(), s.process_group()?)))
         .collect();
+    // The watchdog is petted from a thread through every wait of the shutdown (grace, sync,
+    // unmount), up to a limit, then disarmed.
+    let keeper = watchdog.map(|w| w.keep_petting(shutdown::time_limit(cfg.shutdown.grace)));
     shutdown::stop_everything(
         &mut sys,
         Some(&events),
@@ -307,8 +310,8 @@ fn boot() -> ! {
         cfg.shutdown.grace,
         Path::new("/"),
     );
-    if let Some(watchdog) = watchdog {
-        watchdog.close();
+    if let Some(keeper) = keeper {
+        keeper.close();
     }
     shutdown::finish(&mut sys, how)
 }

@@ -748,6 +748,56 @@ fn watchdog_is_petted_only_while_the_box_beats_and_closed_on_shutdown() {
 }
 
 #[test]
+fn watchdog_is_petted_through_a_grace_period_longer_than_its_timeout() {
+    let serial = serial();
+    let dir = scratch("watchdog-grace");
+    let device = dir.join("watchdog");
+    std::fs::write(&device, "").unwrap();
+    // The box finishes its work for 3 s after SIGTERM; the watchdog's timeout is 1 s.
+    let config = sh_box(
+        "trap 'echo term-held; sleep 3; echo work-done; exit 0' TERM; echo box-up; while :; do sleep 0.1; done",
+        "[watchdog]\ndevice = \"@DIR@/watchdog\"\ntimeout = \"1s\"",
+    )
+    .replace("grace = \"1s\"", "grace = \"10s\"");
+    let mut ns = Ns::start_in(dir, &config, serial);
+    ns.wait_for("box-up");
+    ns.signal("TERM");
+    ns.wait_for("term-held");
+    // Sample the pets (one byte each) while the box holds the shutdown up.
+    let mut sizes = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(2500) {
+        sizes.push((start.elapsed(), std::fs::metadata(&device).unwrap().len()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, out) = ns.wait_end(Duration::from_secs(30));
+    assert_ended_by(status, SIGHUP, &out);
+    // Never a second without a pet: the longest stretch of one size stays under the timeout.
+    let mut longest = Duration::ZERO;
+    let mut since = Duration::ZERO;
+    for pair in sizes.windows(2) {
+        if pair[1].1 != pair[0].1 {
+            since = pair[1].0;
+        }
+        longest = longest.max(pair[1].0 - since);
+    }
+    assert!(
+        longest < Duration::from_millis(1000),
+        "no pet for {longest:?} during the grace period; sizes {sizes:?}\n{out}"
+    );
+    assert_eq!(std::fs::read(&device).unwrap().last(), Some(&b'V'));
+    assert_in_order(
+        &out,
+        &[
+            "work-done",
+            "shutdown: box stopped after",
+            "disarmed (magic close)",
+            "rebooting",
+        ],
+    );
+}
+
+#[test]
 fn shutdown_names_who_holds_a_mount_it_cannot_unmount() {
     // PID 1 itself holds a file on a mount of its own: the watchdog "device" (a plain file).
     let serial = serial();

@@ -19,6 +19,19 @@ const TERM_ALL_GRACE: Duration = Duration::from_secs(1);
 /// After SIGKILL, how long to wait for the kernel to hand back the bodies.
 const KILL_WAIT: Duration = Duration::from_secs(2);
 
+/// How long sync and unmount may take before a watchdog stops being petted during shutdown:
+/// a slow SD card with much dirty data takes seconds; one that never answers, for ever.
+const SYNC_AND_UNMOUNT_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long a shutdown with this grace period may take at most, waits included: after that
+/// the watchdog (if any) is no longer petted and resets a machine whose shutdown hangs.
+pub fn time_limit(grace: Duration) -> Duration {
+    grace
+        .saturating_add(TERM_ALL_GRACE)
+        .saturating_add(KILL_WAIT)
+        .saturating_add(SYNC_AND_UNMOUNT_LIMIT)
+}
+
 /// Stops every process and unmounts what holds data. Ends with everything synced; the caller
 /// then calls [`finish`].
 ///

@@ -183,6 +183,49 @@ impl Watchdog {
         }
     }
 
+    /// Hands the watchdog to a thread that pets it every interval while PID 1 shuts down:
+    /// the grace period, sync and unmount may each take longer than the timeout, and sync and
+    /// unmount are single system calls the loop cannot interrupt to pet. It stops petting
+    /// once `limit` has passed, so a shutdown that hangs (a card that never answers) still
+    /// ends in a reset. Without a thread to be had (out of memory) the device is closed
+    /// without the magic close: it still resets the machine if the shutdown outlasts it.
+    pub fn keep_petting(mut self, limit: Duration) -> Keeper {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let interval = self.interval;
+        let device = self.device.clone();
+        let spawned = std::thread::Builder::new()
+            .name("watchdog".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let started = Instant::now();
+                self.pet();
+                loop {
+                    match stopped.recv_timeout(interval) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        // Told to stop, or the other end is gone: hand the watchdog back.
+                        _ => return self,
+                    }
+                    if started.elapsed() > limit {
+                        log::error!(
+                            "watchdog: shutdown not done after {}: no longer petting {}, the machine resets when it expires",
+                            humantime::format_duration(limit),
+                            self.device
+                        );
+                        let _ = stopped.recv();
+                        return self;
+                    }
+                    self.pet();
+                }
+            });
+        match spawned {
+            Ok(thread) => Keeper::Thread { stop, thread },
+            Err(e) => {
+                log::warn!("watchdog: no thread to pet {device} during shutdown ({e})");
+                Keeper::Gone
+            }
+        }
+    }
+
     /// Orderly shutdown: pet once more, then the magic close ('V', then close) disarms it, so
     /// the machine is not reset while it powers off or halts.
     pub fn close(mut self) {
@@ -190,6 +233,33 @@ impl Watchdog {
         match self.file.write_all(b"V") {
             Ok(()) => log::info!("watchdog: {} disarmed (magic close)", self.device),
             Err(e) => log::warn!("watchdog: magic close of {} failed: {e}", self.device),
+        }
+    }
+}
+
+/// The watchdog during shutdown (see [`Watchdog::keep_petting`]).
+pub enum Keeper {
+    /// Petted by this thread until `stop` says so; it hands the watchdog back when joined.
+    Thread {
+        stop: std::sync::mpsc::Sender<()>,
+        thread: std::thread::JoinHandle<Watchdog>,
+    },
+    /// No thread could be started, and the watchdog went with the attempt.
+    Gone,
+}
+
+impl Keeper {
+    /// Stops petting and disarms the watchdog (magic close): the shutdown is done.
+    pub fn close(self) {
+        match self {
+            Keeper::Thread { stop, thread } => {
+                let _ = stop.send(());
+                match thread.join() {
+                    Ok(watchdog) => watchdog.close(),
+                    Err(_) => log::warn!("watchdog: the petting thread failed; not disarmed"),
+                }
+            }
+            Keeper::Gone => {}
         }
     }
 }
@@ -216,6 +286,54 @@ mod tests {
         }
         // A last change "in the future" (clock weirdness) counts as fresh, never panics.
         assert!(heartbeat_fresh(t0 + s(10), t0, s(1)));
+    }
+
+    #[test]
+    fn petted_through_a_shutdown_longer_than_its_timeout() {
+        let dir = std::env::temp_dir().join(format!("boxinit-keeper-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A plain file stands in for the device: each pet appends a byte, the magic close a
+        // 'V'. Its timeout cannot be set, so it is petted every 100 ms (half of 200 ms).
+        let device = dir.join("watchdog");
+        std::fs::write(&device, "").unwrap();
+        let cfg = config::Watchdog {
+            device: Some(device.display().to_string()),
+            timeout: Duration::from_millis(200),
+            ..config::Watchdog::default()
+        };
+        let now = Instant::now();
+        let watchdog = Watchdog::open(&cfg, &dir.join("heartbeat"), now).unwrap();
+        let before = std::fs::metadata(&device).unwrap().len();
+        let keeper = watchdog.keep_petting(Duration::from_secs(60));
+        // A long wait of the shutdown (grace, sync, unmount): still petted.
+        std::thread::sleep(Duration::from_millis(650));
+        let during = std::fs::metadata(&device).unwrap().len() - before;
+        assert!(during >= 4, "only {during} pets in 650 ms");
+        keeper.close();
+        let bytes = std::fs::read(&device).unwrap();
+        assert_eq!(bytes.last(), Some(&b'V'));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_hung_shutdown_is_no_longer_petted_after_its_limit() {
+        let dir = std::env::temp_dir().join(format!("boxinit-keeper-limit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let device = dir.join("watchdog");
+        std::fs::write(&device, "").unwrap();
+        let cfg = config::Watchdog {
+            device: Some(device.display().to_string()),
+            timeout: Duration::from_millis(200),
+            ..config::Watchdog::default()
+        };
+        let watchdog = Watchdog::open(&cfg, &dir.join("heartbeat"), Instant::now()).unwrap();
+        let keeper = watchdog.keep_petting(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(500));
+        let at_limit = std::fs::metadata(&device).unwrap().len();
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(std::fs::metadata(&device).unwrap().len(), at_limit);
+        keeper.close();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
