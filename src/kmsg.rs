@@ -55,43 +55,57 @@ fn format_record(level: log::Level, message: &str) -> String {
     let prefix = format!("<{}>boxinit: ", priority(level));
     // room for the text of one record: the prefix and the newline take the rest
     let room = RECORD_MAX.saturating_sub(prefix.len() + 1).max(1);
-    let mut out = String::new();
+    let mut out = String::with_capacity(message.len() + prefix.len() + 1);
     for line in message.lines() {
-        for piece in split_line(line, room) {
+        let mut rest = line;
+        loop {
+            let (piece, tail) = next_piece(rest, room);
             out.push_str(&prefix);
             out.push_str(piece);
             out.push('\n');
+            if tail.is_empty() {
+                break;
+            }
+            rest = tail;
         }
     }
     out
 }
 
-/// `line` cut into pieces of at most `room` bytes: after the last space that fits (the space
-/// ends the piece), else at the last character boundary that fits. An empty line is one piece.
+/// The first piece of `line` that fits in `room` bytes, and the rest: cut after the last space
+/// that fits (the space is dropped), else at the last character boundary that fits, and never
+/// empty while `line` is not.
+fn next_piece(line: &str, room: usize) -> (&str, &str) {
+    if line.len() <= room {
+        return (line, "");
+    }
+    let mut end = room;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = match line.get(..end).and_then(|head| head.rfind(' ')) {
+        Some(space) if space > 0 => space + 1,
+        // no whole character fits: take one anyway
+        _ if end == 0 => line.chars().next().map_or(line.len(), char::len_utf8),
+        _ => end,
+    };
+    let (head, tail) = line.split_at(cut);
+    (head.trim_end_matches(' '), tail)
+}
+
+/// `line` cut into the pieces [`format_record`] writes.
+#[cfg(test)]
 fn split_line(line: &str, room: usize) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut rest = line;
-    while rest.len() > room {
-        let mut end = room;
-        while !rest.is_char_boundary(end) {
-            end -= 1;
+    loop {
+        let (piece, tail) = next_piece(rest, room);
+        pieces.push(piece);
+        if tail.is_empty() {
+            return pieces;
         }
-        let cut = match rest.get(..end).and_then(|head| head.rfind(' ')) {
-            Some(space) if space > 0 => space + 1,
-            _ => end,
-        };
-        // room >= 1 and a char is at most 4 bytes: when no whole char fits, take one anyway
-        let cut = if cut == 0 {
-            rest.chars().next().map_or(rest.len(), char::len_utf8)
-        } else {
-            cut
-        };
-        let (head, tail) = rest.split_at(cut);
-        pieces.push(head.trim_end_matches(' '));
         rest = tail;
     }
-    pieces.push(rest);
-    pieces
 }
 
 impl log::Log for Kmsg {

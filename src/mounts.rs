@@ -77,6 +77,14 @@ const EARLY: &[Early] = &[
     },
 ];
 
+/// Whether `path` lies under a mount point the init covers at start (`/dev` and each
+/// [`EARLY`] target): what a PID-namespace test keeps there vanishes once boxinit runs.
+pub fn hidden_by_early_mounts(path: &Path) -> bool {
+    std::iter::once("/dev")
+        .chain(EARLY.iter().map(|e| e.target))
+        .any(|target| path.starts_with(target))
+}
+
 /// Nodes a tmpfs /dev needs when the kernel has no devtmpfs: (name, major, minor, mode).
 const ESSENTIAL_NODES: &[(&str, u32, u32, u32)] = &[
     ("console", 5, 1, 0o600),
@@ -327,6 +335,22 @@ mod tests {
         assert!(rec
             .transcript()
             .contains("symlink(/dev/fd -> /proc/self/fd)"));
+    }
+
+    #[test]
+    fn paths_the_early_mounts_hide() {
+        for hidden in [
+            "/tmp/checkout/target",
+            "/run/x",
+            "/dev/shm/y",
+            "/proc/1",
+            "/tmp",
+        ] {
+            assert!(hidden_by_early_mounts(Path::new(hidden)), "{hidden}");
+        }
+        for kept in ["/work/boxinit/target", "/var/tmp/x", "/tmpfoo", "/"] {
+            assert!(!hidden_by_early_mounts(Path::new(kept)), "{kept}");
+        }
     }
 
     #[test]

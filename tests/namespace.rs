@@ -19,10 +19,44 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_boxinit");
+/// Where the tests keep their files: the target dir's scratch space, unless the init's early
+/// mounts would hide it inside the namespace (a checkout under /tmp: boxinit mounts a fresh
+/// tmpfs there, as it must for the box). Then a directory under /var/tmp, which no early
+/// mount covers.
+fn scratch_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ns");
+        let real = std::fs::canonicalize(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        match boxinit::mounts::hidden_by_early_mounts(&real) {
+            false => target,
+            true => PathBuf::from("/var/tmp/boxinit-namespace-tests"),
+        }
+    })
+}
+
+/// The boxinit binary as the namespace sees it: a copy in [`scratch_root`] when the build's
+/// own is hidden by the init's mounts (the box runs it as `reboot`, `poweroff`).
+fn bin() -> &'static str {
+    const BUILT: &str = env!("CARGO_BIN_EXE_boxinit");
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let real = std::fs::canonicalize(BUILT).unwrap();
+        if !boxinit::mounts::hidden_by_early_mounts(&real) {
+            return BUILT.to_string();
+        }
+        let copy = scratch_root().join("boxinit");
+        std::fs::create_dir_all(scratch_root()).unwrap();
+        // Copied beside, then renamed: a test that runs the copy never sees half a file.
+        let part = scratch_root().join(format!("boxinit.{}", std::process::id()));
+        std::fs::copy(BUILT, &part).unwrap();
+        std::fs::rename(&part, &copy).unwrap();
+        copy.display().to_string()
+    })
+}
 const SIGHUP: i32 = 1;
 const SIGINT: i32 = 2;
 
@@ -44,7 +78,7 @@ struct Ns {
 
 /// A scratch directory for `name` (outside /tmp and /run: the init mounts tmpfs there).
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ns").join(name);
+    let dir = scratch_root().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -88,9 +122,9 @@ impl Ns {
             Some(script) => args.extend([
                 "/bin/sh".to_string(),
                 "-c".to_string(),
-                format!("{}; exec {BIN}", expand(script, &dir)),
+                format!("{}; exec {}", expand(script, &dir), bin()),
             ]),
-            None => args.push(BIN.to_string()),
+            None => args.push(bin().to_string()),
         }
         let mut child = Command::new("unshare")
             .args(&args)
@@ -266,7 +300,7 @@ impl Drop for Ns {
 
 fn expand(text: &str, dir: &Path) -> String {
     text.replace("@DIR@", &dir.display().to_string())
-        .replace("@BIN@", BIN)
+        .replace("@BIN@", bin())
 }
 
 /// A config whose box is `/bin/sh -c SCRIPT`; `extra` is more TOML for `[box]` and after.
