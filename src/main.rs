@@ -10,7 +10,7 @@ use boxinit::mounts;
 use boxinit::net;
 use boxinit::storage::bootpart;
 use boxinit::storage::partition::DeviceSpec;
-use boxinit::supervision::{shutdown, supervise, watchdog};
+use boxinit::supervision::{exec, shutdown, supervise, watchdog};
 use boxinit::sys::{Linux, Reboot, Sys};
 use std::ffi::OsString;
 use std::path::Path;
@@ -244,12 +244,9 @@ fn boot() -> ! {
             "exec {} as PID 1 (mode = \"exec\")",
             box_program.program.display()
         );
-        let e = supervise::exec(&box_program);
-        rescue(
-            &mut sys,
-            &cfg,
-            &format!("cannot exec {}: {e}", box_program.program.display()),
-        );
+        // Returns only when the box cannot run; PID 1 is then as it was, root, for its rescue.
+        let why = exec::exec(&box_program);
+        rescue(&mut sys, &cfg, &why);
     }
     log_phase("setup, before the box starts", started);
     // 7b. Run and supervise the box and the services until a signal or an exit action says stop.

@@ -646,6 +646,47 @@ fn a_bad_console_is_a_failed_start() {
 }
 
 #[test]
+fn exec_mode_with_a_box_that_cannot_run_still_reboots() {
+    // The box runs as another user: PID 1 must find out that it cannot run before it gives up
+    // root, or it cannot reboot afterwards and the machine hangs.
+    let exec_as_nobody = |path: &str, args: &str| {
+        format!(
+            "[boot]\ndevice = \"none\"\n[modules]\ncoldplug = false\n[system]\nrescue = \"reboot\"\nrescue_delay = \"0s\"\n\
+             [box]\nmode = \"exec\"\nuser = 65534\ngroup = 65534\npath = \"{path}\"\nargs = {args}\n"
+        )
+    };
+    let config = exec_as_nobody("/nonexistent/box", "[]");
+    let mut ns = Ns::start("exec-missing", &config);
+    let (status, out) = ns.wait_end(Duration::from_secs(20));
+    assert_ended_by(status, SIGHUP, &out);
+    assert_in_order(
+        &out,
+        &[
+            "cannot boot: /nonexistent/box does not exist",
+            "rescue: Restart",
+            "rebooting",
+        ],
+    );
+    // An execve that fails after the setup (an argument over the kernel's 128 KiB limit:
+    // E2BIG, which no check looks for): PID 1 takes root back and reboots.
+    let huge = format!("[\"-c\", \"true\", \"{}\"]", "x".repeat(200 * 1024));
+    let config = exec_as_nobody("/bin/sh", &huge);
+    drop(ns);
+    let mut ns = Ns::start("exec-e2big", &config);
+    let (status, out) = ns.wait_end(Duration::from_secs(20));
+    assert_ended_by(status, SIGHUP, &out);
+    assert_in_order(
+        &out,
+        &[
+            "cannot boot: cannot exec /bin/sh: Argument list too long",
+            "rescue: Restart",
+            "rebooting",
+        ],
+    );
+    assert!(!out.contains("reboot(Restart) failed"), "{out}");
+}
+
+#[test]
 fn exec_mode_hands_pid_1_to_the_box() {
     let config = sh_box("echo box-is-pid-$$; exit 7", "mode = \"exec\"");
     let mut ns = Ns::start("exec", &config);

@@ -146,17 +146,6 @@ pub fn spawn(spec: &Program) -> std::io::Result<i32> {
     i32::try_from(child.id()).map_err(|_| std::io::Error::other("pid out of range"))
 }
 
-/// `mode = "exec"`: replaces PID 1 with the box. Returns only on error.
-pub fn exec(spec: &Program) -> std::io::Error {
-    use std::os::unix::process::CommandExt;
-    let mut command = command(spec);
-    let mut setup = spec.setup.clone();
-    // PID 1 already leads its session; setsid would fail with EPERM.
-    setup.new_session = false;
-    crate::sys::prepare_child(&mut command, setup);
-    command.exec()
-}
-
 /// Whether an exit calls for a restart under `policy`.
 pub fn should_restart(policy: RestartPolicy, exit: Exit) -> bool {
     match policy {
