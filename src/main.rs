@@ -286,9 +286,7 @@ fn boot() -> ! {
             watchdog: watchdog.as_mut(),
             reload: &mut reload,
             ctrl_alt_del: cfg.system.ctrl_alt_del,
-            on_uevent: &mut |sys, message| {
-                hotplug.handle(sys, message);
-            },
+            devices: &mut hotplug,
         },
         &mut supervisors,
     );

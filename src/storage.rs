@@ -2,3 +2,4 @@
 
 pub mod bootpart;
 pub mod partition;
+pub mod probe;

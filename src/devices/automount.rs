@@ -2,14 +2,25 @@
 //! type) is mounted where the rule says, and unmounted (lazily: the device is already gone)
 //! when it is removed. Only FAT is recognised (`partition` reads its boot sector), which is
 //! what USB sticks and SD cards carry. Which events arrive is `hotplug`'s business.
+//!
+//! The boot sector is read off the event loop ([`Probe`]): a new device that is slow or never
+//! answers holds up its probe's thread, not the loop; the loop picks the answer up at its next
+//! [`Automounter::tick`] and gives up on it after [`PROBE_LIMIT`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::config::Automount;
 use crate::devices::uevent::{Action, Uevent};
-use crate::storage::partition;
+use crate::storage::partition::{self, FatInfo};
+use crate::storage::probe::{Answer, Probe};
 use crate::sys::{MountFlags, Sys};
+
+/// How long a new partition may take to show its boot sector before it is left alone.
+pub const PROBE_LIMIT: Duration = Duration::from_secs(5);
+/// While probes are under way, the loop looks at them this often.
+const PROBE_POLL: Duration = Duration::from_millis(50);
 
 /// What was found on a block device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +63,8 @@ pub struct Automounter {
     mounted: BTreeMap<String, PathBuf>,
     /// where `/dev` and `/proc` are read (`/`; a temp dir in tests)
     root: PathBuf,
+    /// devname -> the look at its boot sector under way
+    probing: BTreeMap<String, Probe<Option<FatInfo>>>,
 }
 
 impl Automounter {
@@ -69,19 +82,55 @@ impl Automounter {
             rules,
             mounted: BTreeMap::new(),
             root: root.to_path_buf(),
+            probing: BTreeMap::new(),
         }
     }
 
     /// Replaces the rules (once the boot partition's init.toml is read); mounts stay.
     pub fn set_rules(&mut self, rules: Vec<Automount>) {
         let kept = std::mem::take(&mut self.mounted);
+        let probing = std::mem::take(&mut self.probing);
         *self = Automounter::new(rules, &self.root);
         self.mounted = kept;
+        self.probing = probing;
+    }
+
+    /// Mounts what the probes found since the last call, gives up on those that took longer
+    /// than [`PROBE_LIMIT`], and says when to look again (None: no probe under way).
+    pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
+        let probing = std::mem::take(&mut self.probing);
+        for (devname, probe) in probing {
+            match probe.poll() {
+                Answer::Ready(fat) => self.mount_found(sys, &devname, fat),
+                Answer::NotYet if now.saturating_duration_since(probe.started) > PROBE_LIMIT => {
+                    log::warn!(
+                        "automount: /dev/{devname} did not show its boot sector within {}; not mounted (a slow or failing device?)",
+                        humantime::format_duration(PROBE_LIMIT)
+                    );
+                }
+                Answer::NotYet => {
+                    self.probing.insert(devname, probe);
+                }
+                Answer::Lost => {}
+            }
+        }
+        (!self.probing.is_empty()).then(|| crate::events::deadline_after(now, PROBE_POLL))
+    }
+
+    /// Waits (up to `limit`) for the probes under way and mounts what they find: at boot, so
+    /// that what is plugged in already is mounted before the box starts.
+    pub fn settle(&mut self, sys: &mut dyn Sys, limit: Duration) {
+        let deadline = crate::events::deadline_after(Instant::now(), limit);
+        while self.tick(sys, Instant::now()).is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Acts on a block device event.
     pub fn on_event(&mut self, sys: &mut dyn Sys, event: &Uevent) {
-        if event.subsystem() != "block" || self.rules.is_empty() && self.mounted.is_empty() {
+        if event.subsystem() != "block"
+            || self.rules.is_empty() && self.mounted.is_empty() && self.probing.is_empty()
+        {
             return;
         }
         let Some(devname) = event.devname() else {
@@ -94,11 +143,26 @@ impl Automounter {
         }
     }
 
-    fn mount(&mut self, sys: &mut dyn Sys, devname: &str) {
-        if self.mounted.contains_key(devname) || self.is_mounted(devname) {
+    /// Starts a look at a new device's boot sector, off the loop.
+    fn mount(&mut self, _sys: &mut dyn Sys, devname: &str) {
+        if self.mounted.contains_key(devname)
+            || self.probing.contains_key(devname)
+            || self.is_mounted(devname)
+        {
             return;
         }
-        let Some(fat) = partition::probe_fat(&self.root, devname) else {
+        let (root, name) = (self.root.clone(), devname.to_string());
+        match Probe::start("automount", move || partition::probe_fat(&root, &name)) {
+            Ok(probe) => {
+                self.probing.insert(devname.to_string(), probe);
+            }
+            Err(e) => log::warn!("automount: cannot start a thread to look at /dev/{devname}: {e}"),
+        }
+    }
+
+    /// A probe's answer: mount the partition when it is FAT and a rule wants it.
+    fn mount_found(&mut self, sys: &mut dyn Sys, devname: &str, fat: Option<FatInfo>) {
+        let Some(fat) = fat else {
             return;
         };
         let found = Found {
@@ -147,6 +211,8 @@ impl Automounter {
     }
 
     fn unmount(&mut self, sys: &mut dyn Sys, devname: &str) {
+        // Gone while being looked at: its answer no longer matters.
+        self.probing.remove(devname);
         let Some(target) = self.mounted.remove(devname) else {
             return;
         };
@@ -255,6 +321,9 @@ mod tests {
         am.on_event(&mut rec, &ev("add", "vdb1"));
         am.on_event(&mut rec, &ev("add", "vdb1")); // twice: mounted once
         am.on_event(&mut rec, &ev("add", "vdc")); // no such device: nothing
+        am.settle(&mut rec, Duration::from_secs(5));
+        am.on_event(&mut rec, &ev("add", "vdb1"));
+        am.settle(&mut rec, Duration::from_secs(5));
         am.on_event(&mut rec, &ev("remove", "vdb1"));
         am.on_event(&mut rec, &ev("remove", "vdb1"));
         assert_eq!(
@@ -268,7 +337,51 @@ mod tests {
         std::fs::write(root.join("proc/mounts"), "/dev/vdb1 /boot vfat ro 0 0\n").unwrap();
         let mut rec = Recorder::new();
         am.on_event(&mut rec, &ev("add", "vdb1"));
+        am.settle(&mut rec, Duration::from_secs(5));
         assert_eq!(rec.transcript(), "");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_device_that_never_answers_does_not_stall_the_loop() {
+        let root = fake_root("hung");
+        // vdc1 never answers: a FIFO without a writer blocks whoever opens it to read.
+        let fifo = root.join("dev/vdc1");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let mut am = Automounter::new(
+            rules("[[automount]]\nlabel = \"stick\"\npath = \"/mnt/stick\"\n"),
+            &root,
+        );
+        let mut rec = Recorder::new();
+        let ev = |dev: &str| {
+            uevent::parse(
+                format!("add@/devices/x/block/{dev}\0SUBSYSTEM=block\0DEVNAME={dev}").as_bytes(),
+            )
+            .unwrap()
+        };
+        let t0 = Instant::now();
+        am.on_event(&mut rec, &ev("vdc1"));
+        am.on_event(&mut rec, &ev("vdb1"));
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        // The stick that answers is mounted; the hung one keeps the loop coming back, briefly.
+        am.settle(&mut rec, Duration::from_millis(500));
+        assert!(rec.transcript().contains("mount(/dev/vdb1, /mnt/stick"));
+        let next = am.tick(&mut rec, Instant::now()).unwrap();
+        assert!(next <= Instant::now() + PROBE_POLL);
+        // After the limit it is given up on: nothing more to look at.
+        assert_eq!(am.tick(&mut rec, Instant::now() + PROBE_LIMIT * 2), None);
+        let _writer = rustix::fs::open(
+            &fifo,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

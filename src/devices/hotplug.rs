@@ -57,6 +57,8 @@ fn log_deferred(summary: Summary, started: Instant, when: &str) {
         started.elapsed().as_millis()
     );
 }
+/// How long boot waits for the automount probes of the devices already there.
+const BOOT_PROBE_LIMIT: Duration = Duration::from_secs(2);
 
 /// Everything that acts on device events.
 pub struct Hotplug {
@@ -274,7 +276,8 @@ impl Hotplug {
     }
 
     /// The devices already there, as if each had just been added: nodes (without devtmpfs),
-    /// rules, automounts. No modules: coldplug has done those.
+    /// rules, automounts (waiting a bounded time for their probes, so that the box finds
+    /// them mounted). No modules: coldplug has done those.
     fn replay(&mut self, sys: &mut dyn Sys) {
         match coldplug::device_nodes(&self.root) {
             Ok(nodes) => {
@@ -283,6 +286,7 @@ impl Hotplug {
                     self.devices.on_event(sys, &event);
                     self.automount.on_event(sys, &event);
                 }
+                self.automount.settle(sys, BOOT_PROBE_LIMIT);
             }
             Err(e) => log::warn!(
                 "cannot list {}: {e}; device rules apply to new devices only",
@@ -293,6 +297,11 @@ impl Hotplug {
 
     fn make_nodes(&self) -> bool {
         !rules::dev_is_devtmpfs(&self.root)
+    }
+
+    /// Timers of the event loop: the automount probes under way. Returns when to come back.
+    pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
+        self.automount.tick(sys, now)
     }
 
     /// One message from the uevent socket: its module, its node and rules, its automount.
@@ -341,6 +350,16 @@ impl Hotplug {
         self.devices.on_event(sys, event);
         self.automount.on_event(sys, event);
         summary
+    }
+}
+
+impl crate::supervision::supervise::DeviceEvents for Hotplug {
+    fn on_uevent(&mut self, sys: &mut dyn Sys, message: &[u8]) {
+        self.handle(sys, message);
+    }
+
+    fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
+        Hotplug::tick(self, sys, now)
     }
 }
 

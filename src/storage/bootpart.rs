@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::config::Boot;
 use crate::events::Events;
 use crate::storage::partition::{self, Candidate, DeviceSpec};
+use crate::storage::probe::{Answer, Probe};
 use crate::sys::{MountFlags, Sys};
 
 /// What the wait does with each uevent it reads (load the new device's module: `hotplug`).
@@ -110,9 +111,15 @@ pub fn apply_read_only(sys: &mut dyn Sys, mounted_read_only: bool, wanted: &Boot
     }
 }
 
+/// How long one look at the block devices may keep the wait from reading uevents: a scan
+/// usually takes a millisecond; one that takes longer is waited for in steps this long.
+const SCAN_STEP: Duration = Duration::from_millis(50);
+
 /// Scans the block devices until one matches `spec` or `timeout` passes. Between scans it
 /// sleeps until the kernel announces a device (uevent), not on a fixed period; each uevent
-/// goes to `on_uevent` first (it may load the driver of the disk being waited for).
+/// goes to `on_uevent` first (it may load the driver of the disk being waited for). Each scan
+/// runs in a thread of its own ([`Probe`]): a device that does not answer holds up that
+/// thread, never the wait beyond its timeout.
 pub fn wait_for(
     sys: &mut dyn Sys,
     events: &Events,
@@ -122,27 +129,84 @@ pub fn wait_for(
     on_uevent: OnUevent,
 ) -> Option<Candidate> {
     let deadline = crate::events::deadline_after(Instant::now(), timeout);
+    let mut scan = start_scan(root);
+    // The last scan that finished, and whether a device came since it started.
+    let mut last: Option<partition::Scan> = None;
+    let mut changed = false;
     loop {
-        let candidates = partition::scan(root);
-        if let Some(found) = partition::select(&candidates.found, spec) {
-            return Some(found.clone());
+        let now = Instant::now();
+        let step = deadline.saturating_duration_since(now);
+        if let Some(probe) = &scan {
+            match probe.wait(step.min(SCAN_STEP)) {
+                Answer::Ready(done) => {
+                    if let Some(found) = partition::select(&done.found, spec) {
+                        return Some(found.clone());
+                    }
+                    last = Some(done);
+                    scan = None;
+                }
+                Answer::NotYet => {}
+                Answer::Lost => scan = None,
+            }
+        }
+        if scan.is_none() && changed {
+            changed = false;
+            scan = start_scan(root);
+            continue;
         }
         let now = Instant::now();
         if now >= deadline {
-            log::error!(
-                "boot partition {spec} not found after {}; block devices seen: {}; set [boot] device in the built-in init.toml or boxinit.boot= on the kernel command line (LABEL=, UUID=, PARTUUID=, /dev/..., auto), and check that the disk's driver is loaded",
-                crate::config::format_duration(timeout),
-                seen(&candidates.found)
-            );
-            for e in &candidates.errors {
-                log::error!("  {e}");
-            }
+            report_not_found(spec, timeout, last.as_ref(), scan.as_ref());
             return None;
         }
-        // A new device means: look again. Signals stay queued for the main loop.
-        for message in events.wait_uevent(deadline.saturating_duration_since(now)) {
+        // A new device means: look again (once the scan under way is done). Signals stay
+        // queued for the main loop. While a scan runs, only what already arrived is read.
+        let wait = match scan {
+            Some(_) => Duration::ZERO,
+            None => deadline.saturating_duration_since(now),
+        };
+        for message in events.wait_uevent(wait) {
             on_uevent(sys, &message);
+            changed = true;
         }
+    }
+}
+
+/// A scan of the block devices under `root` in a thread of its own; `None` (logged) when no
+/// thread can be made.
+fn start_scan(root: &Path) -> Option<Probe<partition::Scan>> {
+    let root = root.to_path_buf();
+    match Probe::start("bootscan", move || partition::scan(&root)) {
+        Ok(probe) => Some(probe),
+        Err(e) => {
+            log::error!("cannot start a thread to scan the block devices: {e}");
+            None
+        }
+    }
+}
+
+/// The error of a wait that timed out: what the last finished scan saw, and the scan still
+/// stuck on a device if there is one.
+fn report_not_found(
+    spec: &DeviceSpec,
+    timeout: Duration,
+    last: Option<&partition::Scan>,
+    stuck: Option<&Probe<partition::Scan>>,
+) {
+    let found = last.map(|s| s.found.as_slice()).unwrap_or_default();
+    log::error!(
+        "boot partition {spec} not found after {}; block devices seen: {}; set [boot] device in the built-in init.toml or boxinit.boot= on the kernel command line (LABEL=, UUID=, PARTUUID=, /dev/..., auto), and check that the disk's driver is loaded",
+        crate::config::format_duration(timeout),
+        seen(found)
+    );
+    if let Some(probe) = stuck {
+        log::error!(
+            "  a scan of the block devices has been reading for {}s: a device does not answer (a failing card or disk?)",
+            probe.started.elapsed().as_secs()
+        );
+    }
+    for e in last.map(|s| s.errors.as_slice()).unwrap_or_default() {
+        log::error!("  {e}");
     }
 }
 
@@ -188,6 +252,44 @@ mod tests {
         assert_eq!(before.len(), after.len());
         assert_eq!(before.modified().unwrap(), after.modified().unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_device_that_never_answers_does_not_hold_the_wait_past_its_timeout() {
+        let root = std::env::temp_dir().join(format!("boxinit-hung-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("sys/class/block/vdb")).unwrap();
+        std::fs::create_dir_all(root.join("dev")).unwrap();
+        // A FIFO with no writer: opening it to read blocks, as a read of a hung disk does.
+        let fifo = root.join("dev/vdb");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let events = Events::open().unwrap();
+        let spec: DeviceSpec = "LABEL=BOOT".parse().unwrap();
+        let t0 = Instant::now();
+        let found = wait_for(
+            &mut Recorder::new(),
+            &events,
+            &spec,
+            Duration::from_millis(300),
+            &root,
+            &mut |_, _| {},
+        );
+        assert_eq!(found, None);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        // Let the stuck scan go: a writer opens the FIFO, the reader sees its end.
+        let _writer = rustix::fs::open(
+            &fifo,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

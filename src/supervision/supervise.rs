@@ -425,8 +425,17 @@ pub struct Loop<'a> {
     pub reload: &'a mut dyn FnMut() -> Option<Reloaded>,
     /// What SIGINT (Ctrl-Alt-Del, with CAD turned off) does: `[system] ctrl_alt_del`.
     pub ctrl_alt_del: ExitAction,
-    /// A device event from the kernel (hotplug: its module, node rules, automount).
-    pub on_uevent: &'a mut dyn FnMut(&mut dyn Sys, &[u8]),
+    /// What acts on devices (hotplug).
+    pub devices: &'a mut dyn DeviceEvents,
+}
+
+/// What the loop hands to whoever looks after the devices.
+pub trait DeviceEvents {
+    /// A device event from the kernel (its module, node rules, automount).
+    fn on_uevent(&mut self, sys: &mut dyn Sys, message: &[u8]);
+    /// Called on every turn of the loop (work under way, such as automount probes); returns
+    /// when to be called again at the latest.
+    fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant>;
 }
 
 /// The event loop: reaps every child, restarts programs, pets the watchdog, reloads on
@@ -439,7 +448,7 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
         mut watchdog,
         reload,
         ctrl_alt_del,
-        on_uevent,
+        devices,
     } = ctx;
     loop {
         let now = Instant::now();
@@ -457,10 +466,12 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
             }
             wd.tick(now);
         }
+        let devices_at = devices.tick(sys, now);
         let deadline = supervisors
             .iter()
             .filter_map(Supervisor::deadline)
             .chain(watchdog.as_deref().map(Watchdog::deadline))
+            .chain(devices_at)
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let arrived = match events.wait(timeout) {
@@ -495,7 +506,7 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
             let signal = match event {
                 Event::Signal(signal) => signal,
                 Event::Uevent(message) => {
-                    on_uevent(sys, &message);
+                    devices.on_uevent(sys, &message);
                     continue;
                 }
             };
