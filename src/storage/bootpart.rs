@@ -41,6 +41,13 @@ pub fn mount_boot(
     );
     let flags = mount_flags(boot.read_only);
     let dev = found.dev.display().to_string();
+    if found.fat.is_none() {
+        log::error!(
+            "boot partition {dev} ([boot] device = \"{}\") holds no FAT file system (no FAT boot sector): boxinit boots from a FAT partition; format it FAT32 (or FAT16), or point [boot] device at the FAT one",
+            boot.device
+        );
+        return false;
+    }
     let _ = sys.mkdir(target, 0o755);
     match sys.mount(&dev, target, "vfat", flags, "") {
         Ok(()) => {

@@ -302,11 +302,21 @@ impl Supervisor {
                 None
             }
             Err(e) => {
-                log::error!(
-                    "cannot start {} {}: {e}; check its path (a box goes on the boot partition as `box`), console, user and rlimits in init.toml",
-                    self.name(),
-                    self.spec.program.display()
-                );
+                // What is wrong with the file itself, in words (wrong architecture, missing
+                // loader or interpreter, not executable for its user), when that is it.
+                let user = crate::supervision::exec::User::of(&self.spec);
+                match crate::supervision::exec::check_program(&self.spec.program, &user) {
+                    Err(why) => log::error!(
+                        "cannot start {} {}: {e}: {why}",
+                        self.name(),
+                        self.spec.program.display()
+                    ),
+                    Ok(()) => log::error!(
+                        "cannot start {} {}: {e}; check its path (a box goes on the boot partition as `box`), console, user and rlimits in init.toml",
+                        self.name(),
+                        self.spec.program.display()
+                    ),
+                }
                 self.after_exit(Exit::Code(127), Duration::ZERO, now)
             }
         }

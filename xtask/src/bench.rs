@@ -545,6 +545,7 @@ fn prepare(arch: Arch, kernel: &KernelArgs) -> Result<Setup> {
         modules: &boot_modules,
         config: None,
         busybox: None,
+        no_console: false,
     };
     let mut packed = Vec::new();
     let boxinit = pack(&options(built.init.as_path()), &[], &dir, Variant::Boxinit)?;
@@ -628,6 +629,7 @@ fn make_disk(dir: &Path, name: &str, demo_box: &Path, args: &[&str]) -> Result<P
             config: Some(config),
             files: None,
             label: None,
+            gpt: false,
         },
     )?;
     Ok(disk)

@@ -28,6 +28,22 @@ pub const PARTITION_START_SECTOR: u32 = 2048;
 pub const SECTOR: u64 = 512;
 /// Default disk size.
 pub const DEFAULT_SIZE_MIB: u32 = 64;
+/// The GPT partition's unique GUID (`--gpt`): fixed, so it is `PARTUUID=` [`GPT_PARTUUID`].
+const GPT_PART_GUID: [u8; 16] = [
+    0x01, 0x00, 0xc5, 0xb0, 0x00, 0x00, 0x00, 0x40, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+];
+/// [`GPT_PART_GUID`] as the kernel and blkid print it.
+pub const GPT_PARTUUID: &str = "b0c50001-0000-4000-8000-000000000001";
+/// The GPT disk GUID (`--gpt`).
+const GPT_DISK_GUID: [u8; 16] = [
+    0x01, 0x00, 0xc5, 0xb0, 0x00, 0x00, 0x00, 0x40, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+];
+/// "Microsoft basic data", the type of a FAT partition on GPT (EBD0A0A2-B9E5-4433-87C0-68B6B72699C7).
+const GPT_BASIC_DATA: [u8; 16] = [
+    0xA2, 0xA0, 0xD0, 0xEB, 0xE5, 0xB9, 0x33, 0x44, 0x87, 0xC0, 0x68, 0xB6, 0xB7, 0x26, 0x99, 0xC7,
+];
+/// Entries in a GPT's array, each 128 bytes: 32 sectors, as every tool writes.
+const GPT_ENTRIES: u32 = 128;
 
 /// What goes on the boot partition.
 #[derive(Clone, Debug, Default)]
@@ -43,6 +59,8 @@ pub struct ImageOptions {
     pub files: Option<PathBuf>,
     /// the FAT volume label (at most 11 characters); `None`: [`LABEL`]
     pub label: Option<String>,
+    /// a GPT (protective MBR, primary and backup tables) instead of an MBR
+    pub gpt: bool,
 }
 
 /// What [`make`] wrote.
@@ -69,7 +87,13 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
     }
     let disk_bytes = u64::from(size_mib) << 20;
     let part_start = u64::from(PARTITION_START_SECTOR) * SECTOR;
-    let part_bytes = disk_bytes - part_start;
+    // A GPT keeps its backup (entries and header, 33 sectors) at the end of the disk.
+    let backup = if opts.gpt {
+        u64::from(GPT_ENTRIES) * 128 + SECTOR
+    } else {
+        0
+    };
+    let part_bytes = disk_bytes - part_start - backup;
 
     let mut contents: Vec<(String, PathBuf)> = Vec::new();
     if let Some(dir) = &opts.files {
@@ -142,13 +166,18 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
         fatfs::FatType::Fat16 => 0x0E,
         fatfs::FatType::Fat32 => 0x0C,
     };
-    let mbr = mbr(
-        DISK_SIGNATURE,
-        partition_type,
-        PARTITION_START_SECTOR,
-        (part_bytes / SECTOR) as u32,
-    );
-    write_sparse(out, disk_bytes, &mbr, part_start, &partition)
+    let (head, tail) = if opts.gpt {
+        gpt(disk_bytes / SECTOR, u64::from(PARTITION_START_SECTOR))
+    } else {
+        let mbr = mbr(
+            DISK_SIGNATURE,
+            partition_type,
+            PARTITION_START_SECTOR,
+            (part_bytes / SECTOR) as u32,
+        );
+        (mbr.to_vec(), Vec::new())
+    };
+    write_sparse(out, disk_bytes, &head, &tail, part_start, &partition)
         .with_context(|| format!("cannot write {}", out.display()))?;
     Ok(Image {
         path: out.to_path_buf(),
@@ -192,16 +221,64 @@ pub fn mbr(signature: u32, partition_type: u8, start: u32, sectors: u32) -> [u8;
     mbr
 }
 
+/// A GPT for a disk of `sectors` with one FAT partition from `start` to the last usable
+/// sector: (protective MBR, header and entries from sector 0; backup entries and header that
+/// end the disk). The layout of the UEFI spec, chapter 5, as the kernel's efi.c checks it.
+pub fn gpt(sectors: u64, start: u64) -> (Vec<u8>, Vec<u8>) {
+    let entries_sectors = u64::from(GPT_ENTRIES) * 128 / SECTOR;
+    let last_usable = sectors - 2 - entries_sectors;
+    let mut entries = vec![0u8; (u64::from(GPT_ENTRIES) * 128) as usize];
+    entries[0..16].copy_from_slice(&GPT_BASIC_DATA);
+    entries[16..32].copy_from_slice(&GPT_PART_GUID);
+    entries[32..40].copy_from_slice(&start.to_le_bytes());
+    entries[40..48].copy_from_slice(&last_usable.to_le_bytes());
+    for (i, unit) in LABEL.encode_utf16().enumerate() {
+        entries[56 + 2 * i..58 + 2 * i].copy_from_slice(&unit.to_le_bytes());
+    }
+    let entries_crc = boxinit::storage::partition::crc32(&entries);
+    let header = |my_lba: u64, alternate: u64, entries_lba: u64| {
+        let mut h = vec![0u8; SECTOR as usize];
+        h[0..8].copy_from_slice(b"EFI PART");
+        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[24..32].copy_from_slice(&my_lba.to_le_bytes());
+        h[32..40].copy_from_slice(&alternate.to_le_bytes());
+        h[40..48].copy_from_slice(&(2 + entries_sectors).to_le_bytes());
+        h[48..56].copy_from_slice(&last_usable.to_le_bytes());
+        h[56..72].copy_from_slice(&GPT_DISK_GUID);
+        h[72..80].copy_from_slice(&entries_lba.to_le_bytes());
+        h[80..84].copy_from_slice(&GPT_ENTRIES.to_le_bytes());
+        h[84..88].copy_from_slice(&128u32.to_le_bytes());
+        h[88..92].copy_from_slice(&entries_crc.to_le_bytes());
+        let crc = boxinit::storage::partition::crc32(&h[..92]);
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        h
+    };
+    let last = sectors - 1;
+    let protective = mbr(0, 0xEE, 1, u32::try_from(last).unwrap_or(u32::MAX));
+    let mut head = protective.to_vec();
+    head[0x1BE] = 0; // a protective MBR's entry is not active
+    head.extend(header(1, last, 2));
+    head.extend(&entries);
+    let mut tail = entries.clone();
+    tail.extend(header(last, 1, last - entries_sectors));
+    (head, tail)
+}
+
+/// Writes `head` at the start of the disk, `tail` at its end and the partition in between.
 fn write_sparse(
     out: &Path,
     total: u64,
-    mbr: &[u8],
+    head: &[u8],
+    tail: &[u8],
     part_start: u64,
     partition: &[u8],
 ) -> io::Result<()> {
     let mut file = File::create(out)?;
     file.set_len(total)?; // a hole where nothing is written
-    file.write_all(mbr)?;
+    file.write_all(head)?;
+    file.seek(SeekFrom::Start(total - tail.len() as u64))?;
+    file.write_all(tail)?;
     const CHUNK: usize = 64 * 1024;
     for (i, chunk) in partition.chunks(CHUNK).enumerate() {
         if chunk.iter().any(|&b| b != 0) {
@@ -436,6 +513,42 @@ impl<T: Seek> Seek for Slice<T> {
 pub(crate) mod tests {
     use super::*;
 
+    #[test]
+    fn a_gpt_disk_reads_back_with_the_inits_parser() {
+        use boxinit::storage::partition::{format_guid, parse_gpt, parse_mbr};
+        let dir = std::env::temp_dir().join(format!("xtask-gpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("gpt.img");
+        make(
+            &out,
+            &ImageOptions {
+                size_mib: 16,
+                gpt: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let disk = std::fs::read(&out).unwrap();
+        let mbr = parse_mbr(&disk[..512]).unwrap();
+        assert!(mbr.is_protective());
+        let sectors = disk.len() / 512;
+        let gpt = parse_gpt(&disk[512..1024], &disk[1024..1024 + 128 * 128]).unwrap();
+        assert_eq!(gpt.partitions.len(), 1);
+        let part = &gpt.partitions[0];
+        assert_eq!(part.part_guid, GPT_PARTUUID);
+        assert_eq!(format_guid(&GPT_PART_GUID).unwrap(), GPT_PARTUUID);
+        assert_eq!(part.first_lba, u64::from(PARTITION_START_SECTOR));
+        assert_eq!(part.last_lba, sectors as u64 - 34);
+        // The backup header at the last sector, pointing back at the primary.
+        let backup = &disk[(sectors - 1) * 512..];
+        let entries = &disk[(sectors - 33) * 512..(sectors - 1) * 512];
+        assert!(parse_gpt(backup, entries).is_some());
+        // The FAT volume inside it is as on an MBR disk.
+        let start = PARTITION_START_SECTOR as usize * 512;
+        assert_eq!(&disk[start + 0x2B..start + 0x2F], b"BOOT");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A fresh directory under the system's temp dir (the caller removes it).
     pub(crate) fn temp_dir(name: &str) -> PathBuf {
         let nanos = std::time::SystemTime::now()
@@ -484,6 +597,7 @@ pub(crate) mod tests {
                 config: Some(config),
                 files: Some(files),
                 label: None,
+                gpt: false,
             },
         )
         .unwrap();

@@ -31,6 +31,8 @@ pub struct Options<'a> {
     /// a static busybox to pack as `/bin/busybox` with `/bin/sh` linked to it (shell
     /// scenarios, `on_exit = "shell"`); None: no shell in the initramfs
     pub busybox: Option<&'a Path>,
+    /// leave `/dev/console` out (the kernel then starts init without fds 0-2): to test that
+    pub no_console: bool,
 }
 
 /// What [`make`] wrote.
@@ -109,7 +111,9 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
     }
     tree.add("tmp", Node::Dir(0o1777));
     // The kernel opens /dev/console for init's fds 0-2 before any devtmpfs is mounted.
-    tree.add("dev/console", Node::Char(0o600, 5, 1));
+    if !opts.no_console {
+        tree.add("dev/console", Node::Char(0o600, 5, 1));
+    }
     tree.add("dev/null", Node::Char(0o666, 1, 3));
     tree.add("init", Node::File(0o755, init));
     for link in MULTI_CALL_LINKS {
@@ -401,6 +405,7 @@ mod tests {
             modules: &modules,
             config: None,
             busybox: None,
+            no_console: false,
         };
         let out = dir.join("initramfs.cpio.gz");
         let made = make(&opts, &out).unwrap();
@@ -499,6 +504,7 @@ mod tests {
             modules: &modules,
             config: None,
             busybox: None,
+            no_console: false,
         };
         let out = dir.join("initramfs.cpio.gz");
         make(&opts, &out).unwrap();
@@ -549,6 +555,7 @@ mod tests {
                 modules: &modules,
                 config: None,
                 busybox: None,
+                no_console: false,
             };
             requested_modules(&opts, &load)
         };

@@ -58,6 +58,10 @@ enum Task {
         /// --builtin` does. Default: a generated one (coldplug; no module list needed)
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Leave /dev/console out: the kernel then starts /init without fds 0-2 (to test
+        /// boxinit in that case)
+        #[arg(long)]
+        no_console: bool,
         #[command(flatten)]
         kernel: KernelArgs,
     },
@@ -75,6 +79,10 @@ enum Task {
         /// Architecture of the demo box used when --box is not given
         #[arg(long, value_enum, default_value_t)]
         arch: Arch,
+        /// A GPT (protective MBR, primary and backup tables) instead of an MBR; the
+        /// partition is then PARTUUID=b0c50001-0000-4000-8000-000000000001
+        #[arg(long)]
+        gpt: bool,
     },
     /// Build everything into target/run/ and boot it in QEMU, the serial console on this
     /// terminal (quit with Ctrl-A X)
@@ -267,6 +275,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             arch,
             modules,
             config,
+            no_console,
             kernel,
         } => {
             let init = match modules.init {
@@ -286,6 +295,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                     modules: &modules.modules,
                     config: config.as_deref(),
                     busybox: None,
+                    no_console,
                 },
                 &extra,
                 &out,
@@ -297,6 +307,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             disk,
             size,
             arch,
+            gpt,
         } => {
             if let Some(config) = &disk.config {
                 xtask::config::check(config, Place::BootPartition)?;
@@ -313,6 +324,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                     config: disk.config,
                     files: disk.files,
                     label: None,
+                    gpt,
                 },
             )
             .with_context(|| format!("cannot make the disk image {}", display_path(&out)))?;
@@ -421,6 +433,8 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 busybox: false,
                 debian_programs: Vec::new(),
                 wifi: modules.wifi,
+                gpt: false,
+                no_console: false,
             };
             let code = qemu::run_with(&opts, machine, &append, &network)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));

@@ -295,6 +295,10 @@ pub struct PrepareOptions {
     pub debian_programs: Vec<String>,
     /// pack `wpa_supplicant` (also done when the built-in config has `[wifi]`)
     pub wifi: bool,
+    /// the boot disk has a GPT instead of an MBR
+    pub gpt: bool,
+    /// no `/dev/console` node in the initramfs
+    pub no_console: bool,
 }
 
 /// The files of one prepared boot, in `out_dir`.
@@ -367,6 +371,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
             modules: &opts.modules,
             config: opts.builtin_config.as_deref(),
             busybox: busybox.as_deref(),
+            no_console: opts.no_console,
         },
         &initrd,
     )?;
@@ -379,6 +384,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
             config: opts.config.clone(),
             files: opts.files.clone(),
             label: None,
+            gpt: opts.gpt,
         },
     )?;
     progress!("{}", image::describe(&image));

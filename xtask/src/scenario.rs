@@ -60,9 +60,17 @@ pub struct Scenario {
     /// `sntp`: run a test SNTP server on the host answering with this time (seconds since
     /// 1970); `{sntp_port}` in `cmdline` and `qemu-args` is its port.
     pub sntp: Option<i64>,
+    /// The demo box built for this architecture goes on the disk (`box-arch`), e.g. an
+    /// aarch64 box on an x86_64 machine.
+    pub box_arch: Option<Arch>,
+    /// The boot disk has a GPT (a `gpt` file exists).
+    pub gpt: bool,
+    /// No `/dev/console` in the initramfs (a `no-console` file exists).
+    pub no_console: bool,
 }
 
-/// A FAT disk image beside the boot disk: `NAME LABEL [SIZE_MiB]` in `disks`.
+/// A FAT disk image beside the boot disk: `NAME LABEL [SIZE_MiB]` in `disks`; the label `-`
+/// makes a disk whose one partition holds no file system (zeros).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtraDisk {
     pub name: String,
@@ -116,6 +124,14 @@ impl Scenario {
             .filter(|m| !m.is_empty())
             .map(str::to_string)
             .collect();
+        let box_arch = match data_lines(&read("box-arch")).next() {
+            Some(name) => Some(
+                <Arch as clap::ValueEnum>::from_str(name, true)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("{}/box-arch", dir.display()))?,
+            ),
+            None => None,
+        };
         let machine = match data_lines(&read("board")).next() {
             Some(name) => {
                 Some(Machine::from_name(name).with_context(|| format!("{}/board", dir.display()))?)
@@ -155,6 +171,9 @@ impl Scenario {
                     format!("{}/sntp: `{text}` is not seconds since 1970", dir.display())
                 })?),
             },
+            box_arch,
+            gpt: dir.join("gpt").exists(),
+            no_console: dir.join("no-console").exists(),
         })
     }
 
@@ -312,6 +331,13 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         config: scenario.file("init.toml"),
         busybox: scenario.busybox,
         modules: scenario.modules.clone(),
+        box_path: match (scenario.file("box"), scenario.box_arch) {
+            (Some(file), _) => Some(file),
+            (None, Some(box_arch)) => Some(qemu::built(box_arch)?.demo_box),
+            (None, None) => None,
+        },
+        gpt: scenario.gpt,
+        no_console: scenario.no_console,
         ..Default::default()
     };
     let prepared = match scenario.machine {
@@ -325,15 +351,19 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
     let mut disks = Vec::new();
     for disk in &scenario.disks {
         let path = out_dir.join(format!("{}.img", disk.name));
-        image::make(
-            &path,
-            &image::ImageOptions {
-                size_mib: disk.size_mib,
-                label: Some(disk.label.clone()),
-                ..Default::default()
-            },
-        )
-        .with_context(|| format!("cannot make the disk {}", disk.name))?;
+        let made = match disk.label.as_str() {
+            "-" => blank_disk(&path, disk.size_mib),
+            label => image::make(
+                &path,
+                &image::ImageOptions {
+                    size_mib: disk.size_mib,
+                    label: Some(label.to_string()),
+                    ..Default::default()
+                },
+            )
+            .map(|_| ()),
+        };
+        made.with_context(|| format!("cannot make the disk {}", disk.name))?;
         disks.push((disk.name.clone(), path));
     }
     let responder = scenario
@@ -415,6 +445,19 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         failures,
         elapsed: started.elapsed(),
     })
+}
+
+/// A disk of `size_mib` with an MBR and one partition (type 0x83) holding only zeros: a
+/// partition that is not FAT.
+fn blank_disk(path: &Path, size_mib: u32) -> Result<()> {
+    use std::io::Write;
+    let start = image::PARTITION_START_SECTOR;
+    let sectors = (u64::from(size_mib) << 20) / image::SECTOR - u64::from(start);
+    let mbr = image::mbr(0xB1A4_0001, 0x83, start, u32::try_from(sectors)?);
+    let mut file = std::fs::File::create(path)?;
+    file.set_len(u64::from(size_mib) << 20)?;
+    file.write_all(&mbr)?;
+    Ok(())
 }
 
 /// Reads the console until every expected line is seen (then stops QEMU, unless the scenario
