@@ -33,38 +33,6 @@ pub fn open_kmsg() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Without `/dev/console` in the initramfs the kernel starts init with fds 0-2 closed (and
-/// Rust's runtime puts `/dev/null` there before `main`): stderr goes nowhere, and the box and
-/// the rescue shell, which inherit them, have no console. Once `/dev` is mounted, opens
-/// `console` as fds 0-2 when fd 0 is closed or `/dev/null`. Returns whether it did.
-pub fn open_console_if_missing(console: &std::path::Path) -> bool {
-    use std::os::fd::AsFd;
-    let stdin = std::io::stdin();
-    let null = rustix::fs::makedev(1, 3);
-    let missing = match rustix::fs::fstat(stdin.as_fd()) {
-        Ok(stat) => stat.st_rdev == null,
-        Err(_) => true,
-    };
-    if !missing {
-        return false;
-    }
-    let Ok(fd) = rustix::fs::open(
-        console,
-        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY,
-        rustix::fs::Mode::empty(),
-    ) else {
-        return false;
-    };
-    // The lowest free fd: 0 when all three were closed. Copy it to the others, keep it open.
-    let _ = rustix::stdio::dup2_stdin(&fd);
-    let _ = rustix::stdio::dup2_stdout(&fd);
-    let _ = rustix::stdio::dup2_stderr(&fd);
-    if std::os::fd::AsRawFd::as_raw_fd(&fd) <= 2 {
-        let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
-    }
-    true
-}
-
 /// The kmsg priority of a log level (syslog numbering).
 fn priority(level: log::Level) -> u8 {
     match level {
@@ -115,7 +83,13 @@ fn next_piece(line: &str, room: usize) -> (&str, &str) {
     while !line.is_char_boundary(end) {
         end -= 1;
     }
-    let cut = match line.get(..end).and_then(|head| head.rfind(' ')) {
+    // After the last ", " (the items of a list stay whole), else after the last space.
+    let head = line.get(..end).unwrap_or_default();
+    let at = head
+        .rfind(", ")
+        .map(|comma| comma + 1)
+        .or_else(|| head.rfind(' '));
+    let cut = match at {
         Some(space) if space > 0 => space + 1,
         // no whole character fits: take one anyway
         _ if end == 0 => line.chars().next().map_or(line.len(), char::len_utf8),

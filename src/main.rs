@@ -421,15 +421,8 @@ fn log_phase(name: &str, since: Instant) {
 fn early_setup(sys: &mut dyn Sys) {
     match mounts::mount_early(sys) {
         Ok(report) => {
-            // Before any other fd is opened, so that the console lands on fds 0-2.
-            // (Not with BOXINIT_LOG=console: outside an initramfs the caller chose the fds.)
-            let console_opened =
-                log_to_kmsg() && kmsg::open_console_if_missing(Path::new("/dev/console"));
             if log_to_kmsg() {
                 let _ = kmsg::open_kmsg();
-            }
-            if console_opened {
-                log::warn!("no console at start (no /dev/console in the initramfs): /dev/console opened as fds 0-2 once /dev was mounted");
             }
             if report.dev_fallback {
                 log::warn!(

@@ -252,6 +252,12 @@ fn holders(root: &Path, target: &Path) -> Vec<String> {
             .flatten()
             .flatten()
             .filter_map(|fd| std::fs::read_link(fd.path()).ok());
+        // Kernel threads (empty cmdline) share PID 1's cwd and root (they are all cloned with
+        // CLONE_FS from the first task): they hold nothing.
+        let cmdline = std::fs::read(proc.join("cmdline")).unwrap_or_default();
+        if cmdline.is_empty() && pid != 1 {
+            continue;
+        }
         let maps = std::fs::read_to_string(proc.join("maps")).unwrap_or_default();
         let mapped = maps
             .lines()
@@ -344,6 +350,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
         for (pid, comm, cwd, fd) in [
             ("1", "init", "/", "/dev/console"),
+            ("2", "kthreadd", "/data", "/dev/null"),
             ("50", "box", "/data/work", "/dev/null"),
             ("51", "logger", "/", "/data/log.txt"),
             ("52", "other", "/database", "/dev/null"),
@@ -351,6 +358,9 @@ mod tests {
             let dir = root.join("proc").join(pid);
             std::fs::create_dir_all(dir.join("fd")).unwrap();
             std::fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
+            // A kernel thread has an empty cmdline (and PID 1's cwd, which it shares).
+            let cmdline = if comm == "kthreadd" { "" } else { "x\0" };
+            std::fs::write(dir.join("cmdline"), cmdline).unwrap();
             std::os::unix::fs::symlink(cwd, dir.join("cwd")).unwrap();
             std::os::unix::fs::symlink(fd, dir.join("fd/3")).unwrap();
         }
