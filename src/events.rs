@@ -40,6 +40,13 @@ pub fn block_all_signals() -> io::Result<()> {
     Ok(())
 }
 
+/// The empty signal mask a program starts with (a child between fork and exec, or PID 1
+/// about to exec the box): one `sigprocmask(2)`, async-signal-safe, nothing allocated.
+pub fn unblock_all_signals() -> io::Result<()> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+    Ok(())
+}
+
 /// What woke the loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

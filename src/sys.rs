@@ -456,13 +456,7 @@ fn child_setup(setup: &ChildSetup) -> io::Result<()> {
     if setup.no_new_privs {
         rustix::thread::set_no_new_privs(true)?;
     }
-    let empty = nix::sys::signal::SigSet::empty();
-    nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&empty),
-        None,
-    )?;
-    Ok(())
+    crate::events::unblock_all_signals()
 }
 
 /// `WDIOC_SETTIMEOUT`: sets a watchdog device's timeout in seconds; returns the timeout the

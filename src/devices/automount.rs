@@ -345,16 +345,9 @@ mod tests {
     #[test]
     fn a_device_that_never_answers_does_not_stall_the_loop() {
         let root = fake_root("hung");
-        // vdc1 never answers: a FIFO without a writer blocks whoever opens it to read.
+        // vdc1 never answers.
         let fifo = root.join("dev/vdc1");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        crate::storage::probe::make_hung_device(&fifo);
         let mut am = Automounter::new(
             rules("[[automount]]\nlabel = \"stick\"\npath = \"/mnt/stick\"\n"),
             &root,
@@ -377,11 +370,7 @@ mod tests {
         assert!(next <= Instant::now() + PROBE_POLL);
         // After the limit it is given up on: nothing more to look at.
         assert_eq!(am.tick(&mut rec, Instant::now() + PROBE_LIMIT * 2), None);
-        let _writer = rustix::fs::open(
-            &fifo,
-            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
-            rustix::fs::Mode::empty(),
-        );
+        crate::storage::probe::release_hung_device(&fifo);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -267,16 +267,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("sys/class/block/vdb")).unwrap();
         std::fs::create_dir_all(root.join("dev")).unwrap();
-        // A FIFO with no writer: opening it to read blocks, as a read of a hung disk does.
         let fifo = root.join("dev/vdb");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        crate::storage::probe::make_hung_device(&fifo);
         let events = Events::open().unwrap();
         let spec: DeviceSpec = "LABEL=BOOT".parse().unwrap();
         let t0 = Instant::now();
@@ -290,12 +282,7 @@ mod tests {
         );
         assert_eq!(found, None);
         assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
-        // Let the stuck scan go: a writer opens the FIFO, the reader sees its end.
-        let _writer = rustix::fs::open(
-            &fifo,
-            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
-            rustix::fs::Mode::empty(),
-        );
+        crate::storage::probe::release_hung_device(&fifo);
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -69,6 +69,30 @@ impl<T> Probe<T> {
     }
 }
 
+/// For tests: a FIFO at `path` with no writer stands in for a device that never answers
+/// (opening it to read blocks, as a read of a hung disk does).
+#[cfg(test)]
+pub fn make_hung_device(path: &std::path::Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+}
+
+/// For tests: lets the reads stuck on [`make_hung_device`]'s FIFO go (a writer opens it).
+#[cfg(test)]
+pub fn release_hung_device(path: &std::path::Path) {
+    let _ = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
+        rustix::fs::Mode::empty(),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

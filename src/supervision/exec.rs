@@ -358,13 +358,7 @@ fn become_box(spec: &Program, console: Option<OwnedFd>, saved: &mut Saved) -> st
     if setup.no_new_privs {
         rustix::thread::set_no_new_privs(true)?;
     }
-    let empty = nix::sys::signal::SigSet::empty();
-    nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&empty),
-        None,
-    )?;
-    Ok(())
+    crate::events::unblock_all_signals()
 }
 
 /// Puts PID 1 back as it was before [`become_box`], in reverse order. Each step is tried

@@ -288,36 +288,10 @@ mod tests {
         assert!(heartbeat_fresh(t0 + s(10), t0, s(1)));
     }
 
-    #[test]
-    fn petted_through_a_shutdown_longer_than_its_timeout() {
-        let dir = std::env::temp_dir().join(format!("boxinit-keeper-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        // A plain file stands in for the device: each pet appends a byte, the magic close a
-        // 'V'. Its timeout cannot be set, so it is petted every 100 ms (half of 200 ms).
-        let device = dir.join("watchdog");
-        std::fs::write(&device, "").unwrap();
-        let cfg = config::Watchdog {
-            device: Some(device.display().to_string()),
-            timeout: Duration::from_millis(200),
-            ..config::Watchdog::default()
-        };
-        let now = Instant::now();
-        let watchdog = Watchdog::open(&cfg, &dir.join("heartbeat"), now).unwrap();
-        let before = std::fs::metadata(&device).unwrap().len();
-        let keeper = watchdog.keep_petting(Duration::from_secs(60));
-        // A long wait of the shutdown (grace, sync, unmount): still petted.
-        std::thread::sleep(Duration::from_millis(650));
-        let during = std::fs::metadata(&device).unwrap().len() - before;
-        assert!(during >= 4, "only {during} pets in 650 ms");
-        keeper.close();
-        let bytes = std::fs::read(&device).unwrap();
-        assert_eq!(bytes.last(), Some(&b'V'));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_hung_shutdown_is_no_longer_petted_after_its_limit() {
-        let dir = std::env::temp_dir().join(format!("boxinit-keeper-limit-{}", std::process::id()));
+    /// A watchdog on a plain file in a fresh temp dir: each pet appends a byte, the magic close
+    /// a 'V'. Its timeout cannot be set, so it is petted every 100 ms (half of 200 ms).
+    fn file_watchdog(name: &str) -> (PathBuf, PathBuf, Watchdog) {
+        let dir = std::env::temp_dir().join(format!("boxinit-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let device = dir.join("watchdog");
         std::fs::write(&device, "").unwrap();
@@ -327,11 +301,36 @@ mod tests {
             ..config::Watchdog::default()
         };
         let watchdog = Watchdog::open(&cfg, &dir.join("heartbeat"), Instant::now()).unwrap();
+        (dir, device, watchdog)
+    }
+
+    fn pets(device: &Path) -> u64 {
+        std::fs::metadata(device).unwrap().len()
+    }
+
+    #[test]
+    fn petted_through_a_shutdown_longer_than_its_timeout() {
+        let (dir, device, watchdog) = file_watchdog("keeper");
+        let before = pets(&device);
+        let keeper = watchdog.keep_petting(Duration::from_secs(60));
+        // A long wait of the shutdown (grace, sync, unmount): still petted.
+        std::thread::sleep(Duration::from_millis(650));
+        let during = pets(&device) - before;
+        assert!(during >= 4, "only {during} pets in 650 ms");
+        keeper.close();
+        let bytes = std::fs::read(&device).unwrap();
+        assert_eq!(bytes.last(), Some(&b'V'));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_hung_shutdown_is_no_longer_petted_after_its_limit() {
+        let (dir, device, watchdog) = file_watchdog("keeper-limit");
         let keeper = watchdog.keep_petting(Duration::from_millis(250));
         std::thread::sleep(Duration::from_millis(500));
-        let at_limit = std::fs::metadata(&device).unwrap().len();
+        let at_limit = pets(&device);
         std::thread::sleep(Duration::from_millis(400));
-        assert_eq!(std::fs::metadata(&device).unwrap().len(), at_limit);
+        assert_eq!(pets(&device), at_limit);
         keeper.close();
         std::fs::remove_dir_all(&dir).unwrap();
     }
