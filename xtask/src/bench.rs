@@ -545,7 +545,6 @@ fn prepare(arch: Arch, kernel: &KernelArgs) -> Result<Setup> {
         modules: &boot_modules,
         config: None,
         busybox: None,
-        no_console: false,
     };
     let mut packed = Vec::new();
     let boxinit = pack(&options(built.init.as_path()), &[], &dir, Variant::Boxinit)?;

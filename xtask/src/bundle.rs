@@ -645,7 +645,6 @@ pub fn make(opts: &Options) -> Result<Bundle> {
             modules: &modules,
             config: Some(&builtin),
             busybox: busybox.as_deref(),
-            no_console: false,
         },
         &dir.join(INITRAMFS),
     )?;

@@ -31,8 +31,6 @@ pub struct Options<'a> {
     /// a static busybox to pack as `/bin/busybox` with `/bin/sh` linked to it (shell
     /// scenarios, `on_exit = "shell"`); None: no shell in the initramfs
     pub busybox: Option<&'a Path>,
-    /// leave `/dev/console` out (the kernel then starts init without fds 0-2): to test that
-    pub no_console: bool,
 }
 
 /// What [`make`] wrote.
@@ -65,6 +63,18 @@ pub enum Extra {
         path: String,
         target: String,
     },
+    /// Leave this path out (e.g. `dev/console`, to test an initramfs without it).
+    Omit {
+        path: String,
+    },
+}
+
+/// The entry that leaves `/dev/console` out of an initramfs (`initramfs --no-console`): the
+/// kernel then opens no console for init unless its own built-in initramfs has one.
+pub fn no_console() -> Extra {
+    Extra::Omit {
+        path: "dev/console".to_string(),
+    }
 }
 
 /// Writes the initramfs to `out` (gzip-compressed newc cpio).
@@ -111,9 +121,7 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
     }
     tree.add("tmp", Node::Dir(0o1777));
     // The kernel opens /dev/console for init's fds 0-2 before any devtmpfs is mounted.
-    if !opts.no_console {
-        tree.add("dev/console", Node::Char(0o600, 5, 1));
-    }
+    tree.add("dev/console", Node::Char(0o600, 5, 1));
     tree.add("dev/null", Node::Char(0o666, 1, 3));
     tree.add("init", Node::File(0o755, init));
     for link in MULTI_CALL_LINKS {
@@ -186,6 +194,9 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
         match entry {
             Extra::File { path, mode, data } => tree.add(path, Node::File(*mode, data.clone())),
             Extra::Symlink { path, target } => tree.add(path, Node::Symlink(target.clone())),
+            Extra::Omit { path } => {
+                tree.0.remove(path);
+            }
         }
     }
 
@@ -405,7 +416,6 @@ mod tests {
             modules: &modules,
             config: None,
             busybox: None,
-            no_console: false,
         };
         let out = dir.join("initramfs.cpio.gz");
         let made = make(&opts, &out).unwrap();
@@ -434,6 +444,12 @@ mod tests {
         assert_eq!(get("dev/console").rdev, (5, 1));
         assert_eq!(get("dev/null").rdev, (1, 3));
         assert_eq!(get("tmp").mode, cpio::S_IFDIR | 0o1777);
+        // --no-console: the same without /dev/console
+        let bare = dir.join("bare.cpio.gz");
+        make_with(&opts, &[no_console()], &bare).unwrap();
+        let names: Vec<String> = unpack(&bare).into_iter().map(|e| e.name).collect();
+        assert!(!names.iter().any(|n| n == "dev/console"), "{names:?}");
+        assert!(names.iter().any(|n| n == "dev/null"));
         for link in MULTI_CALL_LINKS {
             assert_eq!(get(link).mode, cpio::S_IFLNK | 0o777);
             assert_eq!(get(link).data, b"/init");
@@ -504,7 +520,6 @@ mod tests {
             modules: &modules,
             config: None,
             busybox: None,
-            no_console: false,
         };
         let out = dir.join("initramfs.cpio.gz");
         make(&opts, &out).unwrap();
@@ -555,7 +570,6 @@ mod tests {
                 modules: &modules,
                 config: None,
                 busybox: None,
-                no_console: false,
             };
             requested_modules(&opts, &load)
         };

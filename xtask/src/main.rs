@@ -285,7 +285,10 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             let kernel = kernel::resolve(arch, &kernel)?;
             let index = ModIndex::load(&kernel.modules_dir)?;
             let programs = xtask::wifi::programs_to_pack(&[], modules.wifi, config.as_deref())?;
-            let extra = xtask::wifi::program_entries(arch, &programs)?;
+            let mut extra = xtask::wifi::program_entries(arch, &programs)?;
+            if no_console {
+                extra.push(initramfs::no_console());
+            }
             let made = initramfs::make_with(
                 &initramfs::Options {
                     arch,
@@ -295,7 +298,6 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                     modules: &modules.modules,
                     config: config.as_deref(),
                     busybox: None,
-                    no_console,
                 },
                 &extra,
                 &out,

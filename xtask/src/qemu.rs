@@ -360,7 +360,10 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
         opts.wifi,
         opts.builtin_config.as_deref(),
     )?;
-    let extra = crate::wifi::program_entries(opts.arch, &programs)?;
+    let mut extra = crate::wifi::program_entries(opts.arch, &programs)?;
+    if opts.no_console {
+        extra.push(initramfs::no_console());
+    }
     let initramfs = initramfs::make_verbose(
         &extra,
         &initramfs::Options {
@@ -371,7 +374,6 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
             modules: &opts.modules,
             config: opts.builtin_config.as_deref(),
             busybox: busybox.as_deref(),
-            no_console: opts.no_console,
         },
         &initrd,
     )?;
