@@ -105,7 +105,7 @@ impl Automounter {
                 Answer::NotYet if now.saturating_duration_since(probe.started) > PROBE_LIMIT => {
                     log::warn!(
                         "automount: /dev/{devname} did not show its boot sector within {}; not mounted (a slow or failing device?)",
-                        humantime::format_duration(PROBE_LIMIT)
+                        crate::config::format_duration(PROBE_LIMIT)
                     );
                 }
                 Answer::NotYet => {

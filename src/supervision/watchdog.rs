@@ -208,7 +208,7 @@ impl Watchdog {
                     if started.elapsed() > limit {
                         log::error!(
                             "watchdog: shutdown not done after {}: no longer petting {}, the machine resets when it expires",
-                            humantime::format_duration(limit),
+                            crate::config::format_duration(limit),
                             self.device
                         );
                         let _ = stopped.recv();
