@@ -208,7 +208,7 @@ fn report_not_found(
     );
     if let Some(probe) = stuck {
         log::error!(
-            "  a scan of the block devices has been reading for {}s: a device does not answer (a failing card or disk?)",
+            "a scan of the block devices has been reading for {}s: a device does not answer (a failing card or disk?)",
             probe.started.elapsed().as_secs()
         );
     }
