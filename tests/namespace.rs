@@ -488,7 +488,9 @@ fn restart_policy_and_backoff_timing() {
     for (i, expected) in want.iter().enumerate() {
         let gap = runs[i + 1].duration_since(runs[i]).as_millis() as u64;
         assert!(
-            gap + 20 >= *expected && gap < expected + 400,
+            // The lines' arrival times carry the reader thread's scheduling noise on a loaded
+            // machine (one came 24 ms late once): a margin below, a larger one above.
+            gap + 60 >= *expected && gap < expected + 400,
             "restart {} came after {gap}ms, expected about {expected}ms; output:\n{out}",
             i + 1
         );
