@@ -72,6 +72,9 @@ struct Ns {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    /// The thread reading the output: it ends at end of file, once every process of the
+    /// namespace is gone.
+    reader: Option<std::thread::JoinHandle<()>>,
     dir: PathBuf,
     _serial: MutexGuard<'static, ()>,
 }
@@ -140,7 +143,7 @@ impl Ns {
         let stdin = child.stdin.take();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(reader).lines() {
                 let Ok(line) = line else { break };
                 sink.lock().unwrap().push((Instant::now(), line));
@@ -149,6 +152,7 @@ impl Ns {
         Ns {
             child,
             stdin,
+            reader: Some(reader),
             lines,
             dir,
             _serial: serial,
@@ -208,8 +212,16 @@ impl Ns {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
+                // Let the reader thread take the last lines: it ends at end of file (a fixed
+                // pause was too short on a loaded machine). A process of the namespace that
+                // outlived it cannot hold the pipe open: the namespace's end killed them all.
+                let reader = self.reader.take();
+                let until = Instant::now() + Duration::from_secs(10);
+                if let Some(reader) = reader {
+                    while !reader.is_finished() && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
                 return (status, self.transcript());
             }
             if Instant::now() > deadline {
