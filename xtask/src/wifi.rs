@@ -134,6 +134,35 @@ pub fn program_entries(arch: Arch, programs: &[DebianProgram]) -> Result<Vec<Ext
             });
         }
     }
+    entries.extend(regulatory_db(&apt, &dir)?);
+    Ok(entries)
+}
+
+/// Debian's wireless regulatory database (`wireless-regdb`): cfg80211 loads
+/// `regulatory.db` and its signature from the firmware path to apply `country=`; without it
+/// the radio keeps the world domain (fewer channels, passive scans on some).
+pub const REGDB_PACKAGE: &str = "wireless-regdb";
+
+/// `lib/firmware/regulatory.db` and `.p7s` for the initramfs: the package's Debian-signed
+/// pair (`-debian`; Debian's kernel trusts its signer), which its install script would make
+/// the default through update-alternatives.
+fn regulatory_db(apt: &Source, dir: &Path) -> Result<Vec<Extra>> {
+    let root = debpkg::unpacked_root(apt, &[REGDB_PACKAGE.to_string()], dir, &dir.join("regdb"))?;
+    let mut entries = Vec::new();
+    for name in ["regulatory.db", "regulatory.db.p7s"] {
+        let source = root.join(format!("lib/firmware/{name}-debian"));
+        let data = std::fs::read(&source).with_context(|| {
+            format!(
+                "cannot read {} ({REGDB_PACKAGE} changed?)",
+                source.display()
+            )
+        })?;
+        entries.push(Extra::File {
+            path: format!("lib/firmware/{name}"),
+            mode: 0o644,
+            data,
+        });
+    }
     Ok(entries)
 }
 
