@@ -34,7 +34,7 @@ impl std::fmt::Display for Exit {
 }
 
 /// Blocks every signal for PID 1, so none is lost or runs a handler: they are read from the
-/// signalfd instead. Children get an empty mask back: see `sys::prepare_child`.
+/// signalfd instead. Children get an empty mask back: see `sys::Exec`.
 pub fn block_all_signals() -> io::Result<()> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None)?;
     Ok(())
@@ -247,23 +247,30 @@ mod mask_tests {
     #[test]
     fn children_start_with_no_blocked_signals() {
         super::block_all_signals().unwrap();
-        let mut command = std::process::Command::new("sleep");
-        command.arg("5");
         let setup = crate::sys::ChildSetup {
             new_session: true,
             ..Default::default()
         };
-        crate::sys::prepare_child(&mut command, setup);
-        let mut child = command.spawn().unwrap();
+        let sleep = crate::sys::Exec::new(
+            std::path::Path::new("/bin/sleep"),
+            &["5".to_string()],
+            &[],
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        let pid = sleep.spawn(&setup).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(100));
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("SigBlk"))
-            .unwrap()
-            .to_string();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert_eq!(line, "SigBlk:\t0000000000000000");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+            u64::from_str_radix(line.rsplit('\t').next().unwrap(), 16).unwrap()
+        };
+        let (blocked, ignored) = (field("SigBlk:"), field("SigIgn:"));
+        let pid = rustix::process::Pid::from_raw(pid);
+        rustix::process::kill_process(pid.unwrap(), rustix::process::Signal::KILL).unwrap();
+        rustix::process::waitpid(pid, rustix::process::WaitOptions::empty()).unwrap();
+        assert_eq!(blocked, 0, "blocked signals");
+        // PID 1's std runtime ignores SIGPIPE (bit 13 - 1); the box must not inherit that.
+        assert_eq!(ignored & (1 << 12), 0, "SIGPIPE ignored");
     }
 }

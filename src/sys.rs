@@ -384,24 +384,144 @@ pub fn resource(name: &str) -> Option<rustix::process::Resource> {
     })
 }
 
-/// Applies `setup` in the child (after std has set the working directory), then clears the
-/// signal mask. PID 1 blocks every signal (they are read from a signalfd) and a blocked mask
-/// survives `fork` and `exec`: a box that inherited it would ignore the SIGTERM of shutdown.
-/// std's `Command` does not reset the mask (checked by the
-/// `children_start_with_no_blocked_signals` test), so this does, between fork and exec. A failing step makes `spawn` (or `exec`) return that error in the parent.
-pub fn prepare_child(command: &mut std::process::Command, setup: ChildSetup) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
-    // calls are allowed. Every call below is a single raw system call through rustix or nix
-    // (setsid, open, ioctl, dup2, close, setgroups, setgid, setuid, umask, setrlimit, prctl,
-    // sigprocmask) and nothing allocates: `setup` was built before the fork and is only read;
-    // the gid list is converted on the stack in chunks.
-    unsafe {
-        command.pre_exec(move || child_setup(&setup));
+/// A program's `execve(2)` arguments, converted to C strings before any fork, so that the
+/// child between `fork` and `execve` only reads memory and makes system calls. This replaces
+/// std's `Command`, whose general machinery (PATH search, pipes for stdio, env merging) the
+/// init does not use and which cost about 20 KiB of the static binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    path: CString,
+    dir: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+impl Exec {
+    /// `program` run as argv[0] with `args`, in `dir`, with exactly `env`. Fails (naming what)
+    /// when a string holds a NUL byte.
+    pub fn new(
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        dir: &Path,
+    ) -> io::Result<Exec> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |bytes: &[u8], what: &str| {
+            CString::new(bytes).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{what} contains a NUL byte"),
+                )
+            })
+        };
+        let path = c(program.as_os_str().as_bytes(), "the program path")?;
+        let mut argv = vec![path.clone()];
+        for arg in args {
+            argv.push(c(arg.as_bytes(), "an argument")?);
+        }
+        let mut envp = Vec::with_capacity(env.len());
+        for (key, value) in env {
+            envp.push(c(
+                format!("{key}={value}").as_bytes(),
+                "an environment variable",
+            )?);
+        }
+        Ok(Exec {
+            dir: c(dir.as_os_str().as_bytes(), "the working directory")?,
+            path,
+            argv,
+            envp,
+        })
+    }
+
+    /// `fork(2)`, then in the child: the working directory, `setup`, and `execve(2)`. Returns
+    /// the child's pid once it has exec'd, or the error of the step that failed: the child
+    /// writes its errno to a close-on-exec pipe, which reads empty when `execve` succeeded
+    /// (as std's `Command` does). A child that failed is reaped here.
+    pub fn spawn(&self, setup: &ChildSetup) -> io::Result<i32> {
+        let argv = pointers(&self.argv);
+        let envp = pointers(&self.envp);
+        let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        // SAFETY: fork(2) in a process that is single-threaded whenever it spawns (the module
+        // loader's threads are joined before it returns). The child runs `run_child`, which
+        // only reads what was prepared above and makes raw system calls (see its comment),
+        // and never returns: it exec's or calls _exit(2).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            let error = self.run_child(&argv, &envp, setup);
+            let errno = error.raw_os_error().unwrap_or(libc::EINVAL).to_ne_bytes();
+            let _ = rustix::io::write(&writer, &errno);
+            // SAFETY: _exit(2) ends the child without running the parent's atexit handlers
+            // or flushing its buffers.
+            unsafe { libc::_exit(127) }
+        }
+        drop(writer);
+        let mut errno = [0u8; 4];
+        let read = loop {
+            match rustix::io::read(&reader, &mut errno) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => break other,
+            }
+        };
+        let error = match read {
+            Ok(0) => return Ok(pid),
+            Ok(4) => io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+            Ok(_) => io::Error::other("the child ended before telling how its exec went"),
+            Err(e) => e.into(),
+        };
+        let _ = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(pid),
+            rustix::process::WaitOptions::empty(),
+        );
+        Err(error)
+    }
+
+    /// Becomes the program in this process (`mode = "exec"`): the working directory, `setup`,
+    /// `execve(2)`. Returns only on error, and then the steps before it have been made.
+    pub fn exec(&self, setup: &ChildSetup) -> io::Error {
+        self.run_child(&pointers(&self.argv), &pointers(&self.envp), setup)
+    }
+
+    /// Between fork and exec: only raw system calls, nothing allocated (errors are errnos).
+    fn run_child(
+        &self,
+        argv: &[*const libc::c_char],
+        envp: &[*const libc::c_char],
+        setup: &ChildSetup,
+    ) -> io::Error {
+        if let Err(e) = rustix::process::chdir(self.dir.as_c_str()) {
+            return e.into();
+        }
+        if let Err(e) = child_setup(setup) {
+            return e;
+        }
+        // SAFETY: `path` and every pointer in `argv`/`envp` point into C strings owned by
+        // `self`, alive for the call, and both arrays end with a null pointer (`pointers`).
+        unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        io::Error::last_os_error()
     }
 }
 
-/// The body of [`prepare_child`]'s closure; see its SAFETY comment for what it may call.
+/// The null-terminated pointer array `execve(2)` takes, pointing into `strings`.
+fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// The child's setup, after its working directory and before `execve`: each step is one raw
+/// system call through rustix or nix (setsid, open, ioctl, dup2, setgroups, setgid, setuid,
+/// umask, setrlimit, prctl, sigaction, sigprocmask) and nothing allocates: `setup` was built
+/// before the fork and is only read; the gid list is converted on the stack. Last, the signal
+/// mask is cleared: PID 1 blocks every signal (they are read from a signalfd) and a blocked
+/// mask survives `fork` and `exec`, so a box that inherited it would ignore the SIGTERM of
+/// shutdown; and SIGPIPE goes back to its default, which std's runtime set to ignored in PID 1
+/// and which `exec` would keep.
 fn child_setup(setup: &ChildSetup) -> io::Result<()> {
     use rustix::process::{Gid, Uid};
     if setup.new_session {
@@ -456,6 +576,14 @@ fn child_setup(setup: &ChildSetup) -> io::Result<()> {
     if setup.no_new_privs {
         rustix::thread::set_no_new_privs(true)?;
     }
+    // std's Command reset SIGPIPE for the child; with our own fork/execve we do it.
+    // SAFETY: SIG_DFL installs no handler; sigaction(2) is one system call.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )?;
+    }
     crate::events::unblock_all_signals()
 }
 
@@ -473,6 +601,72 @@ pub fn watchdog_set_timeout(fd: std::os::fd::BorrowedFd<'_>, seconds: i32) -> io
         rustix::ioctl::ioctl(fd, ctl)?;
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod exec_tests {
+    use super::*;
+
+    fn wait(pid: i32) -> Option<rustix::process::WaitStatus> {
+        let pid = rustix::process::Pid::from_raw(pid);
+        rustix::process::waitpid(pid, rustix::process::WaitOptions::empty())
+            .unwrap()
+            .map(|(_, status)| status)
+    }
+
+    #[test]
+    fn a_child_gets_its_arguments_environment_and_directory() {
+        let dir = std::env::temp_dir().join(format!("boxinit-exec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exec = Exec::new(
+            Path::new("/bin/sh"),
+            &[
+                "-c".into(),
+                "echo \"$0|$1|$GREETING|$(pwd)|$HOME\" > out".into(),
+                "zero".into(),
+                "one two".into(),
+            ],
+            &[("GREETING".into(), "hello there".into())],
+            &dir,
+        )
+        .unwrap();
+        let status = wait(exec.spawn(&ChildSetup::default()).unwrap()).unwrap();
+        assert_eq!(status.exit_status(), Some(0));
+        let out = std::fs::read_to_string(dir.join("out")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            out,
+            format!("zero|one two|hello there|{}|\n", dir.display())
+        );
+    }
+
+    #[test]
+    fn what_fails_before_exec_comes_back_as_the_error_and_the_child_is_reaped() {
+        let missing = Exec::new(Path::new("/nonexistent/box"), &[], &[], Path::new("/")).unwrap();
+        let e = missing.spawn(&ChildSetup::default()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+        let no_dir =
+            Exec::new(Path::new("/bin/true"), &[], &[], Path::new("/nonexistent")).unwrap();
+        let e = no_dir.spawn(&ChildSetup::default()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+        let bad_tty = ChildSetup {
+            new_session: true,
+            console: Some(CString::new("/nonexistent/tty").unwrap()),
+            ..Default::default()
+        };
+        let ok = Exec::new(Path::new("/bin/true"), &[], &[], Path::new("/")).unwrap();
+        assert!(ok.spawn(&bad_tty).is_err());
+        let nul = Exec::new(
+            Path::new("/bin/true"),
+            &["a\0b".into()],
+            &[],
+            Path::new("/"),
+        );
+        assert_eq!(
+            nul.unwrap_err().to_string(),
+            "an argument contains a NUL byte"
+        );
+    }
 }
 
 /// One recorded system call: the transcript of what a phase did.

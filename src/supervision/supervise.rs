@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::{BoxConfig, CrashLoop, ExitAction, RestartPolicy};
@@ -23,7 +22,7 @@ const SIGKILL: i32 = nix::sys::signal::Signal::SIGKILL as i32;
 const SIGHUP: i32 = nix::sys::signal::Signal::SIGHUP as i32;
 const SIGINT: i32 = nix::sys::signal::Signal::SIGINT as i32;
 
-/// How to start one program: everything `Command` needs, resolved and checked beforehand.
+/// How to start one program: everything `fork` and `execve` need, resolved and checked beforehand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
     /// What log lines call it (`box`, or the service's name).
@@ -126,24 +125,12 @@ pub fn program(cfg: &BoxConfig, boot_dir: Option<&Path>) -> Result<Program, Stri
     })
 }
 
-fn command(spec: &Program) -> Command {
-    let mut command = Command::new(&spec.program);
-    command
-        .args(&spec.args)
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&spec.working_dir);
-    command
-}
-
 /// Starts a program in its own session and process group, on its console (init's fds 0-2
 /// unless it has one), with a clean environment and its setup. Returns its pid.
 pub fn spawn(spec: &Program) -> std::io::Result<i32> {
-    let mut command = command(spec);
-    crate::sys::prepare_child(&mut command, spec.setup.clone());
-    let child = command.spawn()?;
-    // Dropping `Child` neither waits nor kills: the loop reaps it with waitpid(-1).
-    i32::try_from(child.id()).map_err(|_| std::io::Error::other("pid out of range"))
+    crate::sys::Exec::new(&spec.program, &spec.args, &spec.env, &spec.working_dir)?
+        .spawn(&spec.setup)
+    // The loop reaps the child with waitpid(-1).
 }
 
 /// Whether an exit calls for a restart under `policy`.
