@@ -16,6 +16,10 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+// The static release build has no unwinder: see the file.
+#[cfg(all(panic = "abort", target_env = "musl"))]
+mod no_unwinder;
+
 /// The built-in config, written into the initramfs by `cargo xtask initramfs`.
 const BUILTIN_CONFIG: &str = "/etc/init.toml";
 /// Where the boot partition is mounted.
