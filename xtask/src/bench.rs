@@ -39,6 +39,8 @@ pub struct Options {
     pub report: PathBuf,
     /// Also build for aarch64 to report its binary size.
     pub aarch64: bool,
+    /// Which build of boxinit (and the demo box) to benchmark.
+    pub flavor: crate::binary::Flavor,
 }
 
 /// The `/init`s compared.
@@ -343,9 +345,9 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     qemu::check_qemu(arch)?;
     let started = Instant::now();
-    let setup = prepare(arch, &opts.kernel)?;
+    let setup = prepare(arch, &opts.kernel, opts.flavor)?;
     let aarch64_size = if opts.aarch64 {
-        match crate::binary::build(Arch::Aarch64) {
+        match crate::binary::build_as(Arch::Aarch64, opts.flavor) {
             Ok(built) => Some(std::fs::metadata(&built.init)?.len()),
             Err(e) => {
                 progress!("aarch64 build failed, its size is not reported: {e:#}");
@@ -518,8 +520,8 @@ pub fn run(opts: &Options) -> Result<()> {
 }
 
 /// Builds the three inits and the box, packs the initramfs of each and the two disks.
-fn prepare(arch: Arch, kernel: &KernelArgs) -> Result<Setup> {
-    let built = qemu::built(arch)?;
+fn prepare(arch: Arch, kernel: &KernelArgs, flavor: crate::binary::Flavor) -> Result<Setup> {
+    let built = qemu::built_as(arch, flavor)?;
     let floor = build_floor(arch)?;
     let busybox = busybox::fetch(arch)?;
     let context = qemu::context(arch, kernel)?;

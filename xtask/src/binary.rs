@@ -1,4 +1,5 @@
-//! Task `build`: the static musl binaries of boxinit and the demo box, built by cargo.
+//! Task `build`: the static musl binaries of boxinit and the demo box, built by cargo: the
+//! stable build, or with `--small` nightly's `-Z build-std` with `panic = "immediate-abort"`.
 //!
 //! It owns making sure the Rust target is installed; it does not package anything.
 
@@ -19,22 +20,74 @@ pub struct Built {
     pub demo_box: PathBuf,
 }
 
+/// Which build: the one stable Rust makes, or the small one (`--small`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    /// `cargo build --release` with the toolchain that runs xtask.
+    #[default]
+    Stable,
+    /// Nightly: the standard library rebuilt for size (`-Z build-std`, `optimize_for_size`)
+    /// with `panic = "immediate-abort"` (no panic machinery at all: a panic is an abort) and no
+    /// source locations in the binary. Into `target/small/`.
+    Small,
+}
+
+/// The nightly toolchain the small build uses, and how to install it (`.ci/run` does).
+pub const NIGHTLY: &str = "nightly";
+const NIGHTLY_INSTALL: &str =
+    "rustup toolchain install nightly --profile minimal --component rust-src";
+
+/// What nightly's rustc needs for the small build, on top of the release profile (which
+/// `.cargo/config.toml`'s per-target flags still apply to: cargo joins config arrays).
+const SMALL_RUSTFLAGS: &str =
+    r#"["-Zunstable-options", "-Cpanic=immediate-abort", "-Zlocation-detail=none"]"#;
+
 /// Builds `boxinit` and `demo-box` in release mode for `arch`, with the cargo that runs xtask.
 pub fn build(arch: Arch) -> Result<Built> {
+    build_as(arch, Flavor::Stable)
+}
+
+/// Builds `boxinit` and `demo-box` in release mode for `arch` as `flavor` says.
+pub fn build_as(arch: Arch, flavor: Flavor) -> Result<Built> {
     let triple = arch.triple();
-    ensure_target(triple)?;
-    progress!("building boxinit and the demo box for {triple} (release)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(workspace_root())
-        .args(["build", "--release", "--target", triple])
+    let mut command = Command::new(&cargo);
+    command.current_dir(workspace_root());
+    let target_dir = match flavor {
+        Flavor::Stable => {
+            ensure_target(triple)?;
+            progress!("building boxinit and the demo box for {triple} (release)");
+            command.args(["build", "--release", "--target", triple]);
+            target_dir()
+        }
+        Flavor::Small => {
+            ensure_nightly()?;
+            progress!("building boxinit and the demo box for {triple} (small: nightly, build-std)");
+            let dir = target_dir().join("small");
+            // rustup's `cargo +nightly` (the cargo that runs xtask is the stable one's).
+            command = Command::new("cargo");
+            command
+                .current_dir(workspace_root())
+                .arg(format!("+{NIGHTLY}"))
+                .env_remove("RUSTC")
+                .args(["build", "--release", "--target", triple])
+                .arg("--target-dir")
+                .arg(&dir)
+                .args(["-Z", "build-std=std,panic_abort"])
+                .args(["-Z", "build-std-features=optimize_for_size"])
+                .arg("--config")
+                .arg(format!("target.{triple}.rustflags={SMALL_RUSTFLAGS}"));
+            dir
+        }
+    };
+    let status = command
         .args(["--package", "boxinit", "--package", "demo-box"])
         .status()
         .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
     if !status.success() {
         bail!("cargo build for {triple} failed ({status}): see the compiler's messages above");
     }
-    let release = target_dir().join(triple).join("release");
+    let release = target_dir.join(triple).join("release");
     let built = Built {
         init: release.join("boxinit"),
         demo_box: release.join("box"),
@@ -57,6 +110,33 @@ pub fn describe(built: &Built) -> Result<String> {
         out += &format!("{name:8} {}  {}\n", display_path(path), format_size(size));
     }
     Ok(out)
+}
+
+/// Makes sure the nightly toolchain and its `rust-src` (which `-Z build-std` compiles) are
+/// installed; says how to install them when not. It does not install them itself: a nightly
+/// is a choice (`.ci/run` makes it).
+fn ensure_nightly() -> Result<()> {
+    let sysroot = Command::new("rustc")
+        .args([&format!("+{NIGHTLY}"), "--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let Some(sysroot) = sysroot else {
+        bail!(
+            "the small build (--small) needs a nightly Rust toolchain, and `rustc +{NIGHTLY}` \
+             does not run: install it with `{NIGHTLY_INSTALL}`, or build without --small"
+        );
+    };
+    if !sysroot.join("lib/rustlib/src/rust/library").is_dir() {
+        bail!(
+            "the small build (--small) rebuilds the standard library, but nightly's rust-src \
+             is missing ({} has no lib/rustlib/src/rust/library): install it with \
+             `{NIGHTLY_INSTALL}`",
+            sysroot.display()
+        );
+    }
+    Ok(())
 }
 
 /// Makes sure the Rust standard library for `triple` is installed: the toolchain's sysroot

@@ -32,6 +32,10 @@ enum Task {
         /// Target architecture
         #[arg(long, value_enum, default_value_t)]
         arch: Arch,
+        /// The small build: nightly Rust rebuilding the standard library for size, with
+        /// panic = "immediate-abort" (needs `rustup toolchain install nightly --component rust-src`)
+        #[arg(long)]
+        small: bool,
     },
     /// Find the kernel, its module tree and device trees (default: Debian's
     /// linux-image-cloud-amd64 for x86_64, linux-image-arm64 for aarch64, fetched once with
@@ -62,6 +66,10 @@ enum Task {
         /// boxinit in that case)
         #[arg(long)]
         no_console: bool,
+        /// The small build: nightly Rust rebuilding the standard library for size, with
+        /// panic = "immediate-abort" (needs `rustup toolchain install nightly --component rust-src`)
+        #[arg(long)]
+        small: bool,
         #[command(flatten)]
         kernel: KernelArgs,
     },
@@ -83,6 +91,10 @@ enum Task {
         /// partition is then PARTUUID=b0c50001-0000-4000-8000-000000000001
         #[arg(long)]
         gpt: bool,
+        /// The small build: nightly Rust rebuilding the standard library for size, with
+        /// panic = "immediate-abort" (needs `rustup toolchain install nightly --component rust-src`)
+        #[arg(long)]
+        small: bool,
     },
     /// Build everything into target/run/ and boot it in QEMU, the serial console on this
     /// terminal (quit with Ctrl-A X)
@@ -110,6 +122,10 @@ enum Task {
         /// implies --arch aarch64
         #[arg(long, value_enum)]
         board: Option<bundle::Board>,
+        /// The small build: nightly Rust rebuilding the standard library for size, with
+        /// panic = "immediate-abort" (needs `rustup toolchain install nightly --component rust-src`)
+        #[arg(long)]
+        small: bool,
         #[command(flatten)]
         kernel: KernelArgs,
         /// Give the guest a network card on QEMU's user network (with `[network] dhcp =
@@ -169,6 +185,9 @@ enum Task {
         /// Do not build for aarch64 (its binary size is then not reported)
         #[arg(long)]
         no_aarch64: bool,
+        /// Benchmark the small build (`build --small`) as boxinit
+        #[arg(long)]
+        small: bool,
         #[command(flatten)]
         kernel: KernelArgs,
     },
@@ -255,10 +274,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--small` as the build it names.
+fn flavor(small: bool) -> binary::Flavor {
+    match small {
+        true => binary::Flavor::Small,
+        false => binary::Flavor::Stable,
+    }
+}
+
 fn dispatch(task: Task) -> Result<ExitCode> {
     match task {
-        Task::Build { arch } => {
-            let built = binary::build(arch)?;
+        Task::Build { arch, small } => {
+            let built = binary::build_as(arch, flavor(small))?;
             print!("{}", binary::describe(&built)?);
         }
         Task::Kernel { arch, kernel } => {
@@ -276,11 +303,12 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             modules,
             config,
             no_console,
+            small,
             kernel,
         } => {
             let init = match modules.init {
                 Some(path) => path,
-                None => binary::build(arch)?.init,
+                None => binary::build_as(arch, flavor(small))?.init,
             };
             let kernel = kernel::resolve(arch, &kernel)?;
             let index = ModIndex::load(&kernel.modules_dir)?;
@@ -310,13 +338,14 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             size,
             arch,
             gpt,
+            small,
         } => {
             if let Some(config) = &disk.config {
                 xtask::config::check(config, Place::BootPartition)?;
             }
             let box_path = match disk.box_path {
                 Some(path) => path,
-                None => binary::build(arch)?.demo_box,
+                None => binary::build_as(arch, flavor(small))?.demo_box,
             };
             let made = image::make(
                 &out,
@@ -381,6 +410,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             runs,
             report,
             no_aarch64,
+            small,
             kernel,
         } => {
             let report = if report.is_absolute() {
@@ -393,6 +423,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 runs,
                 report,
                 aarch64: !no_aarch64,
+                flavor: flavor(small),
             })?;
         }
         Task::BenchNet {
@@ -407,6 +438,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             modules,
             builtin_config,
             board,
+            small,
             kernel,
             net,
             forward,
@@ -437,6 +469,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 wifi: modules.wifi,
                 gpt: false,
                 no_console: false,
+                flavor: flavor(small),
             };
             let code = qemu::run_with(&opts, machine, &append, &network)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));

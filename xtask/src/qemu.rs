@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use anyhow::{bail, Context as _, Result};
 
 use crate::arch::Arch;
-use crate::binary::{self, Built};
+use crate::binary::{self, Built, Flavor};
 use crate::image::{self, Image, ImageOptions};
 use crate::initramfs::{self, Initramfs};
 use crate::kernel::{self, Kernel, KernelArgs};
@@ -257,14 +257,20 @@ pub fn context(arch: Arch, kernel: &KernelArgs) -> Result<Arc<Context>> {
 
 /// [`binary::build`] once per process and architecture.
 pub fn built(arch: Arch) -> Result<Built> {
-    static CACHE: OnceLock<Mutex<HashMap<Arch, Built>>> = OnceLock::new();
+    built_as(arch, Flavor::Stable)
+}
+
+/// [`binary::build_as`] once per process, architecture and flavor.
+pub fn built_as(arch: Arch, flavor: Flavor) -> Result<Built> {
+    static CACHE: OnceLock<Mutex<HashMap<(Arch, Flavor), Built>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(built) = cache.lock().ok().and_then(|c| c.get(&arch).cloned()) {
+    let key = (arch, flavor);
+    if let Some(built) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(built);
     }
-    let built = binary::build(arch)?;
+    let built = binary::build_as(arch, flavor)?;
     if let Ok(mut cache) = cache.lock() {
-        cache.insert(arch, built.clone());
+        cache.insert(key, built.clone());
     }
     Ok(built)
 }
@@ -299,6 +305,8 @@ pub struct PrepareOptions {
     pub gpt: bool,
     /// no `/dev/console` node in the initramfs
     pub no_console: bool,
+    /// which build of boxinit and the demo box (`--small`: nightly's)
+    pub flavor: Flavor,
 }
 
 /// The files of one prepared boot, in `out_dir`.
@@ -336,7 +344,7 @@ impl Prepared {
 pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
     let built = match (&opts.init, &opts.box_path) {
         (Some(_), Some(_)) => None,
-        _ => Some(built(opts.arch)?),
+        _ => Some(built_as(opts.arch, opts.flavor)?),
     };
     let init = opts
         .init

@@ -49,6 +49,9 @@ pub struct Scenario {
     pub modules: Vec<String>,
     /// The machine to boot (`board`: `pc`, `virt`, `raspi3b`); None: `cargo xtask test`'s arch.
     pub machine: Option<Machine>,
+    /// Boot the small build (`cargo xtask build --small`: nightly) instead of the stable one
+    /// (a `small` file exists).
+    pub small: bool,
     /// `raspi3b` only: the SD card made from the bundle folder by the host's `sfdisk`,
     /// `mkfs.vfat` and `mcopy` instead of xtask's writer (a `host-card` file exists).
     pub host_card: bool,
@@ -174,6 +177,7 @@ impl Scenario {
             box_arch,
             gpt: dir.join("gpt").exists(),
             no_console: dir.join("no-console").exists(),
+            small: dir.join("small").exists(),
         })
     }
 
@@ -338,6 +342,10 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         },
         gpt: scenario.gpt,
         no_console: scenario.no_console,
+        flavor: match scenario.small {
+            true => crate::binary::Flavor::Small,
+            false => crate::binary::Flavor::Stable,
+        },
         ..Default::default()
     };
     let prepared = match scenario.machine {

@@ -51,6 +51,9 @@ pub fn run(opts: &Options) -> Result<()> {
         qemu::built(*arch)?;
         qemu::context(*arch, kernel)?;
     }
+    if scenarios.iter().any(|s| s.small) {
+        qemu::built_as(opts.arch, crate::binary::Flavor::Small)?;
+    }
     progress!("running {} QEMU boot scenario(s)", scenarios.len());
     let (passed, failed) = scenario::run_all(&scenarios, opts.arch, &opts.kernel);
     println!("scenarios: {passed} passed, {failed} failed");
