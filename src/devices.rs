@@ -1,6 +1,7 @@
 //! Devices and kernel modules: the module index and loader, coldplug at boot, hotplug from the
 //! uevent socket, `[[device]]` rules and nodes, and automounting what appears.
 
+pub mod aliasindex;
 pub mod automount;
 pub mod coldplug;
 pub mod hotplug;

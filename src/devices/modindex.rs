@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::devices::aliasindex::AliasIndex;
+
 /// Suffixes a module file may carry; longest first is not needed as none is a suffix of another.
 const MODULE_SUFFIXES: &[&str] = &[".ko", ".ko.xz", ".ko.zst", ".ko.gz"];
 
@@ -82,6 +84,8 @@ pub struct ModuleIndex {
     modules: BTreeMap<String, Module>,
     builtin: BTreeSet<String>,
     aliases: Vec<Alias>,
+    /// `aliases`' patterns by key: what [`Self::lookup_alias`] tries.
+    alias_index: AliasIndex,
     /// module -> (pre, post): `softdep MODULE pre: A B post: C` of `modules.softdep`.
     softdeps: BTreeMap<String, (Vec<String>, Vec<String>)>,
     warnings: Vec<IndexWarning>,
@@ -134,6 +138,7 @@ impl ModuleIndex {
         index.parse_dep(dep);
         index.parse_builtin(builtin);
         index.parse_alias(alias);
+        index.alias_index = AliasIndex::build(index.aliases.iter().map(|a| a.pattern.as_str()));
         index
     }
 
@@ -246,12 +251,31 @@ impl ModuleIndex {
     }
 
     /// Every module whose alias pattern matches `modalias`, deduplicated, in file order
-    /// (libkmod loads all of them, not just the first).
+    /// (libkmod loads all of them, not just the first). Only the patterns the alias index
+    /// finds for it are tried: the cost grows with the modalias, not with the patterns.
     pub fn lookup_alias(&self, modalias: &str) -> Vec<String> {
+        let mut found: Vec<String> = Vec::new();
+        for number in self.alias_index.candidates(modalias) {
+            let Some(alias) = usize::try_from(number)
+                .ok()
+                .and_then(|n| self.aliases.get(n))
+            else {
+                continue;
+            };
+            if fnmatch(&alias.pattern, modalias) && !found.contains(&alias.module) {
+                found.push(alias.module.clone());
+            }
+        }
+        found
+    }
+
+    /// [`Self::lookup_alias`] by trying every pattern, as before the alias index: the reference
+    /// the index is tested and benchmarked against.
+    pub fn lookup_alias_linear(&self, modalias: &str) -> Vec<String> {
         let mut found: Vec<String> = Vec::new();
         for alias in &self.aliases {
             // The literal start of a pattern (`pci:v00001AF4d`) rules out most aliases without
-            // running fnmatch: coldplug asks this for every device of the machine.
+            // running fnmatch.
             if !modalias.starts_with(literal_prefix(&alias.pattern)) {
                 continue;
             }
@@ -260,6 +284,11 @@ impl ModuleIndex {
             }
         }
         found
+    }
+
+    /// How many alias patterns the index holds.
+    pub fn alias_count(&self) -> usize {
+        self.aliases.len()
     }
 
     /// Whether `name` is a module, a built-in module or an alias of one: what can be asked for.

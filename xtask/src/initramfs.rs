@@ -260,7 +260,7 @@ const CONFIG_HEADER: &str = "\
 ";
 
 /// The modules to pack: `opts.modules` with `auto` (or nothing) expanded to the arch's QEMU
-/// drivers, then the config's `modules.load`; names and aliases as given, each once. Names of
+/// drivers and `all` to every module of the tree, then the config's `modules.load`; names and aliases as given, each once. Names of
 /// the `auto` list that this kernel lacks are left out (it may build them in, or not have them).
 pub fn requested_modules(opts: &Options, config_load: &[String]) -> Vec<String> {
     let given: Vec<&str> = opts
@@ -283,6 +283,8 @@ pub fn requested_modules(opts: &Options, config_load: &[String]) -> Vec<String> 
                 .filter(|m| opts.index.knows(m))
                 .map(|m| m.to_string())
                 .collect()
+        } else if name == "all" {
+            opts.index.modules.keys().cloned().collect()
         } else {
             vec![name.to_string()]
         };

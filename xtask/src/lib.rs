@@ -13,6 +13,7 @@ pub mod bench_pi;
 pub mod binary;
 pub mod bundle;
 pub mod busybox;
+pub mod coldplug_scale;
 pub mod compression;
 pub mod config;
 pub mod cpio;

@@ -240,8 +240,8 @@ struct ModuleArgs {
     #[arg(long, value_name = "PATH")]
     init: Option<PathBuf>,
     /// Modules to pack, with their dependencies and softdeps: names (`-` and `_` alike),
-    /// aliases (`fs-vfat`, a modalias), or `auto` (the drivers of QEMU's virtio devices and
-    /// FAT); comma-separated or repeated. The config's modules.load is added. Default: auto
+    /// aliases (`fs-vfat`, a modalias), `auto` (the drivers of QEMU's virtio devices and
+    /// FAT) or `all` (the kernel's whole module tree); comma-separated or repeated. The config's modules.load is added. Default: auto
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     modules: Vec<String>,
     /// Pack Debian's wpa_supplicant with its shared libraries (about 15 MiB), for `[wifi]`

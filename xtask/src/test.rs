@@ -49,7 +49,16 @@ pub fn run(opts: &Options) -> Result<()> {
     // Build and fetch once, before the first scenario, so their progress lines come first.
     for (arch, kernel) in &targets {
         qemu::built(*arch)?;
-        qemu::context(*arch, kernel)?;
+        let context = qemu::context(*arch, kernel)?;
+        // The alias index against the linear scan on every device of the coldplug benchmark.
+        let scale = crate::coldplug_scale::setup(*arch, &context.index);
+        let matched = crate::coldplug_scale::check(&scale)?;
+        progress!(
+            "coldplug at scale ({arch}): the alias index and the linear scan agree on all {} \
+             devices ({matched} claimed by a module) against {} aliases",
+            scale.devices.len(),
+            scale.index.alias_count()
+        );
     }
     if scenarios.iter().any(|s| s.small) {
         qemu::built_as(opts.arch, crate::binary::Flavor::Small)?;
