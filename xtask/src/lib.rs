@@ -9,10 +9,12 @@
 pub mod apt;
 pub mod arch;
 pub mod bench;
+pub mod bench_extra;
 pub mod bench_pi;
 pub mod binary;
 pub mod bundle;
 pub mod busybox;
+pub mod callgrind;
 pub mod coldplug_scale;
 pub mod compression;
 pub mod config;

@@ -203,6 +203,14 @@ enum Task {
         #[command(flatten)]
         kernel: KernelArgs,
     },
+    /// Count the instructions of the init's kernel-free phases under valgrind's callgrind and
+    /// compare them with bench/callgrind.txt (as `cargo xtask test` does);
+    /// UPDATE_CALLGRIND=1 rewrites that baseline
+    Callgrind {
+        /// The module tree whose aliases the coldplug phase resolves (default aarch64's)
+        #[arg(long, value_enum, default_value_t = Arch::Aarch64)]
+        arch: Arch,
+    },
     /// Run every test: the workspace's unit tests, then each QEMU boot scenario of tests/boot
     /// against the real kernel, then a bounded run of each fuzz target (cargo xtask fuzz).
     /// Installs QEMU (root + apt), nightly and cargo-fuzz, and fetches the kernel when missing.
@@ -388,6 +396,10 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 ..bundle::Options::new(board, &out)
             })?;
             print!("{}", bundle::describe(&made));
+        }
+        Task::Callgrind { arch } => {
+            let context = qemu::context(arch, &kernel::KernelArgs::default())?;
+            xtask::callgrind::check(arch, &context.index)?;
         }
         Task::Test {
             filter,

@@ -60,6 +60,17 @@ pub fn run(opts: &Options) -> Result<()> {
             scale.index.alias_count()
         );
     }
+    if !opts.scenarios_only {
+        // Instruction counts of the init's kernel-free phases against the committed baseline,
+        // on the arm64 module tree when a scenario boots arm64 (the larger alias list).
+        let (arch, kernel) = targets
+            .iter()
+            .find(|(arch, _)| *arch == Arch::Aarch64)
+            .or(targets.first())
+            .context("no target")?;
+        let context = qemu::context(*arch, kernel)?;
+        crate::callgrind::check(*arch, &context.index)?;
+    }
     if scenarios.iter().any(|s| s.small) {
         qemu::built_as(opts.arch, crate::binary::Flavor::Small)?;
     }
