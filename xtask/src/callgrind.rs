@@ -134,6 +134,7 @@ fn fake_block_root(root: &Path) -> Result<()> {
             config: Some(empty),
             files: None,
             label: None,
+            gpt: false,
         },
     )?;
     let bytes = std::fs::read(&disk)?;
