@@ -332,13 +332,7 @@ fn service_programs(
     boot_dir: Option<&Path>,
 ) -> Vec<(config::BoxConfig, supervise::Program)> {
     let mut programs = Vec::new();
-    for (i, service) in cfg.service.iter().enumerate() {
-        let mut service = service.clone();
-        let name = service
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("service{}", i + 1));
-        service.name = Some(name.clone());
+    for service in cfg.named_services() {
         match supervise::program(&service, boot_dir) {
             Ok(program) => programs.push((service, program)),
             Err(e) => log::error!("[[service]] {e}; it is not started"),

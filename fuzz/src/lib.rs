@@ -56,13 +56,7 @@ pub fn problems(cfg: &Config) -> Vec<String> {
 /// The box and each service, named as `main.rs` names them (`box`, `serviceN`).
 fn programs(cfg: &Config) -> Vec<(String, BoxConfig)> {
     let mut all = vec![("[box]".to_string(), cfg.box_.clone())];
-    for (i, service) in cfg.service.iter().enumerate() {
-        let mut service = service.clone();
-        let name = service
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("service{}", i + 1));
-        service.name = Some(name);
+    for (i, service) in cfg.named_services().into_iter().enumerate() {
         all.push((format!("[[service]] {}", i + 1), service));
     }
     all

@@ -47,6 +47,20 @@ pub struct Config {
     pub time: super::network::Time,
 }
 
+impl Config {
+    /// The `[[service]]`s, each with its name: its own, or `serviceN` (1-based) when it has
+    /// none, as log lines and the supervisor call it.
+    pub fn named_services(&self) -> Vec<BoxConfig> {
+        let mut services = self.service.clone();
+        for (i, service) in services.iter_mut().enumerate() {
+            if service.name.is_none() {
+                service.name = Some(format!("service{}", i + 1));
+            }
+        }
+        services
+    }
+}
+
 /// `[system]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -554,3 +554,27 @@ mod example_tests {
         assert_eq!(cfg, Config::default());
     }
 }
+
+#[test]
+fn services_without_a_name_are_called_service_n() {
+    let cfg = Config {
+        service: vec![
+            BoxConfig::default(),
+            BoxConfig {
+                name: Some("shell".into()),
+                ..BoxConfig::default()
+            },
+            BoxConfig::default(),
+        ],
+        ..Config::default()
+    };
+    let names: Vec<_> = cfg.named_services().into_iter().map(|s| s.name).collect();
+    assert_eq!(
+        names,
+        [
+            Some("service1".to_string()),
+            Some("shell".to_string()),
+            Some("service3".to_string())
+        ]
+    );
+}
