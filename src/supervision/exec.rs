@@ -18,6 +18,7 @@ use std::path::Path;
 use rustix::process::{Gid, Resource, Rlimit, Uid};
 
 use crate::supervision::supervise::Program;
+use crate::sys::{ChildSetup, Exec};
 
 /// The ELF machine (`e_machine`) of the programs this boxinit can run: its own.
 #[cfg(target_arch = "x86_64")]
@@ -264,6 +265,12 @@ pub fn exec(spec: &Program) -> String {
             spec.working_dir.display()
         );
     }
+    // The execve arguments as C strings now, while nothing has changed (and with no NUL in
+    // them: `Exec::new` says which string holds one).
+    let exec = match Exec::new(&spec.program, &spec.args, &spec.env, &spec.working_dir) {
+        Ok(exec) => exec,
+        Err(e) => return format!("cannot exec {}: {e}", spec.program.display()),
+    };
     let console = match &spec.setup.console {
         Some(tty) => match open_console(tty) {
             Ok(fd) => Some(fd),
@@ -280,13 +287,9 @@ pub fn exec(spec: &Program) -> String {
     };
     let error = match become_box(spec, console, &mut saved) {
         Ok(()) => {
-            use std::os::unix::process::CommandExt;
-            let e = std::process::Command::new(&spec.program)
-                .args(&spec.args)
-                .env_clear()
-                .envs(spec.env.iter().map(|(k, v)| (k, v)))
-                .current_dir(&spec.working_dir)
-                .exec();
+            // `become_box` made the setup in PID 1 itself, to undo it on failure: the exec
+            // adds only the working directory and the signal state (which `undo` restores).
+            let e = exec.exec(&ChildSetup::default());
             format!("cannot exec {}: {e}", spec.program.display())
         }
         Err(e) => format!("cannot set up {}: {e}", spec.program.display()),
