@@ -1,5 +1,5 @@
 //! boxinit as a library: everything the init does, for the `boxinit` binary (`main.rs`, the
-//! boot sequence) and for `xtask`, which packs what the init reads and so must parse, match
+//! boot sequence), the network programs' `boxinit-net` (`bin/boxinit-net.rs`) and for `xtask`, which packs what the init reads and so must parse, match
 //! and validate it with the same code (the config schema, the module index, fnmatch, the
 //! partition and FAT parsers). The folders group the concerns: `config` (what to do),
 //! `devices` (modules, coldplug, hotplug, nodes), `storage` (partitions, the boot partition),
@@ -14,3 +14,11 @@ pub mod net;
 pub mod storage;
 pub mod supervision;
 pub mod sys;
+
+/// Command-line arguments as text, if all of them are (the multi-call tools take only text;
+/// `std::env::args()` would panic on the first that is not).
+pub fn utf8_args(args: &[std::ffi::OsString]) -> Option<Vec<String>> {
+    args.iter()
+        .map(|a| a.to_str().map(str::to_string))
+        .collect()
+}

@@ -52,38 +52,27 @@ fn multicall(args: &[OsString]) -> i32 {
         .and_then(|name| name.to_str())
         .unwrap_or("");
     let rest = args.get(1..).unwrap_or_default();
-    let tool_with = |args: &[OsString], run: &dyn Fn(&[String]) -> i32| match utf8_args(args) {
-        Some(args) => run(&args),
-        None => {
-            eprintln!("{argv0}: an argument is not UTF-8 text");
-            2
-        }
-    };
+    let tool_with =
+        |args: &[OsString], run: &dyn Fn(&[String]) -> i32| match boxinit::utf8_args(args) {
+            Some(args) => run(&args),
+            None => {
+                eprintln!("{argv0}: an argument is not UTF-8 text");
+                2
+            }
+        };
     let tool = |run: &dyn Fn(&[String]) -> i32| tool_with(rest, run);
     match argv0 {
         "modprobe" => tool(&|rest| modules::modprobe_main(rest)),
         "reboot" | "poweroff" | "halt" => tool(&|rest| signal_init(argv0, rest)),
         _ => match rest.first().and_then(|a| a.to_str()) {
             Some("check") => check_config(rest.get(1..).unwrap_or_default()),
-            Some("wifi") => tool_with(rest.get(1..).unwrap_or_default(), &net::wifi::wifi_main),
-            // The network programs PID 1 supervises (net/run.rs).
-            Some("dhcp") => tool_with(rest.get(1..).unwrap_or_default(), &net::run::dhcp_main),
-            Some("static") => tool_with(rest.get(1..).unwrap_or_default(), &net::run::static_main),
-            Some("time") => tool_with(rest.get(1..).unwrap_or_default(), &net::run::time_main),
             Some("modprobe" | "reboot" | "poweroff" | "halt") => multicall(rest),
             _ => {
-                eprintln!("boxinit: runs as PID 1 (the /init of an initramfs).\nusage: boxinit check [--builtin] FILE    validate an init.toml\n       boxinit modprobe|reboot|poweroff|halt ...\n       boxinit dhcp|static|time ...   the network programs (README \"Network and time\")");
+                eprintln!("boxinit: runs as PID 1 (the /init of an initramfs).\nusage: boxinit check [--builtin] FILE    validate an init.toml\n       boxinit modprobe|reboot|poweroff|halt ...\nthe network programs (dhcp, static, time, wifi) are the binary boxinit-net beside it");
                 2
             }
         },
     }
-}
-
-/// The arguments as text, if all of them are.
-fn utf8_args(args: &[OsString]) -> Option<Vec<String>> {
-    args.iter()
-        .map(|a| a.to_str().map(str::to_string))
-        .collect()
 }
 
 /// `reboot`, `poweroff`, `halt`: ask PID 1, the way busybox init understands too; with `-f`,
@@ -338,9 +327,10 @@ fn service_programs(
             Err(e) => log::error!("[[service]] {e}; it is not started"),
         }
     }
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
+    // The network and time programs: the binary beside this one (`/boxinit-net dhcp eth0`).
+    let init_exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
+    let exe = net::program_beside(&init_exe);
     programs.extend(net::wifi::programs(cfg, &exe, boot_dir, Path::new("/")));
-    // The network and time programs: this binary again (`/init dhcp eth0`, ...).
     let present = net::link::interfaces(Path::new("/"));
     programs.extend(net::programs(cfg, &exe, &present, boot_dir));
     programs

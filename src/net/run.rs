@@ -1,6 +1,6 @@
-//! The network programs, each a process of its own started and restarted by PID 1 (the same
-//! binary, multi-call): `boxinit dhcp IFACE`, `boxinit static IFACE CIDR [GATEWAY]` and
-//! `boxinit time [--interval SECS] [--dhcp-servers] [--save PATH] [SERVER[:PORT]...]`. Their
+//! The network programs, each a process of its own started and restarted by PID 1 (their own
+//! binary, multi-call): `boxinit-net dhcp IFACE`, `boxinit-net static IFACE CIDR [GATEWAY]` and
+//! `boxinit-net time [--interval SECS] [--dhcp-servers] [--save PATH] [SERVER[:PORT]...]`. Their
 //! sockets, waits and signal handling; the protocols are in `dhcp*.rs` and `sntp.rs`.
 //!
 //! A process of its own means a malformed packet that trips a bug costs a restart of this
@@ -30,7 +30,7 @@ const DHCP_CLIENT_PORT: u16 = 68;
 const NTP_PORT: u16 = 123;
 /// How long to wait for one SNTP answer.
 const SNTP_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long after it starts `boxinit time` asks every second while no server answers.
+/// How long after it starts `boxinit-net time` asks every second while no server answers.
 const EAGER_RETRIES: Duration = Duration::from_secs(60);
 /// Offsets below this are slewed (adjtimex); above, the clock is stepped again.
 const MAX_SLEW_NANOS: i128 = 1_000_000_000;
@@ -167,11 +167,11 @@ fn random_u32() -> u32 {
     }
 }
 
-/// `boxinit dhcp IFACE`: a DHCP client for one interface, for as long as it runs.
+/// `boxinit-net dhcp IFACE`: a DHCP client for one interface, for as long as it runs.
 pub fn dhcp_main(args: &[String]) -> i32 {
     let [pattern] = args else {
         eprintln!(
-            "usage: boxinit dhcp IFACE   (a name, or a glob: the first interface matching it)"
+            "usage: boxinit-net dhcp IFACE   (a name, or a glob: the first interface matching it)"
         );
         return 2;
     };
@@ -300,10 +300,10 @@ fn act(sys: &mut dyn Sys, iface: &link::Interface, socket: &UdpSocket, actions: 
     }
 }
 
-/// `boxinit static IFACE CIDR [GATEWAY]`: waits for the interface, sets the address (and
+/// `boxinit-net static IFACE CIDR [GATEWAY]`: waits for the interface, sets the address (and
 /// default route), publishes it, then stays until shutdown.
 pub fn static_main(args: &[String]) -> i32 {
-    let usage = "usage: boxinit static IFACE ADDRESS/PREFIX [GATEWAY]";
+    let usage = "usage: boxinit-net static IFACE ADDRESS/PREFIX [GATEWAY]";
     let (pattern, cidr, gateway) = match args {
         [i, c] => (i, c, None),
         [i, c, g] => (i, c, Some(g)),
@@ -352,7 +352,7 @@ pub fn static_main(args: &[String]) -> i32 {
     0
 }
 
-/// `boxinit time`'s settings.
+/// `boxinit-net time`'s settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TimeArgs {
     pub interval: Duration,
@@ -423,13 +423,13 @@ fn query(server: SocketAddr) -> io::Result<sntp::Reply> {
     }
 }
 
-/// `boxinit time ...`: SNTP against the servers (and DHCP's), stepping the clock at the first
+/// `boxinit-net time ...`: SNTP against the servers (and DHCP's), stepping the clock at the first
 /// answer and slewing it after; saving the time when asked.
 pub fn time_main(args: &[String]) -> i32 {
     let t = match parse_time_args(args) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("boxinit time: {e}\nusage: boxinit time [--interval SECS] [--dhcp-servers] [--save PATH] [SERVER[:PORT]...]");
+            eprintln!("boxinit-net time: {e}\nusage: boxinit-net time [--interval SECS] [--dhcp-servers] [--save PATH] [SERVER[:PORT]...]");
             return 2;
         }
     };

@@ -1,6 +1,6 @@
 //! Wi-Fi: Debian's `wpa_supplicant` as a supervised service. PID 1 only turns `[wifi]` into
 //! a service (and writes the supplicant's config for an ssid/psk); the service is this binary
-//! as `boxinit wifi IFACE CONF DRIVER SUPPLICANT`, which waits for the interface to appear
+//! as `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT`, which waits for the interface to appear
 //! (its driver may be waiting for firmware: gokrazy#111 restart-looped instead), starts the
 //! supplicant and turns its event lines into log lines: "associated", "wrong key", "network
 //! not found". The supplicant does the 802.11 work; the address comes from DHCP (`[wifi]
@@ -233,7 +233,7 @@ impl Watcher {
     }
 }
 
-/// `boxinit wifi IFACE CONF DRIVER SUPPLICANT`: waits for the interface, then runs the
+/// `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT`: waits for the interface, then runs the
 /// supplicant with its output read line by line; exits with the supplicant's status (the
 /// supervisor restarts it).
 pub fn wifi_main(args: &[String]) -> i32 {
@@ -242,7 +242,7 @@ pub fn wifi_main(args: &[String]) -> i32 {
         // no /dev/kmsg (a PID namespace, a host): the console it is
     }
     let [iface, conf, driver, supplicant] = args else {
-        eprintln!("usage: boxinit wifi IFACE CONF DRIVER SUPPLICANT");
+        eprintln!("usage: boxinit-net wifi IFACE CONF DRIVER SUPPLICANT");
         return 2;
     };
     if !wait_for_interface(Path::new("/"), iface) {

@@ -560,9 +560,10 @@ fn prepare(arch: Arch, kernel: &KernelArgs, flavor: crate::binary::Flavor) -> Re
         .iter()
         .map(|m| m.to_string())
         .collect();
-    let options = |init| initramfs::Options {
+    let options = |init, net| initramfs::Options {
         arch,
         init,
+        net,
         kernel: &context.kernel,
         index: &context.index,
         modules: &boot_modules,
@@ -570,7 +571,12 @@ fn prepare(arch: Arch, kernel: &KernelArgs, flavor: crate::binary::Flavor) -> Re
         busybox: None,
     };
     let mut packed = Vec::new();
-    let boxinit = pack(&options(built.init.as_path()), &[], &dir, Variant::Boxinit)?;
+    let boxinit = pack(
+        &options(built.init.as_path(), Some(built.net.as_path())),
+        &[],
+        &dir,
+        Variant::Boxinit,
+    )?;
     // The same modules, in the same order, for the other two.
     let modules = context
         .index
@@ -589,7 +595,7 @@ fn prepare(arch: Arch, kernel: &KernelArgs, flavor: crate::binary::Flavor) -> Re
     packed.push((
         Variant::Busybox,
         pack(
-            &options(script_path.as_path()),
+            &options(script_path.as_path(), None),
             &extra,
             &dir,
             Variant::Busybox,
@@ -610,7 +616,12 @@ fn prepare(arch: Arch, kernel: &KernelArgs, flavor: crate::binary::Flavor) -> Re
     ];
     packed.push((
         Variant::Floor,
-        pack(&options(floor.as_path()), &extra, &dir, Variant::Floor)?,
+        pack(
+            &options(floor.as_path(), None),
+            &extra,
+            &dir,
+            Variant::Floor,
+        )?,
     ));
 
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);

@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use crate::arch::Arch;
 use crate::bench::{parse_sample, Stats, Variant};
-use crate::binary::Flavor;
+use crate::binary::{Built, Flavor};
 use crate::coldplug_scale::{self, Measured};
 use crate::initramfs;
 use crate::kernel::KernelArgs;
@@ -79,10 +79,11 @@ pub fn run(inputs: &Inputs) -> Result<Extra> {
     let mut failures = Vec::new();
     let context = qemu::context(arch, inputs.kernel)?;
     let dir = target_dir().join("bench");
-    let pack = |init: &Path, modules: &[String], name: &str| {
+    let pack = |built: &Built, modules: &[String], name: &str| {
         let options = initramfs::Options {
             arch,
-            init,
+            init: &built.init,
+            net: Some(&built.net),
             kernel: &context.kernel,
             index: &context.index,
             modules,
@@ -95,7 +96,7 @@ pub fn run(inputs: &Inputs) -> Result<Extra> {
     progress!("small build: size, and {BOOTS} boots of it");
     let small = match qemu::built_as(arch, Flavor::Small) {
         Ok(built) => {
-            let initramfs = pack(&built.init, inputs.boot_modules, "boxinit-small")?;
+            let initramfs = pack(&built, inputs.boot_modules, "boxinit-small")?;
             // aarch64's small build is `cargo xtask build --small --arch aarch64` (minutes of
             // build-std): reported when it was built, not built here.
             let small_aarch64 = crate::target_dir()
@@ -120,7 +121,7 @@ pub fn run(inputs: &Inputs) -> Result<Extra> {
 
     progress!("--modules all: the whole module tree packed, {BOOTS} boots");
     let stable = qemu::built(arch)?;
-    let all = pack(&stable.init, &["all".to_string()], "boxinit-all-modules")?;
+    let all = pack(&stable, &["all".to_string()], "boxinit-all-modules")?;
     let all_modules = Some(AllModules {
         modules: all.selection.load_order.len(),
         initramfs_bytes: all.size,

@@ -202,6 +202,7 @@ fn prepare() -> Result<PiSetup> {
         &initramfs::Options {
             arch: Arch::Aarch64,
             init: &script,
+            net: None,
             kernel: &context.kernel,
             index: &context.index,
             // the bundle's modules, packed the same

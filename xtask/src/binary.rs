@@ -16,6 +16,8 @@ use crate::{display_path, format_size, progress, target_dir, workspace_root};
 pub struct Built {
     /// `target/<triple>/release/boxinit`: the static PID 1
     pub init: PathBuf,
+    /// `target/<triple>/release/boxinit-net`: the network programs PID 1 supervises
+    pub net: PathBuf,
     /// `target/<triple>/release/box`: the demo program the init runs from the boot partition
     pub demo_box: PathBuf,
 }
@@ -90,9 +92,10 @@ pub fn build_as(arch: Arch, flavor: Flavor) -> Result<Built> {
     let release = target_dir.join(triple).join("release");
     let built = Built {
         init: release.join("boxinit"),
+        net: release.join(boxinit::net::PROGRAM),
         demo_box: release.join("box"),
     };
-    for path in [&built.init, &built.demo_box] {
+    for path in [&built.init, &built.net, &built.demo_box] {
         if !path.is_file() {
             bail!("cargo build succeeded but {} is missing", path.display());
         }
@@ -103,11 +106,16 @@ pub fn build_as(arch: Arch, flavor: Flavor) -> Result<Built> {
 /// One line per binary: `boxinit  target/.../boxinit  812345 bytes (793.3 KiB)`.
 pub fn describe(built: &Built) -> Result<String> {
     let mut out = String::new();
-    for (name, path) in [("boxinit", &built.init), ("box", &built.demo_box)] {
+    let binaries = [
+        ("boxinit", &built.init),
+        (boxinit::net::PROGRAM, &built.net),
+        ("box", &built.demo_box),
+    ];
+    for (name, path) in binaries {
         let size = std::fs::metadata(path)
             .with_context(|| format!("cannot stat {}", path.display()))?
             .len();
-        out += &format!("{name:8} {}  {}\n", display_path(path), format_size(size));
+        out += &format!("{name:12} {}  {}\n", display_path(path), format_size(size));
     }
     Ok(out)
 }

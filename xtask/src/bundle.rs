@@ -640,6 +640,7 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         &initramfs::Options {
             arch,
             init: &init,
+            net: initramfs::net_beside(&init).as_deref(),
             kernel,
             index: &context.index,
             modules: &modules,

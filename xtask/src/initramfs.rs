@@ -1,4 +1,4 @@
-//! Task `initramfs`: packs `/init` (boxinit), the device nodes the kernel needs before
+//! Task `initramfs`: packs `/init` (boxinit) and `/boxinit-net` (the network programs), the device nodes the kernel needs before
 //! devtmpfs, the multi-call links, the modules and their kmod index files, and the built-in
 //! `/etc/init.toml` into a gzip-compressed newc cpio. The format is `cpio`'s; the module
 //! closure is `modinfo`'s; this file decides what goes where.
@@ -21,6 +21,9 @@ pub struct Options<'a> {
     pub arch: Arch,
     /// the static boxinit binary, packed as `/init`
     pub init: &'a Path,
+    /// the network programs' binary (`boxinit-net`), packed beside `/init` where the init
+    /// looks for it ([`net_beside`] finds the one cargo built); None for the other inits
+    pub net: Option<&'a Path>,
     pub kernel: &'a Kernel,
     pub index: &'a ModIndex,
     /// modules to pack with their dependencies: names, aliases, or `auto`
@@ -77,6 +80,24 @@ pub fn no_console() -> Extra {
     }
 }
 
+/// The network programs' binary beside the init binary `init`, as cargo builds them both
+/// (`boxinit::net::program_beside`, the rule the init follows at boot). When there is none
+/// (an `--init` from elsewhere) it says so: `[network]`, `[time]` and `[wifi]` will then name
+/// the missing file at boot.
+pub fn net_beside(init: &Path) -> Option<PathBuf> {
+    let net = boxinit::net::program_beside(init);
+    if net.is_file() {
+        return Some(net);
+    }
+    progress!(
+        "warning: no {} beside {}: the network programs are not packed ([network], [time] \
+         and [wifi] will not run)",
+        boxinit::net::PROGRAM,
+        display_path(init)
+    );
+    None
+}
+
 /// Writes the initramfs to `out` (gzip-compressed newc cpio).
 pub fn make(opts: &Options, out: &Path) -> Result<Initramfs> {
     make_with(opts, &[], out)
@@ -124,6 +145,13 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
     tree.add("dev/console", Node::Char(0o600, 5, 1));
     tree.add("dev/null", Node::Char(0o666, 1, 3));
     tree.add("init", Node::File(0o755, init));
+    if let Some(net) = opts.net {
+        let data = std::fs::read(net)
+            .with_context(|| format!("cannot read the network programs {}", net.display()))?;
+        let packed = boxinit::net::program_beside(Path::new("/init"));
+        let packed = packed.to_string_lossy();
+        tree.add(packed.trim_start_matches('/'), Node::File(0o755, data));
+    }
     for link in MULTI_CALL_LINKS {
         tree.add(link, Node::Symlink("/init".into()));
     }
@@ -409,10 +437,16 @@ mod tests {
         let (kernel, index) = fake_tree(&dir);
         let init = dir.join("boxinit");
         std::fs::write(&init, b"\x7fELF init").unwrap();
+        let net = net_beside(&init);
+        assert_eq!(net, None, "no boxinit-net yet");
+        std::fs::write(dir.join("boxinit-net"), b"\x7fELF net").unwrap();
+        let net = net_beside(&init);
+        assert_eq!(net, Some(dir.join("boxinit-net")));
         let modules = vec!["vfat".to_string(), "nls-ascii".to_string()];
         let opts = Options {
             arch: Arch::X86_64,
             init: &init,
+            net: net.as_deref(),
             kernel: &kernel,
             index: &index,
             modules: &modules,
@@ -442,6 +476,8 @@ mod tests {
         }
         assert_eq!(get("init").mode, cpio::S_IFREG | 0o755);
         assert_eq!(get("init").data, b"\x7fELF init");
+        assert_eq!(get("boxinit-net").mode, cpio::S_IFREG | 0o755);
+        assert_eq!(get("boxinit-net").data, b"\x7fELF net");
         assert_eq!(get("dev/console").mode, cpio::S_IFCHR | 0o600);
         assert_eq!(get("dev/console").rdev, (5, 1));
         assert_eq!(get("dev/null").rdev, (1, 3));
@@ -517,6 +553,7 @@ mod tests {
         let opts = Options {
             arch: Arch::X86_64,
             init: &init,
+            net: None,
             kernel: &kernel,
             index: &index,
             modules: &modules,
@@ -567,6 +604,7 @@ mod tests {
             let opts = Options {
                 arch: Arch::X86_64,
                 init: Path::new("/init"),
+                net: None,
                 kernel: &kernel,
                 index: &index,
                 modules: &modules,

@@ -329,6 +329,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 &initramfs::Options {
                     arch,
                     init: &init,
+                    net: initramfs::net_beside(&init).as_deref(),
                     kernel: &kernel,
                     index: &index,
                     modules: &modules.modules,

@@ -377,6 +377,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
         &initramfs::Options {
             arch: opts.arch,
             init: &init,
+            net: initramfs::net_beside(&init).as_deref(),
             kernel: &context.kernel,
             index: &context.index,
             modules: &opts.modules,

@@ -1,0 +1,44 @@
+//! boxinit-net: the network programs PID 1 supervises, one multi-call binary beside `/init`
+//! (`net::PROGRAM`): `boxinit-net dhcp IFACE`, `static IFACE CIDR [GATEWAY]`, `time ...` and
+//! `wifi IFACE CONF DRIVER SUPPLICANT`. They are a binary of their own so that PID 1's carries
+//! none of their code (ARCHITECTURE.md, "Network clients are programs").
+
+use boxinit::net;
+use std::ffi::OsString;
+
+// The static release build has no unwinder, as the init's (see the file): a panic here is
+// std's message and an abort, which PID 1 sees as an exit and restarts with backoff.
+#[cfg(all(panic = "abort", target_env = "musl"))]
+#[path = "../no_unwinder.rs"]
+mod no_unwinder;
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    std::process::exit(run(&args));
+}
+
+/// Runs the program `args[1]` names with the arguments after it; the exit code.
+fn run(args: &[OsString]) -> i32 {
+    let program = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    let main: fn(&[String]) -> i32 = match program {
+        "dhcp" => net::run::dhcp_main,
+        "static" => net::run::static_main,
+        "time" => net::run::time_main,
+        "wifi" => net::wifi::wifi_main,
+        _ => {
+            eprintln!(
+                "usage: {} dhcp|static|time|wifi ...   the network programs boxinit runs \
+                 (README \"Network and time\")",
+                net::PROGRAM
+            );
+            return 2;
+        }
+    };
+    match boxinit::utf8_args(args.get(2..).unwrap_or_default()) {
+        Some(rest) => main(&rest),
+        None => {
+            eprintln!("{} {program}: an argument is not UTF-8 text", net::PROGRAM);
+            2
+        }
+    }
+}
