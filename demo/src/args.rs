@@ -23,7 +23,7 @@ pub const HELP: &[&str] = &[
     "poweroff          ask init to power off (SIGUSR2 to PID 1)",
     "reboot            ask init to reboot (SIGTERM to PID 1)",
     "halt              ask init to halt (SIGUSR1 to PID 1)",
-    "rss               show init's resident memory (VmRSS of PID 1)",
+    "rss               show init's resident memory (VmRSS of PID 1, and its parts)",
     "ls=PATH           show PATH: kind (device numbers), mode, owner, group, link target",
     "cat=PATH          show the lines of PATH (e.g. a /sys attribute)",
     "wait-path=PATH    wait up to 20 s until PATH exists, then ls it",

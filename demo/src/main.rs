@@ -534,13 +534,26 @@ fn show_init_rss() {
             return;
         }
     };
-    let rss = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next());
-    match rss {
-        Some(kilobytes) => say!("init rss {kilobytes} kB"),
-        None => say!("init rss unknown: no VmRSS in /proc/1/status"),
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|value| value.split_whitespace().next())
+    };
+    // Anonymous: PID 1's heap, stack and data; shmem (in an initramfs, whose files are tmpfs
+    // pages) and file: its binary's pages that are mapped, which are in RAM whether mapped or
+    // not.
+    match (
+        field("VmRSS:"),
+        field("RssAnon:"),
+        field("RssFile:"),
+        field("RssShmem:"),
+    ) {
+        (Some(rss), Some(anon), Some(file), Some(shmem)) => {
+            say!("init rss {rss} kB (anon {anon} kB, file {file} kB, shmem {shmem} kB)")
+        }
+        (Some(rss), ..) => say!("init rss {rss} kB"),
+        (None, ..) => say!("init rss unknown: no VmRSS in /proc/1/status"),
     }
 }
 

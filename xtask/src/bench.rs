@@ -152,6 +152,14 @@ pub fn number_after(console: &str, prefix: &str) -> Option<f64> {
     })
 }
 
+/// PID 1's anonymous memory (heap, stack, data) in kB, from the box's `rss` line:
+/// `demo: init rss 804 kB (anon 80 kB, file 4 kB, shmem 720 kB)`. The rest of VmRSS is the
+/// binary's mapped pages (shmem: initramfs files are tmpfs pages), in RAM whether mapped or not.
+pub fn anon_rss_after(console: &str) -> Option<f64> {
+    let line = console.lines().find(|l| l.contains("demo: init rss "))?;
+    number_after(line, "(anon ")
+}
+
 /// `demo: reaped 200 zombies in 41.5ms: 4819 per second` → (41.5, 4819).
 fn parse_reaping(console: &str) -> (Option<f64>, Option<f64>) {
     let Some(line) = console.lines().find(|l| l.contains("demo: reaped ")) else {
@@ -302,6 +310,7 @@ struct Setup {
     boxinit_size: u64,
     floor_size: u64,
     box_size: u64,
+    net_size: u64,
 }
 
 /// Everything one benchmark run measured.
@@ -312,6 +321,8 @@ pub struct Results {
     pub round_ratios: Vec<(f64, f64)>,
     pub failures: Vec<String>,
     pub rss_kb: Vec<f64>,
+    /// PID 1's anonymous memory (kB) in the same boots: [`anon_rss_after`].
+    pub anon_kb: Vec<f64>,
     pub reap_rate: Option<f64>,
     pub reap_ms: Option<f64>,
     /// boxinit's own lines of a `boxinit.loglevel=debug` boot, with kernel timestamps.
@@ -390,6 +401,7 @@ pub fn run(opts: &Options) -> Result<()> {
                         results
                             .rss_kb
                             .extend(number_after(&console, "demo: init rss "));
+                        results.anon_kb.extend(anon_rss_after(&console));
                     }
                 }
                 Err(e) => {
@@ -634,6 +646,7 @@ fn prepare(arch: Arch, kernel: &KernelArgs, flavor: crate::binary::Flavor) -> Re
         boxinit_size: size(&built.init),
         floor_size: size(&floor),
         box_size: size(&built.demo_box),
+        net_size: size(&built.net),
     })
 }
 
@@ -1006,6 +1019,18 @@ impl Report<'_> {
             kib(self.setup.floor_size)
         );
         let _ = writeln!(md, "| demo box binary | {} |", kib(self.setup.box_size));
+        let _ = writeln!(
+            md,
+            "| network programs' binary (`boxinit-net`, packed beside `/init`) | {} |",
+            kib(self.setup.net_size)
+        );
+        if let Some(anon) = Stats::of(&r.anon_kb) {
+            let _ = writeln!(
+                md,
+                "| PID 1's own memory while supervising (RssAnon: heap, stack, data; the rest of VmRSS is its binary's pages, which the initramfs holds in RAM anyway) | {:.0} kB |",
+                anon.median
+            );
+        }
         match (r.reap_rate, r.reap_ms) {
             (Some(rate), Some(ms)) => {
                 let _ = writeln!(
@@ -1313,7 +1338,7 @@ mod tests {
         demo: hello from the box\r\n\
         demo: pid 78\r\n\
         demo: uptime 3.530s\r\n\
-        demo: init rss 796 kB\r\n\
+        demo: init rss 796 kB (anon 80 kB, file 4 kB, shmem 712 kB)\r\n\
         demo: asking init to poweroff\r\n";
 
     #[test]
@@ -1326,6 +1351,8 @@ mod tests {
             number_after(BOXINIT_CONSOLE, "demo: init rss "),
             Some(796.0)
         );
+        assert_eq!(anon_rss_after(BOXINIT_CONSOLE), Some(80.0));
+        assert_eq!(anon_rss_after("demo: init rss 796 kB\n"), None);
         // the kernel's line may follow the box's on the same line
         let console = "floor: started at 2.7s (x)\ndemo: uptime 1.994s[    1.97] boxinit: x\n";
         let s = parse_sample(Variant::Floor, console).unwrap();
