@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::devices::aliasindex::AliasIndex;
+use crate::devices::aliasindex::{AliasIndex, PackedError};
 
 /// Suffixes a module file may carry; longest first is not needed as none is a suffix of another.
 const MODULE_SUFFIXES: &[&str] = &[".ko", ".ko.xz", ".ko.zst", ".ko.gz"];
@@ -91,6 +91,24 @@ pub struct ModuleIndex {
     warnings: Vec<IndexWarning>,
 }
 
+/// Where a [`ModuleIndex`]'s alias index came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AliasIndexOrigin {
+    /// Read from the index xtask packed beside `modules.alias`.
+    Packed,
+    /// Built from the patterns at load: there was no packed index (None), or why it was not
+    /// used.
+    Built(Option<PackedError>),
+}
+
+/// The packed alias index (`aliasindex::PACKED_FILE`) for `alias`, the text of
+/// `modules.alias`: its patterns numbered as [`ModuleIndex::parse`] reads them.
+pub fn pack_alias_index(alias: &str) -> Vec<u8> {
+    ModuleIndex::parse("", "", alias)
+        .alias_index
+        .packed(alias.as_bytes())
+}
+
 /// One module to load, after everything it depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadStep {
@@ -134,12 +152,37 @@ impl ModuleIndex {
     /// Parse the contents of `modules.dep`, `modules.builtin` and `modules.alias` (any may be
     /// empty). Lines that cannot be understood are skipped and kept as [`Self::warnings`].
     pub fn parse(dep: &str, builtin: &str, alias: &str) -> ModuleIndex {
+        Self::parse_with_packed(dep, builtin, alias, None).0
+    }
+
+    /// [`Self::parse`], with the alias index read from `packed` (the bytes of
+    /// `aliasindex::PACKED_FILE`, which xtask writes beside `modules.alias`) rather than built,
+    /// when it is of this `alias` text: the same index, without the pass over every pattern.
+    pub fn parse_with_packed(
+        dep: &str,
+        builtin: &str,
+        alias: &str,
+        packed: Option<&[u8]>,
+    ) -> (ModuleIndex, AliasIndexOrigin) {
         let mut index = ModuleIndex::default();
         index.parse_dep(dep);
         index.parse_builtin(builtin);
         index.parse_alias(alias);
-        index.alias_index = AliasIndex::build(index.aliases.iter().map(|a| a.pattern.as_str()));
-        index
+        let patterns: Vec<&str> = index.aliases.iter().map(|a| a.pattern.as_str()).collect();
+        let read = packed.map(|bytes| AliasIndex::from_packed(bytes, alias.as_bytes(), &patterns));
+        let (alias_index, origin) = match read {
+            Some(Ok(read)) => (read, AliasIndexOrigin::Packed),
+            Some(Err(why)) => (
+                AliasIndex::build(patterns.iter().copied()),
+                AliasIndexOrigin::Built(Some(why)),
+            ),
+            None => (
+                AliasIndex::build(patterns.iter().copied()),
+                AliasIndexOrigin::Built(None),
+            ),
+        };
+        index.alias_index = alias_index;
+        (index, origin)
     }
 
     /// Adds the soft dependencies of `modules.softdep` (kmod's format:
@@ -918,6 +961,25 @@ alias broken line here too
         let idx = index();
         assert!(idx.knows("vfat") && idx.knows("fs-vfat") && idx.knows("ext4"));
         assert!(!idx.knows("fs-ntfs"));
+    }
+
+    #[test]
+    fn the_packed_alias_index_gives_the_same_index() {
+        let packed = pack_alias_index(ALIAS);
+        let (read, origin) = ModuleIndex::parse_with_packed(DEP, BUILTIN, ALIAS, Some(&packed));
+        assert_eq!(origin, AliasIndexOrigin::Packed);
+        assert_eq!(read, index());
+        let (built, origin) = ModuleIndex::parse_with_packed(DEP, BUILTIN, ALIAS, None);
+        assert_eq!((built, origin), (index(), AliasIndexOrigin::Built(None)));
+        // modules.alias edited after packing: built, with why
+        let edited = ALIAS.replace("fs-vfat", "fs-msdos");
+        let (built, origin) = ModuleIndex::parse_with_packed(DEP, BUILTIN, &edited, Some(&packed));
+        assert!(
+            matches!(origin, AliasIndexOrigin::Built(Some(PackedError::Stale(_)))),
+            "{origin:?}"
+        );
+        assert_eq!(built.lookup_alias("fs-msdos"), ["vfat"]);
+        assert_eq!(built, ModuleIndex::parse(DEP, BUILTIN, &edited));
     }
 
     #[test]

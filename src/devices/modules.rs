@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::devices::modindex::{self, ModuleIndex};
+use crate::devices::aliasindex::{PackedError, PACKED_FILE};
+use crate::devices::modindex::{self, AliasIndexOrigin, ModuleIndex};
 use crate::sys::Sys;
 
 /// `/lib/modules/<release>` under `root`.
@@ -15,16 +16,57 @@ pub fn modules_dir(root: &Path, release: &str) -> PathBuf {
 }
 
 /// Reads `modules.dep` (required) and `modules.builtin`, `modules.alias`, `modules.softdep`
-/// (optional).
+/// (optional), with the alias index xtask packed beside them when it is of this
+/// `modules.alias` (else built here; one line says why).
 pub fn read_index(dir: &Path) -> std::io::Result<ModuleIndex> {
     let dep = std::fs::read_to_string(dir.join("modules.dep"))?;
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-    let index = ModuleIndex::parse(&dep, &read("modules.builtin"), &read("modules.alias"))
-        .with_softdeps(&read("modules.softdep"));
+    // missing or unreadable alike: then the index is built, as it is without one
+    let packed = std::fs::read(dir.join(PACKED_FILE)).ok();
+    let (index, origin) = ModuleIndex::parse_with_packed(
+        &dep,
+        &read("modules.builtin"),
+        &read("modules.alias"),
+        packed.as_deref(),
+    );
+    let index = index.with_softdeps(&read("modules.softdep"));
     for w in index.warnings() {
         log::debug!("modules index: {w:?}");
     }
+    let (level, note) = alias_index_note(&origin, dir, index.alias_count());
+    log::log!(level, "{note}");
     Ok(index)
+}
+
+/// What the init says about where its alias index came from: a warning only for a packed
+/// index that is there but is not what xtask writes (a stale one is expected after an edit).
+pub fn alias_index_note(
+    origin: &AliasIndexOrigin,
+    dir: &Path,
+    patterns: usize,
+) -> (log::Level, String) {
+    let dir = dir.display();
+    match origin {
+        AliasIndexOrigin::Packed => (
+            log::Level::Debug,
+            format!("alias index of {patterns} patterns read from {dir}/{PACKED_FILE}"),
+        ),
+        AliasIndexOrigin::Built(None) => (
+            log::Level::Debug,
+            format!("alias index of {patterns} patterns built at boot: no {dir}/{PACKED_FILE}"),
+        ),
+        AliasIndexOrigin::Built(Some(why @ PackedError::Stale(_))) => (
+            log::Level::Debug,
+            format!("alias index of {patterns} patterns built at boot: {dir}/{why}"),
+        ),
+        AliasIndexOrigin::Built(Some(why)) => (
+            log::Level::Warn,
+            format!(
+                "{dir}/{why}; the alias index of {patterns} patterns was built at boot instead \
+                 (repack the initramfs with cargo xtask to restore it)"
+            ),
+        ),
+    }
 }
 
 /// Counts of what `load` did.
@@ -577,6 +619,60 @@ mod tests {
         assert_eq!(
             rec.transcript(),
             "finit_module(/m/kernel/drivers/block/virtio_blk.ko, \"\")\n"
+        );
+    }
+
+    #[test]
+    fn the_index_is_read_with_the_packed_alias_index_when_it_is_of_modules_alias() {
+        let dir = std::env::temp_dir().join(format!("boxinit-read-index-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("modules.dep"), DEP).unwrap();
+        std::fs::write(dir.join("modules.alias"), ALIAS).unwrap();
+        let built = read_index(&dir).unwrap();
+        std::fs::write(dir.join(PACKED_FILE), modindex::pack_alias_index(ALIAS)).unwrap();
+        assert_eq!(read_index(&dir).unwrap(), built);
+        assert_eq!(built.lookup_alias("virtio:d00000002v00001AF4"), ["virtio_blk"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let dir = Path::new("/lib/modules/6.1");
+        let note = |origin| alias_index_note(&origin, dir, 2);
+        assert_eq!(
+            note(AliasIndexOrigin::Packed),
+            (
+                log::Level::Debug,
+                "alias index of 2 patterns read from /lib/modules/6.1/modules.alias.boxinit".into()
+            )
+        );
+        assert_eq!(
+            note(AliasIndexOrigin::Built(None)),
+            (
+                log::Level::Debug,
+                "alias index of 2 patterns built at boot: no /lib/modules/6.1/modules.alias.boxinit"
+                    .into()
+            )
+        );
+        let stale = note(AliasIndexOrigin::Built(Some(PackedError::Stale("why".into()))));
+        assert_eq!(
+            stale,
+            (
+                log::Level::Debug,
+                "alias index of 2 patterns built at boot: \
+                 /lib/modules/6.1/modules.alias.boxinit is stale: why"
+                    .into()
+            )
+        );
+        let malformed = note(AliasIndexOrigin::Built(Some(PackedError::Malformed {
+            line: 3,
+            message: "what".into(),
+        })));
+        assert_eq!(
+            malformed,
+            (
+                log::Level::Warn,
+                "/lib/modules/6.1/modules.alias.boxinit:3: what; the alias index of 2 patterns \
+                 was built at boot instead (repack the initramfs with cargo xtask to restore it)"
+                    .into()
+            )
         );
     }
 
