@@ -457,7 +457,10 @@ mod tests {
         let text = String::from_utf8(packed.clone()).unwrap();
         let header = format!("boxinit-alias-index 1 21 {:016x}\n", fnv1a64(&alias_file));
         assert!(text.starts_with(&header), "{text}");
-        assert!(text.contains("\n* 20\n") && text.contains("\nCbrcm,bcm2835-sd 7\n"), "{text}");
+        assert!(
+            text.contains("\n* 20\n") && text.contains("\nCbrcm,bcm2835-sd 7\n"),
+            "{text}"
+        );
         let read = AliasIndex::from_packed(&packed, &alias_file, PATTERNS).unwrap();
         assert_eq!(read, built);
         // and what a whole tree looks like: many patterns sharing runs
@@ -506,7 +509,10 @@ mod tests {
         let with_body = |body: &str| format!("{header}\n{body}");
         let read = |text: &str| AliasIndex::from_packed(text.as_bytes(), &alias_file, PATTERNS);
         assert_eq!(malformed_line(read("")), 1);
-        assert_eq!(malformed_line(read(&text.replacen("boxinit", "kmod", 1))), 1);
+        assert_eq!(
+            malformed_line(read(&text.replacen("boxinit", "kmod", 1))),
+            1
+        );
         // a key that is not its pattern's: pattern 7 would never be a candidate of its device
         let moved = with_body(&body.replace("Cbrcm,bcm2835-sd 7", "Cbrcm,bcm2835-au 7"));
         let err = read(&moved).unwrap_err();
@@ -518,7 +524,10 @@ mod tests {
         );
         // filed twice, not at all, out of range, a pattern with runs tried on everything
         let twice = with_body(&format!("{body}Cbrcm,bcm2835-sd 7\n"));
-        assert!(read(&twice).unwrap_err().to_string().contains("filed twice"));
+        assert!(read(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("filed twice"));
         let lines: Vec<&str> = body.lines().collect();
         let dropped = with_body(&lines[1..].join("\n"));
         assert_eq!(
@@ -526,10 +535,23 @@ mod tests {
             "modules.alias.boxinit: pattern 20 is not filed"
         );
         let beyond = with_body(&body.replace("* 20", "* 21"));
-        assert!(read(&beyond).unwrap_err().to_string().contains("pattern 21 does not exist"));
+        assert!(read(&beyond)
+            .unwrap_err()
+            .to_string()
+            .contains("pattern 21 does not exist"));
         let star = with_body(&body.replace("Cbrcm,bcm2835-sd 7", "* 7"));
-        assert!(read(&star).unwrap_err().to_string().contains("it needs a key"));
-        for bad in ["Cbrcm 7x", "Cbrcm +7", "7", " 7", "Cbrcm 99999999999", "\u{1b}[2J"] {
+        assert!(read(&star)
+            .unwrap_err()
+            .to_string()
+            .contains("it needs a key"));
+        for bad in [
+            "Cbrcm 7x",
+            "Cbrcm +7",
+            "7",
+            " 7",
+            "Cbrcm 99999999999",
+            "\u{1b}[2J",
+        ] {
             let line = with_body(&format!("{bad}\n{body}"));
             assert_eq!(malformed_line(read(&line)), 2, "{bad:?}");
         }
@@ -546,9 +568,15 @@ mod tests {
         assert_ne!(other, text);
         let read = AliasIndex::from_packed(other.as_bytes(), &alias_file, PATTERNS).unwrap();
         let built = AliasIndex::build(PATTERNS.iter().copied());
-        for modalias in ["pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01", "fs-vfat"] {
-            assert_eq!(read.candidates(modalias), built.candidates(modalias), "{modalias}");
+        for modalias in [
+            "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01",
+            "fs-vfat",
+        ] {
+            assert_eq!(
+                read.candidates(modalias),
+                built.candidates(modalias),
+                "{modalias}"
+            );
         }
     }
-
 }

@@ -631,7 +631,10 @@ mod tests {
         let built = read_index(&dir).unwrap();
         std::fs::write(dir.join(PACKED_FILE), modindex::pack_alias_index(ALIAS)).unwrap();
         assert_eq!(read_index(&dir).unwrap(), built);
-        assert_eq!(built.lookup_alias("virtio:d00000002v00001AF4"), ["virtio_blk"]);
+        assert_eq!(
+            built.lookup_alias("virtio:d00000002v00001AF4"),
+            ["virtio_blk"]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
 
         let dir = Path::new("/lib/modules/6.1");
@@ -651,7 +654,9 @@ mod tests {
                     .into()
             )
         );
-        let stale = note(AliasIndexOrigin::Built(Some(PackedError::Stale("why".into()))));
+        let stale = note(AliasIndexOrigin::Built(Some(PackedError::Stale(
+            "why".into(),
+        ))));
         assert_eq!(
             stale,
             (

@@ -8,7 +8,8 @@
 //!
 //! The inputs, made under `target/callgrind/`: the full example `config/init.toml` (as the
 //! built-in layer, with command-line overrides, and as the boot partition's); the whole
-//! arm64 (else x86_64) kernel's `modules.alias` and the coldplug benchmark's 300 devices; a
+//! arm64 (else x86_64) kernel's `modules.alias` with the alias index xtask packs for it (the
+//! init's load as it is at boot) and the coldplug benchmark's 300 devices; a
 //! boot disk made by xtask (MBR, FAT16 `BOOT`) under a fake `/sys/class/block` and `/dev`;
 //! one netlink uevent message per recorded QEMU device (`bench/modaliases/`), as the kernel
 //! sends them for an `add`.
@@ -94,6 +95,11 @@ fn inputs(dir: &Path, arch: Arch, tree: &ModIndex) -> Result<Vec<(String, Vec<St
     let aliases = dir.join("modules.alias");
     let alias_text = coldplug_scale::full_alias_text(tree);
     std::fs::write(&aliases, &alias_text)?;
+    let packed = dir.join(boxinit::devices::aliasindex::PACKED_FILE);
+    std::fs::write(
+        &packed,
+        boxinit::devices::modindex::pack_alias_index(&alias_text),
+    )?;
     let devices = dir.join("devices.txt");
     std::fs::write(
         &devices,
@@ -108,7 +114,7 @@ fn inputs(dir: &Path, arch: Arch, tree: &ModIndex) -> Result<Vec<(String, Vec<St
 
     Ok(vec![
         ("config".into(), vec![s(&config)]),
-        ("modules".into(), vec![s(&aliases), s(&devices)]),
+        ("modules".into(), vec![s(&aliases), s(&packed), s(&devices)]),
         ("partitions".into(), vec![s(&root)]),
         ("uevents".into(), vec![s(&uevents)]),
     ])

@@ -1,8 +1,11 @@
 //! Coldplug at scale: a whole Debian kernel's alias list (every module of the tree, indexed by
 //! xtask as for `--modules all`) against a few hundred devices' modaliases, resolved by the
 //! init's own code (`boxinit::devices::modindex`), once through the alias index and once by
-//! trying every pattern as before it. `cargo xtask test` checks that both give the same
-//! modules for every device ([`check`]); `cargo xtask bench` times them ([`measure`]).
+//! trying every pattern as before it. The index is the one xtask packs beside
+//! `modules.alias` (`modules.alias.boxinit`), read back as the init reads it; the load is
+//! also timed building it instead, as the init does without that file. `cargo xtask test`
+//! checks that the packed index is the built one and that both lookups give the same modules
+//! for every device ([`check`]); `cargo xtask bench` times them ([`measure`]).
 //!
 //! The devices: the modaliases read from the QEMU machines the scenarios boot
 //! (`bench/modaliases/*.txt`: `pc`, `virt`, `raspi3b`), plus generated ones of the same
@@ -12,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use boxinit::devices::modindex::ModuleIndex;
+use boxinit::devices::modindex::{self, AliasIndexOrigin, ModuleIndex};
 
 use crate::arch::Arch;
 use crate::modinfo::ModIndex;
@@ -141,40 +144,57 @@ impl Lcg {
     }
 }
 
-/// The benchmark's inputs for one architecture: the index as the init builds it from the full
-/// alias list, and the devices.
+/// The benchmark's inputs for one architecture: the full alias list with the alias index
+/// xtask packs for it, the index as the init loads them, and the devices.
 pub struct Setup {
     pub arch: Arch,
     /// How many modules the tree has.
     pub modules: usize,
+    /// The full `modules.alias`.
+    pub alias_text: String,
+    /// Its packed alias index, as the initramfs gets it.
+    pub packed: Vec<u8>,
+    /// The index with the packed alias index read back, as the init loads it.
     pub index: ModuleIndex,
+    /// Where [`Self::index`]'s alias index came from (the packed one, else [`check`] fails).
+    pub origin: AliasIndexOrigin,
     pub devices: Vec<String>,
-    /// Bytes of the full `modules.alias`.
-    pub alias_bytes: usize,
-    /// Parsing the alias list and building the alias index, as the init does at boot.
-    pub load: Duration,
 }
 
 /// The [`Setup`] for `arch` from xtask's index of its whole module tree.
 pub fn setup(arch: Arch, tree: &ModIndex) -> Setup {
     let alias_text = full_alias_text(tree);
-    let started = Instant::now();
-    let index = ModuleIndex::parse("", "", &alias_text);
-    let load = started.elapsed();
+    let packed = modindex::pack_alias_index(&alias_text);
+    let (index, origin) = ModuleIndex::parse_with_packed("", "", &alias_text, Some(&packed));
     let devices = devices(arch, &alias_text);
     Setup {
         arch,
         modules: tree.modules.len(),
-        alias_bytes: alias_text.len(),
+        alias_text,
+        packed,
         index,
+        origin,
         devices,
-        load,
     }
 }
 
-/// Every device resolves to the same modules through the index as by the linear scan; the
-/// error names the first device that does not.
+/// The packed alias index reads back as the one built at load, and every device resolves to
+/// the same modules through the index as by the linear scan; the error names the first
+/// device that does not.
 pub fn check(setup: &Setup) -> Result<usize> {
+    if setup.origin != AliasIndexOrigin::Packed {
+        bail!(
+            "{}: the packed alias index was not read back: {:?}",
+            setup.arch,
+            setup.origin
+        );
+    }
+    if setup.index != ModuleIndex::parse("", "", &setup.alias_text) {
+        bail!(
+            "{}: the packed alias index differs from the one built at load",
+            setup.arch
+        );
+    }
     let mut matched = 0;
     for device in &setup.devices {
         let indexed = setup.index.lookup_alias(device);
@@ -200,36 +220,55 @@ pub struct Measured {
     pub devices: usize,
     /// Devices some module claims.
     pub matched: usize,
-    pub load: Duration,
+    /// Parsing `modules.alias` and reading the packed alias index, as the init loads them.
+    pub load_packed: Duration,
+    /// Parsing `modules.alias` and building the alias index: the init without the packed one.
+    pub load_built: Duration,
     pub linear: Duration,
     pub indexed: Duration,
 }
 
-/// Checks, then times both lookups over all devices (best of `rounds`).
+/// Checks, then times both loads and both lookups over all devices (best of `rounds`).
 pub fn measure(setup: &Setup, rounds: usize) -> Result<Measured> {
     let matched = check(setup)?;
-    let time = |lookup: &dyn Fn(&str) -> Vec<String>| {
+    let best = |run: &dyn Fn()| {
         (0..rounds.max(1))
             .map(|_| {
                 let started = Instant::now();
-                for device in &setup.devices {
-                    std::hint::black_box(lookup(device));
-                }
+                run();
                 started.elapsed()
             })
             .min()
             .unwrap_or_default()
     };
+    let lookups = |lookup: &dyn Fn(&str) -> Vec<String>| {
+        best(&|| {
+            for device in &setup.devices {
+                std::hint::black_box(lookup(device));
+            }
+        })
+    };
+    let text = setup.alias_text.as_str();
     Ok(Measured {
         arch: setup.arch,
         modules: setup.modules,
         aliases: setup.index.alias_count(),
-        alias_bytes: setup.alias_bytes,
+        alias_bytes: text.len(),
         devices: setup.devices.len(),
         matched,
-        load: setup.load,
-        linear: time(&|d| setup.index.lookup_alias_linear(d)),
-        indexed: time(&|d| setup.index.lookup_alias(d)),
+        load_packed: best(&|| {
+            std::hint::black_box(ModuleIndex::parse_with_packed(
+                "",
+                "",
+                text,
+                Some(&setup.packed),
+            ));
+        }),
+        load_built: best(&|| {
+            std::hint::black_box(ModuleIndex::parse("", "", text));
+        }),
+        linear: lookups(&|d| setup.index.lookup_alias_linear(d)),
+        indexed: lookups(&|d| setup.index.lookup_alias(d)),
     })
 }
 

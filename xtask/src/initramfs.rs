@@ -184,12 +184,15 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
             Node::File(0o644, data),
         );
     }
+    let alias = opts.index.modules_alias(&selection.load_order);
+    // The alias index built here rather than by the init at every boot (aliasindex.rs).
+    tree.add(
+        &format!("{moddir}/{}", boxinit::devices::aliasindex::PACKED_FILE),
+        Node::File(0o644, boxinit::devices::modindex::pack_alias_index(&alias)),
+    );
     let index_files = [
         ("modules.dep", opts.index.modules_dep(&selection.load_order)),
-        (
-            "modules.alias",
-            opts.index.modules_alias(&selection.load_order),
-        ),
+        ("modules.alias", alias),
         (
             "modules.softdep",
             opts.index.modules_softdep(&selection.load_order),
@@ -498,10 +501,17 @@ mod tests {
             get(&format!("{m}/modules.dep")).data,
             b"kernel/fs/fat/fat.ko:\nkernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n"
         );
-        assert!(
-            String::from_utf8_lossy(&get(&format!("{m}/modules.alias")).data)
-                .contains("alias fs-vfat vfat\n")
+        let alias = String::from_utf8(get(&format!("{m}/modules.alias")).data.clone()).unwrap();
+        assert!(alias.contains("alias fs-vfat vfat\n"));
+        // the packed alias index is of this modules.alias: the init reads it instead of building
+        let packed = &get(&format!("{m}/modules.alias.boxinit")).data;
+        let (_, origin) = boxinit::devices::modindex::ModuleIndex::parse_with_packed(
+            "",
+            "",
+            &alias,
+            Some(packed),
         );
+        assert_eq!(origin, boxinit::devices::modindex::AliasIndexOrigin::Packed);
         assert_eq!(
             get(&format!("{m}/modules.builtin")).data,
             b"kernel/fs/nls/nls_ascii.ko\n"

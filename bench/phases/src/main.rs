@@ -6,8 +6,9 @@
 //!
 //! `phases config FILE` — the config layers as at boot: FILE as the built-in layer, a kernel
 //! command line's overrides, then FILE again as the boot partition's;
-//! `phases modules ALIASES DEVICES` — `modules.alias` parsed and the alias index built, then
-//! every modalias of DEVICES (one a line) resolved;
+//! `phases modules ALIASES PACKED DEVICES` — `modules.alias` parsed with the alias index
+//! xtask packed for it (`modules.alias.boxinit`), as the init loads them, then every modalias
+//! of DEVICES (one a line) resolved;
 //! `phases partitions ROOT` — the block device scan under ROOT (`sys/class/block`, `dev/`) and
 //! the choice of `LABEL=BOOT`;
 //! `phases uevents FILE` — netlink uevent messages (each a 4-byte little-endian length, then
@@ -17,7 +18,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use boxinit::config::{self, cmdline, Layer};
-use boxinit::devices::{modindex::ModuleIndex, uevent};
+use boxinit::devices::modindex::{AliasIndexOrigin, ModuleIndex};
+use boxinit::devices::uevent;
 use boxinit::storage::partition::{self, DeviceSpec};
 
 fn main() -> ExitCode {
@@ -25,11 +27,14 @@ fn main() -> ExitCode {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match words.as_slice() {
         ["config", file] => config_layers(Path::new(file)),
-        ["modules", aliases, devices] => modules(Path::new(aliases), Path::new(devices)),
+        ["modules", aliases, packed, devices] => {
+            modules(Path::new(aliases), Path::new(packed), Path::new(devices))
+        }
         ["partitions", root] => partitions(Path::new(root)),
         ["uevents", file] => uevents(Path::new(file)),
         _ => Err(
-            "usage: phases config FILE | modules ALIASES DEVICES | partitions ROOT | uevents FILE"
+            "usage: phases config FILE | modules ALIASES PACKED DEVICES | partitions ROOT | \
+             uevents FILE"
                 .into(),
         ),
     };
@@ -76,8 +81,14 @@ fn config_layers(file: &Path) -> Result<String, String> {
     ))
 }
 
-fn modules(aliases: &Path, devices: &Path) -> Result<String, String> {
-    let index = ModuleIndex::parse("", "", &read(aliases)?);
+fn modules(aliases: &Path, packed: &Path, devices: &Path) -> Result<String, String> {
+    let packed =
+        std::fs::read(packed).map_err(|e| format!("cannot read {}: {e}", packed.display()))?;
+    let (index, origin) = ModuleIndex::parse_with_packed("", "", &read(aliases)?, Some(&packed));
+    if origin != AliasIndexOrigin::Packed {
+        // counting the build instead would pass unnoticed within the tolerance of a slow day
+        return Err(format!("the packed alias index was not used: {origin:?}"));
+    }
     let devices = read(devices)?;
     let mut matched = 0;
     for device in devices.lines().filter(|l| !l.is_empty()) {
