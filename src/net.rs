@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod dhcp;
 pub mod dhcp_state;
+pub mod ipv4;
 pub mod link;
 pub mod resolv;
 pub mod run;

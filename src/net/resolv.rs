@@ -113,34 +113,49 @@ pub fn hosts(hostname: Option<&str>) -> String {
 
 /// The facts of every file under `dir`, in name order (`config` sorts before `eth0`).
 pub fn read_all(dir: &Path) -> Vec<Facts> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_none());
-    files.sort();
-    files
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .map(|t| Facts::parse(&t))
-        .collect()
+    read_all_but(dir, "", None)
 }
 
-/// Writes (or with None, removes) one source's file under `root/run/boxinit/net/`, then
-/// rewrites `root/etc/resolv.conf` from all of them. Writes go through a temporary file and a
-/// rename, so a reader never sees half a file.
+/// [`read_all`], with the file `name` taken to hold `facts` (None: taken to be absent).
+fn read_all_but(dir: &Path, name: &str, facts: Option<&Facts>) -> Vec<Facts> {
+    let mut files: Vec<(std::ffi::OsString, Facts)> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.extension().is_none() && p.file_name().is_some_and(|n| n != name))
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            Some((p.file_name()?.to_owned(), Facts::parse(&text)))
+        })
+        .collect();
+    files.extend(facts.map(|f| (name.into(), f.clone())));
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.into_iter().map(|(_, f)| f).collect()
+}
+
+/// Writes (or with None, removes) one source's file under `root/run/boxinit/net/`, and
+/// rewrites `root/etc/resolv.conf` from all of them: resolv.conf first when a file is
+/// written, since a box waits for the file (README) and may then read resolv.conf at once.
+/// Writes go through a temporary file and a rename, so a reader never sees half a file.
 pub fn publish(root: &Path, name: &str, facts: Option<&Facts>) -> io::Result<()> {
     let dir = root.join(NET_DIR.trim_start_matches('/'));
     std::fs::create_dir_all(&dir).map_err(|e| named(&dir, e))?;
     let file = dir.join(name);
+    let conf = resolv_conf(&read_all_but(&dir, name, facts));
+    let resolv = root.join(RESOLV_CONF.trim_start_matches('/'));
     match facts {
-        Some(f) => write_atomically(&file, &f.to_text())?,
-        None => match std::fs::remove_file(&file) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(named(&file, e)),
-            _ => {}
-        },
+        Some(f) => {
+            write_atomically(&resolv, &conf)?;
+            write_atomically(&file, &f.to_text())
+        }
+        None => {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(named(&file, e)),
+                _ => {}
+            }
+            write_atomically(&resolv, &conf)
+        }
     }
-    let conf = resolv_conf(&read_all(&dir));
-    write_atomically(&root.join(RESOLV_CONF.trim_start_matches('/')), &conf)
 }
 
 /// Writes `text` to `path` through `path.tmp` and a rename.

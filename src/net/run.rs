@@ -20,7 +20,7 @@ use rustix::event::{PollFd, PollFlags};
 use super::dhcp_state::{Action, Client};
 use super::link::{self, RouteRequest};
 use super::resolv::{self, Facts};
-use super::{clock, dhcp, sntp};
+use super::{clock, dhcp, ipv4, sntp};
 use crate::sys::{Linux, Sys};
 
 /// The log level PID 1 passes to its network programs.
@@ -157,6 +157,90 @@ fn dhcp_socket(iface: &str) -> io::Result<UdpSocket> {
     Ok(UdpSocket::from(fd))
 }
 
+/// A packet socket for sending IPv4 datagrams made whole by `ipv4::udp_datagram` (packet(7),
+/// `SOCK_DGRAM`: the kernel adds the Ethernet header). Protocol 0: it receives nothing (the
+/// answers come to the UDP socket), so the kernel queues it no copies of the traffic.
+fn packet_socket() -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    Ok(rustix::net::socket_with(
+        AddressFamily::PACKET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Sends `datagram` (an IPv4 packet) out of the interface `index` to the Ethernet broadcast
+/// address, through a packet socket.
+fn send_broadcast_frame(
+    socket: &std::os::fd::OwnedFd,
+    index: u32,
+    datagram: &[u8],
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // rustix has no sockaddr_ll type: this one sendto(2) goes through libc.
+    // SAFETY: sockaddr_ll is plain data, for which all zeroes is a valid value.
+    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    to.sll_family = libc::AF_PACKET as u16;
+    to.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    to.sll_ifindex = i32::try_from(index).map_err(|_| io::Error::other("interface index"))?;
+    to.sll_halen = 6;
+    to.sll_addr = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0];
+    // SAFETY: the buffer and the address are valid for the call and their lengths are theirs.
+    let sent = unsafe {
+        libc::sendto(
+            socket.as_raw_fd(),
+            datagram.as_ptr().cast(),
+            datagram.len(),
+            0,
+            std::ptr::addr_of!(to).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Where the client's messages leave from: the UDP socket on port 68 (which also receives),
+/// and a packet socket for the broadcasts sent before the interface has an address, whose
+/// source must be 0.0.0.0 (RFC 2131 4.1): through the UDP socket the kernel would give them
+/// the address of another interface, where there is one.
+struct Sockets {
+    udp: UdpSocket,
+    /// None when it cannot be opened: the UDP socket sends everything then.
+    packet: Option<std::os::fd::OwnedFd>,
+}
+
+impl Sockets {
+    fn send(
+        &self,
+        iface: &link::Interface,
+        message: &dhcp::Message,
+        to: Ipv4Addr,
+    ) -> io::Result<()> {
+        let bytes = dhcp::encode(message);
+        if let (Some(packet), true) = (
+            &self.packet,
+            to.is_broadcast() && message.ciaddr.is_unspecified(),
+        ) {
+            let datagram = ipv4::udp_datagram(
+                Ipv4Addr::UNSPECIFIED,
+                to,
+                DHCP_CLIENT_PORT,
+                DHCP_SERVER_PORT,
+                &bytes,
+            )
+            .ok_or_else(|| io::Error::other("the message is too long for one datagram"))?;
+            return send_broadcast_frame(packet, iface.index, &datagram);
+        }
+        self.udp
+            .send_to(&bytes, SocketAddrV4::new(to, DHCP_SERVER_PORT))
+            .map(|_| ())
+    }
+}
+
 /// A transaction id seed: from the kernel's random pool, else from the clock.
 fn random_u32() -> u32 {
     use std::io::Read;
@@ -190,6 +274,16 @@ pub fn dhcp_main(args: &[String]) -> i32 {
             return 1;
         }
     };
+    let packet = packet_socket()
+        .inspect_err(|e| {
+            log::warn!("dhcp: {name}: no packet socket ({e}): broadcasts before an address may carry another interface's address as their source")
+        })
+        .ok();
+    let sockets = Sockets {
+        udp: socket,
+        packet,
+    };
+    let socket = &sockets.udp;
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
@@ -198,12 +292,12 @@ pub fn dhcp_main(args: &[String]) -> i32 {
     let mut buf = [0u8; 1500];
     loop {
         let actions = client.on_timeout(Instant::now());
-        act(&mut sys, &iface, &socket, actions);
+        act(&mut sys, &iface, &sockets, actions);
         let timeout = client.deadline().saturating_duration_since(Instant::now());
-        match wait(&signals, Some(&socket), timeout) {
+        match wait(&signals, Some(socket), timeout) {
             Woke::Stop => {
                 let actions = client.release(Instant::now());
-                act(&mut sys, &iface, &socket, actions);
+                act(&mut sys, &iface, &sockets, actions);
                 return 0;
             }
             Woke::Timeout => {}
@@ -214,7 +308,7 @@ pub fn dhcp_main(args: &[String]) -> i32 {
                 match dhcp::parse(buf.get(..n).unwrap_or_default()) {
                     Ok(message) => {
                         let actions = client.on_message(&message, Instant::now());
-                        act(&mut sys, &iface, &socket, actions);
+                        act(&mut sys, &iface, &sockets, actions);
                     }
                     Err(e) => log::debug!("dhcp: {name}: ignoring a packet from {from}: {e}"),
                 }
@@ -224,13 +318,12 @@ pub fn dhcp_main(args: &[String]) -> i32 {
 }
 
 /// Carries out the state machine's actions on the interface.
-fn act(sys: &mut dyn Sys, iface: &link::Interface, socket: &UdpSocket, actions: Vec<Action>) {
+fn act(sys: &mut dyn Sys, iface: &link::Interface, sockets: &Sockets, actions: Vec<Action>) {
     let name = &iface.name;
     for action in actions {
         match action {
             Action::Send { message, to } => {
-                let to = SocketAddrV4::new(to, DHCP_SERVER_PORT);
-                if let Err(e) = socket.send_to(&dhcp::encode(&message), to) {
+                if let Err(e) = sockets.send(iface, &message, to) {
                     log::warn!(
                         "dhcp: {name}: cannot send a {:?} to {to}: {e}",
                         message.kind
