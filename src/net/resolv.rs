@@ -118,19 +118,22 @@ pub fn read_all(dir: &Path) -> Vec<Facts> {
 
 /// [`read_all`], with the file `name` taken to hold `facts` (None: taken to be absent).
 fn read_all_but(dir: &Path, name: &str, facts: Option<&Facts>) -> Vec<Facts> {
-    let mut files: Vec<(std::ffi::OsString, Facts)> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| p.extension().is_none() && p.file_name().is_some_and(|n| n != name))
-        .filter_map(|p| {
-            let text = std::fs::read_to_string(&p).ok()?;
-            Some((p.file_name()?.to_owned(), Facts::parse(&text)))
+    let is_name = |p: &Path| p.file_name().is_some_and(|n| n == name);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_none() && !is_name(p));
+    if facts.is_some() {
+        files.push(dir.join(name));
+    }
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| match is_name(p) {
+            true => facts.cloned(),
+            false => std::fs::read_to_string(p).ok().map(|t| Facts::parse(&t)),
         })
-        .collect();
-    files.extend(facts.map(|f| (name.into(), f.clone())));
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    files.into_iter().map(|(_, f)| f).collect()
+        .collect()
 }
 
 /// Writes (or with None, removes) one source's file under `root/run/boxinit/net/`, and
