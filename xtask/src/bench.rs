@@ -1062,8 +1062,11 @@ impl Report<'_> {
             .iter()
             .find(|l| l.contains("boxinit: modules: "))
             .and_then(|l| number_after(l, "failed in "));
-        // issue 3's coldplug logs a line naming it; until then, the explicit module list
-        let coldplug = r.profile.iter().find(|l| l.contains("coldplug"));
+        // the summary line of the modules phase, which names coldplug's part
+        let coldplug = r
+            .profile
+            .iter()
+            .find(|l| l.contains("boxinit: modules: ") && l.contains("coldplug"));
         let _ = writeln!(
             md,
             "| coldplug, boxinit | {} |",
