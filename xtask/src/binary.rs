@@ -63,7 +63,7 @@ pub fn build_as(arch: Arch, flavor: Flavor) -> Result<Built> {
             target_dir()
         }
         Flavor::Small => {
-            ensure_nightly()?;
+            ensure_nightly(triple)?;
             progress!("building boxinit and the demo box for {triple} (small: nightly, build-std)");
             let dir = target_dir().join("small");
             // rustup's `cargo +nightly` (the cargo that runs xtask is the stable one's).
@@ -121,9 +121,11 @@ pub fn describe(built: &Built) -> Result<String> {
 }
 
 /// Makes sure the nightly toolchain and its `rust-src` (which `-Z build-std` compiles) are
-/// installed; says how to install them when not. It does not install them itself: a nightly
-/// is a choice (`.ci/run` makes it).
-fn ensure_nightly() -> Result<()> {
+/// installed, and says how to install them when not: a nightly is a choice (`.ci/run` makes
+/// it). Once there is one, its target `triple` is added like the stable one's
+/// ([`ensure_target`]): `-Z build-std` compiles std but links with the musl C runtime
+/// (`crt1.o`, `libc.a`) that only the target's rust-std ships (`lib/self-contained`).
+fn ensure_nightly(triple: &str) -> Result<()> {
     let sysroot = Command::new("rustc")
         .args([&format!("+{NIGHTLY}"), "--print", "sysroot"])
         .output()
@@ -142,6 +144,26 @@ fn ensure_nightly() -> Result<()> {
              is missing ({} has no lib/rustlib/src/rust/library): install it with \
              `{NIGHTLY_INSTALL}`",
             sysroot.display()
+        );
+    }
+    let crt = sysroot
+        .join("lib/rustlib")
+        .join(triple)
+        .join("lib/self-contained/crt1.o");
+    if crt.is_file() {
+        return Ok(());
+    }
+    progress!("installing nightly's musl runtime with `rustup +{NIGHTLY} target add {triple}`");
+    let status = Command::new("rustup")
+        .args([&format!("+{NIGHTLY}"), "target", "add", triple])
+        .status()
+        .context("cannot run rustup")?;
+    if !status.success() {
+        bail!(
+            "the small build links with the musl C runtime of nightly's rust-std for {triple} \
+             ({} is missing) and `rustup +{NIGHTLY} target add {triple}` failed ({status}): \
+             run it by hand, or build without --small",
+            crt.display()
         );
     }
     Ok(())
