@@ -169,7 +169,7 @@ fn boot() -> ! {
     hotplug.boot(&mut sys, &events, &cfg);
     log_phase("modules", phase);
     phase = Instant::now();
-    hotplug.before_boot_partition(
+    let seen = hotplug.before_boot_partition(
         &mut sys,
         &events,
         &cfg.boot.device,
@@ -187,6 +187,7 @@ fn boot() -> ! {
             &events,
             &cfg.boot,
             Path::new(BOOT_DIR),
+            seen,
             &mut |sys, message| {
                 hotplug.handle(sys, message);
             },

@@ -14,7 +14,7 @@ use crate::devices::rules::Devices;
 use crate::devices::uevent::{self, Action, Uevent};
 use crate::devices::{coldplug, rules};
 use crate::events::Events;
-use crate::storage::partition::{self, DeviceSpec};
+use crate::storage::partition::{self, Candidate, DeviceSpec};
 use crate::sys::Sys;
 
 /// The file system modules the boot partition needs, loaded with coldplug rather than left to
@@ -75,6 +75,8 @@ pub struct Hotplug {
     automount: Automounter,
     /// `/` (a temp dir in tests): where `/sys` and `/dev` are read.
     root: PathBuf,
+    /// `/dev` is not a devtmpfs (read once, from `/proc/mounts`): nodes are made by hand.
+    make_nodes: bool,
 }
 
 impl Hotplug {
@@ -88,6 +90,7 @@ impl Hotplug {
             .flatten();
         let make_nodes = !rules::dev_is_devtmpfs(root);
         Hotplug {
+            make_nodes,
             loader,
             load_for_devices: cfg.modules.coldplug,
             deferred: Vec::new(),
@@ -179,26 +182,34 @@ impl Hotplug {
     /// Before the boot partition is looked for: when coldplug left modules for later, wait
     /// up to `grace` for a device that `spec` names; if none comes, load the other devices'
     /// modules now (the disk may be behind one of them), so the wait that follows can find it.
+    /// The partition found, for the mount not to scan again.
     pub fn before_boot_partition(
         &mut self,
         sys: &mut dyn Sys,
         events: &Events,
         spec: &DeviceSpec,
         grace: Duration,
-    ) {
+    ) -> Option<Candidate> {
         if self.deferred.is_empty() || *spec == DeviceSpec::None {
-            return;
+            return None;
         }
         let deadline = crate::events::deadline_after(Instant::now(), grace);
+        let mut look = true;
         loop {
-            if partition::select(&partition::scan(&self.root).found, spec).is_some() {
-                return;
+            if look {
+                let scan = partition::scan(&self.root);
+                if let Some(found) = partition::select(&scan.found, spec) {
+                    return Some(found.clone());
+                }
             }
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
+            // Only a block device's uevent can change what a scan finds.
+            look = false;
             for message in events.wait_uevent(deadline - now) {
+                look |= uevent::is_block(&message);
                 self.handle(sys, &message);
             }
         }
@@ -207,6 +218,7 @@ impl Hotplug {
             grace.as_millis()
         );
         self.load_deferred_now(sys, events, "before the boot partition");
+        None
     }
 
     /// Loads the modules coldplug left for after the boot partition, and those of the devices
@@ -232,7 +244,10 @@ impl Hotplug {
     pub fn take_deferred(&mut self) -> Option<Deferred> {
         self.boot_first_only = false;
         let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
-        let loader = self.loader.clone().filter(|_| !modules.is_empty())?;
+        if modules.is_empty() {
+            return None;
+        }
+        let loader = self.loader.clone()?;
         Some(Deferred { loader, modules })
     }
 
@@ -296,7 +311,7 @@ impl Hotplug {
     }
 
     fn make_nodes(&self) -> bool {
-        !rules::dev_is_devtmpfs(&self.root)
+        self.make_nodes
     }
 
     /// Timers of the event loop: the automount probes under way. Returns when to come back.

@@ -81,6 +81,14 @@ impl Uevent {
     }
 }
 
+/// Whether a raw netlink message is about a block device (`SUBSYSTEM=block`): the only kind
+/// that can change what a scan of the block devices finds. Without parsing the rest.
+pub fn is_block(message: &[u8]) -> bool {
+    message
+        .split(|&b| b == 0)
+        .any(|field| field == b"SUBSYSTEM=block")
+}
+
 /// Parses a netlink message from the kernel. None for anything else (a `libudev` message, a
 /// truncated or empty one): the socket is bound to the kernel's group, but a message that
 /// does not look right is dropped rather than trusted.
@@ -132,6 +140,21 @@ mod tests {
 
     fn msg(parts: &[&str]) -> Vec<u8> {
         parts.join("\0").into_bytes()
+    }
+
+    #[test]
+    fn block_events_are_told_from_the_others() {
+        let disk = msg(&[
+            "add@/devices/virtio0/block/vda",
+            "ACTION=add",
+            "SUBSYSTEM=block",
+        ]);
+        let module = msg(&["add@/module/fat", "ACTION=add", "SUBSYSTEM=module"]);
+        let lookalike = msg(&["add@/x", "SUBSYSTEM=blockish", "DEVNAME=SUBSYSTEM=block2"]);
+        assert!(is_block(&disk));
+        assert!(!is_block(&module));
+        assert!(!is_block(&lookalike));
+        assert!(!is_block(b""));
     }
 
     #[test]

@@ -14,25 +14,30 @@ use crate::sys::{MountFlags, Sys};
 /// What the wait does with each uevent it reads (load the new device's module: `hotplug`).
 pub type OnUevent<'a> = &'a mut dyn FnMut(&mut dyn Sys, &[u8]);
 
-/// Finds the boot partition and mounts it on `target`. Returns whether it is mounted; every
-/// failure is logged with what was seen and how to fix it. The uevents read while waiting are
-/// passed to `on_uevent`.
+/// Finds the boot partition and mounts it on `target`, or mounts `seen` when a scan has just
+/// found it (hotplug's wait before the second coldplug pass). Returns whether it is mounted;
+/// every failure is logged with what was seen and how to fix it. The uevents read while
+/// waiting are passed to `on_uevent`.
 pub fn mount_boot(
     sys: &mut dyn Sys,
     events: &Events,
     boot: &Boot,
     target: &Path,
+    seen: Option<Candidate>,
     on_uevent: OnUevent,
 ) -> bool {
     let started = Instant::now();
-    let Some(found) = wait_for(
-        sys,
-        events,
-        &boot.device,
-        boot.timeout,
-        Path::new("/"),
-        on_uevent,
-    ) else {
+    let seen = seen.or_else(|| {
+        wait_for(
+            sys,
+            events,
+            &boot.device,
+            boot.timeout,
+            Path::new("/"),
+            on_uevent,
+        )
+    });
+    let Some(found) = seen else {
         return false;
     };
     log::debug!(
@@ -174,7 +179,7 @@ pub fn wait_for(
         };
         for message in events.wait_uevent(wait) {
             on_uevent(sys, &message);
-            changed = true;
+            changed |= crate::devices::uevent::is_block(&message);
         }
     }
 }
