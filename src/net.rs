@@ -243,7 +243,7 @@ save = "clock"
         };
         let p = programs(
             &cfg,
-            Path::new("/init"),
+            Path::new("/boxinit-net"),
             &names(&["eth0", "lo"]),
             Some(Path::new("/boot")),
         );
@@ -254,14 +254,14 @@ save = "clock"
         assert_eq!(
             shown,
             [
-                "dhcp-eth0: /init dhcp eth0",
-                "static-eth9: /init static eth9 192.168.1.10/24 192.168.1.1",
-                "time: /init time --interval 1800 --dhcp-servers --save /boot/clock 10.0.2.2:1123",
+                "dhcp-eth0: /boxinit-net dhcp eth0",
+                "static-eth9: /boxinit-net static eth9 192.168.1.10/24 192.168.1.1",
+                "time: /boxinit-net time --interval 1800 --dhcp-servers --save /boot/clock 10.0.2.2:1123",
             ]
         );
         assert!(p.iter().all(|(c, _)| c.restart == RestartPolicy::Always));
         // nothing configured: nothing runs
-        assert!(programs(&Config::default(), Path::new("/init"), &[], None).is_empty());
+        assert!(programs(&Config::default(), Path::new("/boxinit-net"), &[], None).is_empty());
         assert_eq!(save_path("/data/t", None), Some(PathBuf::from("/data/t")));
         assert_eq!(save_path("t", None), None);
     }
@@ -275,7 +275,7 @@ save = "clock"
             text: "[wifi]\nssid = \"box\"\npsk = \"12345678\"\n".into(),
         }]);
         assert!(e.is_empty(), "{e:?}");
-        let p = programs(&cfg, Path::new("/init"), &[], None);
+        let p = programs(&cfg, Path::new("/boxinit-net"), &[], None);
         let shown: Vec<String> = p
             .iter()
             .map(|(_, p)| format!("{} {}", p.name, p.args.join(" ")))

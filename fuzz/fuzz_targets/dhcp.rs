@@ -1,4 +1,4 @@
-//! Fuzz target `dhcp`: a UDP payload through `dhcp::parse`, as `boxinit dhcp` receives it
+//! Fuzz target `dhcp`: a UDP payload through `dhcp::parse`, as `boxinit-net dhcp` receives it
 //! from the network. Never a panic; a parsed message encodes and parses back to itself, and
 //! a client in every state takes it without panicking.
 #![no_main]

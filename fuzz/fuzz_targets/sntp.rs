@@ -1,4 +1,4 @@
-//! Fuzz target `sntp`: a UDP payload through `sntp::parse_reply`, as `boxinit time` receives
+//! Fuzz target `sntp`: a UDP payload through `sntp::parse_reply`, as `boxinit-net time` receives
 //! it; the first 16 bytes also pick the local send and receive times. Never a panic (the
 //! offset arithmetic included); an accepted reply answers the request it names.
 #![no_main]

@@ -418,12 +418,17 @@ mod tests {
     fn service_from_a_file_on_the_card() {
         let root = temp_root("file");
         let cfg = config("[wifi]\nconfig = \"wpa_supplicant.conf\"\n");
-        let p = programs(&cfg, Path::new("/init"), Some(Path::new("/boot")), &root);
+        let p = programs(
+            &cfg,
+            Path::new("/boxinit-net"),
+            Some(Path::new("/boot")),
+            &root,
+        );
         let shown: Vec<String> = p
             .iter()
             .map(|(_, p)| format!("{}: {} {}", p.name, p.program.display(), p.args.join(" ")))
             .collect();
-        assert_eq!(shown, ["wifi-wlan0: /init wifi wlan0 /boot/wpa_supplicant.conf nl80211 /sbin/wpa_supplicant"]);
+        assert_eq!(shown, ["wifi-wlan0: /boxinit-net wifi wlan0 /boot/wpa_supplicant.conf nl80211 /sbin/wpa_supplicant"]);
         assert_eq!(p[0].0.restart, RestartPolicy::Always);
         assert_eq!(dhcp_interface(&cfg.wifi), Some("wlan0"));
         std::fs::remove_dir_all(&root).unwrap();
@@ -436,7 +441,7 @@ mod tests {
         let cfg = config(
             "[wifi]\nssid = \"box\"\npsk = \"12345678\"\ninterface = \"wlan1\"\ndhcp = false\n",
         );
-        let p = programs(&cfg, Path::new("/init"), None, &root);
+        let p = programs(&cfg, Path::new("/boxinit-net"), None, &root);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].1.args[2], "/run/boxinit/wifi-wlan1.conf");
         let file = root.join("run/boxinit/wifi-wlan1.conf");
@@ -454,15 +459,15 @@ mod tests {
     #[test]
     fn no_service_when_off_or_unable() {
         let root = temp_root("off");
-        assert!(programs(&Config::default(), Path::new("/init"), None, &root).is_empty());
+        assert!(programs(&Config::default(), Path::new("/boxinit-net"), None, &root).is_empty());
         assert_eq!(dhcp_interface(&Config::default().wifi), None);
         // no supplicant in the initramfs
         let cfg = config("[wifi]\nssid = \"box\"\nsupplicant = \"/usr/sbin/nothing\"\n");
-        let err = service(&cfg.wifi, Path::new("/init"), None, &root).unwrap_err();
+        let err = service(&cfg.wifi, Path::new("/boxinit-net"), None, &root).unwrap_err();
         assert!(err.contains("cargo xtask initramfs --wifi"), "{err}");
         // a relative config without a boot partition
         let cfg = config("[wifi]\nconfig = \"w.conf\"\n");
-        let err = service(&cfg.wifi, Path::new("/init"), None, &root).unwrap_err();
+        let err = service(&cfg.wifi, Path::new("/boxinit-net"), None, &root).unwrap_err();
         assert!(err.contains("no boot partition"), "{err}");
         std::fs::remove_dir_all(&root).unwrap();
     }
