@@ -331,9 +331,21 @@ fn service_programs(
     // The network and time programs: the binary beside this one (`/boxinit-net dhcp eth0`).
     let init_exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
     let exe = net::program_beside(&init_exe);
-    programs.extend(net::wifi::programs(cfg, &exe, boot_dir, Path::new("/")));
+    let mut network = net::wifi::programs(cfg, &exe, boot_dir, Path::new("/"));
     let present = net::link::interfaces(Path::new("/"));
-    programs.extend(net::programs(cfg, &exe, &present, boot_dir));
+    network.extend(net::programs(cfg, &exe, &present, boot_dir));
+    if !network.is_empty() && !exe.is_file() {
+        // Said once here, rather than as a failed start of each program with backoff.
+        let names: Vec<&str> = network.iter().map(|(_, p)| p.name.as_str()).collect();
+        log::error!(
+            "network: {} is missing, so {} cannot run; it belongs beside {} (every initramfs cargo xtask packs has it)",
+            exe.display(),
+            names.join(", "),
+            init_exe.display()
+        );
+        return programs;
+    }
+    programs.extend(network);
     programs
 }
 

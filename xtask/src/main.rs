@@ -482,6 +482,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 wifi: modules.wifi,
                 gpt: false,
                 no_console: false,
+                no_net: false,
                 flavor: flavor(small),
             };
             let code = qemu::run_with(&opts, machine, &append, &network)?;

@@ -305,6 +305,8 @@ pub struct PrepareOptions {
     pub gpt: bool,
     /// no `/dev/console` node in the initramfs
     pub no_console: bool,
+    /// no network programs' binary (`/boxinit-net`) in the initramfs
+    pub no_net: bool,
     /// which build of boxinit and the demo box (`--small`: nightly's)
     pub flavor: Flavor,
 }
@@ -371,6 +373,11 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
     let mut extra = crate::wifi::program_entries(opts.arch, &programs)?;
     if opts.no_console {
         extra.push(initramfs::no_console());
+    }
+    if opts.no_net {
+        extra.push(initramfs::Extra::Omit {
+            path: boxinit::net::PROGRAM.to_string(),
+        });
     }
     let initramfs = initramfs::make_verbose(
         &extra,

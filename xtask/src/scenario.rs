@@ -70,6 +70,8 @@ pub struct Scenario {
     pub gpt: bool,
     /// No `/dev/console` in the initramfs (a `no-console` file exists).
     pub no_console: bool,
+    /// No `/boxinit-net` in the initramfs (a `no-net` file exists).
+    pub no_net: bool,
 }
 
 /// A FAT disk image beside the boot disk: `NAME LABEL [SIZE_MiB]` in `disks`; the label `-`
@@ -177,6 +179,7 @@ impl Scenario {
             box_arch,
             gpt: dir.join("gpt").exists(),
             no_console: dir.join("no-console").exists(),
+            no_net: dir.join("no-net").exists(),
             small: dir.join("small").exists(),
         })
     }
@@ -342,6 +345,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         },
         gpt: scenario.gpt,
         no_console: scenario.no_console,
+        no_net: scenario.no_net,
         flavor: match scenario.small {
             true => crate::binary::Flavor::Small,
             false => crate::binary::Flavor::Stable,
