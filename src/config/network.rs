@@ -99,18 +99,7 @@ fn addresses<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Ipv4Addr>, D::Error>
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{load, Config, Layer};
-
-    fn parse(text: &str) -> Result<Config, String> {
-        let (cfg, errors) = load(&[Layer::Text {
-            name: "init.toml".into(),
-            text: text.into(),
-        }]);
-        match errors.first() {
-            Some(e) => Err(e.to_string()),
-            None => Ok(cfg),
-        }
-    }
+    use crate::config::tests::parse;
 
     #[test]
     fn network_and_time() {

@@ -12,7 +12,9 @@ fn text(name: &str, text: &str) -> Layer {
     }
 }
 
-fn parse(t: &str) -> Result<Config, String> {
+/// `t` as the boot partition's init.toml: the config, or every error, a line each (the config
+/// modules' own tests use it too).
+pub(super) fn parse(t: &str) -> Result<Config, String> {
     match load(&[text("/boot/init.toml", t)]) {
         (c, e) if e.is_empty() => Ok(c),
         (_, e) => Err(e
@@ -452,17 +454,6 @@ fn display_forms() {
 
 mod device_tests {
     use super::*;
-
-    fn parse(text: &str) -> Result<Config, String> {
-        let (cfg, errors) = load(&[Layer::Text {
-            name: "/boot/init.toml".into(),
-            text: text.into(),
-        }]);
-        match errors.first() {
-            None => Ok(cfg),
-            Some(e) => Err(e.to_string()),
-        }
-    }
 
     #[test]
     fn modules_devices_and_automounts() {

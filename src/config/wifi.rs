@@ -156,17 +156,9 @@ fn country<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{load, Layer};
 
     fn wifi(text: &str) -> Result<Wifi, String> {
-        let (cfg, errors) = load(&[Layer::Text {
-            name: "/boot/init.toml".into(),
-            text: text.into(),
-        }]);
-        match errors.first() {
-            Some(e) => Err(e.to_string()),
-            None => Ok(cfg.wifi),
-        }
+        crate::config::tests::parse(text).map(|cfg| cfg.wifi)
     }
 
     #[test]
