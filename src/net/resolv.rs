@@ -148,8 +148,11 @@ pub fn publish(root: &Path, name: &str, facts: Option<&Facts>) -> io::Result<()>
     let resolv = root.join(RESOLV_CONF.trim_start_matches('/'));
     match facts {
         Some(f) => {
-            write_atomically(&resolv, &conf)?;
-            write_atomically(&file, &f.to_text())
+            // The lease file even when resolv.conf cannot be written: it says the address
+            // is there, which holds either way.
+            let resolv_written = write_atomically(&resolv, &conf);
+            write_atomically(&file, &f.to_text())?;
+            resolv_written
         }
         None => {
             match std::fs::remove_file(&file) {
@@ -238,5 +241,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/proc/no-such/run/boxinit/net"), "{e}");
+    }
+
+    #[test]
+    fn resolv_conf_is_written_before_the_lease_file_a_box_waits_for() {
+        let root = std::env::temp_dir().join(format!("boxinit-order-{}", std::process::id()));
+        let f = Facts {
+            dns: vec![ip("10.0.2.3")],
+            ..Facts::default()
+        };
+        // The lease file cannot be written (a directory is in its place): resolv.conf is
+        // there already, with the lease's name server.
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("run/boxinit/net/eth0")).unwrap();
+        assert!(publish(&root, "eth0", Some(&f)).is_err());
+        let conf = std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap();
+        assert!(conf.contains("nameserver 10.0.2.3\n"), "{conf}");
+        // resolv.conf cannot be written (no /etc): the lease file is written all the same.
+        std::fs::remove_dir_all(&root).unwrap();
+        let e = publish(&root, "eth0", Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("resolv.conf"), "{e}");
+        assert!(root.join("run/boxinit/net/eth0").is_file());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
