@@ -221,10 +221,7 @@ impl Sockets {
         to: Ipv4Addr,
     ) -> io::Result<()> {
         let bytes = dhcp::encode(message);
-        if let (Some(packet), true) = (
-            &self.packet,
-            to.is_broadcast() && message.ciaddr.is_unspecified(),
-        ) {
+        if let (Some(packet), true) = (&self.packet, from_no_address(message, to)) {
             let datagram = ipv4::udp_datagram(
                 Ipv4Addr::UNSPECIFIED,
                 to,
@@ -239,6 +236,12 @@ impl Sockets {
             .send_to(&bytes, SocketAddrV4::new(to, DHCP_SERVER_PORT))
             .map(|_| ())
     }
+}
+
+/// Whether `message` to `to` is a broadcast of a client without an address yet (DISCOVER,
+/// and REQUEST while selecting or rebooting), which must leave from 0.0.0.0.
+fn from_no_address(message: &dhcp::Message, to: Ipv4Addr) -> bool {
+    to.is_broadcast() && message.ciaddr.is_unspecified()
 }
 
 /// A transaction id seed: from the kernel's random pool, else from the clock.
@@ -637,7 +640,20 @@ fn adjust(sys: &mut dyn Sys, synced: &mut bool, server: &str, reply: sntp::Reply
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::dhcp::tests::{QEMU_DISCOVER, QEMU_RELEASE, QEMU_REQUEST};
     use crate::sys::Recorder;
+
+    #[test]
+    fn only_broadcasts_before_an_address_leave_from_0_0_0_0() {
+        let discover = dhcp::parse(QEMU_DISCOVER).unwrap();
+        let request = dhcp::parse(QEMU_REQUEST).unwrap();
+        let release = dhcp::parse(QEMU_RELEASE).unwrap();
+        assert!(from_no_address(&discover, Ipv4Addr::BROADCAST));
+        assert!(from_no_address(&request, Ipv4Addr::BROADCAST));
+        // with an address (renewing, rebinding, releasing) the UDP socket's source is right
+        assert!(!from_no_address(&release, Ipv4Addr::BROADCAST));
+        assert!(!from_no_address(&request, Ipv4Addr::new(10, 0, 2, 2)));
+    }
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
