@@ -6,6 +6,7 @@
 //! `config/duration.rs`.
 
 pub mod board;
+mod boot_device;
 pub mod cmdline;
 mod duration;
 mod error;
@@ -16,6 +17,7 @@ mod schema;
 mod validate;
 pub mod wifi;
 
+pub use boot_device::DeviceSpec;
 pub use duration::{format_duration, parse_duration, MAX_DURATION};
 pub use error::{edit_distance, suggest, ConfigError};
 pub use schema::*;

@@ -5,6 +5,7 @@
 //! `devices` (modules, coldplug, hotplug, nodes), `storage` (partitions, the boot partition),
 //! `supervision` (running the box, the watchdog, shutdown).
 
+pub mod bytes;
 pub mod config;
 pub mod devices;
 pub mod events;

@@ -2,14 +2,13 @@
 //! the only place that ends the machine. As any other pid it is a multi-call tool: `modprobe`
 //! (for the kernel's request_module), `reboot`/`poweroff`/`halt`, and `boxinit check FILE`.
 
-use boxinit::config::{self, cmdline, Config, ConfigError, Layer, Place};
+use boxinit::config::{self, cmdline, Config, ConfigError, DeviceSpec, Layer, Place};
 use boxinit::devices::{hotplug, modules};
 use boxinit::events::{self, Events};
 use boxinit::kmsg;
 use boxinit::mounts;
 use boxinit::net;
 use boxinit::storage::bootpart;
-use boxinit::storage::partition::DeviceSpec;
 use boxinit::supervision::{exec, shutdown, supervise, watchdog};
 use boxinit::sys::{Linux, Reboot, Sys};
 use std::ffi::OsString;

@@ -6,8 +6,7 @@
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-use boxinit::config::{BoxConfig, Config};
-use boxinit::storage::partition::DeviceSpec;
+use boxinit::config::{BoxConfig, Config, DeviceSpec};
 use boxinit::supervision::supervise::{self, Program};
 
 /// `PATH_MAX`: a path this long (with its NUL) fails with `ENAMETOOLONG`.

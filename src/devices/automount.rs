@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::Automount;
 use crate::devices::uevent::{Action, Uevent};
-use crate::storage::partition::{self, FatInfo};
+use crate::storage::partition::FatInfo;
 use crate::storage::probe::{Answer, Probe};
+use crate::storage::scan;
 use crate::sys::{MountFlags, Sys};
 
 /// How long a new partition may take to show its boot sector before it is left alone.
@@ -152,7 +153,7 @@ impl Automounter {
             return;
         }
         let (root, name) = (self.root.clone(), devname.to_string());
-        match Probe::start("automount", move || partition::probe_fat(&root, &name)) {
+        match Probe::start("automount", move || scan::probe_fat(&root, &name)) {
             Ok(probe) => {
                 self.probing.insert(devname.to_string(), probe);
             }

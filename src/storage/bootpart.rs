@@ -1,14 +1,14 @@
 //! The boot partition: wait (bounded, woken by uevents) until the device that `[boot] device`
 //! names shows up, then mount it on /boot, read-only unless configured otherwise. Reading
-//! partition tables and FAT boot sectors is `partition`'s job.
+//! the disks is `scan`'s job.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::config::Boot;
+use crate::config::{Boot, DeviceSpec};
 use crate::events::Events;
-use crate::storage::partition::{self, Candidate, DeviceSpec};
 use crate::storage::probe::{Answer, Probe};
+use crate::storage::scan::{self, Candidate};
 use crate::sys::{MountFlags, Sys};
 
 /// What the wait does with each uevent it reads (load the new device's module: `hotplug`).
@@ -143,7 +143,7 @@ pub fn wait_for(
     let deadline = crate::events::deadline_after(Instant::now(), timeout);
     let mut scan = start_scan(root);
     // The last scan that finished, and whether a device came since it started.
-    let mut last: Option<partition::Scan> = None;
+    let mut last: Option<scan::Scan> = None;
     let mut changed = false;
     loop {
         let now = Instant::now();
@@ -151,7 +151,7 @@ pub fn wait_for(
         if let Some(probe) = &scan {
             match probe.wait(step.min(SCAN_STEP)) {
                 Answer::Ready(done) => {
-                    if let Some(found) = partition::select(&done.found, spec) {
+                    if let Some(found) = scan::select(&done.found, spec) {
                         return Some(found.clone());
                     }
                     last = Some(done);
@@ -186,9 +186,9 @@ pub fn wait_for(
 
 /// A scan of the block devices under `root` in a thread of its own; `None` (logged) when no
 /// thread can be made.
-fn start_scan(root: &Path) -> Option<Probe<partition::Scan>> {
+fn start_scan(root: &Path) -> Option<Probe<scan::Scan>> {
     let root = root.to_path_buf();
-    match Probe::start("bootscan", move || partition::scan(&root)) {
+    match Probe::start("bootscan", move || scan::scan(&root)) {
         Ok(probe) => Some(probe),
         Err(e) => {
             log::error!("cannot start a thread to scan the block devices: {e}");
@@ -202,8 +202,8 @@ fn start_scan(root: &Path) -> Option<Probe<partition::Scan>> {
 fn report_not_found(
     spec: &DeviceSpec,
     timeout: Duration,
-    last: Option<&partition::Scan>,
-    stuck: Option<&Probe<partition::Scan>>,
+    last: Option<&scan::Scan>,
+    stuck: Option<&Probe<scan::Scan>>,
 ) {
     let found = last.map(|s| s.found.as_slice()).unwrap_or_default();
     log::error!(
