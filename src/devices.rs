@@ -5,6 +5,7 @@ pub mod aliasindex;
 pub mod automount;
 pub mod coldplug;
 pub mod hotplug;
+pub mod loadplan;
 pub mod modindex;
 pub mod modules;
 pub mod rules;

@@ -9,6 +9,7 @@ pub mod bytes;
 pub mod config;
 pub mod devices;
 pub mod events;
+pub mod fnmatch;
 pub mod kmsg;
 pub mod mounts;
 pub mod net;

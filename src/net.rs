@@ -20,7 +20,7 @@ pub mod wifi;
 use std::path::{Path, PathBuf};
 
 use crate::config::{BoxConfig, Config, ExitAction, RestartPolicy};
-use crate::devices::modindex::fnmatch;
+use crate::fnmatch::fnmatch;
 use crate::supervision::supervise::{self, Program};
 use crate::sys::Sys;
 use link::RouteRequest;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::devices::aliasindex::{PackedError, PACKED_FILE};
+use crate::devices::loadplan;
 use crate::devices::modindex::{self, AliasIndexOrigin, ModuleIndex};
 use crate::sys::Sys;
 
@@ -214,7 +215,7 @@ pub fn load(
         ..Summary::default()
     };
     for batch in batches {
-        let steps: Vec<&modindex::LoadStep> =
+        let steps: Vec<&loadplan::LoadStep> =
             batch.iter().filter_map(|&i| plan.steps.get(i)).collect();
         let calls: Vec<(PathBuf, String)> = steps
             .iter()
@@ -242,7 +243,7 @@ pub fn load(
 /// Adds one module's result to `summary`, with its log line.
 fn count(
     summary: &mut Summary,
-    step: &modindex::LoadStep,
+    step: &loadplan::LoadStep,
     path: &Path,
     args: &str,
     result: std::io::Result<()>,

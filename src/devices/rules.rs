@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::DeviceRule;
-use crate::devices::modindex::fnmatch;
 use crate::devices::uevent::{Action, Uevent};
+use crate::fnmatch::fnmatch;
 use crate::sys::{NodeKind, Sys};
 
 /// Mode of a node created without devtmpfs when neither the kernel (`DEVMODE`) nor a rule

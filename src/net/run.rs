@@ -109,7 +109,7 @@ fn wait_for_interface(
     let iface = loop {
         let found = link::interfaces(root)
             .into_iter()
-            .find(|n| n != "lo" && crate::devices::modindex::fnmatch(pattern, n));
+            .find(|n| n != "lo" && crate::fnmatch::fnmatch(pattern, n));
         if let Some(iface) = found.and_then(|n| link::interface(root, &n).ok()) {
             break iface;
         }
