@@ -247,11 +247,11 @@ mod mask_tests {
     #[test]
     fn children_start_with_no_blocked_signals() {
         super::block_all_signals().unwrap();
-        let setup = crate::sys::ChildSetup {
+        let setup = crate::sys::exec::ChildSetup {
             new_session: true,
             ..Default::default()
         };
-        let sleep = crate::sys::Exec::new(
+        let sleep = crate::sys::exec::Exec::new(
             std::path::Path::new("/bin/sleep"),
             &["5".to_string()],
             &[],

@@ -10,7 +10,7 @@ use boxinit::mounts;
 use boxinit::net;
 use boxinit::storage::bootpart;
 use boxinit::supervision::{exec, shutdown, supervise, watchdog};
-use boxinit::sys::{Linux, Reboot, Sys};
+use boxinit::sys::{linux::Linux, Reboot, Sys};
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::{Duration, Instant};

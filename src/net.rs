@@ -187,7 +187,7 @@ pub fn save_path(path: &str, boot_dir: Option<&Path>) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -292,7 +292,10 @@ save = "clock"
     #[test]
     fn loopback_is_one_request_and_survives_its_failure() {
         let mut sys = Recorder::new();
-        sys.fail_when(|c| matches!(c, crate::sys::Call::NetlinkRoute { .. }), 19);
+        sys.fail_when(
+            |c| matches!(c, crate::sys::recorder::Call::NetlinkRoute { .. }),
+            19,
+        );
         loopback_up(&mut sys, Path::new("/nonexistent"));
         assert_eq!(sys.transcript(), "netlink(link 1 up)\n");
     }

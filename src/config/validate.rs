@@ -15,7 +15,7 @@ use super::schema::{BoxConfig, Config};
 /// `sethostname(2)` takes at most `HOST_NAME_MAX` bytes.
 pub const MAX_HOSTNAME: usize = 64;
 /// Supplementary groups a program may have: the child's setup converts them on its stack.
-pub const MAX_GROUPS: usize = crate::sys::MAX_GROUPS;
+pub const MAX_GROUPS: usize = crate::sys::exec::MAX_GROUPS;
 /// The largest `crash_loop.max`: the window keeps one timestamp per restart.
 pub const MAX_CRASH_LOOP: u32 = 10_000;
 /// The largest `rlimits.nofile`: the kernel's default `fs.nr_open`; `setrlimit(2)` refuses
@@ -582,7 +582,7 @@ mod bound_tests {
     #[test]
     fn every_rlimit_name_is_known_to_process_setup() {
         for name in RLIMITS {
-            assert!(crate::sys::resource(name).is_some(), "{name}");
+            assert!(crate::sys::exec::resource(name).is_some(), "{name}");
         }
     }
 

@@ -245,7 +245,7 @@ impl Automounter {
 mod tests {
     use super::*;
     use crate::devices::uevent;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     fn rules(text: &str) -> Vec<Automount> {
         #[derive(serde::Deserialize)]

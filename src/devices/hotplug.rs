@@ -392,7 +392,7 @@ fn not_loaded(root: &Path, names: Vec<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     /// A root with a module tree for the running kernel's release and a devtmpfs /dev.
     fn fake_root(name: &str) -> (PathBuf, String) {

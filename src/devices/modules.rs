@@ -411,7 +411,7 @@ pub fn modprobe_main(args: &[String]) -> i32 {
             status = 1;
             continue;
         }
-        let summary = loader.load(&mut crate::sys::Linux, std::slice::from_ref(name));
+        let summary = loader.load(&mut crate::sys::linux::Linux, std::slice::from_ref(name));
         if summary.failed > 0 {
             status = 1;
         }
@@ -422,7 +422,7 @@ pub fn modprobe_main(args: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::{Call, Recorder};
+    use crate::sys::recorder::{Call, Recorder};
 
     const DEP: &str = "kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\nkernel/fs/fat/fat.ko:\n\
                        kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko\n\

@@ -206,7 +206,7 @@ pub fn dev_is_devtmpfs(root: &Path) -> bool {
 mod tests {
     use super::*;
     use crate::devices::uevent;
-    use crate::sys::{Call, Recorder};
+    use crate::sys::recorder::{Call, Recorder};
 
     fn rule(toml_text: &str) -> DeviceRule {
         toml::from_str(toml_text).unwrap()

@@ -21,7 +21,7 @@ use super::dhcp_state::{Action, Client};
 use super::link::{self, RouteRequest};
 use super::resolv::{self, Facts};
 use super::{clock, dhcp, ipv4, sntp};
-use crate::sys::{Linux, Sys};
+use crate::sys::{linux::Linux, Sys};
 
 /// The log level PID 1 passes to its network programs.
 pub const LOG_LEVEL_ENV: &str = "BOXINIT_LOG_LEVEL";
@@ -170,39 +170,6 @@ fn packet_socket() -> io::Result<std::os::fd::OwnedFd> {
     )?)
 }
 
-/// Sends `datagram` (an IPv4 packet) out of the interface `index` to the Ethernet broadcast
-/// address, through a packet socket.
-fn send_broadcast_frame(
-    socket: &std::os::fd::OwnedFd,
-    index: u32,
-    datagram: &[u8],
-) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // rustix has no sockaddr_ll type: this one sendto(2) goes through libc.
-    // SAFETY: sockaddr_ll is plain data, for which all zeroes is a valid value.
-    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    to.sll_family = libc::AF_PACKET as u16;
-    to.sll_protocol = (libc::ETH_P_IP as u16).to_be();
-    to.sll_ifindex = i32::try_from(index).map_err(|_| io::Error::other("interface index"))?;
-    to.sll_halen = 6;
-    to.sll_addr = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0];
-    // SAFETY: the buffer and the address are valid for the call and their lengths are theirs.
-    let sent = unsafe {
-        libc::sendto(
-            socket.as_raw_fd(),
-            datagram.as_ptr().cast(),
-            datagram.len(),
-            0,
-            std::ptr::addr_of!(to).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Where the client's messages leave from: the UDP socket on port 68 (which also receives),
 /// and a packet socket for the broadcasts sent before the interface has an address, whose
 /// source must be 0.0.0.0 (RFC 2131 4.1): through the UDP socket the kernel would give them
@@ -230,7 +197,7 @@ impl Sockets {
                 &bytes,
             )
             .ok_or_else(|| io::Error::other("the message is too long for one datagram"))?;
-            return send_broadcast_frame(packet, iface.index, &datagram);
+            return crate::sys::linux::send_link_broadcast(packet, iface.index, &datagram);
         }
         self.udp
             .send_to(&bytes, SocketAddrV4::new(to, DHCP_SERVER_PORT))
@@ -641,7 +608,7 @@ fn adjust(sys: &mut dyn Sys, synced: &mut bool, server: &str, reply: sntp::Reply
 mod tests {
     use super::*;
     use crate::net::dhcp::tests::{QEMU_DISCOVER, QEMU_RELEASE, QEMU_REQUEST};
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     #[test]
     fn only_broadcasts_before_an_address_leave_from_0_0_0_0() {

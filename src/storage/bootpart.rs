@@ -247,7 +247,7 @@ fn describe(c: &Candidate) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     #[test]
     fn prefetch_leaves_the_file_as_it_was_and_ignores_a_missing_one() {

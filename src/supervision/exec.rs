@@ -18,7 +18,7 @@ use std::path::Path;
 use rustix::process::{Gid, Resource, Rlimit, Uid};
 
 use crate::supervision::supervise::Program;
-use crate::sys::{ChildSetup, Exec};
+use crate::sys::exec::{ChildSetup, Exec};
 
 /// The ELF machine (`e_machine`) of the programs this boxinit can run: its own.
 #[cfg(target_arch = "x86_64")]

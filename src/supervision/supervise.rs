@@ -12,7 +12,7 @@ use crate::config::{BoxConfig, CrashLoop, ExitAction, RestartPolicy};
 use crate::events::{self, Event, Events, Exit};
 use crate::supervision::backoff::Backoff;
 use crate::supervision::watchdog::Watchdog;
-use crate::sys::{ChildSetup, KillTarget, Reboot, Sys};
+use crate::sys::{exec::ChildSetup, KillTarget, Reboot, Sys};
 
 /// The shell that `on_exit = "shell"` and `rescue = "shell"` run, when the initramfs has it.
 pub const SHELL: &str = "/bin/sh";
@@ -87,7 +87,7 @@ pub fn program(cfg: &BoxConfig, boot_dir: Option<&Path>) -> Result<Program, Stri
     };
     let mut rlimits = Vec::new();
     for (key, value) in &cfg.rlimits {
-        let resource = crate::sys::resource(key).ok_or_else(|| {
+        let resource = crate::sys::exec::resource(key).ok_or_else(|| {
             format!(
                 "{name}: rlimits: unknown limit `{key}` (known: {})",
                 crate::config::RLIMITS.join(", ")
@@ -95,11 +95,11 @@ pub fn program(cfg: &BoxConfig, boot_dir: Option<&Path>) -> Result<Program, Stri
         })?;
         rlimits.push((resource, *value));
     }
-    if cfg.groups.len() > crate::sys::MAX_GROUPS {
+    if cfg.groups.len() > crate::sys::exec::MAX_GROUPS {
         return Err(format!(
             "{name}: groups: {} supplementary groups, at most {} are supported",
             cfg.groups.len(),
-            crate::sys::MAX_GROUPS
+            crate::sys::exec::MAX_GROUPS
         ));
     }
     let ids = cfg.user.iter().chain(&cfg.group).chain(&cfg.groups);
@@ -128,7 +128,7 @@ pub fn program(cfg: &BoxConfig, boot_dir: Option<&Path>) -> Result<Program, Stri
 /// Starts a program in its own session and process group, on its console (init's fds 0-2
 /// unless it has one), with a clean environment and its setup. Returns its pid.
 pub fn spawn(spec: &Program) -> std::io::Result<i32> {
-    crate::sys::Exec::new(&spec.program, &spec.args, &spec.env, &spec.working_dir)?
+    crate::sys::exec::Exec::new(&spec.program, &spec.args, &spec.env, &spec.working_dir)?
         .spawn(&spec.setup)
     // The loop reaps the child with waitpid(-1).
 }
@@ -606,7 +606,7 @@ pub fn signal_name(signal: i32) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     #[test]
     fn restart_policies() {
@@ -716,7 +716,7 @@ mod tests {
     #[test]
     fn every_rlimit_name_is_a_resource() {
         for name in crate::config::RLIMITS {
-            assert!(crate::sys::resource(name).is_some(), "{name}");
+            assert!(crate::sys::exec::resource(name).is_some(), "{name}");
         }
     }
 
