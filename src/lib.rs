@@ -8,6 +8,7 @@
 pub mod bytes;
 pub mod config;
 pub mod devices;
+pub mod elf;
 pub mod events;
 pub mod fnmatch;
 pub mod kmsg;

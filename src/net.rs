@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{BoxConfig, Config, ExitAction, RestartPolicy};
 use crate::fnmatch::fnmatch;
-use crate::supervision::supervise::{self, Program};
+use crate::supervision::program::{self, Program};
 use crate::sys::Sys;
 use link::RouteRequest;
 
@@ -127,7 +127,7 @@ pub fn programs(
                 on_exit: ExitAction::Wait,
                 ..BoxConfig::default()
             };
-            match supervise::program(&service, None) {
+            match program::resolve(&service, None) {
                 Ok(program) => Some((service, program)),
                 Err(e) => {
                     log::error!("network: {e}; not started");

@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use boxinit::config::{BoxConfig, Config, DeviceSpec};
-use boxinit::supervision::supervise::{self, Program};
+use boxinit::supervision::program::{self, Program};
 
 /// `PATH_MAX`: a path this long (with its NUL) fails with `ENAMETOOLONG`.
 /// See <https://man7.org/linux/man-pages/man3/realpath.3.html>.
@@ -39,8 +39,8 @@ pub fn problems(cfg: &Config) -> Vec<String> {
         _ => Some(std::path::Path::new("/boot")),
     };
     for (label, program_cfg) in programs(cfg) {
-        match supervise::program(&program_cfg, boot_dir) {
-            Err(e) => problems.push(format!("{label}: supervise::program rejects it: {e}")),
+        match program::resolve(&program_cfg, boot_dir) {
+            Err(e) => problems.push(format!("{label}: program::resolve rejects it: {e}")),
             Ok(program) => {
                 let found = exec_problems(&program, &program_cfg.path);
                 problems.extend(found.into_iter().map(|p| format!("{label}: {p}")));

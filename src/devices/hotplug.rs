@@ -368,7 +368,7 @@ impl Hotplug {
     }
 }
 
-impl crate::supervision::supervise::DeviceEvents for Hotplug {
+impl crate::supervision::event_loop::DeviceEvents for Hotplug {
     fn on_uevent(&mut self, sys: &mut dyn Sys, message: &[u8]) {
         self.handle(sys, message);
     }

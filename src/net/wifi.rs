@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::wifi::{Source, Wifi};
 use crate::config::{BoxConfig, Config, ExitAction, RestartPolicy};
-use crate::supervision::supervise::{self, Program};
+use crate::supervision::program::{self, Program};
 
 /// Where PID 1 writes the supplicant's config for `[wifi] ssid`/`psk` (a tmpfs: the
 /// passphrase never goes back to the card).
@@ -34,7 +34,7 @@ pub fn programs(
     root: &Path,
 ) -> Vec<(BoxConfig, Program)> {
     match service(&cfg.wifi, exe, boot_dir, root) {
-        Ok(Some(service)) => match supervise::program(&service, None) {
+        Ok(Some(service)) => match program::resolve(&service, None) {
             Ok(program) => vec![(service, program)],
             Err(e) => {
                 log::error!("wifi: {e}; not started");
