@@ -1,5 +1,6 @@
 //! SNTP (RFC 4330) packets: the 48-byte client request, the server's reply checked and
-//! turned into the clock's offset. No I/O and no clock: `run.rs` sends, receives and steps.
+//! turned into the clock's offset. No I/O and no clock: `boxinit-net time` sends, receives
+//! and steps.
 //!
 //! Hand-written rather than `sntpc`: that crate is small, but it owns the socket and the
 //! clock reading behind its own traits and hands back a finished result, so neither the
