@@ -183,6 +183,21 @@ fn add_board_features(config: &mut Config) {
     }
 }
 
+/// What the init loads at each step of the boot: `layers` (lowest precedence first) with the
+/// kernel command line's `boxinit.*` words on top, as the layer [`cmdline::SOURCE`]. The errors
+/// in the order the init logs them: the words that cannot be keys, then each layer's.
+pub fn load_with_cmdline(layers: &[Layer], cmdline_text: &str) -> (Config, Vec<ConfigError>) {
+    let (overrides, mut errors) = cmdline::overrides(cmdline_text);
+    let mut all = layers.to_vec();
+    all.push(Layer::Table {
+        name: cmdline::SOURCE.to_string(),
+        table: overrides,
+    });
+    let (config, layer_errors) = load(&all);
+    errors.extend(layer_errors);
+    (config, errors)
+}
+
 /// The first problem of the merged layers as a whole, if any.
 fn merged_problem(merged: &toml::Table) -> Option<validate::Problem> {
     let config = merged.clone().try_into::<Config>().ok()?;

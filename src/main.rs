@@ -483,14 +483,7 @@ fn load_config(
     cmdline: &str,
     already_reported: &[ConfigError],
 ) -> (Config, Vec<ConfigError>) {
-    let (overrides, mut errors) = cmdline::overrides(cmdline);
-    let mut all = layers.to_vec();
-    all.push(Layer::Table {
-        name: "kernel command line".to_string(),
-        table: overrides,
-    });
-    let (cfg, layer_errors) = config::load(&all);
-    errors.extend(layer_errors);
+    let (cfg, errors) = config::load_with_cmdline(layers, cmdline);
     for e in unreported(&errors, already_reported) {
         log::error!("{e}; that file or setting is ignored, boot goes on without it");
     }
