@@ -182,17 +182,7 @@ fn act(sys: &mut dyn Sys, iface: &link::Interface, sockets: &Sockets, actions: V
                 }
             }
             Action::Configure(lease) => {
-                let index = iface.index;
-                let mut requests = vec![RouteRequest::AddAddress {
-                    index,
-                    cidr: lease.cidr,
-                }];
-                requests.extend(
-                    lease
-                        .router
-                        .map(|gateway| RouteRequest::AddDefaultRoute { index, gateway }),
-                );
-                for r in requests {
+                for r in RouteRequest::address(iface.index, lease.cidr, lease.router) {
                     if let Err(e) = sys.netlink_route(&r) {
                         log::error!("dhcp: {name}: cannot set {r}: {e}");
                     }

@@ -40,9 +40,7 @@ pub fn main(args: &[String]) -> i32 {
     let Some(iface) = interface::up_and_running("static", pattern, &signals, &mut sys) else {
         return 0;
     };
-    let index = iface.index;
-    let mut requests = vec![RouteRequest::AddAddress { index, cidr }];
-    requests.extend(gateway.map(|gateway| RouteRequest::AddDefaultRoute { index, gateway }));
+    let requests = RouteRequest::address(iface.index, cidr, gateway);
     for r in &requests {
         if let Err(e) = sys.netlink_route(r) {
             log::error!("static: {}: cannot set {r}: {e}", iface.name);
