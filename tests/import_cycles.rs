@@ -399,16 +399,8 @@ impl Crate {
                         } else if let Some(alias) = &alias {
                             m.imports.insert(alias.clone(), segments.clone());
                         }
-                        self.references.push((
-                            file.to_path_buf(),
-                            Reference {
-                                module: module.clone(),
-                                segments,
-                                line,
-                                test: test || mask[i],
-                                is_use: true,
-                            },
-                        ));
+                        let test = test || mask[i];
+                        self.refer(file, &module, segments, line, test, true);
                     }
                     i = j;
                     continue;
@@ -423,16 +415,7 @@ impl Crate {
                         }
                         j += 2;
                     }
-                    self.references.push((
-                        file.to_path_buf(),
-                        Reference {
-                            module: module.clone(),
-                            segments,
-                            line,
-                            test: test || mask[i],
-                            is_use: false,
-                        },
-                    ));
+                    self.refer(file, &module, segments, line, test || mask[i], false);
                     i = j;
                     continue;
                 }
@@ -440,6 +423,26 @@ impl Crate {
             }
             i += 1;
         }
+    }
+
+    /// Notes that `file`, in `module`, names `segments` (in a `use` when `is_use`).
+    fn refer(
+        &mut self,
+        file: &Path,
+        module: &[String],
+        segments: Vec<String>,
+        line: usize,
+        test: bool,
+        is_use: bool,
+    ) {
+        let reference = Reference {
+            module: module.to_vec(),
+            segments,
+            line,
+            test,
+            is_use,
+        };
+        self.references.push((file.to_path_buf(), reference));
     }
 
     /// The absolute module path a reference's first segment starts from, and the rest; None
