@@ -23,6 +23,8 @@
     clippy::indexing_slicing
 )]
 
+mod pidns;
+
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -61,16 +63,9 @@ fn corpus_files() -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// The scratch directory: the target dir's, unless the init's early mounts (a tmpfs on /tmp,
-/// /run) would hide it inside the namespace; then one under /var/tmp.
+/// A scratch directory the namespace sees (`pidns::scratch_root`).
 fn scratch(name: &str) -> PathBuf {
-    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let real = std::fs::canonicalize(&target).unwrap();
-    let base = match boxinit::mounts::hidden_by_early_mounts(&real) {
-        false => target.join("check-agrees"),
-        true => PathBuf::from("/var/tmp/boxinit-check-agrees"),
-    };
-    let dir = base.join(name);
+    let dir = pidns::scratch_root("check-agrees").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("etc")).unwrap();
     dir
@@ -178,20 +173,9 @@ fn boot(dir: &Path) -> (Option<i32>, Vec<String>) {
         env!("CARGO_BIN_EXE_boxinit")
     );
     let (mut reader, writer) = std::io::pipe().unwrap();
-    let mut child = Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--mount",
-            "--uts",
-            "--ipc",
-        ])
+    let mut child = pidns::unshare()
         .args(["/bin/sh", "-c", &prelude])
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
         .env("BOXINIT_CONFIG", dir.join("taming.toml"))
-        .env("BOXINIT_LOG", "console")
         .stdin(Stdio::null())
         .stdout(writer.try_clone().unwrap())
         .stderr(writer)
