@@ -1,7 +1,7 @@
 //! The event sources of the single-threaded loop: a signalfd for every signal (all are blocked,
 //! none has a handler), the kernel's netlink uevent socket, and `waitpid` for reaping. `poll`
 //! waits on both fds with the next timer as its timeout. What to do with an event is decided in
-//! `supervise` and `shutdown`, not here.
+//! `supervision` (`event_loop`, `supervisor`) and `shutdown`, not here.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};

@@ -1,6 +1,6 @@
 //! Automount: a partition that appears and matches an `[[automount]]` rule (label, file system
 //! type) is mounted where the rule says, and unmounted (lazily: the device is already gone)
-//! when it is removed. Only FAT is recognised (`partition` reads its boot sector), which is
+//! when it is removed. Only FAT is recognised (`storage::scan` reads its boot sector), which is
 //! what USB sticks and SD cards carry. Which events arrive is `hotplug`'s business.
 //!
 //! The boot sector is read off the event loop ([`Probe`]): a new device that is slow or never

@@ -2,7 +2,7 @@
 //! everything left, reap, sync, unmount (remount read-only where unmount fails, naming the
 //! processes that hold it), and finally `reboot(2)`. Every step says on the console how long
 //! it took and what it had to kill. Deciding *when* to shut down
-//! is `supervise`'s job; ending the machine is only done from `main` through [`finish`].
+//! is `event_loop`'s job; ending the machine is only done from `main` through [`finish`].
 
 use std::path::Path;
 use std::time::{Duration, Instant};
