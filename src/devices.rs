@@ -5,7 +5,6 @@ pub mod aliasindex;
 pub mod automount;
 pub mod coldplug;
 pub mod hotplug;
-pub mod loadplan;
 pub mod modindex;
 pub mod modules;
 pub mod rules;

@@ -1,14 +1,17 @@
 //! kmod's text index files (`modules.dep`, `modules.builtin`, `modules.alias`,
 //! `modules.softdep`) parsed into a [`ModuleIndex`]: each module's path and dependencies, the
 //! built-in ones, alias lookups (through `aliasindex`, then `fnmatch`). The order to load them
-//! in is `loadplan`'s. Pure: it reads no files and loads no modules (the caller reads
-//! `/lib/modules/$(uname -r)/` and calls `finit_module`).
+//! in is its child `loadplan`'s (`modindex/loadplan.rs`), which reads its tables. Pure: it
+//! reads no files and loads no modules (the caller reads `/lib/modules/$(uname -r)/` and calls
+//! `finit_module`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::devices::aliasindex::{AliasIndex, PackedError};
 use crate::fnmatch::fnmatch;
+
+pub mod loadplan;
 
 /// Suffixes a module file may carry; longest first is not needed as none is a suffix of another.
 const MODULE_SUFFIXES: &[&str] = &[".ko", ".ko.xz", ".ko.zst", ".ko.gz"];
@@ -256,28 +259,6 @@ impl ModuleIndex {
     /// Whether a module is built into the kernel (listed in `modules.builtin`).
     pub fn is_builtin(&self, name: &str) -> bool {
         self.builtin.contains(&normalize(name))
-    }
-
-    /// `modules.dep`'s entry for a module by its [`normalize`]d name: its path and the
-    /// modules it needs, in file order.
-    pub fn entry(&self, normalized: &str) -> Option<(&str, &[String])> {
-        self.modules
-            .get(normalized)
-            .map(|m| (m.path.as_str(), m.deps.as_slice()))
-    }
-
-    /// Whether `modules.builtin` lists a module by its [`normalize`]d name.
-    pub fn lists_builtin(&self, normalized: &str) -> bool {
-        self.builtin.contains(normalized)
-    }
-
-    /// `modules.softdep`'s modules to load before (`pre:`) and after (`post:`) a module, by
-    /// its [`normalize`]d name; empty when it has none.
-    pub fn softdeps_of(&self, normalized: &str) -> (&[String], &[String]) {
-        self.softdeps
-            .get(normalized)
-            .map(|(pre, post)| (pre.as_slice(), post.as_slice()))
-            .unwrap_or_default()
     }
 
     /// Lines of the index files that were skipped.

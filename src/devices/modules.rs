@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::devices::aliasindex::{PackedError, PACKED_FILE};
-use crate::devices::loadplan;
+use crate::devices::modindex::loadplan;
 use crate::devices::modindex::{self, AliasIndexOrigin, ModuleIndex};
 use crate::sys::Sys;
 

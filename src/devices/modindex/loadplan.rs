@@ -1,11 +1,12 @@
 //! The order to load modules in: each after what `modules.dep` says it needs, `modules.softdep`'s
 //! `pre:` before and `post:` after, each once, cycles broken; and the levels of that order
 //! whose modules may load at the same time. Pure: a function of the [`ModuleIndex`] and the
-//! names asked for (the loader in `modules` carries it out).
+//! names asked for (the loader in `devices::modules` carries it out). A child of `modindex`,
+//! as the index's second half: it reads the index's tables directly.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::devices::modindex::{normalize, ModuleIndex};
+use super::{normalize, ModuleIndex};
 
 /// One module to load, after everything it depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,36 +65,40 @@ impl ModuleIndex {
         let mut stack = vec![(root, String::new(), false, false)];
         while let Some((name, requested_by, expanded, soft)) = stack.pop() {
             if expanded {
-                if let Some((path, _)) = self.entry(&name) {
+                if let Some(m) = self.modules.get(&name) {
                     plan.steps.push(LoadStep {
                         name,
-                        path: path.to_string(),
+                        path: m.path.clone(),
                         requested_by,
                     });
                 }
                 continue;
             }
-            if soft && self.entry(&name).is_none() && !self.lists_builtin(&name) {
+            if soft && !self.modules.contains_key(&name) && !self.builtin.contains(&name) {
                 continue;
             }
             if !seen.insert(name.clone()) {
                 continue;
             }
-            if self.lists_builtin(&name) {
+            if self.builtin.contains(&name) {
                 plan.builtin.push(name);
                 continue;
             }
-            let Some((_, deps)) = self.entry(&name) else {
+            let Some(module) = self.modules.get(&name) else {
                 plan.missing.push(Missing { name, requested_by });
                 continue;
             };
-            let (pre, post) = self.softdeps_of(&name);
+            let (pre, post) = self
+                .softdeps
+                .get(&name)
+                .map(|(pre, post)| (pre.as_slice(), post.as_slice()))
+                .unwrap_or_default();
             // A stack: pushed last is planned first. Order: pre, deps, the module, post.
             for dep in post.iter().rev() {
                 stack.push((dep.clone(), name.clone(), false, true));
             }
             stack.push((name.clone(), requested_by, true, false));
-            for dep in deps.iter().rev() {
+            for dep in module.deps.iter().rev() {
                 stack.push((dep.clone(), name.clone(), false, false));
             }
             for dep in pre.iter().rev() {
@@ -110,16 +115,17 @@ impl ModuleIndex {
         let mut after: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for step in &plan.steps {
             let waits = after.entry(step.name.as_str()).or_default();
-            if let Some((_, deps)) = self.entry(&step.name) {
-                waits.extend(deps.iter().map(String::as_str));
+            if let Some(m) = self.modules.get(&step.name) {
+                waits.extend(m.deps.iter().map(String::as_str));
             }
-            let (pre, post) = self.softdeps_of(&step.name);
-            waits.extend(pre.iter().map(String::as_str));
-            for p in post {
-                after
-                    .entry(p.as_str())
-                    .or_default()
-                    .push(step.name.as_str());
+            if let Some((pre, post)) = self.softdeps.get(&step.name) {
+                waits.extend(pre.iter().map(String::as_str));
+                for p in post {
+                    after
+                        .entry(p.as_str())
+                        .or_default()
+                        .push(step.name.as_str());
+                }
             }
         }
         let mut level_of: BTreeMap<&str, usize> = BTreeMap::new();
