@@ -42,15 +42,6 @@ pub fn start(what: &str) -> Option<SignalFd> {
     }
 }
 
-/// Lets the stop signals act again (their default: the end of the process), before starting
-/// a program that must get them too: a child inherits the blocked mask through `exec`, and a
-/// supplicant that blocks SIGTERM would outlive the shutdown's request.
-pub fn unblock_stop_signals() {
-    let set = stop_signals();
-    // EINVAL is its only error, for a `how` other than the three: none to handle.
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
-}
-
 /// What woke a wait.
 pub enum Woke {
     Stop,

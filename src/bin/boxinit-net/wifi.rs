@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use boxinit::kmsg;
+
 use crate::interface;
-use crate::process::{start, unblock_stop_signals, wait, Woke};
 
 /// How often the service looks for its interface while it waits.
 const POLL: Duration = Duration::from_millis(250);
@@ -129,28 +130,27 @@ impl Watcher {
 /// supplicant with its output read line by line; exits with the supplicant's status (the
 /// supervisor restarts it), or 0 when stopped while it waited.
 pub fn main(args: &[String]) -> i32 {
+    // Logged to kmsg, or (a PID namespace, a host: no /dev/kmsg) to the console.
+    kmsg::init(log::LevelFilter::Info);
+    let _ = kmsg::open_kmsg();
     let [iface, conf, driver, supplicant] = args else {
         eprintln!("usage: boxinit-net wifi IFACE CONF DRIVER SUPPLICANT");
         return 2;
     };
-    let Some(signals) = start("wifi") else {
-        return 1;
+    // Its signals keep their default action (SIGTERM ends it, and the supplicant it starts
+    // gets them as they are): it waits for as long as it takes, nothing asks it to stop.
+    let mut sleep = |d| {
+        std::thread::sleep(d);
+        false
     };
-    let mut stop = |d: Duration| matches!(wait(&signals, None, d), Woke::Stop);
-    let found = interface::wait_for(
+    let _found = interface::wait_for(
         Path::new("/"),
         "wifi",
         iface,
         POLL,
         Some(PATIENCE),
-        &mut stop,
+        &mut sleep,
     );
-    if found.is_none() {
-        return 0;
-    }
-    // From here SIGTERM ends this program and the supplicant as it always did.
-    drop(signals);
-    unblock_stop_signals();
     if !Path::new(conf).is_file() {
         log::error!("wifi: no {conf}: put a wpa_supplicant.conf there, or give [wifi] ssid/psk");
         return 1;
