@@ -1,7 +1,8 @@
-//! What every network program does around its work: log to kmsg as `boxinit: ...` at the level
+//! What the dhcp, static and time programs do around their work: log to kmsg as `boxinit: ...` at the level
 //! PID 1 runs at, block its stop signals and read them from a signalfd (so shutdown's SIGTERM
 //! lets a DHCP client release its lease and the time program save the time), and wait for a
-//! socket, a stop signal or a timeout.
+//! socket, a stop signal or a timeout. (The wifi program keeps its signals at their default,
+//! so that the supplicant it starts gets them as they are.)
 
 use std::net::UdpSocket;
 use std::time::Duration;
