@@ -6,9 +6,11 @@
 //! `config/duration.rs`.
 
 pub mod board;
+mod boot_device;
 pub mod cmdline;
 mod duration;
 mod error;
+mod layer;
 mod locate;
 mod lock;
 pub mod network;
@@ -16,72 +18,15 @@ mod schema;
 mod validate;
 pub mod wifi;
 
+pub use boot_device::DeviceSpec;
 pub use duration::{format_duration, parse_duration, MAX_DURATION};
 pub use error::{edit_distance, suggest, ConfigError};
+pub use layer::{Layer, Place};
 pub use schema::*;
 pub use validate::{MAX_CRASH_LOOP, MAX_GROUPS, MAX_HOSTNAME, MAX_NOFILE};
 
+use board::{UsbSerial, USB_SERIAL_TTY, USB_SHELL_SERVICE};
 use locate::{problem_error, to_config_error};
-
-// ---------------------------------------------------------------------------------------------
-// Layers
-
-/// Where a config file was found, which decides what it may set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
-    /// Read before the boot partition is looked for: the initramfs's `/etc/init.toml`,
-    /// `BOXINIT_CONFIG`. Any key.
-    Early,
-    /// `init.toml` on the boot partition: read once that partition is found and mounted, so
-    /// `[boot] device` and `timeout` can no longer take effect there and are errors.
-    BootPartition,
-}
-
-/// One source of configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Layer {
-    /// TOML text read early (as [`Place::Early`]); `name` is what errors call it (its path).
-    Text {
-        /// Name for error messages.
-        name: String,
-        /// The TOML text.
-        text: String,
-    },
-    /// A file's bytes as read, which may not be UTF-8 (an error then), and where it was found.
-    File {
-        /// Name for error messages (its path).
-        name: String,
-        /// The file's contents.
-        bytes: Vec<u8>,
-        /// Where it was found.
-        place: Place,
-    },
-    /// An already built table, e.g. from the kernel command line.
-    Table {
-        /// Name for error messages.
-        name: String,
-        /// The keys it sets.
-        table: toml::Table,
-    },
-}
-
-impl Layer {
-    /// What errors call this layer.
-    pub fn name(&self) -> &str {
-        match self {
-            Layer::Text { name, .. } | Layer::File { name, .. } | Layer::Table { name, .. } => name,
-        }
-    }
-
-    /// The layer's text, when it has one, to find positions in.
-    fn text(&self) -> Option<&str> {
-        match self {
-            Layer::Text { text, .. } => Some(text),
-            Layer::File { bytes, .. } => std::str::from_utf8(bytes).ok(),
-            Layer::Table { .. } => None,
-        }
-    }
-}
 
 /// Check one layer against the schema and the values that can never work; its table when
 /// valid. The first problem is the error.
@@ -193,7 +138,7 @@ pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
     // Layers valid alone merge into a valid whole; this fallback is a safety net only.
     match merged.try_into::<Config>() {
         Ok(mut config) => {
-            config.board.clone().apply(&mut config);
+            add_board_features(&mut config);
             (config, errors)
         }
         Err(e) => {
@@ -201,6 +146,56 @@ pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
             (Config::default(), errors)
         }
     }
+}
+
+/// Adds what `[board]`'s features need to `config`: their modules to `modules.load`, and for the
+/// USB serial console a shell service on it, or the box's console (when the box has none).
+fn add_board_features(config: &mut Config) {
+    let board = config.board.clone();
+    for module in board.modules() {
+        if !config
+            .modules
+            .load
+            .iter()
+            .any(|m| m.replace('-', "_") == module)
+        {
+            config.modules.load.push(module.to_string());
+        }
+    }
+    match board.usb_serial {
+        UsbSerial::Off => {}
+        UsbSerial::Shell => {
+            let named = |s: &BoxConfig| s.name.as_deref() == Some(USB_SHELL_SERVICE);
+            if !config.service.iter().any(named) {
+                config.service.push(BoxConfig {
+                    name: Some(USB_SHELL_SERVICE.to_string()),
+                    path: "/bin/sh".to_string(),
+                    console: Some(USB_SERIAL_TTY.to_string()),
+                    ..BoxConfig::default()
+                });
+            }
+        }
+        UsbSerial::Box => {
+            if config.box_.console.is_none() {
+                config.box_.console = Some(USB_SERIAL_TTY.to_string());
+            }
+        }
+    }
+}
+
+/// What the init loads at each step of the boot: `layers` (lowest precedence first) with the
+/// kernel command line's `boxinit.*` words on top, as the layer [`cmdline::SOURCE`]. The errors
+/// in the order the init logs them: the words that cannot be keys, then each layer's.
+pub fn load_with_cmdline(layers: &[Layer], cmdline_text: &str) -> (Config, Vec<ConfigError>) {
+    let (overrides, mut errors) = cmdline::overrides(cmdline_text);
+    let mut all = layers.to_vec();
+    all.push(Layer::Table {
+        name: cmdline::SOURCE.to_string(),
+        table: overrides,
+    });
+    let (config, layer_errors) = load(&all);
+    errors.extend(layer_errors);
+    (config, errors)
 }
 
 /// The first problem of the merged layers as a whole, if any.

@@ -1,7 +1,7 @@
 //! The event sources of the single-threaded loop: a signalfd for every signal (all are blocked,
 //! none has a handler), the kernel's netlink uevent socket, and `waitpid` for reaping. `poll`
 //! waits on both fds with the next timer as its timeout. What to do with an event is decided in
-//! `supervise` and `shutdown`, not here.
+//! `supervision` (`event_loop`, `supervisor`) and `shutdown`, not here.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -247,11 +247,11 @@ mod mask_tests {
     #[test]
     fn children_start_with_no_blocked_signals() {
         super::block_all_signals().unwrap();
-        let setup = crate::sys::ChildSetup {
+        let setup = crate::sys::exec::ChildSetup {
             new_session: true,
             ..Default::default()
         };
-        let sleep = crate::sys::Exec::new(
+        let sleep = crate::sys::exec::Exec::new(
             std::path::Path::new("/bin/sleep"),
             &["5".to_string()],
             &[],

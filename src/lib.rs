@@ -1,13 +1,19 @@
 //! boxinit as a library: everything the init does, for the `boxinit` binary (`main.rs`, the
-//! boot sequence), the network programs' `boxinit-net` (`bin/boxinit-net.rs`) and for `xtask`, which packs what the init reads and so must parse, match
-//! and validate it with the same code (the config schema, the module index, fnmatch, the
-//! partition and FAT parsers). The folders group the concerns: `config` (what to do),
-//! `devices` (modules, coldplug, hotplug, nodes), `storage` (partitions, the boot partition),
-//! `supervision` (running the box, the watchdog, shutdown).
+//! boot sequence), the network programs' `boxinit-net` (`bin/boxinit-net/`) and for `xtask`,
+//! which packs what the init reads and so must parse, match and validate it with the same code
+//! (the config schema, the module index, fnmatch, the partition and FAT parsers, ELF reading).
+//! The folders group the concerns: `config` (what to do), `devices` (modules, coldplug,
+//! hotplug, nodes), `storage` (partitions, the boot partition), `supervision` (running the
+//! box, the watchdog, shutdown), `net` (network and time), `sys` (the syscall seam). The files
+//! at the top are used across them: the loop's events, early mounts, the logger, and the pure
+//! `bytes`, `elf` and `fnmatch`.
 
+pub mod bytes;
 pub mod config;
 pub mod devices;
+pub mod elf;
 pub mod events;
+pub mod fnmatch;
 pub mod kmsg;
 pub mod mounts;
 pub mod net;

@@ -2,16 +2,17 @@
 //! the only place that ends the machine. As any other pid it is a multi-call tool: `modprobe`
 //! (for the kernel's request_module), `reboot`/`poweroff`/`halt`, and `boxinit check FILE`.
 
-use boxinit::config::{self, cmdline, Config, ConfigError, Layer, Place};
+use boxinit::config::{self, cmdline, Config, ConfigError, DeviceSpec, Layer, Place};
 use boxinit::devices::{hotplug, modules};
 use boxinit::events::{self, Events};
 use boxinit::kmsg;
 use boxinit::mounts;
 use boxinit::net;
 use boxinit::storage::bootpart;
-use boxinit::storage::partition::DeviceSpec;
-use boxinit::supervision::{exec, shutdown, supervise, watchdog};
-use boxinit::sys::{Linux, Reboot, Sys};
+use boxinit::supervision::program::{self, Program};
+use boxinit::supervision::supervisor::Supervisor;
+use boxinit::supervision::{event_loop, exec, shutdown, watchdog};
+use boxinit::sys::{linux::Linux, Reboot, Sys};
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -225,7 +226,7 @@ fn boot() -> ! {
     setup_network(&mut sys, &cfg, boot_dir);
     log_phase("boot partition config", phase);
     log::info!("setup done in {}ms", started.elapsed().as_millis());
-    let box_program = match supervise::program(&cfg.box_, boot_dir) {
+    let box_program = match program::resolve(&cfg.box_, boot_dir) {
         Ok(program) => with_heartbeat(program, &cfg),
         Err(_) if boot_dir.is_none() && cfg.boot.device != DeviceSpec::None => {
             rescue(&mut sys, &cfg, "no boot partition, so no box to run")
@@ -244,13 +245,13 @@ fn boot() -> ! {
     }
     log_phase("setup, before the box starts", started);
     // 7b. Run and supervise the box and the services until a signal or an exit action says stop.
-    let mut supervisors = vec![supervise::Supervisor::new(
+    let mut supervisors = vec![Supervisor::new(
         cfg.box_.clone(),
         box_program,
         Instant::now(),
     )];
     for (service, program) in service_programs(&cfg, boot_dir) {
-        supervisors.push(supervise::Supervisor::new(service, program, Instant::now()));
+        supervisors.push(Supervisor::new(service, program, Instant::now()));
     }
     if let Some(deferred) = deferred {
         std::thread::spawn(move || deferred.load(&mut Linux));
@@ -263,7 +264,7 @@ fn boot() -> ! {
     let mut reload = || {
         let (cfg, _) = load_config(&config_layers(boot_dir), &cmdline, &[]);
         log::set_max_level(cfg.system.log_level.into());
-        let mut programs = match supervise::program(&cfg.box_, boot_dir) {
+        let mut programs = match program::resolve(&cfg.box_, boot_dir) {
             Ok(program) => vec![(cfg.box_.clone(), with_heartbeat(program, &cfg))],
             Err(e) => {
                 log::error!("reload: {e}; keeping the running configuration");
@@ -273,8 +274,8 @@ fn boot() -> ! {
         programs.extend(service_programs(&cfg, boot_dir));
         Some((programs, cfg.shutdown.grace))
     };
-    let how = supervise::run(
-        supervise::Loop {
+    let how = event_loop::run(
+        event_loop::Loop {
             events: &events,
             sys: &mut sys,
             watchdog: watchdog.as_mut(),
@@ -306,7 +307,7 @@ fn boot() -> ! {
 }
 
 /// With `[watchdog] heartbeat`, the box is told where to send it: `BOXINIT_HEARTBEAT`.
-fn with_heartbeat(mut program: supervise::Program, cfg: &Config) -> supervise::Program {
+fn with_heartbeat(mut program: Program, cfg: &Config) -> Program {
     if cfg.watchdog.device.is_some() && cfg.watchdog.heartbeat.is_some() {
         program.env.push((
             "BOXINIT_HEARTBEAT".to_string(),
@@ -317,13 +318,10 @@ fn with_heartbeat(mut program: supervise::Program, cfg: &Config) -> supervise::P
 }
 
 /// The `[[service]]`s that can run; each one that cannot is logged and left out.
-fn service_programs(
-    cfg: &Config,
-    boot_dir: Option<&Path>,
-) -> Vec<(config::BoxConfig, supervise::Program)> {
+fn service_programs(cfg: &Config, boot_dir: Option<&Path>) -> Vec<(config::BoxConfig, Program)> {
     let mut programs = Vec::new();
     for service in cfg.named_services() {
-        match supervise::program(&service, boot_dir) {
+        match program::resolve(&service, boot_dir) {
             Ok(program) => programs.push((service, program)),
             Err(e) => log::error!("[[service]] {e}; it is not started"),
         }
@@ -485,14 +483,7 @@ fn load_config(
     cmdline: &str,
     already_reported: &[ConfigError],
 ) -> (Config, Vec<ConfigError>) {
-    let (overrides, mut errors) = cmdline::overrides(cmdline);
-    let mut all = layers.to_vec();
-    all.push(Layer::Table {
-        name: "kernel command line".to_string(),
-        table: overrides,
-    });
-    let (cfg, layer_errors) = config::load(&all);
-    errors.extend(layer_errors);
+    let (cfg, errors) = config::load_with_cmdline(layers, cmdline);
     for e in unreported(&errors, already_reported) {
         log::error!("{e}; that file or setting is ignored, boot goes on without it");
     }
@@ -550,12 +541,12 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
 /// `rescue = "shell"`: a shell on the console, reaping everything until it exits; then reboot.
 /// Without `/bin/sh` in the initramfs: reboot at once, saying why.
 fn rescue_shell(sys: &mut dyn Sys) -> ! {
-    let started = supervise::shell_program().map(|(_, program)| supervise::spawn(&program));
+    let started = program::shell_program().map(|(_, program)| program::spawn(&program));
     match started {
         Some(Ok(pid)) => {
             log::error!(
                 "rescue: a shell on the console ({}, pid {pid}); the machine reboots when it exits",
-                supervise::SHELL
+                program::SHELL
             );
             loop {
                 match rustix::process::wait(rustix::process::WaitOptions::empty()) {
@@ -566,10 +557,10 @@ fn rescue_shell(sys: &mut dyn Sys) -> ! {
                 }
             }
         }
-        Some(Err(e)) => log::error!("rescue: cannot start {}: {e}; rebooting", supervise::SHELL),
+        Some(Err(e)) => log::error!("rescue: cannot start {}: {e}; rebooting", program::SHELL),
         None => log::error!(
             "rescue: no {} in this initramfs for a shell; rebooting",
-            supervise::SHELL
+            program::SHELL
         ),
     }
     shutdown::stop_everything(sys, None, &[], Duration::ZERO, Path::new("/"));

@@ -303,7 +303,7 @@ pub fn unmount_order(mounts: &[MountEntry]) -> Vec<MountEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     #[test]
     fn early_mounts_in_order() {
@@ -314,7 +314,7 @@ mod tests {
             .calls
             .iter()
             .filter_map(|c| match c {
-                crate::sys::Call::Mount { target, fstype, .. } => {
+                crate::sys::recorder::Call::Mount { target, fstype, .. } => {
                     Some(format!("{fstype} {target}"))
                 }
                 _ => None,
@@ -357,7 +357,7 @@ mod tests {
     fn no_devtmpfs_falls_back_to_tmpfs_with_nodes() {
         let mut rec = Recorder::new();
         rec.fail_when(
-            |c| matches!(c, crate::sys::Call::Mount { fstype, .. } if fstype == "devtmpfs"),
+            |c| matches!(c, crate::sys::recorder::Call::Mount { fstype, .. } if fstype == "devtmpfs"),
             19,
         );
         let report = mount_early(&mut rec).unwrap();
@@ -372,7 +372,7 @@ mod tests {
     fn proc_failing_is_fatal_tmp_failing_is_a_warning() {
         let mut rec = Recorder::new();
         rec.fail_when(
-            |c| matches!(c, crate::sys::Call::Mount { target, .. } if target == "/proc"),
+            |c| matches!(c, crate::sys::recorder::Call::Mount { target, .. } if target == "/proc"),
             1,
         );
         let err = mount_early(&mut rec).unwrap_err();
@@ -384,7 +384,7 @@ mod tests {
 
         let mut rec = Recorder::new();
         rec.fail_when(
-            |c| matches!(c, crate::sys::Call::Mount { target, .. } if target == "/tmp"),
+            |c| matches!(c, crate::sys::recorder::Call::Mount { target, .. } if target == "/tmp"),
             12,
         );
         let report = mount_early(&mut rec).unwrap();
@@ -395,7 +395,10 @@ mod tests {
     #[test]
     fn already_mounted_is_fine() {
         let mut rec = Recorder::new();
-        rec.fail_when(|c| matches!(c, crate::sys::Call::Mount { .. }), 16);
+        rec.fail_when(
+            |c| matches!(c, crate::sys::recorder::Call::Mount { .. }),
+            16,
+        );
         let report = mount_early(&mut rec).unwrap();
         assert!(report.warnings.is_empty());
     }

@@ -1,6 +1,7 @@
 //! The static release build's stand-in for the unwinder (LLVM's libunwind, which std links for
 //! the musl target): every `_Unwind_*` function std may call, doing nothing. Binary-only
-//! (`main.rs`, `bin/boxinit-net.rs`), and only where `panic = "abort"`, so tests and host builds keep the real one.
+//! (`main.rs`, `bin/boxinit-net/main.rs`), and only where `panic = "abort"`, so tests and host
+//! builds keep the real one.
 //!
 //! Why: under `panic = "abort"` nothing unwinds, so the unwinder's only remaining caller is
 //! std's backtrace capture in its default panic hook, which boxinit replaces (`main.rs` logs

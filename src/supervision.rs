@@ -1,7 +1,13 @@
-//! Supervision: running the box and the services, restart backoff, the watchdog, shutdown.
+//! Supervision: running the box and the services. A `[box]`/`[[service]]` resolved into a
+//! `program` and checked as `runnable`; each one's life as a `supervisor` (restart `backoff`,
+//! crash loops, exit actions); the `event_loop` that drives them all, reaps, reloads and pets
+//! the `watchdog`; `exec` for a box that replaces PID 1; and the orderly `shutdown`.
 
 pub mod backoff;
+pub mod event_loop;
 pub mod exec;
+pub mod program;
+pub mod runnable;
 pub mod shutdown;
-pub mod supervise;
+pub mod supervisor;
 pub mod watchdog;

@@ -1,10 +1,19 @@
-//! `boxinit check` and the init agree on every file of the fuzz corpora: the real binary's
-//! `check FILE` (and `check --builtin FILE`) prints exactly the errors the init's load path
-//! reports for that file as the boot partition's `init.toml` (as the built-in one), with
-//! the layers `main.rs` puts around it (an empty built-in file, an empty command line).
-//! The corpus: `fuzz/seeds/config/`, each NUL-separated part as one file. What the fuzzer
-//! generates (thousands of files, a process each here) is compared in the `config` fuzz
-//! target itself, through the library function `boxinit check` calls.
+//! `boxinit check --builtin FILE` against what a booted init does with FILE: for every file of
+//! the config seed corpus (`fuzz/seeds/config/`, each NUL-separated part as one file), the real
+//! binary boots as PID 1 of a PID namespace with the file as its built-in `/etc/init.toml`, and
+//! the config errors it logs must be check's, message for message and in order; then, as the
+//! check said the file is good or not, the box runs with the file's `[box] args` (read here
+//! with the `toml` crate, not boxinit's code) or without them (the file ignored).
+//!
+//! The boot: `unshare --pid --fork --mount-proc --mount --uts --ipc`, a shell as PID 1 that
+//! lays the file over the host's `/etc` (a read-only overlay, in the namespace only) and execs
+//! boxinit, with `BOXINIT_LOG=console` and `BOXINIT_CONFIG` naming this test's own layer on
+//! top: no boot partition, no modules, no services, rules, automounts, network or watchdog,
+//! and a box that prints its arguments, exits, and powers the namespace off. Before booting,
+//! that layer is checked in-process to win over the file (so nothing of the corpus acts on
+//! the host); a file it cannot tame fails the test rather than boot.
+//!
+//! Root is needed (as for `tests/namespace.rs`); the test fails, never skips, without it.
 
 // Test code may panic: the no-panic lints are for the init (Cargo.toml).
 #![allow(
@@ -14,10 +23,22 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod pidns;
 
-use boxinit::config::{self, Layer, Place};
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use boxinit::config::{self, Config, DeviceSpec, Layer, Place};
+
+/// How the init names its built-in config, where the overlay puts each file.
+const BUILTIN: &str = "/etc/init.toml";
+/// What the init adds to each config error it logs.
+const IGNORED: &str = "; that file or setting is ignored, boot goes on without it";
+/// reboot(2) to power off in a PID namespace ends it with SIGINT.
+const SIGINT: i32 = 2;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -42,73 +63,213 @@ fn corpus_files() -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// What the init logs for `bytes` as the file at `name` found at `place`: `main.rs`'s layers
-/// (an empty built-in file before a card's file, the command line's table last).
-fn init_errors(name: &str, bytes: &[u8], place: Place) -> Vec<String> {
-    let file = Layer::File {
-        name: name.to_string(),
-        bytes: bytes.to_vec(),
-        place,
-    };
-    let mut layers = Vec::new();
-    if place == Place::BootPartition {
-        layers.push(Layer::File {
-            name: "/etc/init.toml".to_string(),
-            bytes: Vec::new(),
-            place: Place::Early,
-        });
-    }
-    layers.push(file);
-    layers.push(Layer::Table {
-        name: config::cmdline::SOURCE.to_string(),
-        table: config::cmdline::overrides("").0,
-    });
-    let (_, errors) = config::load(&layers);
-    errors.iter().map(|e| e.to_string()).collect()
+/// A scratch directory the namespace sees (`pidns::scratch_root`).
+fn scratch(name: &str) -> PathBuf {
+    let dir = pidns::scratch_root("check-agrees").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    dir
 }
 
-/// What `boxinit check [--builtin] FILE` prints on stderr, one error a line, and whether it
-/// said ok.
-fn check(path: &Path, builtin: bool) -> (Vec<String>, bool) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_boxinit"));
-    command.arg("check");
-    if builtin {
-        command.arg("--builtin");
+/// This test's layer over the file: what keeps a booted init from acting on the host, and
+/// the box that says what it was given.
+fn taming_layer(dir: &Path) -> String {
+    format!(
+        "service = []\ndevice = []\nautomount = []\n\
+         [system]\nlog_level = \"info\"\nrescue = \"poweroff\"\nrescue_delay = \"10ms\"\n\
+         [boot]\ndevice = \"none\"\n\
+         [modules]\ncoldplug = false\nload = []\n\
+         [network]\ndhcp = []\nstatic = []\n\
+         [time]\nservers = []\n\
+         [watchdog]\ndevice = {:?}\n\
+         [shutdown]\ngrace = \"1s\"\n\
+         [box]\npath = {:?}\nrestart = \"never\"\non_exit = \"poweroff\"\n",
+        dir.join("no-watchdog").display().to_string(),
+        dir.join("box.sh").display().to_string()
+    )
+}
+
+/// Why the init would act on the host with the file under the taming layer, if it would:
+/// checked before the boot, with the library's own loader.
+fn untamed(file: &[u8], layer: &str, dir: &Path) -> Option<String> {
+    let layers = [
+        Layer::File {
+            name: BUILTIN.into(),
+            bytes: file.to_vec(),
+            place: Place::Early,
+        },
+        Layer::Text {
+            name: "taming layer".into(),
+            text: layer.into(),
+        },
+    ];
+    let (cfg, errors): (Config, _) = config::load_with_cmdline(&layers, "");
+    if let Some(e) = errors.iter().find(|e| e.source != BUILTIN) {
+        return Some(format!("the taming layer is refused: {e}"));
     }
-    let out = command.arg(path).output().unwrap();
+    let box_sh = dir.join("box.sh").display().to_string();
+    let checks = [
+        (cfg.boot.device == DeviceSpec::None, "a boot partition"),
+        (!cfg.modules.coldplug, "coldplug"),
+        (cfg.modules.load.is_empty(), "modules to load"),
+        (cfg.service.is_empty(), "services"),
+        (cfg.device.is_empty(), "device rules"),
+        (cfg.automount.is_empty(), "automounts"),
+        (
+            cfg.watchdog
+                .device
+                .as_deref()
+                .is_some_and(|d| d.starts_with(&*dir.to_string_lossy())),
+            "a watchdog",
+        ),
+        (
+            cfg.network.dhcp.is_empty() && cfg.network.static_.is_empty(),
+            "network",
+        ),
+        (
+            cfg.time.servers.is_empty() && cfg.time.save.is_none(),
+            "time",
+        ),
+        (matches!(cfg.wifi.source(), Ok(None)), "Wi-Fi"),
+        (cfg.box_.path == box_sh, "another box"),
+        (
+            cfg.box_.user.is_none() && cfg.box_.console.is_none(),
+            "a box user or console",
+        ),
+    ];
+    let left: Vec<&str> = checks
+        .iter()
+        .filter(|(tame, _)| !tame)
+        .map(|(_, what)| *what)
+        .collect();
+    (!left.is_empty()).then(|| format!("it would still have {}", left.join(", ")))
+}
+
+/// What `boxinit check --builtin PATH` prints on stderr, one error a line, with PATH named as
+/// the init names its built-in file; and whether it said ok.
+fn check(path: &Path) -> (Vec<String>, bool) {
+    let out = Command::new(env!("CARGO_BIN_EXE_boxinit"))
+        .args(["check", "--builtin"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let shown = path.display().to_string();
     let errors = String::from_utf8_lossy(&out.stderr)
         .lines()
-        .map(str::to_string)
+        .map(|l| match l.strip_prefix(&shown) {
+            Some(rest) => format!("{BUILTIN}{rest}"),
+            None => l.to_string(),
+        })
         .collect();
     (errors, out.status.success())
 }
 
+/// Boots boxinit in a PID namespace with `dir/etc/init.toml` as its built-in config and
+/// `dir/taming.toml` over it; the signal that ended the namespace and its output lines.
+fn boot(dir: &Path) -> (Option<i32>, Vec<String>) {
+    let prelude = format!(
+        "mount -t overlay overlay -o lowerdir={}:/etc /etc && exec {}",
+        dir.join("etc").display(),
+        env!("CARGO_BIN_EXE_boxinit")
+    );
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let mut child = pidns::unshare()
+        .args(["/bin/sh", "-c", &prelude])
+        .env("BOXINIT_CONFIG", dir.join("taming.toml"))
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run unshare (util-linux): {e}; run as root"));
+    let output = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = reader.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the namespace did not end within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let text = output.join().unwrap();
+    (status.signal(), text.lines().map(str::to_string).collect())
+}
+
+/// The `[box] args` of a file, read with the `toml` crate alone: what the box gets when the
+/// init takes the file.
+fn box_args(file: &[u8]) -> Vec<String> {
+    let table: toml::Table = std::str::from_utf8(file).unwrap().parse().unwrap();
+    let args = table.get("box").and_then(|b| b.get("args"));
+    args.and_then(|a| a.as_array())
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
 #[test]
-fn check_and_the_init_agree_on_the_fuzz_corpora() {
+fn check_says_what_a_booted_init_does_with_each_corpus_file() {
     let files = corpus_files();
     assert!(files.len() >= 20, "only {} corpus files", files.len());
-    let dir = std::env::temp_dir().join(format!("boxinit-check-agrees-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("init.toml");
-    let name = path.display().to_string();
+    let dir = scratch("boot");
+    std::fs::write(dir.join("box.sh"), "#!/bin/sh\necho \"box: $#: $*\"\n").unwrap();
+    std::fs::set_permissions(
+        dir.join("box.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let layer = taming_layer(&dir);
+    std::fs::write(dir.join("taming.toml"), &layer).unwrap();
+    let started = Instant::now();
     let mut disagreements = Vec::new();
     for (from, bytes) in &files {
+        if let Some(why) = untamed(bytes, &layer, &dir) {
+            panic!("{from}: cannot boot it safely: {why}; adjust taming_layer");
+        }
+        let path = dir.join("etc/init.toml");
         std::fs::write(&path, bytes).unwrap();
-        for (place, builtin) in [(Place::BootPartition, false), (Place::Early, true)] {
-            let init = init_errors(&name, bytes, place);
-            let (checked, ok) = check(&path, builtin);
-            if checked != init || ok != init.is_empty() {
-                disagreements.push(format!(
-                    "{from} ({place:?}):\n  check: {checked:?} (ok: {ok})\n  init:  {init:?}"
-                ));
-            }
+        let (checked, ok) = check(&path);
+        let (ended_by, lines) = boot(&dir);
+        let logged: Vec<String> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("boxinit: ")?.strip_suffix(IGNORED))
+            .map(str::to_string)
+            .collect();
+        let args = if ok { box_args(bytes) } else { Vec::new() };
+        let want_box = format!("box: {}: {}", args.len(), args.join(" "));
+        let ran: Vec<&String> = lines.iter().filter(|l| l.starts_with("box: ")).collect();
+        let mut wrong = Vec::new();
+        if logged != checked || ok != logged.is_empty() {
+            wrong.push(format!(
+                "  check: {checked:?} (ok: {ok})\n  init:  {logged:?}"
+            ));
+        }
+        if ran != [&want_box] {
+            wrong.push(format!("  box: expected {want_box:?}, it printed {ran:?}"));
+        }
+        if ended_by != Some(SIGINT) {
+            wrong.push(format!("  ended by {ended_by:?}, not a power-off"));
+        }
+        if !wrong.is_empty() {
+            disagreements.push(format!(
+                "{from}:\n{}\n  the init's output:\n    {}",
+                wrong.join("\n"),
+                lines.join("\n    ")
+            ));
         }
     }
+    let took = started.elapsed();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         disagreements.is_empty(),
-        "boxinit check and the init disagree on {} file(s):\n{}",
+        "boxinit check and the booted init disagree on {} file(s):\n{}",
         disagreements.len(),
         disagreements.join("\n")
     );
+    eprintln!("{} files booted in {took:?}", files.len());
 }

@@ -6,6 +6,9 @@
 //! `unshare` dies of the same signal, which the tests read from its exit status.
 //!
 //! These tests fail, never skip, when they cannot run (not root, no `unshare`).
+//!
+//! Longer than 800 lines for one job: each test is a scenario of its own (a config, what to
+//! do to the namespace, what must be seen), and they share the harness above them (`Ns`).
 
 // Test helpers may panic: the no-panic lints are for the init (Cargo.toml).
 #![allow(
@@ -14,6 +17,8 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
+
+mod pidns;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -28,14 +33,7 @@ use std::time::{Duration, Instant};
 /// mount covers.
 fn scratch_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ns");
-        let real = std::fs::canonicalize(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        match boxinit::mounts::hidden_by_early_mounts(&real) {
-            false => target,
-            true => PathBuf::from("/var/tmp/boxinit-namespace-tests"),
-        }
-    })
+    ROOT.get_or_init(|| pidns::scratch_root("namespace-tests"))
 }
 
 /// The boxinit binary as the namespace sees it: a copy in [`scratch_root`] when the build's
@@ -111,16 +109,7 @@ impl Ns {
         let config_path = dir.join("init.toml");
         std::fs::write(&config_path, expand(config, &dir)).unwrap();
         let (reader, writer) = std::io::pipe().unwrap();
-        let mut args: Vec<String> = [
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--mount",
-            "--uts",
-            "--ipc",
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut args: Vec<String> = Vec::new();
         match prelude {
             Some(script) => args.extend([
                 "/bin/sh".to_string(),
@@ -129,12 +118,9 @@ impl Ns {
             ]),
             None => args.push(bin().to_string()),
         }
-        let mut child = Command::new("unshare")
+        let mut child = pidns::unshare()
             .args(&args)
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("BOXINIT_CONFIG", &config_path)
-            .env("BOXINIT_LOG", "console")
             .stdin(Stdio::piped())
             .stdout(writer.try_clone().unwrap())
             .stderr(writer)

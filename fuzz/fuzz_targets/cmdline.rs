@@ -3,18 +3,14 @@
 //! a panic; what load accepts from it can run (`boxinit_fuzz::assert_runnable`).
 #![no_main]
 
-use boxinit::config::{self, cmdline, Layer};
+use boxinit::config::{self, cmdline};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = cmdline::parse_words(&text);
-    let (table, mut errors) = cmdline::overrides(&text);
-    let (cfg, layer_errors) = config::load(&[Layer::Table {
-        name: cmdline::SOURCE.to_string(),
-        table,
-    }]);
-    errors.extend(layer_errors);
+    // As the init loads it (`config::load_with_cmdline`), over no file.
+    let (cfg, errors) = config::load_with_cmdline(&[], &text);
     for e in &errors {
         let shown = e.to_string();
         assert!(

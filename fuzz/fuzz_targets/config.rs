@@ -40,18 +40,21 @@ fuzz_target!(|data: &[u8]| {
     // `boxinit check` on the card's file says what the init says about it at boot.
     if let Some(Layer::File { name, bytes, place }) = layers.last() {
         let checked = config::check_file(name, bytes.clone(), *place);
-        let init: Vec<_> = config::load(&[
-            Layer::File {
-                name: "/etc/init.toml".into(),
-                bytes: Vec::new(),
-                place: Place::Early,
-            },
-            Layer::File {
-                name: name.clone(),
-                bytes: bytes.clone(),
-                place: *place,
-            },
-        ])
+        let init: Vec<_> = config::load_with_cmdline(
+            &[
+                Layer::File {
+                    name: "/etc/init.toml".into(),
+                    bytes: Vec::new(),
+                    place: Place::Early,
+                },
+                Layer::File {
+                    name: name.clone(),
+                    bytes: bytes.clone(),
+                    place: *place,
+                },
+            ],
+            "",
+        )
         .1;
         assert_eq!(checked, init, "boxinit check and the init disagree");
     }

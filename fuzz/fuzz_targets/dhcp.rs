@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use boxinit::net::{dhcp, dhcp_state};
+use boxinit::net::protocol::{dhcp, dhcp_state};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

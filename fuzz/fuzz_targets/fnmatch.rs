@@ -5,7 +5,7 @@
 //! matches bytes, the init characters.
 #![no_main]
 
-use boxinit::devices::modindex::fnmatch;
+use boxinit::fnmatch::fnmatch;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,15 +1,16 @@
 //! Fuzz target `partition`: the first sectors of a disk through the MBR, GPT and FAT parsers
-//! as `partition::scan` uses them (sector 0 as an MBR and as a FAT boot sector, sector 1 as a
+//! as `storage::scan` uses them (sector 0 as an MBR and as a FAT boot sector, sector 1 as a
 //! GPT header with the entry array after it, the root directory for a volume label). Never a
 //! panic, and what they return is consistent (a GPT's entry array length is bounded). Then
 //! the same bytes as a whole disk `vda` with a partition `vda1` in a fake root, through
-//! `partition::scan` itself: the reads its parsers' offsets and lengths lead to.
+//! `storage::scan` itself: the reads its parsers' offsets and lengths lead to.
 #![no_main]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use boxinit::storage::partition as p;
+use boxinit::storage::scan;
 use libfuzzer_sys::fuzz_target;
 
 const PREFIX: &str = "boxinit-fuzz-partition-";
@@ -84,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
     let root = root();
     std::fs::write(root.join("dev/vda"), data).unwrap();
     std::fs::write(root.join("dev/vda1"), data).unwrap();
-    let scan = p::scan(root);
+    let scan = scan::scan(root);
     assert!(scan.found.len() == 1, "{scan:?}");
     for spec in [
         "auto",
@@ -92,6 +93,6 @@ fuzz_target!(|data: &[u8]| {
         "UUID=1234-ABCD",
         "PARTUUID=0badcafe-01",
     ] {
-        let _ = p::select(&scan.found, &spec.parse().unwrap());
+        let _ = scan::select(&scan.found, &spec.parse().unwrap());
     }
 });

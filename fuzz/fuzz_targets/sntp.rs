@@ -3,7 +3,7 @@
 //! offset arithmetic included); an accepted reply answers the request it names.
 #![no_main]
 
-use boxinit::net::sntp;
+use boxinit::net::protocol::sntp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

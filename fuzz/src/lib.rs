@@ -6,9 +6,8 @@
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-use boxinit::config::{BoxConfig, Config};
-use boxinit::storage::partition::DeviceSpec;
-use boxinit::supervision::supervise::{self, Program};
+use boxinit::config::{BoxConfig, Config, DeviceSpec};
+use boxinit::supervision::program::{self, Program};
 
 /// `PATH_MAX`: a path this long (with its NUL) fails with `ENAMETOOLONG`.
 /// See <https://man7.org/linux/man-pages/man3/realpath.3.html>.
@@ -20,7 +19,7 @@ const MAX_ARG_STRLEN: usize = 32 * 4096;
 const HOST_NAME_MAX: usize = 64;
 
 /// Panics (a fuzz finding) when a configuration that `load` accepted would be rejected later
-/// by the init, by std or by the kernel for a reason `load` could have seen. `what` says where
+/// by the init or by the kernel for a reason `load` could have seen. `what` says where
 /// the configuration came from, for the message.
 pub fn assert_runnable(cfg: &Config, what: &str) {
     let problems = problems(cfg);
@@ -40,8 +39,8 @@ pub fn problems(cfg: &Config) -> Vec<String> {
         _ => Some(std::path::Path::new("/boot")),
     };
     for (label, program_cfg) in programs(cfg) {
-        match supervise::program(&program_cfg, boot_dir) {
-            Err(e) => problems.push(format!("{label}: supervise::program rejects it: {e}")),
+        match program::resolve(&program_cfg, boot_dir) {
+            Err(e) => problems.push(format!("{label}: program::resolve rejects it: {e}")),
             Ok(program) => {
                 let found = exec_problems(&program, &program_cfg.path);
                 problems.extend(found.into_iter().map(|p| format!("{label}: {p}")));
@@ -62,8 +61,8 @@ fn programs(cfg: &Config) -> Vec<(String, BoxConfig)> {
     all
 }
 
-/// What std's `Command` refuses before it forks (a NUL byte anywhere:
-/// "nul byte found in provided data") and what `execve(2)`/`chdir(2)` refuse or misread.
+/// What `sys::exec::Exec::new` refuses before it forks (a NUL byte anywhere: "... contains a
+/// NUL byte") and what `execve(2)`/`chdir(2)` refuse or misread.
 fn exec_problems(program: &Program, configured_path: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let path = program.program.to_string_lossy();
@@ -78,7 +77,7 @@ fn exec_problems(program: &Program, configured_path: &str) -> Vec<String> {
     for (what, s) in &strings {
         if CString::new(s.as_bytes()).is_err() {
             problems.push(format!(
-                "{what} {s:?} has a NUL byte: std's Command refuses to start it"
+                "{what} {s:?} has a NUL byte: Exec::new refuses to start it"
             ));
         }
     }

@@ -1,12 +1,10 @@
 //! `[board]`: the Raspberry Pi's features, one key each — the USB serial console (gadget),
 //! sound, I2C and SPI. Each key stands for the modules it needs (and, for the serial console,
-//! a program on `/dev/ttyGS0`); [`Board::apply`] adds them to the rest of the configuration,
+//! a program on `/dev/ttyGS0`); `config::load` adds them to the rest of the configuration,
 //! so the loader, coldplug and supervisor do the work. `cargo xtask bundle` reads the same
 //! keys to pack those modules and write `config.txt`. Pure: no I/O.
 
 use serde::Deserialize;
-
-use super::{BoxConfig, Config};
 
 /// The USB gadget's serial port, made by `g_serial` once the controller (`dwc2`) is in
 /// peripheral mode.
@@ -69,46 +67,12 @@ impl Board {
     pub fn needs_shell(&self) -> bool {
         self.usb_serial == UsbSerial::Shell
     }
-
-    /// Adds what the features need to `config`: their modules to `modules.load`, and for the
-    /// USB serial console a shell service on it, or the box's console (when the box has none).
-    pub fn apply(&self, config: &mut Config) {
-        for module in self.modules() {
-            if !config
-                .modules
-                .load
-                .iter()
-                .any(|m| m.replace('-', "_") == module)
-            {
-                config.modules.load.push(module.to_string());
-            }
-        }
-        match self.usb_serial {
-            UsbSerial::Off => {}
-            UsbSerial::Shell => {
-                let named = |s: &BoxConfig| s.name.as_deref() == Some(USB_SHELL_SERVICE);
-                if !config.service.iter().any(named) {
-                    config.service.push(BoxConfig {
-                        name: Some(USB_SHELL_SERVICE.to_string()),
-                        path: "/bin/sh".to_string(),
-                        console: Some(USB_SERIAL_TTY.to_string()),
-                        ..BoxConfig::default()
-                    });
-                }
-            }
-            UsbSerial::Box => {
-                if config.box_.console.is_none() {
-                    config.box_.console = Some(USB_SERIAL_TTY.to_string());
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{load, Layer};
+    use crate::config::{load, Config, Layer};
 
     fn parse(text: &str) -> Config {
         let (config, errors) = load(&[Layer::Text {
@@ -160,7 +124,7 @@ mod tests {
     fn applying_twice_changes_nothing() {
         let mut config = parse("[board]\nusb_serial = \"shell\"\nsound = true\n");
         let once = config.clone();
-        config.board.clone().apply(&mut config);
+        crate::config::add_board_features(&mut config);
         assert_eq!(config, once);
     }
 

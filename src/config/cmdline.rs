@@ -230,8 +230,8 @@ pub fn module_params(cmdline: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DeviceSpec;
     use crate::config::{self, Config, LogLevel, RescueAction, RestartPolicy};
-    use crate::storage::partition::DeviceSpec;
     use std::time::Duration;
 
     /// Class 1 on the command line: each word that is not UTF-8 is left out with a message,

@@ -4,8 +4,9 @@
 //! mounted, which services run. A late layer that sets a locked key is an error, and ignored
 //! as a whole like any broken layer. Pure: `load` calls [`problem`] for each layer.
 
+use super::layer::{Layer, Place};
 use super::validate::Problem;
-use super::{Config, Layer, Place};
+use super::Config;
 
 /// The key that lists the locked keys; always locked itself, or a card could unlock.
 const LOCKED: &str = "system.locked";

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use super::boot_device::DeviceSpec;
 use super::duration::parse_duration;
 use super::error::{not_one_of, suggest};
-use crate::storage::partition::DeviceSpec;
 
 /// The whole configuration; every key is optional.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]

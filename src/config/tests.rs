@@ -2,7 +2,7 @@
 //! positions, merging, and the documented example.
 
 use super::*;
-use crate::storage::partition::DeviceSpec;
+use crate::config::DeviceSpec;
 use std::time::Duration;
 
 fn text(name: &str, text: &str) -> Layer {

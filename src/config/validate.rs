@@ -9,19 +9,19 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::boot_device::DeviceSpec;
 use super::schema::{BoxConfig, Config};
-use crate::storage::partition::DeviceSpec;
 
 /// `sethostname(2)` takes at most `HOST_NAME_MAX` bytes.
 pub const MAX_HOSTNAME: usize = 64;
 /// Supplementary groups a program may have: the child's setup converts them on its stack.
-pub const MAX_GROUPS: usize = crate::sys::MAX_GROUPS;
+pub const MAX_GROUPS: usize = crate::sys::exec::MAX_GROUPS;
 /// The largest `crash_loop.max`: the window keeps one timestamp per restart.
 pub const MAX_CRASH_LOOP: u32 = 10_000;
 /// The largest `rlimits.nofile`: the kernel's default `fs.nr_open`; `setrlimit(2)` refuses
 /// more, even to root.
 pub const MAX_NOFILE: u64 = 1 << 20;
-/// The file systems an `[[automount]]` can find (`partition::probe_fat`).
+/// The file systems an `[[automount]]` can find (`scan::probe_fat`).
 pub const AUTOMOUNT_FSTYPES: &[&str] = &["vfat"];
 
 /// One value that cannot work, and where: `path` is the dotted key whose value is wrong
@@ -582,7 +582,7 @@ mod bound_tests {
     #[test]
     fn every_rlimit_name_is_known_to_process_setup() {
         for name in RLIMITS {
-            assert!(crate::sys::resource(name).is_some(), "{name}");
+            assert!(crate::sys::exec::resource(name).is_some(), "{name}");
         }
     }
 

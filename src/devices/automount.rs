@@ -1,6 +1,6 @@
 //! Automount: a partition that appears and matches an `[[automount]]` rule (label, file system
 //! type) is mounted where the rule says, and unmounted (lazily: the device is already gone)
-//! when it is removed. Only FAT is recognised (`partition` reads its boot sector), which is
+//! when it is removed. Only FAT is recognised (`storage::scan` reads its boot sector), which is
 //! what USB sticks and SD cards carry. Which events arrive is `hotplug`'s business.
 //!
 //! The boot sector is read off the event loop ([`Probe`]): a new device that is slow or never
@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::Automount;
 use crate::devices::uevent::{Action, Uevent};
-use crate::storage::partition::{self, FatInfo};
+use crate::storage::partition::FatInfo;
 use crate::storage::probe::{Answer, Probe};
+use crate::storage::scan;
 use crate::sys::{MountFlags, Sys};
 
 /// How long a new partition may take to show its boot sector before it is left alone.
@@ -152,7 +153,7 @@ impl Automounter {
             return;
         }
         let (root, name) = (self.root.clone(), devname.to_string());
-        match Probe::start("automount", move || partition::probe_fat(&root, &name)) {
+        match Probe::start("automount", move || scan::probe_fat(&root, &name)) {
             Ok(probe) => {
                 self.probing.insert(devname.to_string(), probe);
             }
@@ -244,7 +245,7 @@ impl Automounter {
 mod tests {
     use super::*;
     use crate::devices::uevent;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     fn rules(text: &str) -> Vec<Automount> {
         #[derive(serde::Deserialize)]

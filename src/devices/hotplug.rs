@@ -7,14 +7,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, DeviceSpec};
 use crate::devices::automount::Automounter;
 use crate::devices::modules::{Loader, Summary};
 use crate::devices::rules::Devices;
 use crate::devices::uevent::{self, Action, Uevent};
 use crate::devices::{coldplug, rules};
 use crate::events::Events;
-use crate::storage::partition::{self, Candidate, DeviceSpec};
+use crate::storage::scan::{self, Candidate};
 use crate::sys::Sys;
 
 /// The file system modules the boot partition needs, loaded with coldplug rather than left to
@@ -197,8 +197,8 @@ impl Hotplug {
         let mut look = true;
         loop {
             if look {
-                let scan = partition::scan(&self.root);
-                if let Some(found) = partition::select(&scan.found, spec) {
+                let scan = scan::scan(&self.root);
+                if let Some(found) = scan::select(&scan.found, spec) {
                     return Some(found.clone());
                 }
             }
@@ -368,7 +368,7 @@ impl Hotplug {
     }
 }
 
-impl crate::supervision::supervise::DeviceEvents for Hotplug {
+impl crate::supervision::event_loop::DeviceEvents for Hotplug {
     fn on_uevent(&mut self, sys: &mut dyn Sys, message: &[u8]) {
         self.handle(sys, message);
     }
@@ -392,7 +392,7 @@ fn not_loaded(root: &Path, names: Vec<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     /// A root with a module tree for the running kernel's release and a devtmpfs /dev.
     fn fake_root(name: &str) -> (PathBuf, String) {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::devices::aliasindex::{PackedError, PACKED_FILE};
+use crate::devices::modindex::loadplan;
 use crate::devices::modindex::{self, AliasIndexOrigin, ModuleIndex};
 use crate::sys::Sys;
 
@@ -214,7 +215,7 @@ pub fn load(
         ..Summary::default()
     };
     for batch in batches {
-        let steps: Vec<&modindex::LoadStep> =
+        let steps: Vec<&loadplan::LoadStep> =
             batch.iter().filter_map(|&i| plan.steps.get(i)).collect();
         let calls: Vec<(PathBuf, String)> = steps
             .iter()
@@ -242,7 +243,7 @@ pub fn load(
 /// Adds one module's result to `summary`, with its log line.
 fn count(
     summary: &mut Summary,
-    step: &modindex::LoadStep,
+    step: &loadplan::LoadStep,
     path: &Path,
     args: &str,
     result: std::io::Result<()>,
@@ -410,7 +411,7 @@ pub fn modprobe_main(args: &[String]) -> i32 {
             status = 1;
             continue;
         }
-        let summary = loader.load(&mut crate::sys::Linux, std::slice::from_ref(name));
+        let summary = loader.load(&mut crate::sys::linux::Linux, std::slice::from_ref(name));
         if summary.failed > 0 {
             status = 1;
         }
@@ -421,7 +422,7 @@ pub fn modprobe_main(args: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::{Call, Recorder};
+    use crate::sys::recorder::{Call, Recorder};
 
     const DEP: &str = "kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\nkernel/fs/fat/fat.ko:\n\
                        kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko\n\

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::DeviceRule;
-use crate::devices::modindex::fnmatch;
 use crate::devices::uevent::{Action, Uevent};
+use crate::fnmatch::fnmatch;
 use crate::sys::{NodeKind, Sys};
 
 /// Mode of a node created without devtmpfs when neither the kernel (`DEVMODE`) nor a rule
@@ -206,7 +206,7 @@ pub fn dev_is_devtmpfs(root: &Path) -> bool {
 mod tests {
     use super::*;
     use crate::devices::uevent;
-    use crate::sys::{Call, Recorder};
+    use crate::sys::recorder::{Call, Recorder};
 
     fn rule(toml_text: &str) -> DeviceRule {
         toml::from_str(toml_text).unwrap()

@@ -111,7 +111,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     #[test]
     fn dates() {

@@ -84,6 +84,16 @@ impl fmt::Display for RouteRequest {
     }
 }
 
+impl RouteRequest {
+    /// What gives interface `index` the address `cidr` and, with a `gateway`, the default
+    /// route through it, in that order: a lease's or a static address's requests.
+    pub fn address(index: u32, cidr: Cidr, gateway: Option<Ipv4Addr>) -> Vec<RouteRequest> {
+        let mut requests = vec![RouteRequest::AddAddress { index, cidr }];
+        requests.extend(gateway.map(|gateway| RouteRequest::AddDefaultRoute { index, gateway }));
+        requests
+    }
+}
+
 const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
@@ -289,6 +299,24 @@ mod tests {
 
     fn cidr(s: &str) -> Cidr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_address_then_its_default_route() {
+        let shown = |gateway: Option<Ipv4Addr>| -> Vec<String> {
+            RouteRequest::address(3, cidr("10.0.2.15/24"), gateway)
+                .iter()
+                .map(|r| r.to_string())
+                .collect()
+        };
+        assert_eq!(
+            shown(Some(Ipv4Addr::new(10, 0, 2, 2))),
+            [
+                "address 10.0.2.15/24 on link 3",
+                "default route via 10.0.2.2 on link 3"
+            ]
+        );
+        assert_eq!(shown(None), ["address 10.0.2.15/24 on link 3"]);
     }
 
     #[test]

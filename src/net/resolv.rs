@@ -8,7 +8,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use super::dhcp_state::Lease;
+use crate::net::protocol::dhcp_state::Lease;
 
 /// Where the lease files live, one per interface (`eth0`), plus `config` for `[network] dns`.
 pub const NET_DIR: &str = "/run/boxinit/net";

@@ -1,14 +1,14 @@
 //! The boot partition: wait (bounded, woken by uevents) until the device that `[boot] device`
 //! names shows up, then mount it on /boot, read-only unless configured otherwise. Reading
-//! partition tables and FAT boot sectors is `partition`'s job.
+//! the disks is `scan`'s job.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::config::Boot;
+use crate::config::{Boot, DeviceSpec};
 use crate::events::Events;
-use crate::storage::partition::{self, Candidate, DeviceSpec};
 use crate::storage::probe::{Answer, Probe};
+use crate::storage::scan::{self, Candidate};
 use crate::sys::{MountFlags, Sys};
 
 /// What the wait does with each uevent it reads (load the new device's module: `hotplug`).
@@ -143,7 +143,7 @@ pub fn wait_for(
     let deadline = crate::events::deadline_after(Instant::now(), timeout);
     let mut scan = start_scan(root);
     // The last scan that finished, and whether a device came since it started.
-    let mut last: Option<partition::Scan> = None;
+    let mut last: Option<scan::Scan> = None;
     let mut changed = false;
     loop {
         let now = Instant::now();
@@ -151,7 +151,7 @@ pub fn wait_for(
         if let Some(probe) = &scan {
             match probe.wait(step.min(SCAN_STEP)) {
                 Answer::Ready(done) => {
-                    if let Some(found) = partition::select(&done.found, spec) {
+                    if let Some(found) = scan::select(&done.found, spec) {
                         return Some(found.clone());
                     }
                     last = Some(done);
@@ -186,9 +186,9 @@ pub fn wait_for(
 
 /// A scan of the block devices under `root` in a thread of its own; `None` (logged) when no
 /// thread can be made.
-fn start_scan(root: &Path) -> Option<Probe<partition::Scan>> {
+fn start_scan(root: &Path) -> Option<Probe<scan::Scan>> {
     let root = root.to_path_buf();
-    match Probe::start("bootscan", move || partition::scan(&root)) {
+    match Probe::start("bootscan", move || scan::scan(&root)) {
         Ok(probe) => Some(probe),
         Err(e) => {
             log::error!("cannot start a thread to scan the block devices: {e}");
@@ -202,8 +202,8 @@ fn start_scan(root: &Path) -> Option<Probe<partition::Scan>> {
 fn report_not_found(
     spec: &DeviceSpec,
     timeout: Duration,
-    last: Option<&partition::Scan>,
-    stuck: Option<&Probe<partition::Scan>>,
+    last: Option<&scan::Scan>,
+    stuck: Option<&Probe<scan::Scan>>,
 ) {
     let found = last.map(|s| s.found.as_slice()).unwrap_or_default();
     log::error!(
@@ -247,22 +247,60 @@ fn describe(c: &Candidate) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
+    /// How many bytes of `path` are in the page cache, as util-linux's `fincore` (mincore(2))
+    /// counts them: looking does not read the file, as a read would.
+    fn resident(path: &Path) -> u64 {
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--raw", "--output", "RES"])
+            .arg(path)
+            .output()
+            .expect("fincore (util-linux) is needed for this test");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    /// `prefetch` starts reading the file into the page cache: after it, a read needs no
+    /// disk. (On a file system that keeps everything in memory, such as tmpfs, there is
+    /// nothing to show: the test needs the temp dir on a disk, which it says.)
     #[test]
-    fn prefetch_leaves_the_file_as_it_was_and_ignores_a_missing_one() {
+    fn prefetch_reads_the_file_into_the_page_cache_and_changes_nothing() {
+        use rustix::fs::{fadvise, Advice};
         let dir = std::env::temp_dir().join(format!("boxinit-prefetch-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("box");
-        std::fs::write(&file, b"\x7fELF box").unwrap();
-        let before = std::fs::metadata(&file).unwrap();
-        prefetch(&file);
+        let path = dir.join("box");
+        let len = 256 * 1024;
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        // Out of the cache first: clean pages go at DONTNEED.
+        fadvise(&file, 0, None, Advice::DontNeed).unwrap();
+        assert_eq!(
+            resident(&path),
+            0,
+            "{} stays in the page cache after POSIX_FADV_DONTNEED (a tmpfs?): this test needs \
+             a temp dir on a disk",
+            path.display()
+        );
+        let before = std::fs::metadata(&path).unwrap();
+        prefetch(&path);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while resident(&path) < len as u64 {
+            assert!(
+                Instant::now() < deadline,
+                "not in the page cache 5 s after prefetch"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // only read: the same bytes, size and time
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        assert_eq!(before.modified().unwrap(), after.modified().unwrap());
+        // what is not a file to read is left alone, without a panic
         prefetch(&dir.join("missing"));
         prefetch(&dir);
-        assert_eq!(std::fs::read(&file).unwrap(), b"\x7fELF box");
-        let after = std::fs::metadata(&file).unwrap();
-        assert_eq!(before.len(), after.len());
-        assert_eq!(before.modified().unwrap(), after.modified().unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

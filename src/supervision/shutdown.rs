@@ -2,7 +2,7 @@
 //! everything left, reap, sync, unmount (remount read-only where unmount fails, naming the
 //! processes that hold it), and finally `reboot(2)`. Every step says on the console how long
 //! it took and what it had to kill. Deciding *when* to shut down
-//! is `supervise`'s job; ending the machine is only done from `main` through [`finish`].
+//! is `event_loop`'s job; ending the machine is only done from `main` through [`finish`].
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -285,7 +285,7 @@ fn ms(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::Recorder;
+    use crate::sys::recorder::Recorder;
 
     #[test]
     fn unmount_all_remounts_read_only_what_is_busy() {
@@ -298,7 +298,7 @@ mod tests {
         .unwrap();
         let mut rec = Recorder::new();
         rec.fail_when(
-            |c| matches!(c, crate::sys::Call::Unmount { target } if target == "/boot"),
+            |c| matches!(c, crate::sys::recorder::Call::Unmount { target } if target == "/boot"),
             16,
         );
         unmount_all(&mut rec, &root, true);
@@ -309,7 +309,7 @@ mod tests {
         // In a PID namespace: no read-only remount of the host's file systems.
         let mut rec = Recorder::new();
         rec.fail_when(
-            |c| matches!(c, crate::sys::Call::Unmount { target } if target == "/boot"),
+            |c| matches!(c, crate::sys::recorder::Call::Unmount { target } if target == "/boot"),
             16,
         );
         unmount_all(&mut rec, &root, false);
@@ -331,10 +331,13 @@ mod tests {
         let mut rec = Recorder::new();
         // The box that ran `reboot -f` still runs from /boot: read-only, then reboot.
         rec.fail_when(
-            |c| matches!(c, crate::sys::Call::Unmount { target } if target == "/boot"),
+            |c| matches!(c, crate::sys::recorder::Call::Unmount { target } if target == "/boot"),
             16,
         );
-        rec.fail_when(|c| matches!(c, crate::sys::Call::Reboot { .. }), 1);
+        rec.fail_when(
+            |c| matches!(c, crate::sys::recorder::Call::Reboot { .. }),
+            1,
+        );
         let e = force(&mut rec, Reboot::Restart, &root);
         assert_eq!(e.raw_os_error(), Some(1));
         assert_eq!(

@@ -61,7 +61,10 @@ impl Watchdog {
             }
         };
         let seconds = i32::try_from(cfg.timeout.as_secs().max(1)).unwrap_or(i32::MAX);
-        let (timeout, interval) = match crate::sys::watchdog_set_timeout(file.as_fd(), seconds) {
+        let (timeout, interval) = match crate::sys::linux::watchdog_set_timeout(
+            file.as_fd(),
+            seconds,
+        ) {
             Ok(chosen) => {
                 let timeout = Duration::from_secs(u64::try_from(chosen).unwrap_or(1).max(1));
                 (timeout, pet_interval(timeout))

@@ -288,7 +288,7 @@ mod tests {
         ] {
             let text = fill_wildcards(pattern, &mut random);
             assert!(
-                boxinit::devices::modindex::fnmatch(pattern, &text),
+                boxinit::fnmatch::fnmatch(pattern, &text),
                 "{pattern} {text}"
             );
         }

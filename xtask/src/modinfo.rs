@@ -54,7 +54,8 @@ pub fn parse_modinfo(section: &[u8]) -> ModInfo {
 }
 
 pub use boxinit::config::edit_distance;
-pub use boxinit::devices::modindex::{fnmatch, normalize};
+pub use boxinit::devices::modindex::normalize;
+pub use boxinit::fnmatch::fnmatch;
 
 /// The module names of a softdep value, before and after: `pre: a b post: c` → (`a b`, `c`).
 pub fn parse_softdep(value: &str) -> (Vec<String>, Vec<String>) {

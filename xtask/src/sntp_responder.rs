@@ -36,7 +36,7 @@ impl Responder {
                 };
                 let now = i128::from(unix_seconds) * 1_000_000_000
                     + i128::try_from(started.elapsed().as_nanos()).unwrap_or(0);
-                if let Some(reply) = boxinit::net::sntp::reply_to(&buf[..n], now) {
+                if let Some(reply) = boxinit::net::protocol::sntp::reply_to(&buf[..n], now) {
                     let _ = socket.send_to(&reply, from);
                 }
             }
@@ -71,11 +71,14 @@ mod tests {
             .unwrap();
         let sent = 5_000_000_000i128;
         client
-            .send_to(&boxinit::net::sntp::request(sent), ("127.0.0.1", r.port))
+            .send_to(
+                &boxinit::net::protocol::sntp::request(sent),
+                ("127.0.0.1", r.port),
+            )
             .unwrap();
         let mut buf = [0u8; 64];
         let n = client.recv(&mut buf).unwrap();
-        let reply = boxinit::net::sntp::parse_reply(&buf[..n], sent, sent).unwrap();
+        let reply = boxinit::net::protocol::sntp::parse_reply(&buf[..n], sent, sent).unwrap();
         let want = 1_893_456_000i128 * 1_000_000_000 - sent;
         assert!((reply.offset - want).abs() < 10_000_000_000);
     }

@@ -17,10 +17,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use boxinit::config::DeviceSpec;
 use boxinit::config::{self, cmdline, Layer};
 use boxinit::devices::modindex::{AliasIndexOrigin, ModuleIndex};
 use boxinit::devices::uevent;
-use boxinit::storage::partition::{self, DeviceSpec};
+use boxinit::storage::scan;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -102,11 +103,11 @@ fn modules(aliases: &Path, packed: &Path, devices: &Path) -> Result<String, Stri
 }
 
 fn partitions(root: &Path) -> Result<String, String> {
-    let scan = partition::scan(root);
+    let scan = scan::scan(root);
     let spec = "LABEL=BOOT"
         .parse::<DeviceSpec>()
         .map_err(|e| e.to_string())?;
-    let found = partition::select(&scan.found, &spec).map(|c| c.dev.display().to_string());
+    let found = scan::select(&scan.found, &spec).map(|c| c.dev.display().to_string());
     Ok(format!(
         "partitions: {} found, {} errors, LABEL=BOOT is {}",
         scan.found.len(),

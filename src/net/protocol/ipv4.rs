@@ -1,7 +1,7 @@
 //! IPv4 and UDP headers made by hand, for the DHCP messages a client sends before it has an
 //! address. Those must leave with the source address 0.0.0.0 (RFC 2131 4.1); through a UDP
 //! socket the kernel picks one of another interface's addresses instead, so they go out
-//! through a packet socket (`run.rs`) as the datagrams made here. Pure.
+//! through a packet socket (`boxinit-net dhcp`) as the datagrams made here. Pure.
 
 use std::net::Ipv4Addr;
 

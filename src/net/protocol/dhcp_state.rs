@@ -1,13 +1,13 @@
 //! The DHCP client's lease state machine (RFC 2131 §4.4): INIT → SELECTING → REQUESTING →
 //! BOUND → RENEWING (T1) → REBINDING (T2) → expired, and RELEASE. Pure: time comes in as an
 //! `Instant` and packets as decoded messages; what to do comes out as [`Action`]s, so the
-//! tests drive it with a fake clock. The sockets and netlink calls are `run.rs`'s.
+//! tests drive it with a fake clock. The sockets and netlink calls are `boxinit-net dhcp`'s.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::dhcp::{Message, MessageType, Options};
-use super::link::Cidr;
+use crate::net::link::Cidr;
 
 /// What the client asks servers for (option 55): mask, router, DNS, domain, NTP, times.
 const PARAMETERS: [u8; 8] = [1, 3, 6, 15, 42, 51, 58, 59];

@@ -1,6 +1,7 @@
 //! DHCPv4 messages (RFC 2131, options from RFC 2132): encode what the client sends, decode
 //! what servers answer, with an error for every way a packet can be malformed. No state, no
-//! I/O: the lease state machine is `dhcp_state.rs`, the sockets `run.rs`.
+//! I/O: the lease state machine is `dhcp_state.rs`, the sockets `boxinit-net dhcp`'s
+//! (`src/bin/boxinit-net/dhcp.rs`).
 //!
 //! Hand-written rather than `dhcproto`: that crate pulls `hickory-proto` (a whole DNS
 //! library), `rand`, `ipnet` and `thiserror` for a client that needs a dozen options; this
@@ -357,6 +358,14 @@ fn option(out: &mut Vec<u8>, code: u8, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
+/// Whether `message` sent to `to` is a broadcast of a client without an address yet
+/// (DISCOVER, and REQUEST while selecting or rebooting), which must leave from 0.0.0.0
+/// (RFC 2131 4.1): through a packet socket, not the UDP socket, whose source would be another
+/// interface's address.
+pub fn leaves_from_no_address(message: &Message, to: Ipv4Addr) -> bool {
+    to.is_broadcast() && message.ciaddr.is_unspecified()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -373,6 +382,21 @@ pub(crate) mod tests {
 
     pub fn qemu_offer() -> Vec<u8> {
         QEMU_OFFER.to_vec()
+    }
+
+    #[test]
+    fn only_broadcasts_before_an_address_leave_from_0_0_0_0() {
+        let discover = parse(QEMU_DISCOVER).unwrap();
+        let request = parse(QEMU_REQUEST).unwrap();
+        let release = parse(QEMU_RELEASE).unwrap();
+        assert!(leaves_from_no_address(&discover, Ipv4Addr::BROADCAST));
+        assert!(leaves_from_no_address(&request, Ipv4Addr::BROADCAST));
+        // with an address (renewing, rebinding, releasing) the UDP socket's source is right
+        assert!(!leaves_from_no_address(&release, Ipv4Addr::BROADCAST));
+        assert!(!leaves_from_no_address(
+            &request,
+            Ipv4Addr::new(10, 0, 2, 2)
+        ));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! SNTP (RFC 4330) packets: the 48-byte client request, the server's reply checked and
-//! turned into the clock's offset. No I/O and no clock: `run.rs` sends, receives and steps.
+//! turned into the clock's offset. No I/O and no clock: `boxinit-net time` sends, receives
+//! and steps.
 //!
 //! Hand-written rather than `sntpc`: that crate is small, but it owns the socket and the
 //! clock reading behind its own traits and hands back a finished result, so neither the
@@ -260,16 +261,35 @@ mod tests {
         p.extend_from_slice(&[0; 20]);
         assert!(parse_reply(&p, t1, t1).is_ok());
         assert!(reply_to(&good, T).is_none(), "not a request");
-        for e in [
-            SntpError::TooShort(1),
-            SntpError::NotAServer { mode: 1 },
-            SntpError::BadVersion(0),
-            SntpError::KissOfDeath("DENY".into()),
-            SntpError::Unsynchronised,
-            SntpError::NotOurRequest,
-            SntpError::NoTime,
-        ] {
-            assert!(!e.to_string().is_empty());
+    }
+
+    /// What the time program logs for an answer it drops (`time: ignoring an answer from
+    /// ...: <this>`): each error in words, with its value.
+    #[test]
+    fn errors_in_words() {
+        let table = [
+            (
+                SntpError::TooShort(1),
+                "1 bytes, shorter than an SNTP packet",
+            ),
+            (
+                SntpError::NotAServer { mode: 1 },
+                "mode 1, not a server's answer",
+            ),
+            (SntpError::BadVersion(0), "NTP version 0 unknown"),
+            (
+                SntpError::KissOfDeath("DENY".into()),
+                "the server refused (kiss code DENY)",
+            ),
+            (
+                SntpError::Unsynchronised,
+                "the server's own clock is not synchronised",
+            ),
+            (SntpError::NotOurRequest, "the answer is not to our request"),
+            (SntpError::NoTime, "the answer carries no time"),
+        ];
+        for (error, want) in table {
+            assert_eq!(error.to_string(), want, "{error:?}");
         }
     }
 }

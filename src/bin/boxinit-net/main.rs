@@ -1,7 +1,17 @@
 //! boxinit-net: the network programs PID 1 supervises, one multi-call binary beside `/init`
 //! (`net::PROGRAM`): `boxinit-net dhcp IFACE`, `static IFACE CIDR [GATEWAY]`, `time ...` and
-//! `wifi IFACE CONF DRIVER SUPPLICANT`. They are a binary of their own so that PID 1's carries
-//! none of their code (ARCHITECTURE.md, "Network clients are programs").
+//! `wifi IFACE CONF DRIVER SUPPLICANT`, a file each here; `process.rs` is what dhcp, static and
+//! time do around their work (log like PID 1, read their stop signals), `interface.rs` the
+//! wait for an interface all four share. The protocols are the library's (`net::protocol`, pure and fuzzed). A binary of its
+//! own so that PID 1's carries none of this code (ARCHITECTURE.md, "Network clients are
+//! programs"). This file only dispatches.
+
+mod dhcp;
+mod interface;
+mod process;
+mod static_address;
+mod time;
+mod wifi;
 
 use boxinit::net;
 use std::ffi::OsString;
@@ -9,7 +19,7 @@ use std::ffi::OsString;
 // The static release build has no unwinder, as the init's (see the file): a panic here is
 // std's message and an abort, which PID 1 sees as an exit and restarts with backoff.
 #[cfg(all(panic = "abort", target_env = "musl"))]
-#[path = "../no_unwinder.rs"]
+#[path = "../../no_unwinder.rs"]
 mod no_unwinder;
 
 fn main() {
@@ -21,10 +31,10 @@ fn main() {
 fn run(args: &[OsString]) -> i32 {
     let program = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
     let main: fn(&[String]) -> i32 = match program {
-        "dhcp" => net::run::dhcp_main,
-        "static" => net::run::static_main,
-        "time" => net::run::time_main,
-        "wifi" => net::wifi::wifi_main,
+        "dhcp" => dhcp::main,
+        "static" => static_address::main,
+        "time" => time::main,
+        "wifi" => wifi::main,
         _ => {
             eprintln!(
                 "usage: {} dhcp|static|time|wifi ...   the network programs boxinit runs \

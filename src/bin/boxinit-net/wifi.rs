@@ -1,0 +1,252 @@
+//! `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT`, the service PID 1 makes of `[wifi]`
+//! (`net::wifi`): waits for the interface to appear (its driver may be waiting for firmware:
+//! gokrazy#111 restart-looped instead), starts Debian's `wpa_supplicant` and turns its event
+//! lines into log lines: "associated", "wrong key", "network not found". The supplicant does
+//! the 802.11 work; the address comes from the DHCP program, which waits for the link.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use boxinit::kmsg;
+
+use crate::interface;
+
+/// How often the service looks for its interface while it waits.
+const POLL: Duration = Duration::from_millis(250);
+/// After this long without the interface, say what may be missing (and go on waiting).
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// What a supplicant line tells (wpa_supplicant prints its events on stdout, `IFACE: EVENT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `Trying to associate with BSSID (SSID='name' freq=2412 MHz)`
+    Associating { ssid: String },
+    /// `CTRL-EVENT-CONNECTED - Connection to BSSID completed`
+    Connected { bssid: String },
+    /// `CTRL-EVENT-DISCONNECTED bssid=... reason=N`
+    Disconnected { reason: String },
+    /// `CTRL-EVENT-SSID-TEMP-DISABLED ... reason=WRONG_KEY`: the passphrase is wrong
+    WrongKey { ssid: String },
+    /// `CTRL-EVENT-NETWORK-NOT-FOUND`: no configured network in range
+    NotFound,
+    /// any other line
+    Other,
+}
+
+/// Reads one line of the supplicant's output.
+pub fn parse_event(line: &str) -> Event {
+    // lines are "wlan0: EVENT ..." (interface events) or bare messages
+    let text = line.split_once(": ").map_or(line, |(_, rest)| rest);
+    let word = |key: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string())
+    };
+    if let Some(rest) = text.strip_prefix("CTRL-EVENT-CONNECTED - Connection to ") {
+        let bssid = rest.split_whitespace().next().unwrap_or("").to_string();
+        return Event::Connected { bssid };
+    }
+    if text.starts_with("CTRL-EVENT-DISCONNECTED") {
+        return Event::Disconnected {
+            reason: word("reason=").unwrap_or_default(),
+        };
+    }
+    if text.starts_with("CTRL-EVENT-SSID-TEMP-DISABLED") && text.contains("reason=WRONG_KEY") {
+        return Event::WrongKey {
+            ssid: quoted(text, "ssid=\"").unwrap_or_default(),
+        };
+    }
+    if text.starts_with("CTRL-EVENT-NETWORK-NOT-FOUND") {
+        return Event::NotFound;
+    }
+    if text.starts_with("Trying to associate with ") {
+        return Event::Associating {
+            ssid: quoted(text, "SSID='").unwrap_or_default(),
+        };
+    }
+    Event::Other
+}
+
+/// The text after `open` up to the matching closing quote (the last one of its kind).
+fn quoted(text: &str, open: &str) -> Option<String> {
+    let close = open.chars().last()?;
+    let start = text.find(open)? + open.len();
+    let rest = text.get(start..)?;
+    let end = rest.rfind(close)?;
+    rest.get(..end).map(str::to_string)
+}
+
+/// The service's state between lines: what to say, said once.
+#[derive(Debug, Default)]
+pub struct Watcher {
+    ssid: String,
+    connected: bool,
+    not_found_said: bool,
+}
+
+impl Watcher {
+    /// The log line (level, text) a supplicant line deserves, if any; `iface` names it.
+    pub fn on_line(&mut self, iface: &str, line: &str) -> Option<(log::Level, String)> {
+        match parse_event(line) {
+            Event::Associating { ssid } => {
+                self.ssid = ssid;
+                None
+            }
+            Event::Connected { bssid } => {
+                self.connected = true;
+                self.not_found_said = false;
+                Some((
+                    log::Level::Info,
+                    format!("wifi: {iface} associated with \"{}\" ({bssid})", self.ssid),
+                ))
+            }
+            Event::Disconnected { reason } if self.connected => {
+                self.connected = false;
+                Some((
+                    log::Level::Warn,
+                    format!("wifi: {iface} lost \"{}\" (reason {reason})", self.ssid),
+                ))
+            }
+            Event::Disconnected { .. } | Event::Other => None,
+            Event::WrongKey { ssid } => Some((
+                log::Level::Error,
+                format!("wifi: {iface}: wrong passphrase for \"{ssid}\"; check [wifi] psk or the psk in the supplicant's config"),
+            )),
+            Event::NotFound if !self.not_found_said => {
+                self.not_found_said = true;
+                Some((
+                    log::Level::Warn,
+                    format!("wifi: {iface}: no configured network in range yet; still scanning"),
+                ))
+            }
+            Event::NotFound => None,
+        }
+    }
+}
+
+/// `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT`: waits for the interface, then runs the
+/// supplicant with its output read line by line; exits with the supplicant's status (the
+/// supervisor restarts it), or 0 when stopped while it waited.
+pub fn main(args: &[String]) -> i32 {
+    // Logged to kmsg, or (a PID namespace, a host: no /dev/kmsg) to the console.
+    kmsg::init(log::LevelFilter::Info);
+    let _ = kmsg::open_kmsg();
+    let [iface, conf, driver, supplicant] = args else {
+        eprintln!("usage: boxinit-net wifi IFACE CONF DRIVER SUPPLICANT");
+        return 2;
+    };
+    // Its signals keep their default action (SIGTERM ends it, and the supplicant it starts
+    // gets them as they are): it waits for as long as it takes, nothing asks it to stop.
+    let mut sleep = |d| {
+        std::thread::sleep(d);
+        false
+    };
+    let _found = interface::wait_for(
+        Path::new("/"),
+        "wifi",
+        iface,
+        POLL,
+        Some(PATIENCE),
+        &mut sleep,
+    );
+    if !Path::new(conf).is_file() {
+        log::error!("wifi: no {conf}: put a wpa_supplicant.conf there, or give [wifi] ssid/psk");
+        return 1;
+    }
+    log::info!("wifi: starting {supplicant} on {iface}");
+    let child = Command::new(supplicant)
+        .args(["-i", iface, "-c", conf, "-D", driver])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            log::error!("wifi: cannot run {supplicant}: {e}");
+            return 1;
+        }
+    };
+    let mut watcher = Watcher::default();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            match watcher.on_line(iface, &line) {
+                Some((level, text)) => log::log!(level, "{text}"),
+                None => log::debug!("wifi: {line}"),
+            }
+        }
+    }
+    match child.wait() {
+        Ok(status) => {
+            log::warn!("wifi: {supplicant} ended ({status})");
+            status.code().unwrap_or(1)
+        }
+        Err(e) => {
+            log::error!("wifi: cannot wait for {supplicant}: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supplicant_lines() {
+        let cases = [
+            (
+                "wlan0: Trying to associate with 02:00:00:00:01:00 (SSID='boxinit test' freq=2412 MHz)",
+                Event::Associating { ssid: "boxinit test".into() },
+            ),
+            (
+                "wlan0: CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:01:00 completed [id=0 id_str=]",
+                Event::Connected { bssid: "02:00:00:00:01:00".into() },
+            ),
+            (
+                "wlan0: CTRL-EVENT-DISCONNECTED bssid=02:00:00:00:01:00 reason=3 locally_generated=1",
+                Event::Disconnected { reason: "3".into() },
+            ),
+            (
+                "wlan0: CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid=\"box\" auth_failures=1 duration=10 reason=WRONG_KEY",
+                Event::WrongKey { ssid: "box".into() },
+            ),
+            ("wlan0: CTRL-EVENT-NETWORK-NOT-FOUND", Event::NotFound),
+            ("Successfully initialized wpa_supplicant", Event::Other),
+            ("", Event::Other),
+            ("wlan0: Trying to associate with 02:00 (SSID=", Event::Associating { ssid: String::new() }),
+        ];
+        for (line, want) in cases {
+            assert_eq!(parse_event(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn watcher_says_each_thing_once() {
+        let mut w = Watcher::default();
+        let mut say = |line: &str| w.on_line("wlan0", line).map(|(l, t)| format!("{l}: {t}"));
+        assert_eq!(
+            say("wlan0: CTRL-EVENT-NETWORK-NOT-FOUND").as_deref(),
+            Some("WARN: wifi: wlan0: no configured network in range yet; still scanning")
+        );
+        assert_eq!(say("wlan0: CTRL-EVENT-NETWORK-NOT-FOUND"), None);
+        assert_eq!(
+            say("wlan0: CTRL-EVENT-DISCONNECTED bssid=00:00:00:00:00:00 reason=3"),
+            None
+        );
+        assert_eq!(
+            say("wlan0: Trying to associate with 02:00:00:00:01:00 (SSID='box' freq=2412 MHz)"),
+            None
+        );
+        assert_eq!(
+            say("wlan0: CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:01:00 completed [id=0 id_str=]").as_deref(),
+            Some("INFO: wifi: wlan0 associated with \"box\" (02:00:00:00:01:00)")
+        );
+        assert_eq!(
+            say("wlan0: CTRL-EVENT-DISCONNECTED bssid=02:00:00:00:01:00 reason=4").as_deref(),
+            Some("WARN: wifi: wlan0 lost \"box\" (reason 4)")
+        );
+        assert!(say("wlan0: CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid=\"box\" auth_failures=1 duration=10 reason=WRONG_KEY").unwrap().contains("wrong passphrase for \"box\""));
+    }
+}

@@ -1,0 +1,230 @@
+//! PID 1's event loop once the box runs: reaps every child, ticks each supervisor (starts,
+//! restarts), pets the watchdog, reloads on SIGHUP, passes uevents to whoever looks after
+//! the devices, and returns the shutdown that a signal or an exit action asked for. The
+//! shutdown itself is `shutdown`'s; one program's life is `supervisor`'s.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::config::{BoxConfig, ExitAction};
+use crate::events::{self, Event, Events};
+use crate::supervision::program::{shell_program, Program, SHELL};
+use crate::supervision::supervisor::{outcome_of, Outcome, Supervisor};
+use crate::supervision::watchdog::Watchdog;
+use crate::sys::{Reboot, Sys};
+
+const SIGHUP: i32 = nix::sys::signal::Signal::SIGHUP as i32;
+const SIGINT: i32 = nix::sys::signal::Signal::SIGINT as i32;
+
+/// What a signal to PID 1 asks for (busybox init and erlinit conventions).
+pub fn reboot_for_signal(signal: i32) -> Option<Reboot> {
+    use nix::sys::signal::Signal::*;
+    match nix::sys::signal::Signal::try_from(signal).ok()? {
+        SIGTERM | SIGINT => Some(Reboot::Restart),
+        SIGUSR1 | SIGPWR => Some(Reboot::Halt),
+        SIGUSR2 => Some(Reboot::PowerOff),
+        _ => None,
+    }
+}
+
+/// A re-read configuration: the programs in order (box first) and the reload grace period.
+pub type Reloaded = (Vec<(BoxConfig, Program)>, Duration);
+
+/// What the loop needs besides its programs.
+pub struct Loop<'a> {
+    pub events: &'a Events,
+    pub sys: &'a mut dyn Sys,
+    /// The watchdog to pet, if any; the first program (the box) sends its heartbeat.
+    pub watchdog: Option<&'a mut Watchdog>,
+    /// SIGHUP: re-read init.toml; None when it cannot be read (it says why).
+    pub reload: &'a mut dyn FnMut() -> Option<Reloaded>,
+    /// What SIGINT (Ctrl-Alt-Del, with CAD turned off) does: `[system] ctrl_alt_del`.
+    pub ctrl_alt_del: ExitAction,
+    /// What acts on devices (hotplug).
+    pub devices: &'a mut dyn DeviceEvents,
+}
+
+/// What the loop hands to whoever looks after the devices.
+pub trait DeviceEvents {
+    /// A device event from the kernel (its module, node rules, automount).
+    fn on_uevent(&mut self, sys: &mut dyn Sys, message: &[u8]);
+    /// Called on every turn of the loop (work under way, such as automount probes); returns
+    /// when to be called again at the latest.
+    fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant>;
+}
+
+/// The event loop: reaps every child, restarts programs, pets the watchdog, reloads on
+/// SIGHUP, passes device events to hotplug, and returns the shutdown that a signal or an exit
+/// action asked for.
+pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
+    let Loop {
+        events,
+        sys,
+        mut watchdog,
+        reload,
+        ctrl_alt_del,
+        devices,
+    } = ctx;
+    loop {
+        let now = Instant::now();
+        let box_before = supervisors.first().and_then(Supervisor::process_group);
+        for i in 0..supervisors.len() {
+            let outcome = supervisors.get_mut(i).and_then(|s| s.tick(sys, now));
+            if let Some(how) = act(outcome, supervisors) {
+                return how;
+            }
+        }
+        let box_after = supervisors.first().and_then(Supervisor::process_group);
+        if let Some(wd) = watchdog.as_deref_mut() {
+            if box_after.is_some() && box_after != box_before {
+                wd.box_started(now);
+            }
+            wd.tick(now);
+        }
+        let devices_at = devices.tick(sys, now);
+        let deadline = supervisors
+            .iter()
+            .filter_map(Supervisor::deadline)
+            .chain(watchdog.as_deref().map(Watchdog::deadline))
+            .chain(devices_at)
+            .min();
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let arrived = match events.wait(timeout) {
+            Ok(arrived) => arrived,
+            Err(e) => {
+                log::error!("event loop: poll failed: {e}; retrying in 1s");
+                std::thread::sleep(Duration::from_secs(1));
+                Vec::new()
+            }
+        };
+        // Reap on every wake-up, not only on SIGCHLD: signals coalesce, and reaping is cheap.
+        while let Some((pid, exit)) = events::reap_one() {
+            let now = Instant::now();
+            let mut outcome = None;
+            let mut mine = false;
+            for s in supervisors.iter_mut() {
+                let (o, matched) = s.on_reaped(pid, exit, now);
+                if matched {
+                    outcome = o;
+                    mine = true;
+                    break;
+                }
+            }
+            if !mine {
+                log::debug!("reaped orphan pid {pid} ({exit})");
+            }
+            if let Some(how) = act(outcome, supervisors) {
+                return how;
+            }
+        }
+        for event in arrived {
+            let signal = match event {
+                Event::Signal(signal) => signal,
+                Event::Uevent(message) => {
+                    devices.on_uevent(sys, &message);
+                    continue;
+                }
+            };
+            if signal == SIGHUP {
+                log::info!("received SIGHUP: re-reading the configuration");
+                if let Some((programs, grace)) = reload() {
+                    apply_reload(supervisors, programs, grace, sys, Instant::now());
+                }
+                continue;
+            }
+            if signal == SIGINT {
+                log::info!("received SIGINT (Ctrl-Alt-Del): ctrl_alt_del = \"{ctrl_alt_del}\"");
+                if let Some(how) = act(Some(outcome_of(ctrl_alt_del)), supervisors) {
+                    return how;
+                }
+                continue;
+            }
+            if let Some(how) = reboot_for_signal(signal) {
+                log::info!("received {}: {how:?}", signal_name(signal));
+                return how;
+            }
+        }
+    }
+}
+
+/// Carries out an outcome: a machine action ends the loop, a shell is started.
+fn act(outcome: Option<Outcome>, supervisors: &mut Vec<Supervisor>) -> Option<Reboot> {
+    match outcome? {
+        Outcome::Machine(how) => Some(how),
+        Outcome::Wait => {
+            log::info!("waiting (on_exit = \"wait\"): the machine stays up; send SIGTERM to PID 1 to reboot");
+            None
+        }
+        Outcome::Shell => {
+            match shell_program() {
+                Some((cfg, spec)) => {
+                    log::info!("starting a shell ({SHELL}) on the console; the machine reboots when it exits");
+                    supervisors.push(Supervisor::new(cfg, spec, Instant::now()));
+                    None
+                }
+                None => {
+                    log::error!("no {SHELL} in this initramfs for a shell: rebooting instead (add busybox as /bin/sh to get one)");
+                    Some(Reboot::Restart)
+                }
+            }
+        }
+    }
+}
+
+fn apply_reload(
+    supervisors: &mut Vec<Supervisor>,
+    programs: Vec<(BoxConfig, Program)>,
+    grace: Duration,
+    sys: &mut dyn Sys,
+    now: Instant,
+) {
+    let mut programs: Vec<Option<(BoxConfig, Program)>> = programs.into_iter().map(Some).collect();
+    for s in supervisors.iter_mut() {
+        let new = programs
+            .iter_mut()
+            .find(|p| p.as_ref().is_some_and(|(_, spec)| spec.name == s.name()))
+            .and_then(Option::take);
+        // The shell started by an exit action is not in init.toml: leave it.
+        if new.is_none() && s.name() == "shell" && s.spec().program == Path::new(SHELL) {
+            continue;
+        }
+        s.reconfigure(new, grace, sys, now);
+    }
+    for (cfg, spec) in programs.into_iter().flatten() {
+        log::info!("{}: new in the configuration, starting it", spec.name);
+        supervisors.push(Supervisor::new(cfg, spec, now));
+    }
+}
+
+/// The name of a signal number, for messages.
+pub fn signal_name(signal: i32) -> String {
+    match nix::sys::signal::Signal::try_from(signal) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("signal {signal}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_follow_busybox_conventions() {
+        let table = [
+            ("SIGTERM", Some(Reboot::Restart)),
+            ("SIGUSR1", Some(Reboot::Halt)),
+            ("SIGPWR", Some(Reboot::Halt)),
+            ("SIGUSR2", Some(Reboot::PowerOff)),
+            ("SIGINT", Some(Reboot::Restart)),
+            ("SIGCHLD", None),
+            ("SIGHUP", None),
+        ];
+        for (name, want) in table {
+            assert_eq!(reboot_for_signal(libc_sig(name)), want, "{name}");
+        }
+    }
+
+    fn libc_sig(name: &str) -> i32 {
+        name.parse::<nix::sys::signal::Signal>().unwrap() as i32
+    }
+}

@@ -1,0 +1,353 @@
+//! Whether a program can run on this machine for its user, said in words before anything is
+//! started or changed: the file exists and is a regular file, the user may search every
+//! directory above it and execute it, it is an ELF for this machine whose loader is there, or
+//! a `#!` script whose interpreter passes the same checks. `mode = "exec"` checks the box with
+//! it before PID 1 changes itself; the supervisor asks it why a start failed.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::elf;
+use crate::supervision::program::Program;
+
+/// The ELF machine (`e_machine`) of the programs this boxinit can run: its own.
+#[cfg(target_arch = "x86_64")]
+const OWN_MACHINE: u16 = 62;
+#[cfg(target_arch = "aarch64")]
+const OWN_MACHINE: u16 = 183;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const OWN_MACHINE: u16 = 0;
+
+/// Who will run the program: the ids it gets (`[box] user`, `group`, `groups`; root when unset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl User {
+    /// The ids `program` runs with.
+    pub fn of(program: &Program) -> User {
+        User {
+            uid: program.setup.uid.unwrap_or(0),
+            gid: program.setup.gid.unwrap_or(0),
+            groups: program.setup.groups.clone(),
+        }
+    }
+
+    /// Whether the `x` permission of a file with `mode`, `owner` and `group` lets this user
+    /// execute it (or search it, for a directory). Root needs one `x` bit on a file, none on a
+    /// directory (CAP_DAC_OVERRIDE, as `execve(2)` and path lookup apply it).
+    fn may_execute(&self, mode: u32, owner: u32, group: u32, is_dir: bool) -> bool {
+        if self.uid == 0 {
+            return is_dir || mode & 0o111 != 0;
+        }
+        let bit = if owner == self.uid {
+            0o100
+        } else if group == self.gid || self.groups.contains(&group) {
+            0o010
+        } else {
+            0o001
+        };
+        mode & bit != 0
+    }
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// An ELF file: its class (1: 32-bit, 2: 64-bit), byte order (1: little-endian) and machine.
+    Elf { class: u8, data: u8, machine: u16 },
+    /// A `#!` script and the interpreter it names.
+    Script { interpreter: String },
+    /// Neither: `execve` fails with ENOEXEC.
+    Unknown,
+}
+
+/// Reads the format from the first bytes of a file (up to 256: the kernel's
+/// `BINPRM_BUF_SIZE`, which also bounds a `#!` line).
+pub fn format_of(head: &[u8]) -> Format {
+    if let Some(h) = elf::header(head) {
+        return Format::Elf {
+            class: h.class,
+            data: h.data,
+            machine: h.machine,
+        };
+    }
+    if let Some(line) = head.strip_prefix(b"#!") {
+        let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+        let text = String::from_utf8_lossy(line);
+        let interpreter = text.split_whitespace().next().unwrap_or("").to_string();
+        return Format::Script { interpreter };
+    }
+    Format::Unknown
+}
+
+/// A name for an ELF machine number, for messages.
+fn machine_name(machine: u16) -> String {
+    match machine {
+        3 => "x86 (32-bit)".to_string(),
+        40 => "arm (32-bit)".to_string(),
+        62 => "x86_64".to_string(),
+        183 => "aarch64".to_string(),
+        243 => "riscv".to_string(),
+        n => format!("machine {n}"),
+    }
+}
+
+/// Checks that `user` can execute `path` on this machine: it exists, is a regular file with an
+/// `x` permission for the user, every directory above it can be searched, and it is an ELF
+/// for this machine whose loader exists, or a `#!` script whose interpreter passes the same
+/// checks. The error says what is wrong and how to fix it.
+pub fn check_program(path: &Path, user: &User) -> Result<(), String> {
+    check_file(path, user, true)
+}
+
+fn check_file(path: &Path, user: &User, scripts_allowed: bool) -> Result<(), String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{shown} does not exist"),
+        _ => format!("{shown}: {e}"),
+    })?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    for dir in path
+        .ancestors()
+        .skip(1)
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        let searchable = std::fs::metadata(dir)
+            .is_ok_and(|m| user.may_execute(m.permissions().mode(), m.uid(), m.gid(), true));
+        if !searchable {
+            return Err(format!(
+                "{} cannot be searched by user {} (group {}): {shown} is out of its reach",
+                dir.display(),
+                user.uid,
+                user.gid
+            ));
+        }
+    }
+    if !user.may_execute(meta.permissions().mode(), meta.uid(), meta.gid(), false) {
+        return Err(format!(
+            "{shown} is not executable for user {} (mode {:o}, owner {}, group {}): chmod +x it, or set [box] user/group",
+            user.uid,
+            meta.permissions().mode() & 0o7777,
+            meta.uid(),
+            meta.gid()
+        ));
+    }
+    let file = read_start(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let head = file.get(..256).unwrap_or(&file);
+    match format_of(head) {
+        Format::Elf {
+            class,
+            data,
+            machine,
+        } => {
+            if machine != OWN_MACHINE || class != elf::CLASS_64 || data != elf::LITTLE_ENDIAN {
+                return Err(format!(
+                    "{shown} is a program for {} ({}-bit), this machine runs {}: build it for {}",
+                    machine_name(machine),
+                    if class == 1 { 32 } else { 64 },
+                    machine_name(OWN_MACHINE),
+                    machine_name(OWN_MACHINE)
+                ));
+            }
+            if let Some(loader) = elf::interpreter(&file) {
+                if !Path::new(&loader).exists() {
+                    return Err(format!(
+                        "{shown} is dynamically linked and needs {loader}, which is not in the initramfs: link it statically (e.g. the *-linux-musl targets)"
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Format::Script { interpreter } if scripts_allowed => {
+            if interpreter.is_empty() {
+                return Err(format!("{shown} starts with #! but names no interpreter"));
+            }
+            check_file(Path::new(&interpreter), user, false).map_err(|why| {
+                format!("{shown} is a script for {interpreter}, which cannot run: {why}")
+            })
+        }
+        Format::Script { .. } | Format::Unknown => Err(format!(
+            "{shown} is neither a program (ELF) nor a #! script for one"
+        )),
+    }
+}
+
+/// The first 64 KiB of a file: the ELF header, its program headers and the loader's name are
+/// there in any program a linker wrote.
+fn read_start(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut start = Vec::new();
+    std::fs::File::open(path)?
+        .take(64 * 1024)
+        .read_to_end(&mut start)?;
+    Ok(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// Where a test puts its files.
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("boxinit-exec-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn root() -> User {
+        User {
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+        }
+    }
+
+    fn write(path: &Path, bytes: &[u8], mode: u32) {
+        std::fs::write(path, bytes).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A minimal 64-bit little-endian ELF header for `machine`, with a `PT_INTERP` naming
+    /// `loader` when given.
+    fn elf(machine: u16, loader: Option<&str>) -> Vec<u8> {
+        let mut f = vec![0u8; 64];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2;
+        f[5] = 1;
+        f[18..20].copy_from_slice(&machine.to_le_bytes());
+        if let Some(loader) = loader {
+            f[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+            f[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+            f[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+            let mut ph = vec![0u8; 56];
+            ph[..4].copy_from_slice(&3u32.to_le_bytes());
+            ph[8..16].copy_from_slice(&120u64.to_le_bytes());
+            ph[32..40].copy_from_slice(&(loader.len() as u64 + 1).to_le_bytes());
+            f.extend(ph);
+            f.extend(loader.as_bytes());
+            f.push(0);
+        }
+        f
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(
+            format_of(&elf(183, None)),
+            Format::Elf {
+                class: 2,
+                data: 1,
+                machine: 183
+            }
+        );
+        assert_eq!(
+            format_of(b"#! /bin/busybox sh -e\necho"),
+            Format::Script {
+                interpreter: "/bin/busybox".into()
+            }
+        );
+        assert_eq!(format_of(b"MZ\x90\0"), Format::Unknown);
+        assert_eq!(format_of(b""), Format::Unknown);
+        assert_eq!(
+            format_of(b"\x7fELF"),
+            Format::Elf {
+                class: 0,
+                data: 0,
+                machine: 0
+            }
+        );
+    }
+
+    #[test]
+    fn permissions_per_user() {
+        let user = User {
+            uid: 1000,
+            gid: 100,
+            groups: vec![20],
+        };
+        // (mode, owner, group, directory, may execute)
+        let table = [
+            (0o700, 1000, 0, false, true),
+            (0o700, 0, 0, false, false),
+            (0o070, 0, 100, false, true),
+            (0o070, 0, 20, false, true),
+            (0o001, 0, 0, false, true),
+            (0o755, 0, 0, true, true),
+            (0o700, 0, 0, true, false),
+        ];
+        for (mode, owner, group, dir, want) in table {
+            assert_eq!(
+                user.may_execute(mode, owner, group, dir),
+                want,
+                "{mode:o} {owner} {group} {dir}"
+            );
+        }
+        assert!(root().may_execute(0o100, 5, 5, false));
+        assert!(!root().may_execute(0o644, 0, 0, false));
+        assert!(root().may_execute(0o700, 5, 5, true));
+    }
+
+    #[test]
+    fn what_cannot_run_is_found_before_anything_changes() {
+        let dir = temp("check");
+        let own = elf(OWN_MACHINE, None);
+        let foreign = elf(if OWN_MACHINE == 62 { 183 } else { 62 }, None);
+        write(&dir.join("box"), &own, 0o755);
+        write(&dir.join("arm-box"), &foreign, 0o755);
+        write(&dir.join("rootonly"), &own, 0o700);
+        write(&dir.join("noexec"), &own, 0o644);
+        write(
+            &dir.join("dynamic"),
+            &elf(OWN_MACHINE, Some("/nonexistent/ld.so.1")),
+            0o755,
+        );
+        write(&dir.join("script"), b"#!/nonexistent/sh\necho hi\n", 0o755);
+        write(
+            &dir.join("good-script"),
+            format!("#!{}\n", dir.join("box").display()).as_bytes(),
+            0o755,
+        );
+        write(&dir.join("text"), b"echo hi\n", 0o755);
+        std::fs::create_dir_all(dir.join("adir")).unwrap();
+        let user = User {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![],
+        };
+        let check = |name: &str, who: &User| check_program(&dir.join(name), who);
+        assert_eq!(check("box", &root()), Ok(()));
+        assert_eq!(check("box", &user), Ok(()));
+        assert_eq!(check("good-script", &root()), Ok(()));
+        let err = |name: &str, who: &User| check(name, who).unwrap_err();
+        assert!(err("missing", &root()).ends_with("missing does not exist"));
+        assert!(err("adir", &root()).contains("not a regular file"));
+        assert!(
+            err("arm-box", &root()).contains("is a program for"),
+            "{}",
+            err("arm-box", &root())
+        );
+        assert!(err("arm-box", &root())
+            .contains(&format!("build it for {}", machine_name(OWN_MACHINE))));
+        assert!(err("rootonly", &user).contains("not executable for user 1000"));
+        assert!(err("noexec", &root()).contains("not executable for user 0"));
+        assert!(err("dynamic", &root()).contains("needs /nonexistent/ld.so.1"));
+        assert!(err("script", &root()).contains("a script for /nonexistent/sh"));
+        assert!(err("text", &root()).contains("neither a program"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn this_test_binary_passes_its_own_check() {
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(check_program(&me, &root()), Ok(()));
+        assert_eq!(check_program(Path::new("/bin/sh"), &root()), Ok(()));
+    }
+}

@@ -1,0 +1,465 @@
+//! One supervised program's life as a state machine: started when its delay has passed, an
+//! exit turned into a restart after a backoff, a crash loop, or an action for the whole
+//! machine (`Outcome`), and a reload's stop-and-replace. The loop that drives every
+//! supervisor is `event_loop`; what it runs is a resolved `program::Program`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::config::{BoxConfig, CrashLoop, ExitAction, RestartPolicy};
+use crate::events::{self, Exit};
+use crate::supervision::backoff::Backoff;
+use crate::supervision::program::{spawn, Program};
+use crate::supervision::runnable::{check_program, User};
+use crate::sys::{KillTarget, Reboot, Sys};
+
+const SIGTERM: i32 = nix::sys::signal::Signal::SIGTERM as i32;
+const SIGKILL: i32 = nix::sys::signal::Signal::SIGKILL as i32;
+
+/// Whether an exit calls for a restart under `policy`.
+pub fn should_restart(policy: RestartPolicy, exit: Exit) -> bool {
+    match policy {
+        RestartPolicy::Always => true,
+        RestartPolicy::OnFailure => exit != Exit::Code(0),
+        RestartPolicy::Never => false,
+    }
+}
+
+/// What the loop must do after a program ended for good (or crash-looped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Shut the machine down this way.
+    Machine(Reboot),
+    /// Run a shell on the console (or reboot when there is none).
+    Shell,
+    /// Nothing: the machine stays up.
+    Wait,
+}
+
+/// What an `on_exit` (or crash-loop) action means for the loop.
+pub fn outcome_of(action: ExitAction) -> Outcome {
+    match action {
+        ExitAction::Poweroff => Outcome::Machine(Reboot::PowerOff),
+        ExitAction::Reboot => Outcome::Machine(Reboot::Restart),
+        ExitAction::Halt => Outcome::Machine(Reboot::Halt),
+        ExitAction::Shell => Outcome::Shell,
+        ExitAction::Wait => Outcome::Wait,
+    }
+}
+
+/// Records a restart at `now` in `times` (the restarts within the window) and says whether it
+/// is one too many: more than `limit.max` within `limit.within`. `max` 0 never is.
+pub fn crash_looping(times: &mut VecDeque<Instant>, now: Instant, limit: &CrashLoop) -> bool {
+    if limit.max == 0 {
+        return false;
+    }
+    times.push_back(now);
+    while let Some(first) = times.front() {
+        if now.saturating_duration_since(*first) > limit.within {
+            times.pop_front();
+        } else {
+            break;
+        }
+    }
+    times.len() > usize::try_from(limit.max).unwrap_or(usize::MAX)
+}
+
+/// Where a program is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Running as `pid` since `since`.
+    Running { pid: i32, since: Instant },
+    /// Waiting for its backoff delay to pass.
+    Waiting { until: Instant },
+    /// It will not be started again.
+    Done,
+}
+
+/// What happens once a program stopped for a reload has exited.
+#[derive(Debug, Clone, PartialEq)]
+enum Pending {
+    None,
+    Replace(Box<(BoxConfig, Program)>),
+    Remove,
+}
+
+/// One supervised program: its config, its policy and where it is.
+pub struct Supervisor {
+    cfg: BoxConfig,
+    spec: Program,
+    backoff: Backoff,
+    restarts: VecDeque<Instant>,
+    state: State,
+    pending: Pending,
+    /// A reload sent SIGTERM; SIGKILL at this time if it is still running.
+    kill_at: Option<Instant>,
+}
+
+impl Supervisor {
+    /// A supervisor whose program starts at the first `tick`.
+    pub fn new(cfg: BoxConfig, spec: Program, now: Instant) -> Supervisor {
+        let backoff = Backoff::from(&cfg.backoff);
+        Supervisor {
+            cfg,
+            spec,
+            backoff,
+            restarts: VecDeque::new(),
+            state: State::Waiting { until: now },
+            pending: Pending::None,
+            kill_at: None,
+        }
+    }
+
+    /// What log lines call it.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// What it runs.
+    pub fn spec(&self) -> &Program {
+        &self.spec
+    }
+
+    /// Its process group, while it runs (it leads its own session and group).
+    pub fn process_group(&self) -> Option<i32> {
+        match self.state {
+            State::Running { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+
+    /// When `tick` next has work to do.
+    pub fn deadline(&self) -> Option<Instant> {
+        let waiting = match self.state {
+            State::Waiting { until } => Some(until),
+            _ => None,
+        };
+        waiting.into_iter().chain(self.kill_at).min()
+    }
+
+    /// Starts the program when its delay has passed (a program that cannot start counts as a
+    /// failed run), and kills one that outlived a reload's grace period.
+    pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Outcome> {
+        if let (Some(at), Some(pgid)) = (self.kill_at, self.process_group()) {
+            if at <= now {
+                log::warn!(
+                    "{}: still running after SIGTERM, sending SIGKILL",
+                    self.name()
+                );
+                // ESRCH: it is gone already, which is what we want.
+                let _ = sys.kill(KillTarget::Group(pgid), SIGKILL);
+                self.kill_at = None;
+            }
+        }
+        match self.state {
+            State::Waiting { until } if until <= now => {}
+            _ => return None,
+        }
+        match spawn(&self.spec) {
+            Ok(pid) => {
+                log::info!(
+                    "started {} {} (pid {pid})",
+                    self.name(),
+                    self.spec.program.display()
+                );
+                self.state = State::Running { pid, since: now };
+                None
+            }
+            Err(e) => {
+                // What is wrong with the file itself, in words (wrong architecture, missing
+                // loader or interpreter, not executable for its user), when that is it.
+                let user = User::of(&self.spec);
+                match check_program(&self.spec.program, &user) {
+                    Err(why) => log::error!(
+                        "cannot start {} {}: {e}: {why}",
+                        self.name(),
+                        self.spec.program.display()
+                    ),
+                    Ok(()) => log::error!(
+                        "cannot start {} {}: {e}; check its path (a box goes on the boot partition as `box`), console, user and rlimits in init.toml",
+                        self.name(),
+                        self.spec.program.display()
+                    ),
+                }
+                self.after_exit(Exit::Code(127), Duration::ZERO, now)
+            }
+        }
+    }
+
+    /// Handles a reaped child; returns what the machine must do when this exit calls for it.
+    /// `false` in the second place: the child was not this program.
+    pub fn on_reaped(&mut self, pid: i32, exit: Exit, now: Instant) -> (Option<Outcome>, bool) {
+        let since = match self.state {
+            State::Running { pid: mine, since } if mine == pid => since,
+            _ => return (None, false),
+        };
+        log::info!("{} {} {exit}", self.name(), self.spec.program.display());
+        self.kill_at = None;
+        match std::mem::replace(&mut self.pending, Pending::None) {
+            Pending::Replace(new) => {
+                let (cfg, spec) = *new;
+                log::info!("{}: starting it with the new configuration", spec.name);
+                *self = Supervisor::new(cfg, spec, now);
+                (None, true)
+            }
+            Pending::Remove => {
+                self.state = State::Done;
+                (None, true)
+            }
+            Pending::None => (
+                self.after_exit(exit, now.saturating_duration_since(since), now),
+                true,
+            ),
+        }
+    }
+
+    fn after_exit(&mut self, exit: Exit, ran_for: Duration, now: Instant) -> Option<Outcome> {
+        if should_restart(self.cfg.restart, exit) {
+            if crash_looping(&mut self.restarts, now, &self.cfg.crash_loop) {
+                self.state = State::Done;
+                let limit = &self.cfg.crash_loop;
+                log::error!(
+                    "{}: crash loop, more than {} restarts within {}: {} (crash_loop.action)",
+                    self.name(),
+                    limit.max,
+                    crate::config::format_duration(limit.within),
+                    limit.action
+                );
+                return Some(outcome_of(limit.action));
+            }
+            let delay = self.backoff.next_delay(ran_for);
+            log::info!(
+                "{} restart delayed by {} (backoff)",
+                self.name(),
+                crate::config::format_duration(delay)
+            );
+            self.state = State::Waiting {
+                until: events::deadline_after(now, delay),
+            };
+            return None;
+        }
+        self.state = State::Done;
+        log::info!(
+            "{} will not be restarted (restart = \"{}\"): on_exit = \"{}\"",
+            self.name(),
+            self.cfg.restart,
+            self.cfg.on_exit
+        );
+        Some(outcome_of(self.cfg.on_exit))
+    }
+
+    /// SIGHUP found a new configuration for this program (None: it is gone from init.toml).
+    /// An unchanged one is left alone; a running one gets SIGTERM, `grace`, then SIGKILL, and
+    /// is replaced (or dropped) once reaped.
+    pub fn reconfigure(
+        &mut self,
+        new: Option<(BoxConfig, Program)>,
+        grace: Duration,
+        sys: &mut dyn Sys,
+        now: Instant,
+    ) {
+        if let Some((cfg, spec)) = &new {
+            if *cfg == self.cfg && *spec == self.spec {
+                return;
+            }
+        }
+        match (self.process_group(), new) {
+            (Some(pgid), new) => {
+                log::info!(
+                    "{}: configuration changed, stopping it (SIGTERM, then SIGKILL after {})",
+                    self.name(),
+                    crate::config::format_duration(grace)
+                );
+                let _ = sys.kill(KillTarget::Group(pgid), SIGTERM);
+                self.kill_at = Some(events::deadline_after(now, grace));
+                self.pending = match new {
+                    Some(new) => Pending::Replace(Box::new(new)),
+                    None => Pending::Remove,
+                };
+            }
+            (None, Some((cfg, spec))) => {
+                log::info!("{}: configuration changed, starting it", spec.name);
+                *self = Supervisor::new(cfg, spec, now);
+            }
+            (None, None) => self.state = State::Done,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::supervision::program::resolve;
+    use crate::sys::recorder::Recorder;
+    use std::path::Path;
+
+    #[test]
+    fn restart_policies() {
+        use RestartPolicy::*;
+        let table = [
+            (Always, Exit::Code(0), true),
+            (Always, Exit::Signal(9), true),
+            (OnFailure, Exit::Code(0), false),
+            (OnFailure, Exit::Code(1), true),
+            (OnFailure, Exit::Signal(6), true),
+            (Never, Exit::Code(1), false),
+        ];
+        for (policy, exit, want) in table {
+            assert_eq!(should_restart(policy, exit), want, "{policy:?} {exit:?}");
+        }
+    }
+
+    #[test]
+    fn exit_actions() {
+        use ExitAction::*;
+        let table = [
+            (Poweroff, Outcome::Machine(crate::sys::Reboot::PowerOff)),
+            (Reboot, Outcome::Machine(crate::sys::Reboot::Restart)),
+            (Halt, Outcome::Machine(crate::sys::Reboot::Halt)),
+            (Shell, Outcome::Shell),
+            (Wait, Outcome::Wait),
+        ];
+        for (action, want) in table {
+            assert_eq!(outcome_of(action), want, "{action}");
+        }
+    }
+
+    #[test]
+    fn crash_loop_window() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let limit = CrashLoop {
+            max: 3,
+            within: Duration::from_secs(1),
+            action: ExitAction::Halt,
+        };
+        // (restart times in ms, whether the last one is one too many)
+        let table: &[(&[u64], bool)] = &[
+            (&[0], false),
+            (&[0, 10, 20], false),
+            (&[0, 10, 20, 30], true),
+            (&[0, 10, 20, 1500], false),
+            (&[0, 600, 1200, 1800, 2400], false),
+            (&[0, 300, 600, 900, 1000], true),
+        ];
+        for (times, want) in table {
+            let mut seen = VecDeque::new();
+            let mut last = false;
+            for t in *times {
+                last = crash_looping(&mut seen, t0 + ms(*t), &limit);
+            }
+            assert_eq!(last, *want, "{times:?}");
+        }
+        let off = CrashLoop {
+            max: 0,
+            ..limit.clone()
+        };
+        let mut seen = VecDeque::new();
+        assert!((0..100).all(|_| !crash_looping(&mut seen, t0, &off)));
+        assert!(seen.is_empty());
+    }
+
+    fn supervisor(cfg: &BoxConfig, now: Instant) -> Supervisor {
+        let spec = resolve(cfg, Some(Path::new("/nonexistent"))).unwrap();
+        Supervisor::new(cfg.clone(), spec, now)
+    }
+
+    #[test]
+    fn exits_restart_with_growing_delays_then_act() {
+        let mut cfg = Config::default().box_;
+        cfg.restart = RestartPolicy::OnFailure;
+        cfg.on_exit = ExitAction::Poweroff;
+        let now = Instant::now();
+        let mut sup = supervisor(&cfg, now);
+        let mut delays = Vec::new();
+        for _ in 0..3 {
+            sup.state = State::Running {
+                pid: 42,
+                since: now,
+            };
+            assert_eq!(sup.on_reaped(42, Exit::Code(1), now), (None, true));
+            delays.push(sup.deadline().unwrap() - now);
+        }
+        assert_eq!(
+            delays,
+            [
+                Duration::from_millis(100),
+                Duration::from_millis(200),
+                Duration::from_millis(400)
+            ]
+        );
+        // An orphan's exit changes nothing.
+        assert_eq!(sup.on_reaped(7, Exit::Code(0), now), (None, false));
+        sup.state = State::Running {
+            pid: 42,
+            since: now,
+        };
+        assert_eq!(
+            sup.on_reaped(42, Exit::Code(0), now),
+            (Some(Outcome::Machine(Reboot::PowerOff)), true)
+        );
+        assert_eq!(sup.state, State::Done);
+    }
+
+    #[test]
+    fn crash_loop_ends_restarts_with_its_action() {
+        let mut cfg = Config::default().box_;
+        cfg.crash_loop = CrashLoop {
+            max: 2,
+            within: Duration::from_secs(60),
+            action: ExitAction::Halt,
+        };
+        let now = Instant::now();
+        let mut sup = supervisor(&cfg, now);
+        let mut outcomes = Vec::new();
+        for _ in 0..3 {
+            sup.state = State::Running {
+                pid: 42,
+                since: now,
+            };
+            outcomes.push(sup.on_reaped(42, Exit::Code(1), now).0);
+        }
+        assert_eq!(outcomes, [None, None, Some(Outcome::Machine(Reboot::Halt))]);
+        assert_eq!(sup.state, State::Done);
+    }
+
+    #[test]
+    fn a_missing_program_counts_as_a_failed_run() {
+        let cfg = Config::default().box_;
+        let now = Instant::now();
+        let mut sup = supervisor(&cfg, now);
+        assert_eq!(sup.tick(&mut Recorder::new(), now), None);
+        assert!(matches!(sup.state, State::Waiting { .. }));
+    }
+
+    #[test]
+    fn reload_stops_what_changed_and_keeps_the_rest() {
+        let cfg = Config::default().box_;
+        let now = Instant::now();
+        let mut sup = supervisor(&cfg, now);
+        sup.state = State::Running {
+            pid: 42,
+            since: now,
+        };
+        let mut rec = Recorder::new();
+        let same = (cfg.clone(), sup.spec.clone());
+        sup.reconfigure(Some(same), Duration::from_secs(1), &mut rec, now);
+        assert_eq!(rec.transcript(), "");
+        let mut changed = cfg.clone();
+        changed.args = vec!["v2".into()];
+        let spec = resolve(&changed, Some(Path::new("/nonexistent"))).unwrap();
+        sup.reconfigure(Some((changed, spec)), Duration::from_secs(1), &mut rec, now);
+        assert_eq!(rec.transcript(), "kill(Group(42), 15)\n");
+        // Still running a second later: SIGKILL.
+        sup.tick(&mut rec, now + Duration::from_secs(1));
+        assert_eq!(
+            rec.transcript(),
+            "kill(Group(42), 15)\nkill(Group(42), 9)\n"
+        );
+        // Once reaped it starts again at once, with the new args, and no restart policy applies.
+        assert_eq!(sup.on_reaped(42, Exit::Signal(9), now), (None, true));
+        assert_eq!(sup.spec.args, ["v2"]);
+        assert_eq!(sup.deadline(), Some(now));
+    }
+}
