@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::arch::Arch;
+use crate::fetch::busybox;
+use crate::fetch::kernel::KernelArgs;
 use crate::initramfs::{self, Extra, Initramfs};
-use crate::kernel::KernelArgs;
 use crate::qemu::{self, Boot};
-use crate::{busybox, image, progress, scenario, target_dir, workspace_root};
+use crate::tools::arch::Arch;
+use crate::{image, progress, scenario, target_dir, workspace_root};
 
 /// What the box does in every boot: report PID 1's memory, then ask for power-off (the
 /// benchmark stops QEMU as soon as it has seen that line).

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::arch::Arch;
 use crate::bench::{parse_sample, Stats, Variant};
 use crate::binary::{Built, Flavor};
 use crate::coldplug_scale::{self, Measured};
+use crate::fetch::kernel::KernelArgs;
 use crate::initramfs;
-use crate::kernel::KernelArgs;
+use crate::tools::arch::Arch;
 use crate::{progress, qemu, target_dir};
 
 /// Targets of the issue this section reports on.

@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::arch::Arch;
 use crate::bench::{
     applets, busybox_extras, busybox_script, parse_sample, Stats, Variant, BOX_ARGS, LAST_LINE,
 };
 use crate::bundle::{self, Board};
+use crate::fetch::busybox;
 use crate::initramfs::{self, Extra};
 use crate::qemu::{self, Boot, Machine};
-use crate::{busybox, progress, scenario, target_dir};
+use crate::tools::arch::Arch;
+use crate::{progress, scenario, target_dir};
 
 /// What the busybox script insmods: the SD card's driver, FAT for the boot partition, and the
 /// watchdog driver that powers the Pi off (boxinit finds the same by coldplug).

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::arch::Arch;
+use crate::tools::arch::Arch;
 use crate::{display_path, format_size, progress, target_dir, workspace_root};
 
 /// The binaries `cargo xtask build` produces.

@@ -20,13 +20,13 @@ use anyhow::{bail, Context, Result};
 use boxinit::config::board::{Board as BoardFeatures, UsbSerial};
 use boxinit::config::{self, Config};
 
-use crate::apt::Apt;
-use crate::arch::Arch;
 use crate::fdt::{self, Fdt};
+use crate::fetch::apt::Apt;
+use crate::fetch::kernel::KernelArgs;
 use crate::image::{self, Image, ImageOptions};
 use crate::initramfs::{self, Initramfs};
-use crate::kernel::{self, KernelArgs};
 use crate::qemu::{Machine, PrepareOptions, Prepared};
+use crate::tools::arch::Arch;
 use crate::{display_path, format_size, progress, qemu, target_dir};
 
 /// A Raspberry Pi model family a bundle is made for.
@@ -296,7 +296,7 @@ restart = \"always\"
 /// defaults; an error in it stops the bundle, with boxinit's own message.
 pub fn card_config(path: Option<&Path>) -> Result<Config> {
     match path {
-        Some(path) => crate::config::check(path, config::Place::BootPartition),
+        Some(path) => crate::tools::config::check(path, config::Place::BootPartition),
         None => Ok(Config::default()),
     }
 }
@@ -510,7 +510,7 @@ pub fn fetch_firmware() -> Result<PathBuf> {
     let deb = Apt::new("arm64")
         .download("raspi-firmware", &dir)
         .context("pass the firmware folder with --firmware")?;
-    kernel::unpack_deb(&deb, &dir.join("root"))?;
+    crate::fetch::deb::unpack(&deb, &dir.join("root"), &|_| true)?;
     if !files.join("start.elf").is_file() {
         bail!(
             "{} holds no usr/lib/raspi-firmware/start.elf",
@@ -623,7 +623,7 @@ pub fn make(opts: &Options) -> Result<Bundle> {
     };
     let busybox = match (&opts.busybox_path, opts.busybox || card.board.needs_shell()) {
         (Some(path), _) => Some(path.clone()),
-        (None, true) => Some(crate::busybox::fetch(arch)?),
+        (None, true) => Some(crate::fetch::busybox::fetch(arch)?),
         (None, false) => None,
     };
     let mut modules = modules_to_pack(opts.board, &card, &opts.modules, |m| context.index.knows(m));
@@ -924,7 +924,7 @@ mod tests {
             ),
             ["k.img", "i.gz", "d.dtb"]
         );
-        let dir = crate::image::tests::temp_dir("bundle-missing");
+        let dir = crate::tools::testing::temp_dir("bundle-missing");
         let text = config_txt(Board::Rpi4, DtbNames::Upstream, &BoardFeatures::default());
         std::fs::write(dir.join("config.txt"), text).unwrap();
         assert_eq!(
@@ -986,7 +986,7 @@ mod tests {
 
     #[test]
     fn card_config_features_become_modules() {
-        let dir = crate::image::tests::temp_dir("bundle-card");
+        let dir = crate::tools::testing::temp_dir("bundle-card");
         let path = dir.join("init.toml");
         std::fs::write(&path, "[board]\nsound = true\ni2c = true\n").unwrap();
         let card = card_config(Some(&path)).unwrap();
@@ -1031,7 +1031,7 @@ mod tests {
 
     #[test]
     fn packed_modules_follow_board_and_card() {
-        let dir = crate::image::tests::temp_dir("bundle-pack");
+        let dir = crate::tools::testing::temp_dir("bundle-pack");
         let path = dir.join("init.toml");
         std::fs::write(
             &path,
@@ -1079,7 +1079,7 @@ mod tests {
 
     #[test]
     fn dtbs_found_by_either_naming() {
-        let dir = crate::image::tests::temp_dir("bundle-dtbs");
+        let dir = crate::tools::testing::temp_dir("bundle-dtbs");
         assert!(find_dtbs(Board::Rpi3, &dir).is_err());
         std::fs::write(dir.join("bcm2710-rpi-3-b.dtb"), b"").unwrap();
         assert_eq!(

@@ -20,8 +20,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::arch::Arch;
 use crate::modinfo::ModIndex;
+use crate::tools::arch::Arch;
 use crate::{coldplug_scale, image, progress, target_dir, workspace_root};
 
 /// How much a count may grow over the baseline before the test fails.

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use boxinit::devices::modindex::{self, AliasIndexOrigin, ModuleIndex};
 
-use crate::arch::Arch;
 use crate::modinfo::ModIndex;
+use crate::tools::arch::Arch;
 
 /// How many devices the benchmark resolves.
 pub const DEVICES: usize = 300;

@@ -510,7 +510,7 @@ impl<T: Seek> Seek for Slice<T> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -549,16 +549,6 @@ pub(crate) mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// A fresh directory under the system's temp dir (the caller removes it).
-    pub(crate) fn temp_dir(name: &str) -> PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!("xtask-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn mbr_bytes() {
         let mbr = mbr(0x1234_5678, 0x0C, 2048, 129_024);
@@ -577,7 +567,7 @@ pub(crate) mod tests {
 
     #[test]
     fn image_round_trip() {
-        let dir = temp_dir("image");
+        let dir = crate::tools::testing::temp_dir("image");
         let files = dir.join("files");
         std::fs::create_dir_all(files.join("overlays")).unwrap();
         std::fs::write(files.join("config.txt"), "arm_64bit=1\n").unwrap();
@@ -651,7 +641,7 @@ pub(crate) mod tests {
 
     #[test]
     fn big_disks_are_fat32_and_images_are_reproducible() {
-        let dir = temp_dir("image32");
+        let dir = crate::tools::testing::temp_dir("image32");
         let opts = ImageOptions {
             size_mib: 600,
             ..ImageOptions::default()

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::arch::Arch;
-use crate::cpio;
-use crate::kernel::Kernel;
+use crate::fetch::kernel::Kernel;
 use crate::modinfo::{self, packed_path, ModIndex, Selection};
+use crate::tools::arch::Arch;
+use crate::tools::cpio;
 use crate::{display_path, format_size, progress};
 
 /// What goes into an initramfs.
@@ -108,7 +108,7 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
     // The user's file, checked with the init's own code, packed as it is.
     let (config_text, config_load) = match opts.config {
         Some(path) => {
-            let loaded = crate::config::check(path, boxinit::config::Place::Early)?;
+            let loaded = crate::tools::config::check(path, boxinit::config::Place::Early)?;
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the config {}", path.display()))?;
             let load: Vec<String> = loaded
@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn packs_init_nodes_links_modules_and_config() {
-        let dir = crate::image::tests::temp_dir("initramfs");
+        let dir = crate::tools::testing::temp_dir("initramfs");
         let (kernel, index) = fake_tree(&dir);
         let init = dir.join("boxinit");
         std::fs::write(&init, b"\x7fELF init").unwrap();
@@ -528,7 +528,7 @@ mod tests {
     #[test]
     fn compressed_modules_are_packed_decompressed() {
         use std::io::Write;
-        let dir = crate::image::tests::temp_dir("initramfs-compressed");
+        let dir = crate::tools::testing::temp_dir("initramfs-compressed");
         let (kernel, mut index) = fake_tree(&dir);
         let elf_bytes = b"\x7fELF pretend module".to_vec();
         let m = &kernel.modules_dir;
@@ -606,7 +606,7 @@ mod tests {
         let text = "# mine\n[modules]\nload = [\"fat\"]\ncoldplug = false\n";
         assert_eq!(builtin_config(Some(text)), text);
         assert!(!builtin_config(None).contains("load ="));
-        let dir = crate::image::tests::temp_dir("initramfs-requested");
+        let dir = crate::tools::testing::temp_dir("initramfs-requested");
         let (kernel, index) = fake_tree(&dir);
         let requested = |modules: &[&str], load: &[&str]| {
             let modules: Vec<String> = modules.iter().map(|m| m.to_string()).collect();

@@ -6,31 +6,25 @@
 //! Debian's kernels and the Raspberry Pi firmware; every fetched input can be given as a
 //! path instead) and QEMU (run).
 
-pub mod apt;
-pub mod arch;
 pub mod bench;
 pub mod bench_extra;
 pub mod bench_pi;
 pub mod binary;
 pub mod bundle;
-pub mod busybox;
 pub mod callgrind;
 pub mod coldplug_scale;
-pub mod compression;
-pub mod config;
-pub mod cpio;
-pub mod debpkg;
 pub mod fdt;
+pub mod fetch;
 pub mod fuzz;
 pub mod image;
 pub mod initramfs;
-pub mod kernel;
 pub mod modinfo;
 pub mod netbench;
 pub mod qemu;
 pub mod scenario;
 pub mod sntp_responder;
 pub mod test;
+pub mod tools;
 pub mod transcript;
 pub mod wifi;
 

@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use boxinit::config::Place;
-use xtask::arch::Arch;
-use xtask::kernel::KernelArgs;
+use xtask::fetch::kernel;
+use xtask::fetch::kernel::KernelArgs;
 use xtask::modinfo::ModIndex;
 use xtask::qemu::{self, PrepareOptions};
-use xtask::{binary, bundle, display_path, image, initramfs, kernel};
+use xtask::tools::arch::Arch;
+use xtask::{binary, bundle, display_path, image, initramfs};
 
 /// Build boxinit, pack its initramfs, make a boot disk and boot them in QEMU.
 ///
@@ -350,7 +351,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             small,
         } => {
             if let Some(config) = &disk.config {
-                xtask::config::check(config, Place::BootPartition)?;
+                xtask::tools::config::check(config, Place::BootPartition)?;
             }
             let box_path = match disk.box_path {
                 Some(path) => path,
@@ -457,7 +458,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             forward,
         } => {
             if let Some(config) = &disk.config {
-                xtask::config::check(config, Place::BootPartition)?;
+                xtask::tools::config::check(config, Place::BootPartition)?;
             }
             let machine = board.map(bundle::Board::qemu_machine).transpose()?;
             let arch = machine.map_or(arch, |m| m.arch());

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSection};
 
-use crate::compression::Compression;
+use crate::tools::compression::Compression;
 use crate::{display_path, progress};
 
 /// What the `.modinfo` section says about dependencies and device matching.
@@ -620,8 +620,9 @@ kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko
         .map(Path::new)
         .find(|p| p.exists())
         .expect("host depmod not found: install kmod (apt-get install kmod); .ci/run does");
-        let kernel = crate::kernel::resolve(crate::arch::Arch::X86_64, &Default::default())
-            .expect("the kernel tree (cargo xtask kernel fetches it)");
+        let kernel =
+            crate::fetch::kernel::resolve(crate::tools::arch::Arch::X86_64, &Default::default())
+                .expect("the kernel tree (cargo xtask kernel fetches it)");
         let index = ModIndex::load(&kernel.modules_dir).unwrap();
         let base = crate::target_dir().join("depmod-check");
         let _ = std::fs::remove_dir_all(&base);

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::arch::Arch;
-use crate::kernel::KernelArgs;
+use crate::fetch::kernel::KernelArgs;
 use crate::scenario::{self, Scenario};
+use crate::tools::arch::Arch;
 use crate::{progress, qemu};
 
 /// The scenario booted: DHCP on eth0, SNTP against the host's test responder, clock in 1970.

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::arch::Arch;
 use crate::binary::{self, Built, Flavor};
+use crate::fetch::kernel::{self, Kernel, KernelArgs};
 use crate::image::{self, Image, ImageOptions};
 use crate::initramfs::{self, Initramfs};
-use crate::kernel::{self, Kernel, KernelArgs};
 use crate::modinfo::ModIndex;
 use crate::progress;
+use crate::tools::arch::Arch;
 
 /// The QEMU machine a boot runs on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -362,7 +362,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let initrd = out_dir.join("initramfs.cpio.gz");
     let busybox = match opts.busybox {
-        true => Some(crate::busybox::fetch(opts.arch)?),
+        true => Some(crate::fetch::busybox::fetch(opts.arch)?),
         false => None,
     };
     let programs = crate::wifi::programs_to_pack(

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::arch::Arch;
+use crate::fetch::kernel::KernelArgs;
 use crate::image;
-use crate::kernel::KernelArgs;
 use crate::qemu::{self, Machine, PrepareOptions};
+use crate::tools::arch::Arch;
 use crate::transcript::{self, Ending};
 
 /// How long one boot may take before the scenario fails. TCG on a shared 2-core machine is

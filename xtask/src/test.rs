@@ -7,8 +7,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::arch::Arch;
-use crate::kernel::KernelArgs;
+use crate::fetch::kernel::KernelArgs;
+use crate::tools::arch::Arch;
 use crate::{progress, qemu, scenario};
 
 /// What `cargo xtask test` runs.

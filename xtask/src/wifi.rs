@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::arch::Arch;
 use crate::bundle::Board;
-use crate::debpkg::{self, Entry, Source};
+use crate::fetch::closure::{self, Entry};
+use crate::fetch::deb::{self, Source};
+use crate::fetch::kernel::{self, Kernel, KernelArgs};
 use crate::initramfs::Extra;
-use crate::kernel::{self, Kernel, KernelArgs};
+use crate::tools::arch::Arch;
 use crate::{format_size, progress, target_dir};
 
 /// A program from a Debian package, packed with its libraries at the package's own path.
@@ -107,8 +108,8 @@ pub fn program_entries(arch: Arch, programs: &[DebianProgram]) -> Result<Vec<Ext
     let dir = target_dir().join("debian").join(arch.name());
     for program in programs {
         let packages = apt.library_packages(program.package)?;
-        let root = debpkg::unpacked_root(&apt, &packages, &dir, &dir.join(program.name))?;
-        let closure = debpkg::closure(&root, program.path, arch).with_context(|| {
+        let root = deb::unpacked_root(&apt, &packages, &dir, &dir.join(program.name))?;
+        let closure = closure::closure(&root, program.path, arch).with_context(|| {
             format!(
                 "{} from {} (packages: {})",
                 program.name,
@@ -120,7 +121,7 @@ pub fn program_entries(arch: Arch, programs: &[DebianProgram]) -> Result<Vec<Ext
             "{}: {} files, {} with its libraries",
             program.name,
             closure.len(),
-            format_size(debpkg::closure_size(&closure))
+            format_size(closure::closure_size(&closure))
         );
         for (path, entry) in closure {
             entries.push(match entry {
@@ -147,7 +148,7 @@ pub const REGDB_PACKAGE: &str = "wireless-regdb";
 /// pair (`-debian`; Debian's kernel trusts its signer), which its install script would make
 /// the default through update-alternatives.
 fn regulatory_db(apt: &Source, dir: &Path) -> Result<Vec<Extra>> {
-    let root = debpkg::unpacked_root(apt, &[REGDB_PACKAGE.to_string()], dir, &dir.join("regdb"))?;
+    let root = deb::unpacked_root(apt, &[REGDB_PACKAGE.to_string()], dir, &dir.join("regdb"))?;
     let mut entries = Vec::new();
     for name in ["regulatory.db", "regulatory.db.p7s"] {
         let source = root.join(format!("lib/firmware/{name}-debian"));
@@ -240,7 +241,7 @@ pub fn generic_kernel() -> Result<Kernel> {
         );
         let staging = dir.join(format!("{release}.partial"));
         let _ = std::fs::remove_dir_all(&staging);
-        debpkg::unpack(&deb, &staging, &generic_kernel_keeps)?;
+        deb::unpack(&deb, &staging, &generic_kernel_keeps)?;
         let _ = std::fs::remove_dir_all(&root);
         std::fs::rename(&staging, &root).with_context(|| {
             format!("cannot rename {} to {}", staging.display(), root.display())
@@ -328,7 +329,7 @@ pub fn pi_firmware_entries(boards: &[PiWifi]) -> Result<Vec<Extra>> {
         FIRMWARE_PACKAGE.to_string(),
         RASPI_FIRMWARE_PACKAGE.to_string(),
     ];
-    let root = debpkg::unpacked_root(&apt, &packages, &dir, &dir.join("root"))?;
+    let root = deb::unpacked_root(&apt, &packages, &dir, &dir.join("root"))?;
     let mut entries = Vec::new();
     for file in pi_firmware_files(boards) {
         let found = firmware_file(&root, &file)?;
@@ -400,9 +401,9 @@ pub fn pi_bundle(
 /// followed (the `.bin` files link into `../cypress/`).
 fn firmware_file(root: &Path, file: &str) -> Result<PathBuf> {
     for dir in ["lib/firmware", "usr/lib/firmware"] {
-        let mut closure = debpkg::Closure::new();
+        let mut closure = closure::Closure::new();
         let path = format!("{dir}/{file}");
-        if let Ok(real) = debpkg::add_file(root, &path, &mut closure) {
+        if let Ok(real) = closure::add_file(root, &path, &mut closure) {
             return Ok(root.join(real));
         }
     }

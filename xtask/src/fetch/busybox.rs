@@ -6,15 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::apt::Apt;
-use crate::arch::Arch;
-use crate::kernel::{download, find_deb, unpack_deb};
+use crate::fetch::apt::{self, Apt};
+use crate::fetch::deb;
+use crate::tools::arch::Arch;
 use crate::{progress, target_dir};
 
 const PACKAGE: &str = "busybox-static";
 
 /// The path of a static busybox binary for `arch` (x86_64 through the host's apt, aarch64
-/// through the private arm64 list of `apt.rs`).
+/// through the private arm64 list of `fetch/apt.rs`).
 pub fn fetch(arch: Arch) -> Result<PathBuf> {
     let dir = target_dir().join("busybox").join(arch.name());
     let binary = dir.join("root/bin/busybox");
@@ -22,15 +22,15 @@ pub fn fetch(arch: Arch) -> Result<PathBuf> {
         return Ok(binary);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let deb = match (find_deb(&dir, PACKAGE), arch) {
-        (Some(deb), _) => deb,
-        (None, Arch::X86_64) => download(&dir, PACKAGE)?,
+    let package = match (apt::find_deb(&dir, PACKAGE), arch) {
+        (Some(found), _) => found,
+        (None, Arch::X86_64) => apt::download(&dir, PACKAGE)?,
         (None, Arch::Aarch64) => Apt::new("arm64").download(PACKAGE, &dir)?,
     };
-    progress!("unpacking {}", deb.display());
-    unpack_deb(&deb, &dir.join("root"))?;
+    progress!("unpacking {}", package.display());
+    deb::unpack(&package, &dir.join("root"), &|_| true)?;
     if !binary.is_file() {
-        bail!("{} holds no bin/busybox", deb.display());
+        bail!("{} holds no bin/busybox", package.display());
     }
     Ok(binary)
 }

@@ -1,9 +1,9 @@
-//! Debian packages of any architecture, fetched through a private apt configuration under
-//! `target/apt/<debian arch>/`: its own sources list (Debian's mirror, `main` and
-//! `non-free-firmware`, bookworm with its updates and security suites), package lists and
-//! download cache. The host's `/etc/apt` and dpkg's architectures are never touched, so this
-//! works for arm64 on an amd64 host, on Ubuntu, and without root. It does not unpack
-//! (`kernel::unpack_deb` does).
+//! The apt client: `apt-get download` through the host's apt, or through a private apt
+//! configuration under `target/apt/<debian arch>/` for packages of any architecture: its own
+//! sources list (Debian's mirror, `main` and `non-free-firmware`, bookworm with its updates
+//! and security suites), package lists and download cache. The host's `/etc/apt` and dpkg's
+//! architectures are never touched, so this works for arm64 on an amd64 host, on Ubuntu, and
+//! without root. It does not unpack (`fetch/deb.rs` does).
 //!
 //! The options are those DESIGN.md measured: `Dir::Etc::sourcelist`, `Dir::Etc::sourceparts=-`,
 //! `Dir::State::Lists`, `Dir::Cache`, `APT::Architectures::=ARCH`, `APT::Architecture=ARCH`.
@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
-use crate::kernel::find_deb;
+use crate::tools::arch::Arch;
 use crate::{display_path, progress, target_dir};
 
 /// Debian's own mirror (any host's apt sources may point at Ubuntu's, which lacks these
@@ -73,7 +73,7 @@ impl Apt {
             format!("APT::Architectures::={}", self.arch),
             format!("APT::Architecture={}", self.arch),
         ];
-        if crate::kernel::running_as_root() {
+        if running_as_root() {
             // apt drops to `_apt` to download, who cannot write into target/
             options.push("APT::Sandbox::User=root".to_string());
         }
@@ -200,6 +200,69 @@ impl Apt {
             )
         })
     }
+}
+
+/// Debian's name of an architecture: `amd64`, `arm64`.
+pub fn deb_arch(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "amd64",
+        Arch::Aarch64 => "arm64",
+    }
+}
+
+/// `apt-get download PACKAGE` into `dir` with the host's apt (its own architecture and lists).
+pub fn download(dir: &Path, package: &str) -> Result<PathBuf> {
+    progress!(
+        "fetching {package} with apt-get download into {}",
+        display_path(dir)
+    );
+    let mut apt = Command::new("apt-get");
+    apt.current_dir(dir).args(["download", package]);
+    if running_as_root() {
+        // apt drops to the `_apt` user to download, who cannot write into target/: it then
+        // warns and downloads as root anyway. Say so up front instead of the warning.
+        apt.args(["-o", "APT::Sandbox::User=root"]);
+    }
+    let status = apt
+        .status()
+        .context("cannot run apt-get: pass --kernel and --modules-dir")?;
+    if !status.success() {
+        bail!(
+            "`apt-get download {package}` failed ({status}): run `apt-get update` and retry, \
+             or pass --kernel and --modules-dir"
+        );
+    }
+    find_deb(dir, package).with_context(|| {
+        format!(
+            "apt-get download {package} succeeded but left no .deb in {}",
+            dir.display()
+        )
+    })
+}
+
+fn running_as_root() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
+    #[cfg(not(unix))]
+    false
+}
+
+/// The newest `.deb` of `package` in `dir` (`PACKAGE_VERSION_ARCH.deb`), if one was fetched.
+pub fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
+    let prefix = format!("{package}_");
+    let mut debs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with(&prefix) && name.ends_with(".deb")
+        })
+        .collect();
+    debs.sort();
+    debs.pop()
 }
 
 /// The first `Depends:` of `apt-cache depends` output starting with `prefix`.

@@ -1,13 +1,11 @@
 //! Task `kernel`: finds the kernel image, its module tree and its device trees — given by the
 //! user, or Debian's (x86_64: the cloud kernel; aarch64: `linux-image-arm64`, with the
 //! Raspberry Pi device trees) fetched with `apt-get download` and unpacked into
-//! `target/kernel/<arch>/`. It does not index or pack modules (`modinfo`, `initramfs` do).
+//! `target/kernel/<arch>/`. It does not index or pack modules (`pack/modinfo.rs`,
+//! `pack/initramfs.rs` do).
 //!
-//! The `.deb` is unpacked in pure Rust: a `.deb` is an `ar` archive (read with `object`'s ar
-//! reader) holding `debian-binary`, `control.tar.*` and `data.tar.{xz,zst,gz}`; the data tar
-//! is decompressed (`compression`) and unpacked with the `tar` crate. `dpkg-deb -x` would do
-//! the same wherever `apt-get` exists, but this keeps one code path on every host and costs
-//! only the `tar` crate (the decompressors are needed for compressed modules anyway).
+//! The `.deb` is unpacked in pure Rust (`fetch/deb.rs`): `dpkg-deb -x` would do the same
+//! wherever `apt-get` exists, but this keeps one code path on every host.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,8 +13,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use crate::apt::Apt;
-use crate::arch::Arch;
+use crate::fetch::apt::{self, Apt};
+use crate::fetch::deb;
+use crate::tools::arch::Arch;
 use crate::{display_path, progress, target_dir};
 
 /// The Debian metapackage that always depends on the current cloud kernel (x86_64).
@@ -192,16 +191,16 @@ fn debian_kernel(arch: Arch) -> Result<Kernel> {
         return Ok(kernel);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let deb = match (find_deb(&dir, &package), apt) {
+    let deb = match (apt::find_deb(&dir, &package), apt) {
         (Some(deb), _) => deb,
         (None, Some(apt)) => apt.download(&package, &dir)?,
-        (None, None) => download(&dir, &package)?,
+        (None, None) => apt::download(&dir, &package)?,
     };
     let started = Instant::now();
     progress!("unpacking {} (pure Rust; 2-30 s)", display_path(&deb));
     let staging = dir.join(format!("{release}.partial"));
     let _ = std::fs::remove_dir_all(&staging);
-    unpack_deb_where(&deb, &staging, kernel_file_needed)?;
+    deb::unpack(&deb, &staging, &kernel_file_needed)?;
     let unpacked = dir.join(&release);
     let _ = std::fs::remove_dir_all(&unpacked);
     std::fs::rename(&staging, &unpacked).with_context(|| {
@@ -230,16 +229,7 @@ fn resolve_package(metapackage: &str) -> Result<String> {
         .context(
             "cannot run apt-cache (not a Debian/Ubuntu host?): pass --kernel and --modules-dir",
         )?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let found = text.lines().find_map(|line| {
-        let dep = line
-            .trim()
-            .trim_start_matches('|')
-            .strip_prefix("Depends:")?
-            .trim();
-        let dep = dep.trim_matches(|c| c == '<' || c == '>');
-        dep.starts_with("linux-image-").then(|| dep.to_string())
-    });
+    let found = apt::first_dependency(&String::from_utf8_lossy(&out.stdout), "linux-image-");
     match found {
         Some(package) if out.status.success() => Ok(package),
         _ => bail!(
@@ -248,59 +238,6 @@ fn resolve_package(metapackage: &str) -> Result<String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ),
     }
-}
-
-pub(crate) fn download(dir: &Path, package: &str) -> Result<PathBuf> {
-    progress!(
-        "fetching {package} with apt-get download into {}",
-        display_path(dir)
-    );
-    let mut apt = Command::new("apt-get");
-    apt.current_dir(dir).args(["download", package]);
-    if running_as_root() {
-        // apt drops to the `_apt` user to download, who cannot write into target/: it then
-        // warns and downloads as root anyway. Say so up front instead of the warning.
-        apt.args(["-o", "APT::Sandbox::User=root"]);
-    }
-    let status = apt
-        .status()
-        .context("cannot run apt-get: pass --kernel and --modules-dir")?;
-    if !status.success() {
-        bail!(
-            "`apt-get download {package}` failed ({status}): run `apt-get update` and retry, \
-             or pass --kernel and --modules-dir"
-        );
-    }
-    find_deb(dir, package).with_context(|| {
-        format!(
-            "apt-get download {package} succeeded but left no .deb in {}",
-            dir.display()
-        )
-    })
-}
-
-pub(crate) fn running_as_root() -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-    }
-    #[cfg(not(unix))]
-    false
-}
-
-pub(crate) fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
-    let prefix = format!("{package}_");
-    let mut debs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.starts_with(&prefix) && name.ends_with(".deb")
-        })
-        .collect();
-    debs.sort();
-    debs.pop()
 }
 
 /// A complete unpacked kernel `<dir>/<release>/`, if there is one.
@@ -338,19 +275,6 @@ fn kernel_file_needed(path: &Path) -> bool {
         return path.components().count() <= 3 || text.contains("/broadcom");
     }
     !(text.starts_with("boot/System.map") || text.starts_with("usr/share"))
-}
-
-/// Unpacks the data of a `.deb` into `dest`, as `dpkg-deb -x` does (minus `usr/share/doc`).
-pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<()> {
-    unpack_deb_where(deb, dest, |path| {
-        !(path.starts_with("./usr/share") || path.starts_with("usr/share"))
-    })
-}
-
-/// Unpacks the files of a `.deb` for which `keep` says yes (directories are made as needed;
-/// streamed, see `debpkg::unpack`).
-pub fn unpack_deb_where(deb: &Path, dest: &Path, keep: impl Fn(&Path) -> bool) -> Result<()> {
-    crate::debpkg::unpack(deb, dest, &keep)
 }
 
 #[cfg(test)]
