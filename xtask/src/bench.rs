@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::fetch::busybox;
 use crate::fetch::kernel::KernelArgs;
-use crate::initramfs::{self, Extra, Initramfs};
+use crate::pack::initramfs::{self, Extra, Initramfs};
 use crate::qemu::{self, Boot};
 use crate::tools::arch::Arch;
 use crate::{image, progress, scenario, target_dir, workspace_root};
@@ -41,7 +41,7 @@ pub struct Options {
     /// Also build for aarch64 to report its binary size.
     pub aarch64: bool,
     /// Which build of boxinit (and the demo box) to benchmark.
-    pub flavor: crate::binary::Flavor,
+    pub flavor: crate::pack::binaries::Flavor,
 }
 
 /// The `/init`s compared.
@@ -369,7 +369,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let started = Instant::now();
     let setup = prepare(arch, &opts.kernel, opts.flavor)?;
     let aarch64_size = if opts.aarch64 {
-        match crate::binary::build_as(Arch::Aarch64, opts.flavor) {
+        match crate::pack::binaries::build_as(Arch::Aarch64, opts.flavor) {
             Ok(built) => Some(std::fs::metadata(&built.init)?.len()),
             Err(e) => {
                 progress!("aarch64 build failed, its size is not reported: {e:#}");
@@ -554,11 +554,15 @@ pub fn run(opts: &Options) -> Result<()> {
 }
 
 /// Builds the three inits and the box, packs the initramfs of each and the two disks.
-fn prepare(arch: Arch, kernel: &KernelArgs, flavor: crate::binary::Flavor) -> Result<Setup> {
-    let built = qemu::built_as(arch, flavor)?;
+fn prepare(
+    arch: Arch,
+    kernel: &KernelArgs,
+    flavor: crate::pack::binaries::Flavor,
+) -> Result<Setup> {
+    let built = crate::pack::binaries::built_as(arch, flavor)?;
     let floor = build_floor(arch)?;
     let busybox = busybox::fetch(arch)?;
-    let context = qemu::context(arch, kernel)?;
+    let context = crate::pack::context::context(arch, kernel)?;
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
 

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::bench::{parse_sample, Stats, Variant};
-use crate::binary::{Built, Flavor};
 use crate::coldplug_scale::{self, Measured};
 use crate::fetch::kernel::KernelArgs;
-use crate::initramfs;
+use crate::pack::binaries::{Built, Flavor};
+use crate::pack::initramfs;
 use crate::tools::arch::Arch;
-use crate::{progress, qemu, target_dir};
+use crate::{progress, target_dir};
 
 /// Targets of the issue this section reports on.
 const SMALL_MAX_BYTES: u64 = 500 * 1024;
@@ -79,7 +79,7 @@ pub struct Inputs<'a> {
 pub fn run(inputs: &Inputs) -> Result<Extra> {
     let arch = Arch::X86_64;
     let mut failures = Vec::new();
-    let context = qemu::context(arch, inputs.kernel)?;
+    let context = crate::pack::context::context(arch, inputs.kernel)?;
     let dir = target_dir().join("bench");
     let pack = |built: &Built, modules: &[String], name: &str| {
         let options = initramfs::Options {
@@ -96,7 +96,7 @@ pub fn run(inputs: &Inputs) -> Result<Extra> {
     };
 
     progress!("small build: size, and {BOOTS} boots of it");
-    let small = match qemu::built_as(arch, Flavor::Small) {
+    let small = match crate::pack::binaries::built_as(arch, Flavor::Small) {
         Ok(built) => {
             let initramfs = pack(&built, inputs.boot_modules, "boxinit-small")?;
             // aarch64's small build is `cargo xtask build --small --arch aarch64` (minutes of
@@ -122,7 +122,7 @@ pub fn run(inputs: &Inputs) -> Result<Extra> {
     };
 
     progress!("--modules all: the whole module tree packed, {BOOTS} boots");
-    let stable = qemu::built(arch)?;
+    let stable = crate::pack::binaries::built(arch)?;
     let all = pack(&stable, &["all".to_string()], "boxinit-all-modules")?;
     let all_modules = Some(AllModules {
         modules: all.selection.load_order.len(),
@@ -144,7 +144,7 @@ pub fn run(inputs: &Inputs) -> Result<Extra> {
         arches.push((Arch::Aarch64, KernelArgs::default()));
     }
     for (arch, kernel) in arches {
-        match qemu::context(arch, &kernel) {
+        match crate::pack::context::context(arch, &kernel) {
             Ok(context) => {
                 let setup = coldplug_scale::setup(arch, &context.index);
                 scale.push(coldplug_scale::measure(&setup, 5)?);

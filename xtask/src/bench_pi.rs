@@ -15,7 +15,7 @@ use crate::bench::{
 };
 use crate::bundle::{self, Board};
 use crate::fetch::busybox;
-use crate::initramfs::{self, Extra};
+use crate::pack::initramfs::{self, Extra};
 use crate::qemu::{self, Boot, Machine};
 use crate::tools::arch::Arch;
 use crate::{progress, scenario, target_dir};
@@ -187,7 +187,7 @@ fn prepare() -> Result<PiSetup> {
         image: Some(card.clone()),
         ..bundle::Options::new(Board::Rpi3, &folder)
     })?;
-    let context = qemu::context(Arch::Aarch64, &Default::default())?;
+    let context = crate::pack::context::context(Arch::Aarch64, &Default::default())?;
     let script_modules = context.index.packed_paths(
         &context.kernel.release,
         &context.index.select(SCRIPT_MODULES)?.load_order,

@@ -21,13 +21,12 @@ use boxinit::config::board::{Board as BoardFeatures, UsbSerial};
 use boxinit::config::{self, Config};
 
 use crate::fdt::{self, Fdt};
-use crate::fetch::apt::Apt;
 use crate::fetch::kernel::KernelArgs;
 use crate::image::{self, Image, ImageOptions};
-use crate::initramfs::{self, Initramfs};
+use crate::pack::initramfs::{self, Initramfs};
 use crate::qemu::{Machine, PrepareOptions, Prepared};
 use crate::tools::arch::Arch;
-use crate::{display_path, format_size, progress, qemu, target_dir};
+use crate::{display_path, format_size, progress, target_dir};
 
 /// A Raspberry Pi model family a bundle is made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -499,31 +498,10 @@ pub fn modules_to_pack(
     modules
 }
 
-/// Debian's `raspi-firmware`, fetched once into `target/firmware/`: the folder holding
-/// `bootcode.bin`, `start*.elf` and `fixup*.dat`.
-pub fn fetch_firmware() -> Result<PathBuf> {
-    let dir = target_dir().join("firmware");
-    let files = dir.join("root/usr/lib/raspi-firmware");
-    if files.join("start.elf").is_file() {
-        return Ok(files);
-    }
-    let deb = Apt::new("arm64")
-        .download("raspi-firmware", &dir)
-        .context("pass the firmware folder with --firmware")?;
-    crate::fetch::deb::unpack(&deb, &dir.join("root"), &|_| true)?;
-    if !files.join("start.elf").is_file() {
-        bail!(
-            "{} holds no usr/lib/raspi-firmware/start.elf",
-            deb.display()
-        );
-    }
-    Ok(files)
-}
-
 /// Writes the bundle folder (and the image, when asked).
 pub fn make(opts: &Options) -> Result<Bundle> {
     let arch = Arch::Aarch64;
-    let context = qemu::context(arch, &opts.kernel)?;
+    let context = crate::pack::context::context(arch, &opts.kernel)?;
     let kernel = &context.kernel;
     let dtb_dir = kernel.dtb_dir.as_ref().with_context(|| {
         format!(
@@ -534,7 +512,7 @@ pub fn make(opts: &Options) -> Result<Bundle> {
     let (dtbs, dtb_names) = find_dtbs(opts.board, dtb_dir)?;
     let firmware = match &opts.firmware {
         Some(dir) => dir.clone(),
-        None => fetch_firmware()?,
+        None => crate::fetch::firmware::boot_firmware()?,
     };
     for name in opts.board.firmware() {
         if !firmware.join(name).is_file() {
@@ -548,9 +526,9 @@ pub fn make(opts: &Options) -> Result<Bundle> {
     }
     let built = match (&opts.init, &opts.box_path) {
         (Some(_), Some(_)) => None,
-        _ => Some(qemu::built(arch)?),
+        _ => Some(crate::pack::binaries::built(arch)?),
     };
-    let pick = |given: &Option<PathBuf>, default: fn(&crate::binary::Built) -> PathBuf| {
+    let pick = |given: &Option<PathBuf>, default: fn(&crate::pack::binaries::Built) -> PathBuf| {
         given
             .clone()
             .or_else(|| built.as_ref().map(default))

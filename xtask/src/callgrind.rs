@@ -20,7 +20,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::modinfo::ModIndex;
+use crate::pack::modinfo::ModIndex;
 use crate::tools::arch::Arch;
 use crate::{coldplug_scale, image, progress, target_dir, workspace_root};
 

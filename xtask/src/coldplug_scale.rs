@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use boxinit::devices::modindex::{self, AliasIndexOrigin, ModuleIndex};
 
-use crate::modinfo::ModIndex;
+use crate::pack::modinfo::ModIndex;
 use crate::tools::arch::Arch;
 
 /// How many devices the benchmark resolves.

@@ -9,7 +9,6 @@
 pub mod bench;
 pub mod bench_extra;
 pub mod bench_pi;
-pub mod binary;
 pub mod bundle;
 pub mod callgrind;
 pub mod coldplug_scale;
@@ -17,9 +16,8 @@ pub mod fdt;
 pub mod fetch;
 pub mod fuzz;
 pub mod image;
-pub mod initramfs;
-pub mod modinfo;
 pub mod netbench;
+pub mod pack;
 pub mod qemu;
 pub mod scenario;
 pub mod sntp_responder;

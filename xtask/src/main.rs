@@ -9,10 +9,11 @@ use clap::{Parser, Subcommand};
 use boxinit::config::Place;
 use xtask::fetch::kernel;
 use xtask::fetch::kernel::KernelArgs;
-use xtask::modinfo::ModIndex;
+use xtask::pack::modinfo::ModIndex;
+use xtask::pack::{binaries as binary, initramfs};
 use xtask::qemu::{self, PrepareOptions};
 use xtask::tools::arch::Arch;
-use xtask::{binary, bundle, display_path, image, initramfs};
+use xtask::{bundle, display_path, image};
 
 /// Build boxinit, pack its initramfs, make a boot disk and boot them in QEMU.
 ///
@@ -321,8 +322,9 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             };
             let kernel = kernel::resolve(arch, &kernel)?;
             let index = ModIndex::load(&kernel.modules_dir)?;
-            let programs = xtask::wifi::programs_to_pack(&[], modules.wifi, config.as_deref())?;
-            let mut extra = xtask::wifi::program_entries(arch, &programs)?;
+            let programs =
+                xtask::pack::debian::programs_to_pack(&[], modules.wifi, config.as_deref())?;
+            let mut extra = xtask::pack::debian::program_entries(arch, &programs)?;
             if no_console {
                 extra.push(initramfs::no_console());
             }
@@ -400,7 +402,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             print!("{}", bundle::describe(&made));
         }
         Task::Callgrind { arch } => {
-            let context = qemu::context(arch, &kernel::KernelArgs::default())?;
+            let context = xtask::pack::context::context(arch, &kernel::KernelArgs::default())?;
             xtask::callgrind::check(arch, &context.index)?;
         }
         Task::Test {

@@ -2,18 +2,15 @@
 //! initramfs, disk — the unchanging parts cached per process) and [`command`] (the QEMU
 //! command line for a [`Boot`]). It does not read or judge the console (the harness does).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::binary::{self, Built, Flavor};
-use crate::fetch::kernel::{self, Kernel, KernelArgs};
+use crate::fetch::kernel::KernelArgs;
 use crate::image::{self, Image, ImageOptions};
-use crate::initramfs::{self, Initramfs};
-use crate::modinfo::ModIndex;
+use crate::pack::binaries::{self, Flavor};
+use crate::pack::initramfs::{self, Initramfs};
 use crate::progress;
 use crate::tools::arch::Arch;
 
@@ -224,57 +221,6 @@ pub fn check_qemu(arch: Arch) -> Result<()> {
     }
 }
 
-/// What does not change between boots of one architecture and kernel: made once per process.
-#[derive(Debug)]
-pub struct Context {
-    pub arch: Arch,
-    pub kernel: Kernel,
-    pub index: ModIndex,
-}
-
-/// The [`Context`] for `arch` and `kernel`: made (kernel fetch, module index) on the first
-/// call, shared afterwards.
-pub fn context(arch: Arch, kernel: &KernelArgs) -> Result<Arc<Context>> {
-    type Cache = Mutex<HashMap<(Arch, KernelArgs), Arc<Context>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let key = (arch, kernel.clone());
-    if let Some(context) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-        return Ok(context);
-    }
-    let resolved = kernel::resolve(arch, kernel)?;
-    let index = ModIndex::load(&resolved.modules_dir)?;
-    let context = Arc::new(Context {
-        arch,
-        kernel: resolved,
-        index,
-    });
-    if let Ok(mut cache) = cache.lock() {
-        cache.insert(key, context.clone());
-    }
-    Ok(context)
-}
-
-/// [`binary::build`] once per process and architecture.
-pub fn built(arch: Arch) -> Result<Built> {
-    built_as(arch, Flavor::Stable)
-}
-
-/// [`binary::build_as`] once per process, architecture and flavor.
-pub fn built_as(arch: Arch, flavor: Flavor) -> Result<Built> {
-    static CACHE: OnceLock<Mutex<HashMap<(Arch, Flavor), Built>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let key = (arch, flavor);
-    if let Some(built) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-        return Ok(built);
-    }
-    let built = binary::build_as(arch, flavor)?;
-    if let Ok(mut cache) = cache.lock() {
-        cache.insert(key, built.clone());
-    }
-    Ok(built)
-}
-
 /// What to boot; every field has a default (see each).
 #[derive(Clone, Debug, Default)]
 pub struct PrepareOptions {
@@ -346,7 +292,7 @@ impl Prepared {
 pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
     let built = match (&opts.init, &opts.box_path) {
         (Some(_), Some(_)) => None,
-        _ => Some(built_as(opts.arch, opts.flavor)?),
+        _ => Some(binaries::built_as(opts.arch, opts.flavor)?),
     };
     let init = opts
         .init
@@ -357,7 +303,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
         .box_path
         .clone()
         .or_else(|| built.as_ref().map(|b| b.demo_box.clone()));
-    let context = context(opts.arch, &opts.kernel)?;
+    let context = crate::pack::context::context(opts.arch, &opts.kernel)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let initrd = out_dir.join("initramfs.cpio.gz");
@@ -365,12 +311,12 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
         true => Some(crate::fetch::busybox::fetch(opts.arch)?),
         false => None,
     };
-    let programs = crate::wifi::programs_to_pack(
+    let programs = crate::pack::debian::programs_to_pack(
         &opts.debian_programs,
         opts.wifi,
         opts.builtin_config.as_deref(),
     )?;
-    let mut extra = crate::wifi::program_entries(opts.arch, &programs)?;
+    let mut extra = crate::pack::debian::program_entries(opts.arch, &programs)?;
     if opts.no_console {
         extra.push(initramfs::no_console());
     }

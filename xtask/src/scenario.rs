@@ -320,7 +320,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
     let out_dir = crate::target_dir().join("scenarios").join(&scenario.name);
     let kernel = match scenario.kernel.as_deref() {
         Some(_) => {
-            let generic = crate::wifi::generic_kernel()?;
+            let generic = crate::fetch::generic_kernel::fetch()?;
             KernelArgs {
                 kernel: Some(generic.image),
                 modules_dir: Some(generic.modules_dir),
@@ -340,15 +340,15 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         modules: scenario.modules.clone(),
         box_path: match (scenario.file("box"), scenario.box_arch) {
             (Some(file), _) => Some(file),
-            (None, Some(box_arch)) => Some(qemu::built(box_arch)?.demo_box),
+            (None, Some(box_arch)) => Some(crate::pack::binaries::built(box_arch)?.demo_box),
             (None, None) => None,
         },
         gpt: scenario.gpt,
         no_console: scenario.no_console,
         no_net: scenario.no_net,
         flavor: match scenario.small {
-            true => crate::binary::Flavor::Small,
-            false => crate::binary::Flavor::Stable,
+            true => crate::pack::binaries::Flavor::Small,
+            false => crate::pack::binaries::Flavor::Stable,
         },
         ..Default::default()
     };

@@ -48,8 +48,8 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     // Build and fetch once, before the first scenario, so their progress lines come first.
     for (arch, kernel) in &targets {
-        qemu::built(*arch)?;
-        let context = qemu::context(*arch, kernel)?;
+        crate::pack::binaries::built(*arch)?;
+        let context = crate::pack::context::context(*arch, kernel)?;
         // The alias index against the linear scan on every device of the coldplug benchmark.
         let scale = crate::coldplug_scale::setup(*arch, &context.index);
         let matched = crate::coldplug_scale::check(&scale)?;
@@ -68,11 +68,11 @@ pub fn run(opts: &Options) -> Result<()> {
             .find(|(arch, _)| *arch == Arch::Aarch64)
             .or(targets.first())
             .context("no target")?;
-        let context = qemu::context(*arch, kernel)?;
+        let context = crate::pack::context::context(*arch, kernel)?;
         crate::callgrind::check(*arch, &context.index)?;
     }
     if scenarios.iter().any(|s| s.small) {
-        qemu::built_as(opts.arch, crate::binary::Flavor::Small)?;
+        crate::pack::binaries::built_as(opts.arch, crate::pack::binaries::Flavor::Small)?;
     }
     progress!("running {} QEMU boot scenario(s)", scenarios.len());
     let (passed, failed) = scenario::run_all(&scenarios, opts.arch, &opts.kernel);

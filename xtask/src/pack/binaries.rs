@@ -1,10 +1,13 @@
 //! Task `build`: the static musl binaries of boxinit and the demo box, built by cargo: the
 //! stable build, or with `--small` nightly's `-Z build-std` with `panic = "immediate-abort"`.
 //!
-//! It owns making sure the Rust target is installed; it does not package anything.
+//! It owns making sure the Rust target is installed, and builds once per process what the
+//! scenarios and the benchmark ask for again ([`built`]); it does not package anything.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{bail, Context, Result};
 
@@ -99,6 +102,26 @@ pub fn build_as(arch: Arch, flavor: Flavor) -> Result<Built> {
         if !path.is_file() {
             bail!("cargo build succeeded but {} is missing", path.display());
         }
+    }
+    Ok(built)
+}
+
+/// [`build`] once per process and architecture.
+pub fn built(arch: Arch) -> Result<Built> {
+    built_as(arch, Flavor::Stable)
+}
+
+/// [`build_as`] once per process, architecture and flavor.
+pub fn built_as(arch: Arch, flavor: Flavor) -> Result<Built> {
+    static CACHE: OnceLock<Mutex<HashMap<(Arch, Flavor), Built>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (arch, flavor);
+    if let Some(built) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(built);
+    }
+    let built = build_as(arch, flavor)?;
+    if let Ok(mut cache) = cache.lock() {
+        cache.insert(key, built.clone());
     }
     Ok(built)
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::fetch::kernel::Kernel;
-use crate::modinfo::{self, packed_path, ModIndex, Selection};
+use crate::pack::modinfo::{self, packed_path, ModIndex, Selection};
 use crate::tools::arch::Arch;
 use crate::tools::cpio;
 use crate::{display_path, format_size, progress};
@@ -389,7 +389,7 @@ pub fn make_verbose(extra: &[Extra], opts: &Options, out: &Path) -> Result<Initr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modinfo::{parse_modinfo, Module};
+    use crate::pack::modinfo::{parse_modinfo, Module};
     use std::io::Read;
 
     fn fake_tree(dir: &Path) -> (Kernel, ModIndex) {
