@@ -8,11 +8,12 @@
 //! `modinfo(8)` prints the same. Names treat `-` and `_` alike (kmod does); the index keys them
 //! with `_`, and a module's name is its file name without `.ko[.gz|.xz|.zst]`, as in depmod.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use boxinit::devices::modindex::{LoadPlan, ModuleIndex};
 use object::{Object, ObjectSection};
 
 use crate::tools::compression::Compression;
@@ -61,11 +62,10 @@ pub fn parse_softdep(value: &str) -> (Vec<String>, Vec<String>) {
     boxinit::devices::modindex::parse_softdep(value.split_whitespace())
 }
 
-/// The module name of a file in the tree: `kernel/fs/fat/vfat.ko.xz` → `vfat`.
+/// The module name of a file in the tree: `kernel/fs/fat/vfat.ko.xz` → `vfat` (the init's
+/// own rule, `modindex::name_from_path`).
 pub fn module_name(path: &Path) -> Option<String> {
-    let file = path.file_name()?.to_str()?;
-    let (stem, _) = Compression::split(file);
-    Some(normalize(stem.strip_suffix(".ko")?))
+    boxinit::devices::modindex::name_from_path(&path.to_string_lossy())
 }
 
 /// Where a module goes in the initramfs, relative to `lib/modules/<release>/`: its path in the
@@ -211,24 +211,23 @@ impl ModIndex {
     }
 
     /// The requested modules (names or aliases) plus everything they depend on (`depends=`,
-    /// and `softdep=` targets that are modules of this tree), deps first. Built-in names are
-    /// set apart; an unknown name is an error naming the closest ones.
+    /// and `softdep=` targets that are modules of this tree), deps first: the order the init's
+    /// own planner ([`ModIndex::planner`]) gives. Built-in names are set apart; an unknown
+    /// name is an error naming the closest ones.
     pub fn select<S: AsRef<str>>(&self, names: &[S]) -> Result<Selection> {
         let mut selection = Selection::default();
-        let mut seen = HashSet::new();
+        let mut roots = Vec::new();
         for raw in names {
             let name = normalize(raw.as_ref().trim());
             let by_alias = || self.alias_matches(raw.as_ref().trim());
             if self.modules.contains_key(&name) {
-                self.visit(&name, true, &mut seen, &mut selection.load_order);
+                roots.push(name);
             } else if self.builtin.contains(&name) {
                 if !selection.builtin.contains(&name) {
                     selection.builtin.push(name);
                 }
             } else if !by_alias().is_empty() {
-                for module in by_alias() {
-                    self.visit(&module, true, &mut seen, &mut selection.load_order);
-                }
+                roots.extend(by_alias());
             } else {
                 let close = self.suggest(&name);
                 if close.is_empty() {
@@ -241,37 +240,32 @@ impl ModIndex {
                 );
             }
         }
+        selection.load_order = step_names(self.planner(true).load_order(&roots));
         Ok(selection)
     }
 
-    /// Depth-first, dependencies before the module (a post-order): a load order.
-    fn visit(&self, name: &str, softdeps: bool, seen: &mut HashSet<String>, out: &mut Vec<String>) {
-        if !seen.insert(name.to_string()) {
-            return; // done, or a cycle (the kernel refuses those anyway)
+    /// This tree as the init's module index (`boxinit::devices::modindex`), whose load
+    /// planner orders a selection: each module with its `depends=` in `.modinfo` order (as a
+    /// `modules.dep` whose lines list the direct dependencies only; the planner follows them
+    /// down), and with `softdeps` its `softdep=` values as `modules.softdep`. No built-ins
+    /// (dependencies that are built in are left out as missing ones) and no aliases.
+    fn planner(&self, softdeps: bool) -> ModuleIndex {
+        let mut dep = String::new();
+        for module in self.modules.values() {
+            dep += &module.path;
+            dep.push(':');
+            for name in &module.info.depends {
+                dep += &format!(" {name}.ko");
+            }
+            dep.push('\n');
         }
-        let Some(module) = self.modules.get(name) else {
-            return; // a dependency that is built in, or missing from a broken tree
-        };
-        let (pre, post): (Vec<_>, Vec<_>) = if softdeps {
-            module
-                .info
-                .softdeps
-                .iter()
-                .map(|v| parse_softdep(v))
-                .unzip()
-        } else {
-            Default::default()
-        };
-        let known = |dep: &&String| self.modules.contains_key(dep.as_str());
-        for dep in pre.iter().flatten().filter(known) {
-            self.visit(dep, softdeps, seen, out);
-        }
-        for dep in &module.info.depends {
-            self.visit(dep, softdeps, seen, out);
-        }
-        out.push(name.to_string());
-        for dep in post.iter().flatten().filter(known) {
-            self.visit(dep, softdeps, seen, out);
+        let index = ModuleIndex::parse(&dep, "", "");
+        match softdeps {
+            true => {
+                let names: Vec<&String> = self.modules.keys().collect();
+                index.with_softdeps(&self.modules_softdep(&names))
+            }
+            false => index,
         }
     }
 
@@ -288,11 +282,7 @@ impl ModIndex {
     /// Every module `name` needs through `depends=`, in depmod's `modules.dep` order: a
     /// module before those it depends on, so loading goes from the last to the first.
     pub fn dependencies(&self, name: &str) -> Vec<String> {
-        let mut order = Vec::new();
-        self.visit(name, false, &mut HashSet::new(), &mut order);
-        order.pop(); // the module itself comes last in a post-order
-        order.reverse();
-        order
+        dependencies_in(&self.planner(false), name)
     }
 
     /// Up to 8 module names close to `name`: sharing a substring, or a few edits away.
@@ -316,6 +306,7 @@ impl ModIndex {
 
     /// `modules.dep` for the modules in `names`, with the paths they get when packed.
     pub fn modules_dep<S: AsRef<str>>(&self, names: &[S]) -> String {
+        let planner = self.planner(false);
         let mut out = String::new();
         for name in names {
             let Some(module) = self.modules.get(name.as_ref()) else {
@@ -323,7 +314,7 @@ impl ModIndex {
             };
             out += packed_path(&module.path);
             out.push(':');
-            for dep in self.dependencies(&module.name) {
+            for dep in dependencies_in(&planner, &module.name) {
                 if let Some(dep) = self.modules.get(&dep) {
                     out.push(' ');
                     out += packed_path(&dep.path);
@@ -355,6 +346,19 @@ impl ModIndex {
         }
         out
     }
+}
+
+/// The module names of a plan's steps, in order.
+fn step_names(plan: LoadPlan) -> Vec<String> {
+    plan.steps.into_iter().map(|step| step.name).collect()
+}
+
+/// [`ModIndex::dependencies`] with the planner made once.
+fn dependencies_in(planner: &ModuleIndex, name: &str) -> Vec<String> {
+    let mut order = step_names(planner.load_order(&[name.to_string()]));
+    order.pop(); // the module itself comes last: it loads after what it needs
+    order.reverse();
+    order
 }
 
 fn collect_modules(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -473,20 +477,11 @@ mod tests {
         let sel = index
             .select(&["virtio_pci", "virtio-blk", "vfat", "nls_cp437", "nls-ascii"])
             .unwrap();
-        assert_eq!(
-            sel.load_order,
-            [
-                "virtio_pci_modern_dev",
-                "virtio_pci_legacy_dev",
-                "virtio",
-                "virtio_ring",
-                "virtio_pci",
-                "virtio_blk",
-                "fat",
-                "vfat",
-                "nls_cp437",
-            ]
-        );
+        // the init's planner orders them (its own tests hold how); this holds that xtask
+        // gives it each module's `depends=` in `.modinfo` order, and sets built-ins apart
+        let order = "virtio_pci_modern_dev virtio_pci_legacy_dev virtio virtio_ring virtio_pci \
+                     virtio_blk fat vfat nls_cp437";
+        assert_eq!(sel.load_order.join(" "), order);
         assert_eq!(sel.builtin, ["nls_ascii"]);
         // every module comes after its dependencies
         for (i, name) in sel.load_order.iter().enumerate() {
