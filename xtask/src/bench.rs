@@ -15,10 +15,11 @@ use anyhow::{bail, Context, Result};
 
 use crate::fetch::busybox;
 use crate::fetch::kernel::KernelArgs;
+use crate::media::image;
 use crate::pack::initramfs::{self, Extra, Initramfs};
-use crate::qemu::{self, Boot};
+use crate::qemu::machine::{self, Boot};
 use crate::tools::arch::Arch;
-use crate::{image, progress, scenario, target_dir, workspace_root};
+use crate::{progress, scenario, target_dir, workspace_root};
 
 /// What the box does in every boot: report PID 1's memory, then ask for power-off (the
 /// benchmark stops QEMU as soon as it has seen that line).
@@ -365,7 +366,7 @@ pub fn run(opts: &Options) -> Result<()> {
     if opts.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    qemu::check_qemu(arch)?;
+    machine::check_qemu(arch)?;
     let started = Instant::now();
     let setup = prepare(arch, &opts.kernel, opts.flavor)?;
     let aarch64_size = if opts.aarch64 {
@@ -784,7 +785,7 @@ pub fn boot_initrd(
     let mut boot = Boot::new(Arch::X86_64, kernel, initrd);
     boot.disk = Some(disk.to_path_buf());
     boot.append = append.to_string();
-    let mut child = qemu::command(&boot, false)
+    let mut child = machine::command(&boot, false)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -13,10 +13,11 @@ use anyhow::{Context, Result};
 use crate::bench::{
     applets, busybox_extras, busybox_script, parse_sample, Stats, Variant, BOX_ARGS, LAST_LINE,
 };
-use crate::bundle::{self, Board};
 use crate::fetch::busybox;
+use crate::media::board::Board;
+use crate::media::{bundle, init_toml};
 use crate::pack::initramfs::{self, Extra};
-use crate::qemu::{self, Boot, Machine};
+use crate::qemu::machine::{self, Boot, Machine};
 use crate::tools::arch::Arch;
 use crate::{progress, scenario, target_dir};
 
@@ -48,7 +49,7 @@ struct PiSetup {
 /// Makes the rpi3 bundle and the busybox variant, then `runs` rounds of one boot each,
 /// alternating which goes first.
 pub fn run(runs: usize) -> Result<PiRow> {
-    qemu::check_qemu(Arch::Aarch64)?;
+    machine::check_qemu(Arch::Aarch64)?;
     let setup = prepare()?;
     let mut row = PiRow::default();
     for round in 0..runs {
@@ -177,7 +178,7 @@ fn prepare() -> Result<PiSetup> {
     let args = toml::Value::Array(BOX_ARGS.iter().map(|a| toml::Value::from(*a)).collect());
     std::fs::write(&config, format!("[box]\nargs = {args}\n"))?;
     let builtin = dir.join("builtin.toml");
-    std::fs::write(&builtin, bundle::builtin_config_for_qemu(Board::Rpi3))?;
+    std::fs::write(&builtin, init_toml::builtin_config_for_qemu(Board::Rpi3))?;
     let folder = dir.join("bundle");
     let _ = std::fs::remove_dir_all(&folder);
     let card = dir.join("card.img");
@@ -236,7 +237,7 @@ fn boot(setup: &PiSetup, initrd: &Path) -> Result<String> {
     boot.machine = Machine::Raspi3b;
     boot.dtb = Some(setup.dtb.clone());
     boot.disk = Some(setup.card.clone());
-    let mut child = qemu::command(&boot, false)
+    let mut child = machine::command(&boot, false)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

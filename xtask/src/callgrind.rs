@@ -20,9 +20,10 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::media::image;
 use crate::pack::modinfo::ModIndex;
 use crate::tools::arch::Arch;
-use crate::{coldplug_scale, image, progress, target_dir, workspace_root};
+use crate::{coldplug_scale, progress, target_dir, workspace_root};
 
 /// How much a count may grow over the baseline before the test fails.
 pub const TOLERANCE: f64 = 0.10;

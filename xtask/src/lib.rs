@@ -9,13 +9,11 @@
 pub mod bench;
 pub mod bench_extra;
 pub mod bench_pi;
-pub mod bundle;
 pub mod callgrind;
 pub mod coldplug_scale;
-pub mod fdt;
 pub mod fetch;
 pub mod fuzz;
-pub mod image;
+pub mod media;
 pub mod netbench;
 pub mod pack;
 pub mod qemu;
@@ -24,7 +22,6 @@ pub mod sntp_responder;
 pub mod test;
 pub mod tools;
 pub mod transcript;
-pub mod wifi;
 
 use std::path::{Path, PathBuf};
 

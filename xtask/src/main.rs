@@ -7,13 +7,16 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use boxinit::config::Place;
+use xtask::display_path;
 use xtask::fetch::kernel;
 use xtask::fetch::kernel::KernelArgs;
+use xtask::media::board::Board;
+use xtask::media::{bundle, image};
 use xtask::pack::modinfo::ModIndex;
 use xtask::pack::{binaries as binary, initramfs};
-use xtask::qemu::{self, PrepareOptions};
+use xtask::qemu::machine::{self, Forward, Machine};
+use xtask::qemu::prepare::PrepareOptions;
 use xtask::tools::arch::Arch;
-use xtask::{bundle, display_path, image};
 
 /// Build boxinit, pack its initramfs, make a boot disk and boot them in QEMU.
 ///
@@ -123,7 +126,7 @@ enum Task {
         /// Boot a Raspberry Pi bundle's card in QEMU instead (only rpi3: QEMU's raspi3b);
         /// implies --arch aarch64
         #[arg(long, value_enum)]
-        board: Option<bundle::Board>,
+        board: Option<Board>,
         /// The small build: nightly Rust rebuilding the standard library for size, with
         /// panic = "immediate-abort" (needs `rustup toolchain install nightly --component rust-src`)
         #[arg(long)]
@@ -137,7 +140,7 @@ enum Task {
         /// Forward a port of the host's 127.0.0.1 to the guest: HOST:GUEST, e.g. 8080:80
         /// (TCP; `udp:5353:53` for UDP); repeatable; implies --net
         #[arg(long, value_name = "HOST:GUEST")]
-        forward: Vec<xtask::qemu::Forward>,
+        forward: Vec<Forward>,
     },
     /// Make the folder a Raspberry Pi boots from (copy it onto any FAT card): GPU firmware,
     /// kernel, device trees, config.txt, cmdline.txt, the initramfs, init.toml and box; with
@@ -145,7 +148,7 @@ enum Task {
     Bundle {
         /// The board: rpi3 (3 B/B+/A+, CM3), rpi4 (4 B, 400, CM4), rpi02w (Zero 2 W)
         #[arg(long, value_enum)]
-        board: bundle::Board,
+        board: Board,
         /// The folder to write
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -411,7 +414,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             fuzz_seconds,
             arch,
             kernel,
-        } => xtask::test::run(&xtask::test::Options {
+        } => xtask::test::suite::run(&xtask::test::suite::Options {
             arch,
             kernel,
             filter,
@@ -462,12 +465,10 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             if let Some(config) = &disk.config {
                 xtask::tools::config::check(config, Place::BootPartition)?;
             }
-            let machine = board.map(bundle::Board::qemu_machine).transpose()?;
+            let machine = board.map(Machine::for_board).transpose()?;
             let arch = machine.map_or(arch, |m| m.arch());
             let network = match net || !forward.is_empty() {
-                true => {
-                    qemu::user_network(machine.unwrap_or(qemu::Machine::for_arch(arch)), &forward)
-                }
+                true => machine::user_network(machine.unwrap_or(Machine::for_arch(arch)), &forward),
                 false => Vec::new(),
             };
             let opts = PrepareOptions {
@@ -488,7 +489,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 no_net: false,
                 flavor: flavor(small),
             };
-            let code = qemu::run_with(&opts, machine, &append, &network)?;
+            let code = xtask::qemu::run::run_with(&opts, machine, &append, &network)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
     }

@@ -9,9 +9,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::fetch::kernel::KernelArgs;
+use crate::progress;
 use crate::scenario::{self, Scenario};
 use crate::tools::arch::Arch;
-use crate::{progress, qemu};
 
 /// The scenario booted: DHCP on eth0, SNTP against the host's test responder, clock in 1970.
 const SCENARIO: &str = "tests/boot/101_sntp_from_1970";
@@ -60,7 +60,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Boots the scenario `runs` times and writes the medians into `report`.
 pub fn run(runs: usize, kernel: &KernelArgs, report: &Path) -> Result<()> {
-    qemu::check_qemu(Arch::X86_64)?;
+    crate::qemu::machine::check_qemu(Arch::X86_64)?;
     let scenario = Scenario::load(&crate::workspace_root().join(SCENARIO))?;
     let mut all = Vec::new();
     for i in 0..runs {

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::fetch::kernel::KernelArgs;
-use crate::image;
-use crate::qemu::{self, Machine, PrepareOptions};
+use crate::media::image;
+use crate::qemu::machine::{self, Machine};
+use crate::qemu::prepare::{self, PrepareOptions};
 use crate::tools::arch::Arch;
 use crate::transcript::{self, Ending};
 
@@ -353,12 +354,12 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         ..Default::default()
     };
     let prepared = match scenario.machine {
-        Some(Machine::Raspi3b) => crate::bundle::prepare_raspi3b(&opts, &out_dir)?,
-        _ => qemu::prepare(&opts, &out_dir)?,
+        Some(Machine::Raspi3b) => prepare::prepare_raspi3b(&opts, &out_dir)?,
+        _ => prepare::prepare(&opts, &out_dir)?,
     };
     if scenario.host_card {
         let folder = prepared.initrd.parent().unwrap_or(&out_dir);
-        crate::bundle::card_by_host_tools(folder, &prepared.disk, 128)?;
+        crate::test::host_card::card_by_host_tools(folder, &prepared.disk, 128)?;
     }
     let mut disks = Vec::new();
     for disk in &scenario.disks {
@@ -407,7 +408,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         boot.monitor = Some(socket);
     }
     let started = Instant::now();
-    let mut child = qemu::command(&boot, false)
+    let mut child = machine::command(&boot, false)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::bundle::Board;
 use crate::fetch::firmware::{PiWifi, PI_BOARDS, ZERO_2_W_MISSING};
+use crate::media::board::Board;
 use crate::pack::debian;
 use crate::pack::initramfs::Extra;
 use crate::progress;
