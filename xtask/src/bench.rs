@@ -19,7 +19,7 @@ use crate::media::image;
 use crate::pack::initramfs::{self, Extra, Initramfs};
 use crate::qemu::machine::{self, Boot};
 use crate::tools::arch::Arch;
-use crate::{progress, scenario, target_dir, workspace_root};
+use crate::{progress, target_dir, workspace_root};
 
 /// What the box does in every boot: report PID 1's memory, then ask for power-off (the
 /// benchmark stops QEMU as soon as it has seen that line).
@@ -791,7 +791,7 @@ pub fn boot_initrd(
         .spawn()
         .context("cannot run QEMU")?;
     let (console, _) =
-        scenario::watch(&mut child, &[until.to_string()], false, BOOT_TIMEOUT, None)?;
+        crate::qemu::console::watch(&mut child, &[until.to_string()], false, BOOT_TIMEOUT, None)?;
     Ok(console)
 }
 

@@ -19,7 +19,7 @@ use crate::media::{bundle, init_toml};
 use crate::pack::initramfs::{self, Extra};
 use crate::qemu::machine::{self, Boot, Machine};
 use crate::tools::arch::Arch;
-use crate::{progress, scenario, target_dir};
+use crate::{progress, target_dir};
 
 /// What the busybox script insmods: the SD card's driver, FAT for the boot partition, and the
 /// watchdog driver that powers the Pi off (boxinit finds the same by coldplug).
@@ -242,7 +242,7 @@ fn boot(setup: &PiSetup, initrd: &Path) -> Result<String> {
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot run QEMU")?;
-    let (console, _) = scenario::watch(
+    let (console, _) = crate::qemu::console::watch(
         &mut child,
         &[LAST_LINE.to_string()],
         false,

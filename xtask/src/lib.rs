@@ -12,16 +12,12 @@ pub mod bench_pi;
 pub mod callgrind;
 pub mod coldplug_scale;
 pub mod fetch;
-pub mod fuzz;
 pub mod media;
 pub mod netbench;
 pub mod pack;
 pub mod qemu;
-pub mod scenario;
-pub mod sntp_responder;
 pub mod test;
 pub mod tools;
-pub mod transcript;
 
 use std::path::{Path, PathBuf};
 

@@ -227,7 +227,7 @@ enum Task {
         #[arg(long)]
         scenarios_only: bool,
         /// Seconds of fuzzing per fuzz target, after the scenarios
-        #[arg(long, value_name = "SECONDS", default_value_t = xtask::fuzz::DEFAULT_SECONDS)]
+        #[arg(long, value_name = "SECONDS", default_value_t = xtask::test::fuzz::DEFAULT_SECONDS)]
         fuzz_seconds: u64,
         #[arg(long, value_enum, default_value_t)]
         arch: Arch,
@@ -241,7 +241,7 @@ enum Task {
         /// Only the targets whose name contains this
         target: Option<String>,
         /// Seconds per target
-        #[arg(long, default_value_t = xtask::fuzz::DEFAULT_SECONDS)]
+        #[arg(long, default_value_t = xtask::test::fuzz::DEFAULT_SECONDS)]
         seconds: u64,
     },
 }
@@ -421,7 +421,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             scenarios_only,
             fuzz_seconds,
         })?,
-        Task::Fuzz { target, seconds } => xtask::fuzz::run(&xtask::fuzz::Options {
+        Task::Fuzz { target, seconds } => xtask::test::fuzz::run(&xtask::test::fuzz::Options {
             seconds,
             filter: target,
         })?,

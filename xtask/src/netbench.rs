@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::fetch::kernel::KernelArgs;
 use crate::progress;
-use crate::scenario::{self, Scenario};
+use crate::test::boot;
+use crate::test::scenario::Scenario;
 use crate::tools::arch::Arch;
 
 /// The scenario booted: DHCP on eth0, SNTP against the host's test responder, clock in 1970.
@@ -64,7 +65,7 @@ pub fn run(runs: usize, kernel: &KernelArgs, report: &Path) -> Result<()> {
     let scenario = Scenario::load(&crate::workspace_root().join(SCENARIO))?;
     let mut all = Vec::new();
     for i in 0..runs {
-        let outcome = scenario::run(&scenario, Arch::X86_64, kernel, false)?;
+        let outcome = boot::run(&scenario, Arch::X86_64, kernel, false)?;
         if !outcome.failures.is_empty() {
             bail!("boot {} failed: {}", i + 1, outcome.failures.join("; "));
         }

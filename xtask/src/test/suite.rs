@@ -8,9 +8,10 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::fetch::kernel::KernelArgs;
+use crate::progress;
 use crate::qemu::machine;
+use crate::test::{boot, scenario};
 use crate::tools::arch::Arch;
-use crate::{progress, scenario};
 
 /// What `cargo xtask test` runs.
 pub struct Options {
@@ -76,13 +77,13 @@ pub fn run(opts: &Options) -> Result<()> {
         crate::pack::binaries::built_as(opts.arch, crate::pack::binaries::Flavor::Small)?;
     }
     progress!("running {} QEMU boot scenario(s)", scenarios.len());
-    let (passed, failed) = scenario::run_all(&scenarios, opts.arch, &opts.kernel);
+    let (passed, failed) = boot::run_all(&scenarios, opts.arch, &opts.kernel);
     println!("scenarios: {passed} passed, {failed} failed");
     if failed > 0 {
         bail!("{failed} scenario(s) failed; each one's console is under target/scenarios/NAME/console.log");
     }
     if opts.filter.is_none() && !opts.scenarios_only {
-        crate::fuzz::run(&crate::fuzz::Options {
+        crate::test::fuzz::run(&crate::test::fuzz::Options {
             seconds: opts.fuzz_seconds,
             filter: None,
         })?;

@@ -1,6 +1,6 @@
 //! The QEMU console as the boot scenarios see it: cleaned of what changes from run to run,
 //! then matched line by line, in order, against a scenario's `expected` file. Pure text work;
-//! running QEMU is `scenario.rs`'s job.
+//! reading QEMU's console is `qemu/console.rs`'s, what a scenario expects `test/`'s.
 
 /// How a QEMU boot ended, as the console (and the harness) tell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
