@@ -406,7 +406,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
         }
         Task::Callgrind { arch } => {
             let context = xtask::pack::context::context(arch, &kernel::KernelArgs::default())?;
-            xtask::callgrind::check(arch, &context.index)?;
+            xtask::bench::callgrind::check(arch, &context.index)?;
         }
         Task::Test {
             filter,
@@ -437,7 +437,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             } else {
                 xtask::workspace_root().join(report)
             };
-            xtask::bench::run(&xtask::bench::Options {
+            xtask::bench::task::run(&xtask::bench::task::Options {
                 kernel,
                 runs,
                 report,
@@ -449,7 +449,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             runs,
             report,
             kernel,
-        } => xtask::netbench::run(runs, &kernel, &xtask::workspace_root().join(report))?,
+        } => xtask::bench::net::run(runs, &kernel, &xtask::workspace_root().join(report))?,
         Task::Run {
             disk,
             append,

@@ -38,7 +38,7 @@ pub struct PrepareOptions {
     pub files: Option<PathBuf>,
     /// disk size; 0: 64 MiB
     pub disk_size_mib: u32,
-    /// pack Debian's static busybox as `/bin/sh` (fetched once, see `busybox.rs`)
+    /// pack Debian's static busybox as `/bin/sh` (fetched once, see `fetch/busybox.rs`)
     pub busybox: bool,
     /// Debian programs to pack with their libraries (`wifi::PROGRAMS` names)
     pub debian_programs: Vec<String>,

@@ -1,6 +1,6 @@
 //! Task `test` (`cargo xtask test`): makes sure the tools are there (QEMU, the musl target, the kernel),
 //! runs the unit tests of the whole workspace, then every QEMU boot scenario, then the fuzz
-//! targets for a bounded time (`fuzz.rs`). A missing tool is installed when this machine can
+//! targets for a bounded time (`test/fuzz.rs`). A missing tool is installed when this machine can
 //! (root with apt-get, rustup, cargo install) or named precisely; never skipped.
 
 use std::process::Command;
@@ -53,8 +53,8 @@ pub fn run(opts: &Options) -> Result<()> {
         crate::pack::binaries::built(*arch)?;
         let context = crate::pack::context::context(*arch, kernel)?;
         // The alias index against the linear scan on every device of the coldplug benchmark.
-        let scale = crate::coldplug_scale::setup(*arch, &context.index);
-        let matched = crate::coldplug_scale::check(&scale)?;
+        let scale = crate::bench::coldplug_scale::setup(*arch, &context.index);
+        let matched = crate::bench::coldplug_scale::check(&scale)?;
         progress!(
             "coldplug at scale ({arch}): the alias index and the linear scan agree on all {} \
              devices ({matched} claimed by a module) against {} aliases",
@@ -71,7 +71,7 @@ pub fn run(opts: &Options) -> Result<()> {
             .or(targets.first())
             .context("no target")?;
         let context = crate::pack::context::context(*arch, kernel)?;
-        crate::callgrind::check(*arch, &context.index)?;
+        crate::bench::callgrind::check(*arch, &context.index)?;
     }
     if scenarios.iter().any(|s| s.small) {
         crate::pack::binaries::built_as(opts.arch, crate::pack::binaries::Flavor::Small)?;

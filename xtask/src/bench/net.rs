@@ -2,7 +2,7 @@
 //! from QEMU's user network) and a clock set by SNTP (the test responder on the host), over
 //! several boots of scenario 101; the figures go into BENCHMARKS.md between the
 //! `<!-- net: ... -->` markers of its hand-written part, which `cargo xtask bench` keeps.
-//! Separate from `bench.rs` (boot overhead), which boots no network.
+//! Separate from `bench/overhead.rs` (boot overhead), which boots no network.
 
 use std::path::Path;
 

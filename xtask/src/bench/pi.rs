@@ -1,18 +1,19 @@
 //! The benchmark's Raspberry Pi row: boxinit against the seed's busybox script on QEMU
 //! `raspi3b`, with the same `rpi3` bundle (kernel, device tree, modules) and the same SD card;
-//! interleaved boots, medians, one ratio. The statistics, the x86_64 rows and the report are
-//! `bench.rs`'s; this file only prepares and boots the Pi's two variants.
+//! interleaved boots, medians, one ratio, and the report's section of them. The statistics
+//! (`bench/stats.rs`), the x86_64 rows (`bench/overhead.rs`) and the rest of the report
+//! (`bench/report.rs`) are elsewhere; this file prepares and boots the Pi's two variants.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::bench::{
-    applets, busybox_extras, busybox_script, parse_sample, Stats, Variant, BOX_ARGS, LAST_LINE,
-};
+use crate::bench::boot::console_until;
+use crate::bench::inits::{applets, busybox_extras, busybox_script};
+use crate::bench::markers::{parse_sample, Variant, BOX_ARGS, LAST_LINE};
+use crate::bench::stats::Stats;
 use crate::fetch::busybox;
 use crate::media::board::Board;
 use crate::media::{bundle, init_toml};
@@ -237,19 +238,7 @@ fn boot(setup: &PiSetup, initrd: &Path) -> Result<String> {
     boot.machine = Machine::Raspi3b;
     boot.dtb = Some(setup.dtb.clone());
     boot.disk = Some(setup.card.clone());
-    let mut child = machine::command(&boot, false)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot run QEMU")?;
-    let (console, _) = crate::qemu::console::watch(
-        &mut child,
-        &[LAST_LINE.to_string()],
-        false,
-        BOOT_TIMEOUT,
-        None,
-    )?;
-    Ok(console)
+    console_until(&boot, LAST_LINE, BOOT_TIMEOUT)
 }
 
 #[cfg(test)]

@@ -25,11 +25,11 @@ pub const DEVICES: usize = 300;
 
 /// The modaliases recorded from QEMU's machines (`find /sys/devices -name modalias`).
 const REAL: &[(&str, &str)] = &[
-    ("pc", include_str!("../../bench/modaliases/pc.txt")),
-    ("virt", include_str!("../../bench/modaliases/virt.txt")),
+    ("pc", include_str!("../../../bench/modaliases/pc.txt")),
+    ("virt", include_str!("../../../bench/modaliases/virt.txt")),
     (
         "raspi3b",
-        include_str!("../../bench/modaliases/raspi3b.txt"),
+        include_str!("../../../bench/modaliases/raspi3b.txt"),
     ),
 ];
 

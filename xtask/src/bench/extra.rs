@@ -1,6 +1,6 @@
-//! The benchmark's figures beside the three-init comparison (`bench.rs`): the small build
+//! The benchmark's figures beside the three-init comparison (`bench/overhead.rs`): the small build
 //! (size and PID 1's memory, booted), the initramfs and boot overhead with the kernel's whole
-//! module tree (`--modules all`), and coldplug at scale (`coldplug_scale.rs`). Each is a
+//! module tree (`--modules all`), and coldplug at scale (`bench/coldplug_scale.rs`). Each is a
 //! section of its own, so that more rows (another board, another build) are one more entry.
 
 use std::fmt::Write as _;
@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::bench::{parse_sample, Stats, Variant};
-use crate::coldplug_scale::{self, Measured};
+use crate::bench::boot::boot_initrd;
+use crate::bench::coldplug_scale::{self, Measured};
+use crate::bench::markers::{anon_rss_after, number_after, parse_sample, Variant, LAST_LINE};
+use crate::bench::stats::{kib, median, verdict, Stats};
 use crate::fetch::kernel::KernelArgs;
 use crate::pack::binaries::{Built, Flavor};
 use crate::pack::initramfs;
@@ -61,11 +63,11 @@ pub struct Extra {
     pub all_modules: Option<AllModules>,
     pub scale: Vec<Measured>,
     /// Instruction counts of the kernel-free phases (callgrind), or why there are none.
-    pub instructions: Result<Vec<crate::callgrind::Count>, String>,
+    pub instructions: Result<Vec<crate::bench::callgrind::Count>, String>,
     pub failures: Vec<String>,
 }
 
-/// What `bench.rs` prepared that the extra boots reuse.
+/// What `bench/overhead.rs` prepared that the extra boots reuse.
 pub struct Inputs<'a> {
     pub kernel: &'a KernelArgs,
     /// The boot disk (demo box, `rss poweroff`).
@@ -150,8 +152,8 @@ pub fn run(inputs: &Inputs) -> Result<Extra> {
                 scale.push(coldplug_scale::measure(&setup, 5)?);
                 // the last tree (arm64's when there is one), as `cargo xtask test` counts it
                 progress!("instruction counts ({arch}): the kernel-free phases under callgrind");
-                instructions =
-                    crate::callgrind::measure(arch, &context.index).map_err(|e| format!("{e:#}"));
+                instructions = crate::bench::callgrind::measure(arch, &context.index)
+                    .map_err(|e| format!("{e:#}"));
             }
             Err(e) => failures.push(format!("coldplug at scale ({arch}): no kernel: {e:#}")),
         }
@@ -179,7 +181,7 @@ fn boots(
 ) -> Result<Booted> {
     let mut booted = Booted::default();
     for n in 0..BOOTS {
-        let console = crate::bench::boot_initrd(kernel, initrd, disk, "", crate::bench::LAST_LINE)?;
+        let console = boot_initrd(kernel, initrd, disk, "", LAST_LINE)?;
         let log: PathBuf = target_dir()
             .join("bench")
             .join(format!("boxinit-{name}-{}.log", n + 1));
@@ -194,28 +196,10 @@ fn boots(
         }
         booted
             .rss_kb
-            .extend(crate::bench::number_after(&console, "demo: init rss "));
-        booted
-            .anon_kb
-            .extend(crate::bench::anon_rss_after(&console));
+            .extend(number_after(&console, "demo: init rss "));
+        booted.anon_kb.extend(anon_rss_after(&console));
     }
     Ok(booted)
-}
-
-fn kib(bytes: u64) -> String {
-    format!("{:.1} KiB", bytes as f64 / 1024.0)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "**not met**"
-    }
-}
-
-fn median(values: &[f64]) -> String {
-    Stats::of(values).map_or("–".to_string(), |s| format!("{:.0}", s.median))
 }
 
 impl Extra {
@@ -345,7 +329,7 @@ impl Extra {
              --tool=callgrind`, one phase a run; the same binary on the same input gives the same \
              count. `cargo xtask test` fails when one grows more than 10 % over \
              `bench/callgrind.txt` (`UPDATE_CALLGRIND=1` rewrites it). Inputs: \
-             `xtask/src/callgrind.rs`.\n"
+             `xtask/src/bench/callgrind.rs`.\n"
         );
         match &self.instructions {
             Ok(counts) => {

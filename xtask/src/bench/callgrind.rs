@@ -20,10 +20,11 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::bench::coldplug_scale;
 use crate::media::image;
 use crate::pack::modinfo::ModIndex;
 use crate::tools::arch::Arch;
-use crate::{coldplug_scale, progress, target_dir, workspace_root};
+use crate::{progress, target_dir, workspace_root};
 
 /// How much a count may grow over the baseline before the test fails.
 pub const TOLERANCE: f64 = 0.10;
