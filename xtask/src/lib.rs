@@ -27,6 +27,9 @@ pub mod qemu;
 pub mod test;
 pub mod tools;
 
+#[cfg(test)]
+mod tidy;
+
 use std::path::{Path, PathBuf};
 
 /// The workspace root (the directory holding the top `Cargo.toml`).
