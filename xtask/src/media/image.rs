@@ -1,7 +1,7 @@
 //! Task `image`: the boot disk — an MBR with one FAT partition labelled `BOOT` holding
-//! `init.toml`, `box` and any other files — plus readers for tests: the partition table, the
-//! FAT "dirty" state byte, and files read back. The FAT layout is the `fatfs` crate's; the
-//! MBR is written here.
+//! `init.toml`, `box` and any other files — plus readers for tests: the partition table and
+//! the FAT boot sector (both with the init's own parsers), and files read back. The FAT layout
+//! is the `fatfs` crate's; the MBR and GPT are written here.
 //!
 //! MBR (sector 0): bytes 0x1B8..0x1BC hold the disk signature (the kernel's PARTUUID is
 //! `<signature as 8 hex digits>-<partition number as 2>`), 0x1BE..0x1FE the four 16-byte
@@ -13,6 +13,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use boxinit::storage::partition::{parse_fat_boot_sector, parse_mbr, FatInfo};
 
 use crate::{display_path, format_size};
 
@@ -304,81 +305,50 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> i
     Ok(())
 }
 
-/// The first MBR partition of a disk image.
+/// The first partition of a disk image's MBR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Partition {
     pub partition_type: u8,
-    pub active: bool,
     /// in bytes from the start of the disk
     pub start: u64,
     pub len: u64,
     pub disk_signature: u32,
 }
 
-/// Reads the MBR's first partition entry.
+/// Reads the MBR's first used partition entry, with the init's own parser
+/// (`boxinit::storage::partition::parse_mbr`).
 pub fn read_partition(image: &Path) -> Result<Partition> {
-    let mut mbr = [0u8; 512];
+    let mut sector = [0u8; 512];
     File::open(image)
-        .and_then(|mut f| f.read_exact(&mut mbr))
+        .and_then(|mut f| f.read_exact(&mut sector))
         .with_context(|| format!("cannot read the MBR of {}", image.display()))?;
-    if mbr[0x1FE..] != [0x55, 0xAA] {
-        bail!("{} has no MBR (no 0x55AA signature)", image.display());
-    }
-    let e = &mbr[0x1BE..0x1CE];
-    let le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    if e[4] == 0 {
-        bail!("{}: the first partition entry is empty", image.display());
-    }
+    let mbr = parse_mbr(&sector)
+        .with_context(|| format!("{} has no MBR (no 0x55AA signature)", image.display()))?;
+    let first = mbr
+        .partitions
+        .first()
+        .with_context(|| format!("{}: the partition table is empty", image.display()))?;
     Ok(Partition {
-        partition_type: e[4],
-        active: e[0] == 0x80,
-        start: u64::from(le(&e[8..12])) * SECTOR,
-        len: u64::from(le(&e[12..16])) * SECTOR,
-        disk_signature: le(&mbr[0x1B8..0x1BC]),
+        partition_type: first.type_byte,
+        start: u64::from(first.start_lba) * SECTOR,
+        len: u64::from(first.sectors) * SECTOR,
+        disk_signature: mbr.disk_signature,
     })
 }
 
-/// The FAT state of the boot partition, from its boot sector.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FatState {
-    /// bit 0 of the state byte: Linux sets it while the volume is mounted read-write and
-    /// clears it on a clean unmount (`fs/fat/inode.c`, `fat_set_state`)
-    pub dirty: bool,
-    /// the whole state byte (offset 0x25 on FAT12/16, 0x41 on FAT32)
-    pub state: u8,
-    pub fat32: bool,
-    /// the label in the boot sector, trimmed
-    pub label: String,
-    pub volume_id: u32,
-}
-
-/// Reads the FAT state of an image's first partition: whether it was left dirty (mounted
-/// read-write and not cleanly unmounted).
-pub fn fat_is_clean(image: &Path) -> Result<FatState> {
+/// The boot sector of an image's first partition as the init reads it
+/// (`boxinit::storage::partition::parse_fat_boot_sector`): the FAT type, label and serial,
+/// and whether it was left dirty (Linux sets bit 0 of the state byte while the volume is
+/// mounted read-write and clears it on a clean unmount: `fs/fat/inode.c`, `fat_set_state`).
+pub fn fat_state(image: &Path) -> Result<FatInfo> {
     let partition = read_partition(image)?;
     let mut boot = [0u8; 512];
     let mut file = File::open(image)?;
     file.seek(SeekFrom::Start(partition.start))?;
     file.read_exact(&mut boot)
         .with_context(|| format!("cannot read the FAT boot sector of {}", image.display()))?;
-    if boot[0x1FE..] != [0x55, 0xAA] {
-        bail!("{}: the partition has no FAT boot sector", image.display());
-    }
-    // BPB: sectors per FAT (16-bit) at 0x16 is 0 on FAT32, whose extended BPB starts at 0x40
-    // instead of 0x24: drive number, then the state byte, signature, id, label.
-    let fat32 = u16::from_le_bytes([boot[0x16], boot[0x17]]) == 0;
-    let ebpb = if fat32 { 0x40 } else { 0x24 };
-    let state = boot[ebpb + 1];
-    let id = &boot[ebpb + 3..ebpb + 7];
-    Ok(FatState {
-        dirty: state & 1 != 0,
-        state,
-        fat32,
-        label: String::from_utf8_lossy(&boot[ebpb + 7..ebpb + 18])
-            .trim_end()
-            .to_string(),
-        volume_id: u32::from_le_bytes([id[0], id[1], id[2], id[3]]),
-    })
+    parse_fat_boot_sector(&boot)
+        .with_context(|| format!("{}: the partition has no FAT boot sector", image.display()))
 }
 
 /// Reads `name` (`/`-separated, case-insensitive as FAT is) from an image's FAT partition;
@@ -512,6 +482,7 @@ impl<T: Seek> Seek for Slice<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use boxinit::storage::partition::FatKind;
 
     #[test]
     fn a_gpt_disk_reads_back_with_the_inits_parser() {
@@ -545,7 +516,8 @@ mod tests {
         assert!(parse_gpt(backup, entries).is_some());
         // The FAT volume inside it is as on an MBR disk.
         let start = PARTITION_START_SECTOR as usize * 512;
-        assert_eq!(&disk[start + 0x2B..start + 0x2F], b"BOOT");
+        let fat = boxinit::storage::partition::parse_fat_boot_sector(&disk[start..start + 512]);
+        assert_eq!(fat.unwrap().label.as_deref(), Some("BOOT"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -601,17 +573,19 @@ mod tests {
             partition,
             Partition {
                 partition_type: 0x0E,
-                active: true,
                 start: 2048 * 512,
                 len: (64 << 20) - 2048 * 512,
                 disk_signature: DISK_SIGNATURE,
             }
         );
-        let state = fat_is_clean(&out).unwrap();
+        let mut sector = [0u8; 512];
+        File::open(&out).unwrap().read_exact(&mut sector).unwrap();
+        assert_eq!(sector[0x1BE], 0x80, "the partition is marked active");
+        let state = fat_state(&out).unwrap();
         assert!(!state.dirty, "{state:?}");
-        assert!(!state.fat32);
-        assert_eq!(state.label, "BOOT");
-        assert_eq!(state.volume_id, VOLUME_ID);
+        assert_eq!(state.kind, FatKind::Fat16);
+        assert_eq!(state.label.as_deref(), Some("BOOT"));
+        assert_eq!(state.serial, VOLUME_ID);
 
         assert_eq!(read_file(&out, "box").unwrap().unwrap(), big);
         assert_eq!(
@@ -635,7 +609,7 @@ mod tests {
         let mut bytes = std::fs::read(&out).unwrap();
         bytes[partition.start as usize + 0x25] |= 1;
         std::fs::write(&out, &bytes).unwrap();
-        assert!(fat_is_clean(&out).unwrap().dirty);
+        assert!(fat_state(&out).unwrap().dirty);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -649,9 +623,9 @@ mod tests {
         let a = make(&dir.join("a.img"), &opts).unwrap();
         assert_eq!(a.fat_type, fatfs::FatType::Fat32);
         assert_eq!(read_partition(&a.path).unwrap().partition_type, 0x0C);
-        let state = fat_is_clean(&a.path).unwrap();
+        let state = fat_state(&a.path).unwrap();
         assert!(
-            state.fat32 && !state.dirty && state.label == "BOOT",
+            state.kind == FatKind::Fat32 && !state.dirty && state.label.as_deref() == Some("BOOT"),
             "{state:?}"
         );
         let small = ImageOptions {

@@ -426,6 +426,25 @@ mod tests {
         (kernel, index)
     }
 
+    /// x86_64, the init at `init`, `modules`, nothing else.
+    fn options<'a>(
+        kernel: &'a Kernel,
+        index: &'a ModIndex,
+        init: &'a Path,
+        modules: &'a [String],
+    ) -> Options<'a> {
+        Options {
+            arch: Arch::X86_64,
+            init,
+            net: None,
+            kernel,
+            index,
+            modules,
+            config: None,
+            busybox: None,
+        }
+    }
+
     fn unpack(path: &Path) -> Vec<cpio::Entry> {
         let mut bytes = Vec::new();
         flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
@@ -447,14 +466,8 @@ mod tests {
         assert_eq!(net, Some(dir.join("boxinit-net")));
         let modules = vec!["vfat".to_string(), "nls-ascii".to_string()];
         let opts = Options {
-            arch: Arch::X86_64,
-            init: &init,
             net: net.as_deref(),
-            kernel: &kernel,
-            index: &index,
-            modules: &modules,
-            config: None,
-            busybox: None,
+            ..options(&kernel, &index, &init, &modules)
         };
         let out = dir.join("initramfs.cpio.gz");
         let made = make(&opts, &out).unwrap();
@@ -560,16 +573,7 @@ mod tests {
         let init = dir.join("boxinit");
         std::fs::write(&init, b"init").unwrap();
         let modules = vec!["virtio".to_string()];
-        let opts = Options {
-            arch: Arch::X86_64,
-            init: &init,
-            net: None,
-            kernel: &kernel,
-            index: &index,
-            modules: &modules,
-            config: None,
-            busybox: None,
-        };
+        let opts = options(&kernel, &index, &init, &modules);
         let out = dir.join("initramfs.cpio.gz");
         make(&opts, &out).unwrap();
         let entries = unpack(&out);
@@ -611,16 +615,7 @@ mod tests {
         let requested = |modules: &[&str], load: &[&str]| {
             let modules: Vec<String> = modules.iter().map(|m| m.to_string()).collect();
             let load: Vec<String> = load.iter().map(|m| m.to_string()).collect();
-            let opts = Options {
-                arch: Arch::X86_64,
-                init: Path::new("/init"),
-                net: None,
-                kernel: &kernel,
-                index: &index,
-                modules: &modules,
-                config: None,
-                busybox: None,
-            };
+            let opts = options(&kernel, &index, Path::new("/init"), &modules);
             requested_modules(&opts, &load)
         };
         // auto: the arch's list as far as this tree has it (vfat, nls_ascii built in)

@@ -207,7 +207,7 @@ fn check_after(checks: &[After], disk: &Path) -> Vec<String> {
     let mut failures = Vec::new();
     for check in checks {
         match check {
-            After::FatClean => match image::fat_is_clean(disk) {
+            After::FatClean => match image::fat_state(disk) {
                 Ok(state) if !state.dirty => {}
                 Ok(state) => failures.push(format!("the FAT is dirty after shutdown: {state:?}")),
                 Err(e) => failures.push(format!("cannot read the FAT state: {e:#}")),
