@@ -12,7 +12,6 @@ use xtask::fetch::kernel;
 use xtask::fetch::kernel::KernelArgs;
 use xtask::media::board::Board;
 use xtask::media::{bundle, image};
-use xtask::pack::modinfo::ModIndex;
 use xtask::pack::{binaries as binary, initramfs};
 use xtask::qemu::machine::{self, Forward, Machine};
 use xtask::qemu::prepare::PrepareOptions;
@@ -323,26 +322,24 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 Some(path) => path,
                 None => binary::build_as(arch, flavor(small))?.init,
             };
-            let kernel = kernel::resolve(arch, &kernel)?;
-            let index = ModIndex::load(&kernel.modules_dir)?;
-            let programs =
-                xtask::pack::debian::programs_to_pack(&[], modules.wifi, config.as_deref())?;
-            let mut extra = xtask::pack::debian::program_entries(arch, &programs)?;
-            if no_console {
-                extra.push(initramfs::no_console());
-            }
-            let made = initramfs::make_with(
-                &initramfs::Options {
-                    arch,
-                    init: &init,
-                    net: initramfs::net_beside(&init).as_deref(),
-                    kernel: &kernel,
-                    index: &index,
-                    modules: &modules.modules,
-                    config: config.as_deref(),
-                    busybox: None,
+            let context = xtask::pack::context::context(arch, &kernel)?;
+            let made = initramfs::make_requested(
+                &initramfs::Request {
+                    options: initramfs::Options {
+                        arch,
+                        init: &init,
+                        net: initramfs::net_beside(&init).as_deref(),
+                        kernel: &context.kernel,
+                        index: &context.index,
+                        modules: &modules.modules,
+                        config: config.as_deref(),
+                        busybox: None,
+                    },
+                    debian_programs: &[],
+                    wifi: modules.wifi,
+                    no_console,
+                    no_net: false,
                 },
-                &extra,
                 &out,
             )?;
             println!("{}", initramfs::describe(&made));

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::pack::initramfs::Extra;
+use crate::pack::extra::Extra;
 use crate::tools::arch::Arch;
 use crate::{target_dir, workspace_root};
 

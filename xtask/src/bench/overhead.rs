@@ -17,7 +17,8 @@ use crate::fetch::busybox;
 use crate::fetch::kernel::KernelArgs;
 use crate::media::image;
 use crate::pack::binaries::{self, Flavor};
-use crate::pack::initramfs::{self, Extra, Initramfs};
+use crate::pack::extra::Extra;
+use crate::pack::initramfs::{self, Initramfs};
 use crate::tools::arch::Arch;
 use crate::{progress, target_dir};
 

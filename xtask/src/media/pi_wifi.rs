@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use crate::fetch::firmware::{PiWifi, PI_BOARDS, ZERO_2_W_MISSING};
 use crate::media::board::Board;
 use crate::pack::debian;
-use crate::pack::initramfs::Extra;
+use crate::pack::extra::Extra;
 use crate::progress;
 use crate::tools::arch::Arch;
 

@@ -1,4 +1,4 @@
-//! Debian's files in an initramfs, as `initramfs::Extra` entries: the programs a scenario or
+//! Debian's files in an initramfs, as `extra::Extra` entries: the programs a scenario or
 //! `--wifi` names, with their libraries (`wpa_supplicant` also when the built-in config turns
 //! Wi-Fi on, as the init's own `Wifi::source` reads it), Wi-Fi's regulatory database, and a
 //! Pi's Wi-Fi firmware. Fetching them is `fetch/`'s; this file decides what is packed.
@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crate::fetch::closure::Entry;
 use crate::fetch::firmware::{self, PiWifi};
 use crate::fetch::programs::{self, DebianProgram, WPA_SUPPLICANT};
-use crate::pack::initramfs::Extra;
+use crate::pack::extra::Extra;
 use crate::tools::arch::Arch;
 
 /// Whether the built-in config at `path` turns Wi-Fi on, as the init decides it

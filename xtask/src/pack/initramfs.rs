@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::fetch::kernel::Kernel;
+use crate::pack::debian;
+use crate::pack::extra::{self, Extra};
 use crate::pack::modinfo::{self, packed_path, ModIndex, Selection};
 use crate::tools::arch::Arch;
 use crate::tools::cpio;
@@ -52,33 +54,6 @@ pub struct Initramfs {
 /// boxinit is a multi-call binary that acts on its `argv[0]`.
 pub const MULTI_CALL_LINKS: &[&str] =
     &["sbin/modprobe", "sbin/reboot", "sbin/poweroff", "sbin/halt"];
-
-/// A file or link packed besides what [`make`] packs (the benchmark's other inits use them);
-/// it replaces an entry at the same path.
-#[derive(Clone, Debug)]
-pub enum Extra {
-    File {
-        path: String,
-        mode: u32,
-        data: Vec<u8>,
-    },
-    Symlink {
-        path: String,
-        target: String,
-    },
-    /// Leave this path out (e.g. `dev/console`, to test an initramfs without it).
-    Omit {
-        path: String,
-    },
-}
-
-/// The entry that leaves `/dev/console` out of an initramfs (`initramfs --no-console`): the
-/// kernel then opens no console for init unless its own built-in initramfs has one.
-pub fn no_console() -> Extra {
-    Extra::Omit {
-        path: "dev/console".to_string(),
-    }
-}
 
 /// The network programs' binary beside the init binary `init`, as cargo builds them both
 /// (`boxinit::net::program_beside`, the rule the init follows at boot). When there is none
@@ -379,7 +354,35 @@ impl Tree {
     }
 }
 
-/// Prints progress and returns [`make_with`]'s result (the CLI and `qemu::prepare` use this).
+/// An initramfs as a user asks for one (`cargo xtask initramfs`, a prepared boot): the
+/// [`Options`], the Debian programs to pack with their libraries (`wpa_supplicant` also when
+/// `wifi` or the built-in config turns Wi-Fi on: `pack/debian.rs`), and what to leave out.
+pub struct Request<'a> {
+    pub options: Options<'a>,
+    /// Debian programs by name (`fetch::programs::PROGRAMS`)
+    pub debian_programs: &'a [String],
+    pub wifi: bool,
+    /// no `/dev/console` ([`extra::no_console`])
+    pub no_console: bool,
+    /// no `/boxinit-net` ([`extra::no_net`])
+    pub no_net: bool,
+}
+
+/// [`make_with`] what `request` asks for into `out`.
+pub fn make_requested(request: &Request, out: &Path) -> Result<Initramfs> {
+    let options = &request.options;
+    let programs = debian::programs_to_pack(request.debian_programs, request.wifi, options.config)?;
+    let mut extra = debian::program_entries(options.arch, &programs)?;
+    if request.no_console {
+        extra.push(extra::no_console());
+    }
+    if request.no_net {
+        extra.push(extra::no_net());
+    }
+    make_with(options, &extra, out)
+}
+
+/// Prints progress and returns [`make_with`]'s result (the bundle uses this).
 pub fn make_verbose(extra: &[Extra], opts: &Options, out: &Path) -> Result<Initramfs> {
     let initramfs = make_with(opts, extra, out)?;
     progress!("{}", describe(&initramfs));
@@ -500,7 +503,7 @@ mod tests {
         assert_eq!(get("tmp").mode, cpio::S_IFDIR | 0o1777);
         // --no-console: the same without /dev/console
         let bare = dir.join("bare.cpio.gz");
-        make_with(&opts, &[no_console()], &bare).unwrap();
+        make_with(&opts, &[extra::no_console()], &bare).unwrap();
         let names: Vec<String> = unpack(&bare).into_iter().map(|e| e.name).collect();
         assert!(!names.iter().any(|n| n == "dev/console"), "{names:?}");
         assert!(names.iter().any(|n| n == "dev/null"));

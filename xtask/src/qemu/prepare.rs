@@ -109,34 +109,26 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
         true => Some(crate::fetch::busybox::fetch(opts.arch)?),
         false => None,
     };
-    let programs = crate::pack::debian::programs_to_pack(
-        &opts.debian_programs,
-        opts.wifi,
-        opts.builtin_config.as_deref(),
-    )?;
-    let mut extra = crate::pack::debian::program_entries(opts.arch, &programs)?;
-    if opts.no_console {
-        extra.push(initramfs::no_console());
-    }
-    if opts.no_net {
-        extra.push(initramfs::Extra::Omit {
-            path: boxinit::net::PROGRAM.to_string(),
-        });
-    }
-    let initramfs = initramfs::make_verbose(
-        &extra,
-        &initramfs::Options {
-            arch: opts.arch,
-            init: &init,
-            net: initramfs::net_beside(&init).as_deref(),
-            kernel: &context.kernel,
-            index: &context.index,
-            modules: &opts.modules,
-            config: opts.builtin_config.as_deref(),
-            busybox: busybox.as_deref(),
+    let initramfs = initramfs::make_requested(
+        &initramfs::Request {
+            options: initramfs::Options {
+                arch: opts.arch,
+                init: &init,
+                net: initramfs::net_beside(&init).as_deref(),
+                kernel: &context.kernel,
+                index: &context.index,
+                modules: &opts.modules,
+                config: opts.builtin_config.as_deref(),
+                busybox: busybox.as_deref(),
+            },
+            debian_programs: &opts.debian_programs,
+            wifi: opts.wifi,
+            no_console: opts.no_console,
+            no_net: opts.no_net,
         },
         &initrd,
     )?;
+    progress!("{}", initramfs::describe(&initramfs));
     let disk = out_dir.join("disk.img");
     let image = image::make(
         &disk,
