@@ -49,7 +49,7 @@ enum Task {
         #[arg(long, value_enum, default_value_t)]
         arch: Arch,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Pack the initramfs (gzip newc cpio): /init, /dev/console, the modules with their
     /// dependencies and modules.dep/alias/softdep, and /etc/init.toml
@@ -75,7 +75,7 @@ enum Task {
         #[arg(long)]
         small: bool,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Make a boot disk: an MBR image with one FAT partition labelled BOOT holding box,
     /// init.toml and any other files
@@ -131,7 +131,7 @@ enum Task {
         #[arg(long)]
         small: bool,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
         /// Give the guest a network card on QEMU's user network (with `[network] dhcp =
         /// ["eth0"]` in its init.toml it gets 10.0.2.15)
         #[arg(long)]
@@ -174,7 +174,7 @@ enum Task {
         #[arg(long, value_name = "FILE")]
         builtin_config: Option<PathBuf>,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Benchmark boot overhead: boxinit against the seed's busybox script and a hand-written
     /// floor, interleaved boots on the same kernel and disk; plus sizes, PID 1's memory and
@@ -193,7 +193,7 @@ enum Task {
         #[arg(long)]
         small: bool,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Time from /init to a DHCP address and to a clock set by SNTP (scenario 101 booted
     /// several times); writes the figures into BENCHMARKS.md's network section
@@ -205,7 +205,7 @@ enum Task {
         #[arg(long, value_name = "FILE", default_value = "BENCHMARKS.md")]
         report: PathBuf,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Count the instructions of the init's kernel-free phases under valgrind's callgrind and
     /// compare them with bench/callgrind.txt (as `cargo xtask test` does);
@@ -231,7 +231,7 @@ enum Task {
         #[arg(long, value_enum, default_value_t)]
         arch: Arch,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Fuzz the init's parsers: a bounded libFuzzer run of each cargo fuzz target in fuzz/
     /// (nightly; installed when missing), seeded from fuzz/seeds/NAME/. A crash fails, naming
@@ -260,6 +260,31 @@ struct ModuleArgs {
     /// in the card's init.toml; done anyway when the built-in config (--config) has `[wifi]`
     #[arg(long)]
     wifi: bool,
+}
+
+#[derive(clap::Args)]
+struct KernelFlags {
+    /// Kernel image to boot (bzImage/vmlinuz for x86_64, Image for aarch64) instead of
+    /// Debian's; needs --modules-dir too
+    #[arg(long, env = "BOXINIT_KERNEL", value_name = "PATH")]
+    kernel: Option<PathBuf>,
+    /// That kernel's module tree, `.../lib/modules/<release>` (its name is the release)
+    #[arg(long, env = "BOXINIT_MODULES_DIR", value_name = "DIR")]
+    modules_dir: Option<PathBuf>,
+    /// That kernel's device trees (`*.dtb`; a Raspberry Pi needs its board's). Default: the
+    /// kernel package's `usr/lib/linux-image-<release>/broadcom/` beside the module tree
+    #[arg(long, env = "BOXINIT_DTB_DIR", value_name = "DIR")]
+    dtb_dir: Option<PathBuf>,
+}
+
+impl From<KernelFlags> for KernelArgs {
+    fn from(flags: KernelFlags) -> KernelArgs {
+        KernelArgs {
+            kernel: flags.kernel,
+            modules_dir: flags.modules_dir,
+            dtb_dir: flags.dtb_dir,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -301,7 +326,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             print!("{}", binary::describe(&built)?);
         }
         Task::Kernel { arch, kernel } => {
-            let kernel = kernel::resolve(arch, &kernel)?;
+            let kernel = kernel::resolve(arch, &kernel.into())?;
             println!("kernel   {}", kernel.image.display());
             println!("modules  {}", kernel.modules_dir.display());
             println!("release  {}", kernel.release);
@@ -322,7 +347,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 Some(path) => path,
                 None => binary::build_as(arch, flavor(small))?.init,
             };
-            let context = xtask::pack::context::context(arch, &kernel)?;
+            let context = xtask::pack::context::context(arch, &kernel.into())?;
             let made = initramfs::make_requested(
                 &initramfs::Request {
                     options: initramfs::Options {
@@ -387,7 +412,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
         } => {
             let made = bundle::make(&bundle::Options {
                 busybox_path: busybox,
-                kernel,
+                kernel: kernel.into(),
                 firmware,
                 init: modules.init,
                 box_path: disk.box_path,
@@ -413,7 +438,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             kernel,
         } => xtask::test::suite::run(&xtask::test::suite::Options {
             arch,
-            kernel,
+            kernel: kernel.into(),
             filter,
             scenarios_only,
             fuzz_seconds,
@@ -435,7 +460,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 xtask::workspace_root().join(report)
             };
             xtask::bench::task::run(&xtask::bench::task::Options {
-                kernel,
+                kernel: kernel.into(),
                 runs,
                 report,
                 aarch64: !no_aarch64,
@@ -446,7 +471,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             runs,
             report,
             kernel,
-        } => xtask::bench::net::run(runs, &kernel, &xtask::workspace_root().join(report))?,
+        } => xtask::bench::net::run(runs, &kernel.into(), &xtask::workspace_root().join(report))?,
         Task::Run {
             disk,
             append,
@@ -470,7 +495,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             };
             let opts = PrepareOptions {
                 arch,
-                kernel,
+                kernel: kernel.into(),
                 init: modules.init,
                 modules: modules.modules,
                 builtin_config,

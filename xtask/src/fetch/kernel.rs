@@ -23,19 +23,15 @@ pub const DEBIAN_CLOUD_PACKAGE: &str = "linux-image-cloud-amd64";
 /// The Debian metapackage of the arm64 kernel (Raspberry Pi 3/4/Zero 2 W and QEMU `virt`).
 pub const DEBIAN_ARM64_PACKAGE: &str = "linux-image-arm64";
 
-/// Where the kernel comes from when not Debian's: both paths, or neither.
-#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq, Hash)]
+/// Where the kernel comes from when not Debian's: both paths, or neither (the command line's
+/// `--kernel`, `--modules-dir` and `--dtb-dir`, or [`KernelArgs::from_env`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct KernelArgs {
-    /// Kernel image to boot (bzImage/vmlinuz for x86_64, Image for aarch64) instead of
-    /// Debian's; needs --modules-dir too
-    #[arg(long, env = "BOXINIT_KERNEL", value_name = "PATH")]
+    /// the kernel image (bzImage/vmlinuz for x86_64, Image for aarch64)
     pub kernel: Option<PathBuf>,
-    /// That kernel's module tree, `.../lib/modules/<release>` (its name is the release)
-    #[arg(long, env = "BOXINIT_MODULES_DIR", value_name = "DIR")]
+    /// that kernel's module tree, `.../lib/modules/<release>`
     pub modules_dir: Option<PathBuf>,
-    /// That kernel's device trees (`*.dtb`; a Raspberry Pi needs its board's). Default: the
-    /// kernel package's `usr/lib/linux-image-<release>/broadcom/` beside the module tree
-    #[arg(long, env = "BOXINIT_DTB_DIR", value_name = "DIR")]
+    /// that kernel's device trees; default: the package's beside the module tree
     pub dtb_dir: Option<PathBuf>,
 }
 
