@@ -3,8 +3,8 @@
 //! for a selection (`modinfo`), the kernel and index shared by every pack (`context`), Debian's
 //! programs and firmware as initramfs entries (`debian`) beside the others an initramfs can be
 //! given (`extra`), and the gzip-compressed cpio itself with its built-in config (`initramfs`,
-//! the `initramfs` task). Takes `fetch/` (kernels,
-//! Debian's packages) and `tools/`; writes no disk and boots nothing.
+//! the `initramfs` task). Takes `fetch/` (kernels, Debian's packages) and `tools/`; writes no
+//! disk and boots nothing.
 
 pub mod binaries;
 pub mod context;

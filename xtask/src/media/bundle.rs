@@ -46,7 +46,7 @@ pub struct Options {
     pub box_path: Option<PathBuf>,
     /// `init.toml` for the card; default a short one
     pub config: Option<PathBuf>,
-    /// the initramfs's `/etc/init.toml`; default [`builtin_config`]
+    /// the initramfs's `/etc/init.toml`; default [`init_toml::builtin_config`]
     pub builtin_config: Option<PathBuf>,
     /// more files for the card (subfolders too)
     pub files: Option<PathBuf>,

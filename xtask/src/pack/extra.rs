@@ -2,8 +2,8 @@
 //! left out. Debian's programs and firmware, the benchmark's other inits and the test
 //! switches (`--no-console`, no `/boxinit-net`) are given as these.
 
-/// A file or link packed besides what `initramfs::make` packs (the benchmark's other inits use them);
-/// it replaces an entry at the same path.
+/// A file or link packed besides what `initramfs::make` packs (the benchmark's other inits
+/// use them); it replaces an entry at the same path.
 #[derive(Clone, Debug)]
 pub enum Extra {
     File {

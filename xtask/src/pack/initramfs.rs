@@ -1,7 +1,9 @@
-//! Task `initramfs`: packs `/init` (boxinit) and `/boxinit-net` (the network programs), the device nodes the kernel needs before
-//! devtmpfs, the multi-call links, the modules and their kmod index files, and the built-in
-//! `/etc/init.toml` into a gzip-compressed newc cpio. The format is `cpio`'s; the module
-//! closure is `modinfo`'s; this file decides what goes where.
+//! Task `initramfs`: packs `/init` (boxinit) and `/boxinit-net` (the network programs), the
+//! device nodes the kernel needs before devtmpfs, the multi-call links, the modules and their
+//! kmod index files, and the built-in `/etc/init.toml` into a gzip-compressed newc cpio, with
+//! the entries it is given besides (`pack/extra.rs`; Debian's programs for a [`Request`]).
+//! The format is `tools/cpio.rs`'s; the module closure is `pack/modinfo.rs`'s; this file
+//! decides what goes where.
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -1,7 +1,9 @@
 //! The module index: every `.ko` of a module tree with the `.modinfo` fields that matter
-//! (`depends=`, `alias=`, `softdep=`), the dependency closure of a selection, and kmod's text
+//! (`depends=`, `alias=`, `softdep=`), the dependency closure of a selection (in the order
+//! the init's own load planner gives, `boxinit::devices::modindex`), and kmod's text
 //! files for it (`modules.dep`, `modules.alias`, `modules.softdep`) — what a host `depmod`
-//! would write, computed here so that no kmod is needed. Packing the files is `initramfs`'s job.
+//! would write, computed here so that no kmod is needed. Packing the files is
+//! `pack/initramfs.rs`'s job.
 //!
 //! A module's `.modinfo` ELF section is a run of NUL-terminated `key=value` strings (from
 //! `MODULE_INFO()` and modpost), e.g. `license=GPL\0depends=virtio,virtio_ring\0alias=...`;
@@ -212,8 +214,8 @@ impl ModIndex {
 
     /// The requested modules (names or aliases) plus everything they depend on (`depends=`,
     /// and `softdep=` targets that are modules of this tree), deps first: the order the init's
-    /// own planner ([`ModIndex::planner`]) gives. Built-in names are set apart; an unknown
-    /// name is an error naming the closest ones.
+    /// own load planner gives for this tree (see `planner`). Built-in names are set apart; an
+    /// unknown name is an error naming the closest ones.
     pub fn select<S: AsRef<str>>(&self, names: &[S]) -> Result<Selection> {
         let mut selection = Selection::default();
         let mut roots = Vec::new();

@@ -1,5 +1,5 @@
 //! The cpio "newc" archive format, as the kernel unpacks an initramfs: a writer, and a reader
-//! for tests and for listing what an initramfs holds. No compression here (see `initramfs`).
+//! for tests and for listing what an initramfs holds. No compression here (see `pack/initramfs.rs`).
 //!
 //! Format (`man 5 cpio`, kernel `Documentation/driver-api/early-userspace/buffer-format.rst`):
 //! each member is a 110-byte ASCII header, the path name, then the data.
