@@ -1,4 +1,17 @@
-//! The xtask library: one module per task, shared by `main.rs` (the CLI) and the test harness.
+//! The xtask library, shared by `main.rs` (the CLI: flags and dispatch) and the test harness.
+//! A folder per thing xtask does for the user, each a module file saying what it owns and
+//! what it takes from the others. Each folder takes from those listed before it (`test/` and
+//! `bench/` from each other too: the suite runs the benchmark's host checks, `bench-net`
+//! boots a scenario), all of them from `tools/`, which takes from none; no two files import
+//! each other, directly or round a longer circle (`tidy.rs` checks both):
+//!
+//! - `fetch/`: Debian's parts (apt, packages, kernels, busybox, firmware, Wi-Fi programs);
+//! - `pack/`: the binaries, the module index, the initramfs;
+//! - `media/`: the boot disk and the Raspberry Pi bundle;
+//! - `qemu/`: machines, preparing a boot, the `run` task, reading the console;
+//! - `test/`: `cargo xtask test`, the boot scenarios, fuzzing;
+//! - `bench/`: `cargo xtask bench` and `bench-net`, and the figures they report;
+//! - `tools/`: what they all share (architectures, decompression, cpio, ELF, config check).
 //!
 //! Everything here is pure Rust and needs no root: the cpio writer, gzip, the MBR, the FAT
 //! image and the module index are built in memory, so a boot bundle can be made on any host.
@@ -6,33 +19,16 @@
 //! Debian's kernels and the Raspberry Pi firmware; every fetched input can be given as a
 //! path instead) and QEMU (run).
 
-pub mod apt;
-pub mod arch;
 pub mod bench;
-pub mod bench_extra;
-pub mod bench_pi;
-pub mod binary;
-pub mod bundle;
-pub mod busybox;
-pub mod callgrind;
-pub mod coldplug_scale;
-pub mod compression;
-pub mod config;
-pub mod cpio;
-pub mod debpkg;
-pub mod fdt;
-pub mod fuzz;
-pub mod image;
-pub mod initramfs;
-pub mod kernel;
-pub mod modinfo;
-pub mod netbench;
+pub mod fetch;
+pub mod media;
+pub mod pack;
 pub mod qemu;
-pub mod scenario;
-pub mod sntp_responder;
 pub mod test;
-pub mod transcript;
-pub mod wifi;
+pub mod tools;
+
+#[cfg(test)]
+mod tidy;
 
 use std::path::{Path, PathBuf};
 

@@ -7,11 +7,15 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use boxinit::config::Place;
-use xtask::arch::Arch;
-use xtask::kernel::KernelArgs;
-use xtask::modinfo::ModIndex;
-use xtask::qemu::{self, PrepareOptions};
-use xtask::{binary, bundle, display_path, image, initramfs, kernel};
+use xtask::display_path;
+use xtask::fetch::kernel;
+use xtask::fetch::kernel::KernelArgs;
+use xtask::media::board::Board;
+use xtask::media::{bundle, image};
+use xtask::pack::{binaries as binary, initramfs};
+use xtask::qemu::machine::{self, Forward, Machine};
+use xtask::qemu::prepare::PrepareOptions;
+use xtask::tools::arch::Arch;
 
 /// Build boxinit, pack its initramfs, make a boot disk and boot them in QEMU.
 ///
@@ -45,7 +49,7 @@ enum Task {
         #[arg(long, value_enum, default_value_t)]
         arch: Arch,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Pack the initramfs (gzip newc cpio): /init, /dev/console, the modules with their
     /// dependencies and modules.dep/alias/softdep, and /etc/init.toml
@@ -71,7 +75,7 @@ enum Task {
         #[arg(long)]
         small: bool,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Make a boot disk: an MBR image with one FAT partition labelled BOOT holding box,
     /// init.toml and any other files
@@ -121,13 +125,13 @@ enum Task {
         /// Boot a Raspberry Pi bundle's card in QEMU instead (only rpi3: QEMU's raspi3b);
         /// implies --arch aarch64
         #[arg(long, value_enum)]
-        board: Option<bundle::Board>,
+        board: Option<Board>,
         /// The small build: nightly Rust rebuilding the standard library for size, with
         /// panic = "immediate-abort" (needs `rustup toolchain install nightly --component rust-src`)
         #[arg(long)]
         small: bool,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
         /// Give the guest a network card on QEMU's user network (with `[network] dhcp =
         /// ["eth0"]` in its init.toml it gets 10.0.2.15)
         #[arg(long)]
@@ -135,7 +139,7 @@ enum Task {
         /// Forward a port of the host's 127.0.0.1 to the guest: HOST:GUEST, e.g. 8080:80
         /// (TCP; `udp:5353:53` for UDP); repeatable; implies --net
         #[arg(long, value_name = "HOST:GUEST")]
-        forward: Vec<xtask::qemu::Forward>,
+        forward: Vec<Forward>,
     },
     /// Make the folder a Raspberry Pi boots from (copy it onto any FAT card): GPU firmware,
     /// kernel, device trees, config.txt, cmdline.txt, the initramfs, init.toml and box; with
@@ -143,7 +147,7 @@ enum Task {
     Bundle {
         /// The board: rpi3 (3 B/B+/A+, CM3), rpi4 (4 B, 400, CM4), rpi02w (Zero 2 W)
         #[arg(long, value_enum)]
-        board: bundle::Board,
+        board: Board,
         /// The folder to write
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -170,7 +174,7 @@ enum Task {
         #[arg(long, value_name = "FILE")]
         builtin_config: Option<PathBuf>,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Benchmark boot overhead: boxinit against the seed's busybox script and a hand-written
     /// floor, interleaved boots on the same kernel and disk; plus sizes, PID 1's memory and
@@ -189,7 +193,7 @@ enum Task {
         #[arg(long)]
         small: bool,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Time from /init to a DHCP address and to a clock set by SNTP (scenario 101 booted
     /// several times); writes the figures into BENCHMARKS.md's network section
@@ -201,7 +205,7 @@ enum Task {
         #[arg(long, value_name = "FILE", default_value = "BENCHMARKS.md")]
         report: PathBuf,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Count the instructions of the init's kernel-free phases under valgrind's callgrind and
     /// compare them with bench/callgrind.txt (as `cargo xtask test` does);
@@ -222,12 +226,12 @@ enum Task {
         #[arg(long)]
         scenarios_only: bool,
         /// Seconds of fuzzing per fuzz target, after the scenarios
-        #[arg(long, value_name = "SECONDS", default_value_t = xtask::fuzz::DEFAULT_SECONDS)]
+        #[arg(long, value_name = "SECONDS", default_value_t = xtask::test::fuzz::DEFAULT_SECONDS)]
         fuzz_seconds: u64,
         #[arg(long, value_enum, default_value_t)]
         arch: Arch,
         #[command(flatten)]
-        kernel: KernelArgs,
+        kernel: KernelFlags,
     },
     /// Fuzz the init's parsers: a bounded libFuzzer run of each cargo fuzz target in fuzz/
     /// (nightly; installed when missing), seeded from fuzz/seeds/NAME/. A crash fails, naming
@@ -236,7 +240,7 @@ enum Task {
         /// Only the targets whose name contains this
         target: Option<String>,
         /// Seconds per target
-        #[arg(long, default_value_t = xtask::fuzz::DEFAULT_SECONDS)]
+        #[arg(long, default_value_t = xtask::test::fuzz::DEFAULT_SECONDS)]
         seconds: u64,
     },
 }
@@ -256,6 +260,31 @@ struct ModuleArgs {
     /// in the card's init.toml; done anyway when the built-in config (--config) has `[wifi]`
     #[arg(long)]
     wifi: bool,
+}
+
+#[derive(clap::Args)]
+struct KernelFlags {
+    /// Kernel image to boot (bzImage/vmlinuz for x86_64, Image for aarch64) instead of
+    /// Debian's; needs --modules-dir too
+    #[arg(long, env = "BOXINIT_KERNEL", value_name = "PATH")]
+    kernel: Option<PathBuf>,
+    /// That kernel's module tree, `.../lib/modules/<release>` (its name is the release)
+    #[arg(long, env = "BOXINIT_MODULES_DIR", value_name = "DIR")]
+    modules_dir: Option<PathBuf>,
+    /// That kernel's device trees (`*.dtb`; a Raspberry Pi needs its board's). Default: the
+    /// kernel package's `usr/lib/linux-image-<release>/broadcom/` beside the module tree
+    #[arg(long, env = "BOXINIT_DTB_DIR", value_name = "DIR")]
+    dtb_dir: Option<PathBuf>,
+}
+
+impl From<KernelFlags> for KernelArgs {
+    fn from(flags: KernelFlags) -> KernelArgs {
+        KernelArgs {
+            kernel: flags.kernel,
+            modules_dir: flags.modules_dir,
+            dtb_dir: flags.dtb_dir,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -297,7 +326,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             print!("{}", binary::describe(&built)?);
         }
         Task::Kernel { arch, kernel } => {
-            let kernel = kernel::resolve(arch, &kernel)?;
+            let kernel = kernel::resolve(arch, &kernel.into())?;
             println!("kernel   {}", kernel.image.display());
             println!("modules  {}", kernel.modules_dir.display());
             println!("release  {}", kernel.release);
@@ -318,25 +347,24 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 Some(path) => path,
                 None => binary::build_as(arch, flavor(small))?.init,
             };
-            let kernel = kernel::resolve(arch, &kernel)?;
-            let index = ModIndex::load(&kernel.modules_dir)?;
-            let programs = xtask::wifi::programs_to_pack(&[], modules.wifi, config.as_deref())?;
-            let mut extra = xtask::wifi::program_entries(arch, &programs)?;
-            if no_console {
-                extra.push(initramfs::no_console());
-            }
-            let made = initramfs::make_with(
-                &initramfs::Options {
-                    arch,
-                    init: &init,
-                    net: initramfs::net_beside(&init).as_deref(),
-                    kernel: &kernel,
-                    index: &index,
-                    modules: &modules.modules,
-                    config: config.as_deref(),
-                    busybox: None,
+            let context = xtask::pack::context::context(arch, &kernel.into())?;
+            let made = initramfs::make_requested(
+                &initramfs::Request {
+                    options: initramfs::Options {
+                        arch,
+                        init: &init,
+                        net: initramfs::net_beside(&init).as_deref(),
+                        kernel: &context.kernel,
+                        index: &context.index,
+                        modules: &modules.modules,
+                        config: config.as_deref(),
+                        busybox: None,
+                    },
+                    debian_programs: &[],
+                    wifi: modules.wifi,
+                    no_console,
+                    no_net: false,
                 },
-                &extra,
                 &out,
             )?;
             println!("{}", initramfs::describe(&made));
@@ -350,7 +378,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             small,
         } => {
             if let Some(config) = &disk.config {
-                xtask::config::check(config, Place::BootPartition)?;
+                xtask::tools::config::check(config, Place::BootPartition)?;
             }
             let box_path = match disk.box_path {
                 Some(path) => path,
@@ -384,7 +412,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
         } => {
             let made = bundle::make(&bundle::Options {
                 busybox_path: busybox,
-                kernel,
+                kernel: kernel.into(),
                 firmware,
                 init: modules.init,
                 box_path: disk.box_path,
@@ -399,8 +427,8 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             print!("{}", bundle::describe(&made));
         }
         Task::Callgrind { arch } => {
-            let context = qemu::context(arch, &kernel::KernelArgs::default())?;
-            xtask::callgrind::check(arch, &context.index)?;
+            let context = xtask::pack::context::context(arch, &kernel::KernelArgs::default())?;
+            xtask::bench::callgrind::check(arch, &context.index)?;
         }
         Task::Test {
             filter,
@@ -408,14 +436,14 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             fuzz_seconds,
             arch,
             kernel,
-        } => xtask::test::run(&xtask::test::Options {
+        } => xtask::test::suite::run(&xtask::test::suite::Options {
             arch,
-            kernel,
+            kernel: kernel.into(),
             filter,
             scenarios_only,
             fuzz_seconds,
         })?,
-        Task::Fuzz { target, seconds } => xtask::fuzz::run(&xtask::fuzz::Options {
+        Task::Fuzz { target, seconds } => xtask::test::fuzz::run(&xtask::test::fuzz::Options {
             seconds,
             filter: target,
         })?,
@@ -431,8 +459,8 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             } else {
                 xtask::workspace_root().join(report)
             };
-            xtask::bench::run(&xtask::bench::Options {
-                kernel,
+            xtask::bench::task::run(&xtask::bench::task::Options {
+                kernel: kernel.into(),
                 runs,
                 report,
                 aarch64: !no_aarch64,
@@ -443,7 +471,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             runs,
             report,
             kernel,
-        } => xtask::netbench::run(runs, &kernel, &xtask::workspace_root().join(report))?,
+        } => xtask::bench::net::run(runs, &kernel.into(), &xtask::workspace_root().join(report))?,
         Task::Run {
             disk,
             append,
@@ -457,19 +485,17 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             forward,
         } => {
             if let Some(config) = &disk.config {
-                xtask::config::check(config, Place::BootPartition)?;
+                xtask::tools::config::check(config, Place::BootPartition)?;
             }
-            let machine = board.map(bundle::Board::qemu_machine).transpose()?;
+            let machine = board.map(Machine::for_board).transpose()?;
             let arch = machine.map_or(arch, |m| m.arch());
             let network = match net || !forward.is_empty() {
-                true => {
-                    qemu::user_network(machine.unwrap_or(qemu::Machine::for_arch(arch)), &forward)
-                }
+                true => machine::user_network(machine.unwrap_or(Machine::for_arch(arch)), &forward),
                 false => Vec::new(),
             };
             let opts = PrepareOptions {
                 arch,
-                kernel,
+                kernel: kernel.into(),
                 init: modules.init,
                 modules: modules.modules,
                 builtin_config,
@@ -485,7 +511,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 no_net: false,
                 flavor: flavor(small),
             };
-            let code = qemu::run_with(&opts, machine, &append, &network)?;
+            let code = xtask::qemu::run::run_with(&opts, machine, &append, &network)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
     }

@@ -1,5 +1,5 @@
 //! The init's phases that need no kernel, run on the host so that valgrind's callgrind can
-//! count their instructions (`xtask/src/callgrind.rs`): the same binary on the same input
+//! count their instructions (`xtask/src/bench/callgrind.rs`): the same binary on the same input
 //! executes the same instructions, which a QEMU boot's milliseconds never repeat. One phase
 //! per run, named by the first argument; inputs are files xtask prepares; the output is a
 //! one-line summary (so that a phase that silently did nothing shows).

@@ -1,0 +1,14 @@
+//! Packing what boots: the static binaries (`binaries`, the `build` task, built once per
+//! process), the module index read from a kernel's `.ko` files and kmod's index files written
+//! for a selection (`modinfo`), the kernel and index shared by every pack (`context`), Debian's
+//! programs and firmware as initramfs entries (`debian`) beside the others an initramfs can be
+//! given (`extra`), and the gzip-compressed cpio itself with its built-in config (`initramfs`,
+//! the `initramfs` task). Takes `fetch/` (kernels, Debian's packages) and `tools/`; writes no
+//! disk and boots nothing.
+
+pub mod binaries;
+pub mod context;
+pub mod debian;
+pub mod extra;
+pub mod initramfs;
+pub mod modinfo;

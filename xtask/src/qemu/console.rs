@@ -1,0 +1,179 @@
+//! Reading a QEMU boot's console: until every expected line has been seen (QEMU is then
+//! stopped), QEMU exits, or the time is up; and QEMU's human monitor, sent commands when a
+//! console line appears. Cleaning and matching the lines is `qemu/transcript.rs`'s; what a
+//! scenario expects, the harness's.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Child;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::qemu::transcript::{self, Ending};
+
+/// `PATTERN => COMMAND` in `monitor`: when a cleaned console line matches PATTERN (`*`
+/// wildcards, as in `expected`), COMMAND goes to QEMU's human monitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorStep {
+    pub when: String,
+    pub command: String,
+}
+
+/// Reads the console until every expected line is seen (then stops QEMU, unless the scenario
+/// waits for it to exit), QEMU exits, or `timeout` passes. Returns the raw console and how
+/// QEMU ended.
+pub fn watch(
+    child: &mut Child,
+    expected: &[String],
+    wait_for_exit: bool,
+    timeout: Duration,
+    monitor: Option<Monitor>,
+) -> Result<(String, Ending)> {
+    watch_settled(
+        child,
+        expected,
+        wait_for_exit,
+        timeout,
+        Duration::ZERO,
+        monitor,
+    )
+}
+
+/// [`watch`], but QEMU is stopped only `settle` after every expected line was seen.
+pub fn watch_settled(
+    child: &mut Child,
+    expected: &[String],
+    wait_for_exit: bool,
+    timeout: Duration,
+    settle: Duration,
+    mut monitor: Option<Monitor>,
+) -> Result<(String, Ending)> {
+    let Some(mut stdout) = child.stdout.take() else {
+        bail!("QEMU's stdout is not piped")
+    };
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut raw = Vec::new();
+    // monitor commands sent, added to the transcript at the end (not amid a console line)
+    let mut sent: Vec<String> = Vec::new();
+    // When every expected line has been seen (and QEMU is to be stopped), stop it then.
+    let mut stop_at: Option<Instant> = None;
+    let ending = loop {
+        let now = Instant::now();
+        if now >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            raw.extend_from_slice(
+                format!("\nqemu: timeout after {}s\n", timeout.as_secs()).as_bytes(),
+            );
+            break Ending::Exited;
+        }
+        match rx.recv_timeout((deadline - now).min(Duration::from_millis(200))) {
+            Ok(bytes) => raw.extend_from_slice(&bytes),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.wait();
+                break transcript::ending_of(&String::from_utf8_lossy(&raw));
+            }
+        }
+        if let Some(monitor) = &mut monitor {
+            let seen = transcript::clean(&String::from_utf8_lossy(&raw));
+            sent.extend(monitor.send_due(&seen));
+        }
+        if !wait_for_exit && !expected.is_empty() && stop_at.is_none() {
+            let seen = transcript::clean(&String::from_utf8_lossy(&raw));
+            if transcript::first_missing(expected, &seen).is_none() {
+                stop_at = Some(Instant::now() + settle);
+            }
+        }
+        if stop_at.is_some_and(|at| Instant::now() >= at) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Ending::StoppedByTest;
+        }
+    };
+    let _ = reader.join();
+    for line in sent {
+        raw.extend_from_slice(format!("\nqemu: monitor: {line}\n").as_bytes());
+    }
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    let mut text = String::from_utf8_lossy(&raw).into_owned();
+    if !stderr.trim().is_empty() {
+        text.push_str("\nqemu stderr: ");
+        text.push_str(&stderr);
+    }
+    Ok((text, ending))
+}
+
+/// QEMU's human monitor on a unix socket, and the steps still to send.
+pub struct Monitor {
+    stream: std::os::unix::net::UnixStream,
+    pending: std::collections::VecDeque<MonitorStep>,
+}
+
+impl Monitor {
+    /// Connects to the socket QEMU creates at start-up (waiting up to 10 s for it); what the
+    /// monitor answers is read and dropped by a thread, so QEMU never blocks writing to it.
+    pub fn connect(socket: &Path, steps: Vec<MonitorStep>) -> Result<Monitor> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match std::os::unix::net::UnixStream::connect(socket) {
+                Ok(stream) => break stream,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot connect to QEMU's monitor at {}", socket.display())
+                    })
+                }
+            }
+        };
+        let mut reader = stream.try_clone()?;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        Ok(Monitor {
+            stream,
+            pending: steps.into(),
+        })
+    }
+
+    /// Sends every step whose line has appeared in `seen` (in order: a step waits for the
+    /// one before it); returns what was sent, for the transcript.
+    fn send_due(&mut self, seen: &[String]) -> Vec<String> {
+        use std::io::Write;
+        let mut sent = Vec::new();
+        while let Some(step) = self.pending.front() {
+            if !seen.iter().any(|l| transcript::line_matches(&step.when, l)) {
+                break;
+            }
+            let command = step.command.clone();
+            self.pending.pop_front();
+            let ok = self
+                .stream
+                .write_all(format!("{command}\n").as_bytes())
+                .is_ok();
+            sent.push(if ok {
+                command
+            } else {
+                format!("cannot send `{command}`")
+            });
+        }
+        sent
+    }
+}

@@ -1,0 +1,200 @@
+//! What one boot needs, made into a folder: the build, the kernel, the initramfs and the
+//! disk ([`prepare`]), or for QEMU's `raspi3b` the `rpi3` bundle and its SD card
+//! ([`prepare_raspi3b`]). The build, the kernel and the module index are made once per process;
+//! each call then costs only packing.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::fetch::kernel::KernelArgs;
+use crate::media::board::Board;
+use crate::media::bundle;
+use crate::media::image::{self, Image, ImageOptions};
+use crate::media::init_toml;
+use crate::pack::binaries::{self, Flavor};
+use crate::pack::initramfs::{self, Initramfs};
+use crate::progress;
+use crate::qemu::machine::{Boot, Machine};
+use crate::tools::arch::Arch;
+
+/// What to boot; every field has a default (see each).
+#[derive(Clone, Debug, Default)]
+pub struct PrepareOptions {
+    pub arch: Arch,
+    /// the kernel; [`KernelArgs::from_env`] gives the CLI's behaviour, the default is Debian's
+    pub kernel: KernelArgs,
+    /// `/init` in the initramfs; `None`: boxinit, built (other inits: for comparisons)
+    pub init: Option<PathBuf>,
+    /// modules to pack; empty: the built-in config's `modules.load`, else the arch's default
+    pub modules: Vec<String>,
+    /// the initramfs's `/etc/init.toml` source; `None`: generated
+    pub builtin_config: Option<PathBuf>,
+    /// `box` on the disk; `None`: the demo box
+    pub box_path: Option<PathBuf>,
+    /// `init.toml` on the disk; `None`: no file
+    pub config: Option<PathBuf>,
+    /// more files for the disk
+    pub files: Option<PathBuf>,
+    /// disk size; 0: 64 MiB
+    pub disk_size_mib: u32,
+    /// pack Debian's static busybox as `/bin/sh` (fetched once, see `fetch/busybox.rs`)
+    pub busybox: bool,
+    /// Debian programs to pack with their libraries (`wifi::PROGRAMS` names)
+    pub debian_programs: Vec<String>,
+    /// pack `wpa_supplicant` (also done when the built-in config has `[wifi]`)
+    pub wifi: bool,
+    /// the boot disk has a GPT instead of an MBR
+    pub gpt: bool,
+    /// no `/dev/console` node in the initramfs
+    pub no_console: bool,
+    /// no network programs' binary (`/boxinit-net`) in the initramfs
+    pub no_net: bool,
+    /// which build of boxinit and the demo box (`--small`: nightly's)
+    pub flavor: Flavor,
+}
+
+/// The files of one prepared boot, in `out_dir`.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub arch: Arch,
+    /// the board to boot on (a Pi bundle: `raspi3b`)
+    pub machine: Machine,
+    pub kernel: PathBuf,
+    /// the device tree, for a Pi
+    pub dtb: Option<PathBuf>,
+    /// `out_dir/initramfs.cpio.gz`
+    pub initrd: PathBuf,
+    /// `out_dir/disk.img`
+    pub disk: PathBuf,
+    pub initramfs: Initramfs,
+    pub image: Image,
+}
+
+impl Prepared {
+    /// A [`Boot`] of these files with `append` on the command line.
+    pub fn boot(&self, append: &str) -> Boot {
+        let mut boot = Boot::new(self.arch, &self.kernel, &self.initrd);
+        boot.machine = self.machine;
+        boot.dtb = self.dtb.clone();
+        boot.disk = Some(self.disk.clone());
+        boot.append = append.to_string();
+        boot
+    }
+}
+
+/// Builds what a boot needs into `out_dir`: `initramfs.cpio.gz` and `disk.img`. The build,
+/// the kernel and the module index are made once per process ([`binaries::built`],
+/// [`crate::pack::context::context`]); each
+/// call then costs only packing (a few tens of milliseconds).
+pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
+    let built = match (&opts.init, &opts.box_path) {
+        (Some(_), Some(_)) => None,
+        _ => Some(binaries::built_as(opts.arch, opts.flavor)?),
+    };
+    let init = opts
+        .init
+        .clone()
+        .or_else(|| built.as_ref().map(|b| b.init.clone()))
+        .unwrap_or_default();
+    let box_path = opts
+        .box_path
+        .clone()
+        .or_else(|| built.as_ref().map(|b| b.demo_box.clone()));
+    let context = crate::pack::context::context(opts.arch, &opts.kernel)?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let initrd = out_dir.join("initramfs.cpio.gz");
+    let busybox = match opts.busybox {
+        true => Some(crate::fetch::busybox::fetch(opts.arch)?),
+        false => None,
+    };
+    let initramfs = initramfs::make_requested(
+        &initramfs::Request {
+            options: initramfs::Options {
+                arch: opts.arch,
+                init: &init,
+                net: initramfs::net_beside(&init).as_deref(),
+                kernel: &context.kernel,
+                index: &context.index,
+                modules: &opts.modules,
+                config: opts.builtin_config.as_deref(),
+                busybox: busybox.as_deref(),
+            },
+            debian_programs: &opts.debian_programs,
+            wifi: opts.wifi,
+            no_console: opts.no_console,
+            no_net: opts.no_net,
+        },
+        &initrd,
+    )?;
+    progress!("{}", initramfs::describe(&initramfs));
+    let disk = out_dir.join("disk.img");
+    let image = image::make(
+        &disk,
+        &ImageOptions {
+            size_mib: opts.disk_size_mib,
+            box_path,
+            config: opts.config.clone(),
+            files: opts.files.clone(),
+            label: None,
+            gpt: opts.gpt,
+        },
+    )?;
+    progress!("{}", image::describe(&image));
+    Ok(Prepared {
+        arch: opts.arch,
+        machine: Machine::for_arch(opts.arch),
+        kernel: context.kernel.image.clone(),
+        dtb: None,
+        initrd,
+        disk,
+        initramfs,
+        image,
+    })
+}
+
+/// The bundle of the Raspberry Pi 3 as QEMU's `raspi3b` boots it: the folder in
+/// `out_dir/bundle/`, its SD card image as `out_dir/disk.img`, and a [`Prepared`] boot of
+/// its kernel, device tree (`bcm2837-rpi-3-b.dtb`), initramfs and card (for `run --board`
+/// and the scenarios with `board` = `raspi3b`). Its built-in config, unless given, is
+/// [`init_toml::builtin_config_for_qemu`].
+pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
+    let folder = out_dir.join("bundle");
+    // a folder from an earlier run may hold files this one does not write
+    let _ = std::fs::remove_dir_all(&folder);
+    let disk = out_dir.join("disk.img");
+    let builtin = match &opts.builtin_config {
+        Some(path) => path.clone(),
+        None => {
+            std::fs::create_dir_all(out_dir)?;
+            let path = out_dir.join("builtin.toml");
+            std::fs::write(&path, init_toml::builtin_config_for_qemu(Board::Rpi3))?;
+            path
+        }
+    };
+    let made = bundle::make(&bundle::Options {
+        kernel: opts.kernel.clone(),
+        init: opts.init.clone(),
+        box_path: opts.box_path.clone(),
+        config: opts.config.clone(),
+        builtin_config: Some(builtin),
+        files: opts.files.clone(),
+        modules: opts.modules.clone(),
+        image: Some(disk.clone()),
+        size_mib: opts.disk_size_mib,
+        busybox: opts.busybox,
+        ..bundle::Options::new(Board::Rpi3, &folder)
+    })?;
+    let image = made.image.clone().context("the bundle wrote no image")?;
+    Ok(Prepared {
+        arch: Arch::Aarch64,
+        machine: Machine::Raspi3b,
+        kernel: made.kernel.clone(),
+        dtb: Some(made.dtb("bcm2837-rpi-3-b.dtb")),
+        initrd: made.initramfs.path.clone(),
+        disk,
+        initramfs: made.initramfs,
+        image,
+    })
+}
