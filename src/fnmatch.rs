@@ -85,6 +85,23 @@ fn bracket(p: &[char], start: usize, c: char) -> Bracket {
         let Some(&lo) = p.get(i) else {
             return Bracket::Literal;
         };
+        if matched {
+            // glibc stops reading members once one matched: the rest is only skipped to the
+            // `]` (a range cut off by the end no longer fails; found by fuzzing)
+            match lo {
+                ']' if !first => {
+                    return Bracket::Closed {
+                        matched: !negate,
+                        next: i + 1,
+                    }
+                }
+                '\\' if p.get(i + 1).is_none() => return Bracket::Fails,
+                '\\' => i += 2,
+                _ => i += 1,
+            }
+            first = false;
+            continue;
+        }
         // a `]` right after `[` or `[!` is a member, not the end
         if lo == ']' && !first {
             return Bracket::Closed {
@@ -112,8 +129,9 @@ fn bracket(p: &[char], start: usize, c: char) -> Bracket {
                 matched |= lo <= c && c <= hi;
                 i = after_hi;
             }
-            // glibc reads `[-` at the end as two members (a fuzz finding), other `x-` fails
-            (Some('-'), None) if lo != '[' => return Bracket::Fails,
+            // a range cut off by the end of the pattern: no match (`[` matching itself has
+            // gone to the skip above)
+            (Some('-'), None) if lo != c => return Bracket::Fails,
             _ => {
                 matched |= lo == c;
                 i = after_lo;
@@ -179,6 +197,14 @@ mod tests {
             ("[a-b-", "[a-b-", true),
             ("[-", "[-", true),
             ("[[-", "[[-", true),
+            ("[[-", "a", false),
+            // once a member matched, glibc only skips to the `]`: a cut-off range after it
+            // leaves the `[` a literal (fuzz finding)
+            ("*[[!-", "*[[!-", true),
+            ("[[a-", "[[a-", false),
+            ("[[!!-", "[[!!-", false),
+            ("[![-", "[![-", true),
+            ("[a[-", "[a[-", true),
             ("**a[?a[-", "[*a[?a[-", true),
             ("[!a", "[!a", true),
             ("[a\\", "[a\\", false),

@@ -2,7 +2,7 @@
 //! with a known time (advancing with the wall clock from when it started), on a port chosen
 //! per run. QEMU's user network passes UDP sent to 10.0.2.2:PORT to the host's
 //! 127.0.0.1:PORT, so the guest asks it as `10.0.2.2:{sntp_port}`. The packets are the
-//! init's own code (`boxinit::net::sntp`).
+//! init's own code (`boxinit::net::protocol::sntp`).
 
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,11 +1,8 @@
 //! What an ELF file asks of the dynamic linker: `PT_INTERP` and `DT_NEEDED`, read with the
-//! `object` crate (64-bit, either byte order). For a program's closure (`fetch/closure.rs`);
-//! what it means for the initramfs is the caller's.
+//! init's own ELF reader (`boxinit::elf`, the one that checks a box before it runs). For a
+//! program's closure (`fetch/closure.rs`); what it means for the initramfs is the caller's.
 
-use anyhow::{Context, Result};
-use object::elf;
-use object::read::elf::{ElfFile64, ProgramHeader};
-use object::Endianness;
+use anyhow::{bail, Result};
 
 /// What an ELF file asks of the dynamic linker.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -16,24 +13,16 @@ pub struct ElfDeps {
     pub needed: Vec<String>,
 }
 
-/// Reads `PT_INTERP` and `DT_NEEDED` of a 64-bit ELF file (either byte order).
+/// Reads `PT_INTERP` and `DT_NEEDED` of a 64-bit little-endian ELF file (every program
+/// xtask packs: x86_64 and aarch64).
 pub fn elf_deps(data: &[u8]) -> Result<ElfDeps> {
-    let file = ElfFile64::<Endianness>::parse(data).context("not a 64-bit ELF file")?;
-    let endian = file.endian();
-    let mut deps = ElfDeps::default();
-    for header in file.elf_program_headers() {
-        if let Some(interp) = header.interpreter(endian, data)? {
-            deps.interpreter = Some(String::from_utf8_lossy(interp).into_owned());
-        }
-    }
-    let dynamic = file.elf_section_table().dynamic_table(endian, data)?;
-    for entry in &dynamic {
-        if entry.tag == elf::DT_NEEDED {
-            let name = dynamic.string(entry)?;
-            deps.needed.push(String::from_utf8_lossy(name).into_owned());
-        }
-    }
-    Ok(deps)
+    let Some(needed) = boxinit::elf::needed(data) else {
+        bail!("not a 64-bit little-endian ELF file, or its dynamic section is cut off");
+    };
+    Ok(ElfDeps {
+        interpreter: boxinit::elf::interpreter(data),
+        needed,
+    })
 }
 
 #[cfg(test)]
