@@ -1,6 +1,7 @@
 //! The few facts of an ELF file that decide whether and how it runs: its class, byte order and
 //! machine (`e_ident`, `e_machine`), the dynamic linker it asks for (`PT_INTERP`) and the
-//! libraries it needs (`DT_NEEDED`, from the `PT_DYNAMIC` segment). Read by hand from the
+//! libraries it needs (`DT_NEEDED`, from the `PT_DYNAMIC` segment), and whether a copy is
+//! whole (`whole`: a new box copied onto the card). Read by hand from the
 //! program headers, not with a crate (the init must stay small): the init checks a box before
 //! it runs it (`supervision::runnable`), xtask packs a program with its libraries. Pure: it
 //! takes the file's bytes; a short or malformed file gives None, never a panic. Segments are
@@ -168,6 +169,96 @@ pub fn needed(file: &[u8]) -> Option<Vec<String>> {
             rest.contains(&0).then(|| c_string(rest))
         })
         .collect()
+}
+
+/// `sh_type` of a string table.
+const SHT_STRTAB: u32 = 3;
+/// `e_shstrndx` when the index is in section 0's `sh_link` instead.
+const SHN_XINDEX: u16 = 0xffff;
+
+/// Whether a 64-bit little-endian ELF file is whole, as far as its own tables tell: the
+/// program headers and every segment's bytes lie inside the file, and so do the section
+/// header table (which linkers put at the very end) and the section-name string table, which
+/// must be of type `SHT_STRTAB`. A copy cut short loses the section headers first; one whose
+/// tail is zeros (a copy that set the size before the data came) has a zero `sh_type` there.
+/// A file without section headers (`sstrip`) is judged by its segments alone. `Err` says what
+/// is missing, in words.
+pub fn whole(file: &[u8]) -> Result<(), String> {
+    let Some(h) = header(file) else {
+        return Err("not an ELF file".into());
+    };
+    let Some(elf) = Elf64::new(file) else {
+        return Err(format!(
+            "a {}-bit {} ELF file, whose structure boxinit does not read (give a .sha256 file)",
+            if h.class == CLASS_64 { 64 } else { 32 },
+            if h.data == BIG_ENDIAN { "big-endian" } else { "little-endian" }
+        ));
+    };
+    let len = file.len() as u64;
+    let cut = |what: &str, end: Option<u64>| match end {
+        Some(end) if end <= len => Ok(()),
+        _ => Err(format!(
+            "{what} lies past the end of the file ({len} bytes): the copy is cut short"
+        )),
+    };
+    let field = |at: usize| elf.u64(at);
+    let phoff = field(32).ok_or("the ELF header is cut short")?;
+    let phentsize = u64::from(elf.u16(54).ok_or("the ELF header is cut short")?);
+    let phnum = u64::from(elf.u16(56).ok_or("the ELF header is cut short")?);
+    cut(
+        "the program header table",
+        phnum.checked_mul(phentsize).and_then(|n| n.checked_add(phoff)),
+    )?;
+    for at in elf.headers() {
+        let offset = at.checked_add(8).and_then(field);
+        let size = at.checked_add(32).and_then(field);
+        let end = offset.zip(size).and_then(|(o, s)| o.checked_add(s));
+        cut("a segment", end)?;
+    }
+    let shoff = field(40).ok_or("the ELF header is cut short")?;
+    let shentsize = u64::from(elf.u16(58).ok_or("the ELF header is cut short")?);
+    let shnum_field = elf.u16(60).ok_or("the ELF header is cut short")?;
+    let shstrndx_field = elf.u16(62).ok_or("the ELF header is cut short")?;
+    if shoff == 0 {
+        // no section headers at all: the segments are all there is to check
+        return Ok(());
+    }
+    let section = |i: u64| -> Option<usize> {
+        usize::try_from(shoff.checked_add(i.checked_mul(shentsize)?)?).ok()
+    };
+    // more than 0xff00 sections: the count is section 0's sh_size, the index its sh_link
+    let zeroth = section(0).ok_or("the section header table lies past the end of the file")?;
+    cut("the section header table", shoff.checked_add(shentsize))?;
+    let shnum = match shnum_field {
+        0 => zeroth.checked_add(32).and_then(field).unwrap_or(0),
+        n => u64::from(n),
+    };
+    cut(
+        "the section header table",
+        shnum.checked_mul(shentsize).and_then(|n| n.checked_add(shoff)),
+    )?;
+    let shstrndx = match shstrndx_field {
+        SHN_XINDEX => zeroth
+            .checked_add(40)
+            .and_then(|at| elf.u32(at))
+            .map_or(u64::MAX, u64::from),
+        n => u64::from(n),
+    };
+    if shstrndx >= shnum {
+        return Err(format!(
+            "the section-name string table's index ({shstrndx}) is not one of its {shnum} sections: the copy is damaged"
+        ));
+    }
+    let names = section(shstrndx).ok_or("the section header table lies past the end of the file")?;
+    if elf.u32(names.saturating_add(4)) != Some(SHT_STRTAB) {
+        return Err("the section-name string table is not a string table (zeros where the end of the file should be?): the copy is incomplete".into());
+    }
+    let offset = names.checked_add(24).and_then(field);
+    let size = names.checked_add(32).and_then(field);
+    cut(
+        "the section-name string table",
+        offset.zip(size).and_then(|(o, s)| o.checked_add(s)),
+    )
 }
 
 #[cfg(test)]
@@ -346,6 +437,68 @@ mod tests {
         let strsz_value_at = entries_at + 2 * 16 + 8;
         short[strsz_value_at..strsz_value_at + 8].copy_from_slice(&5u64.to_le_bytes());
         assert_eq!(needed(&short), None);
+    }
+
+    /// `file` with a section-name string table and a section header table (null section,
+    /// `.shstrtab`) appended at its end, as linkers lay them out.
+    fn with_sections(mut file: Vec<u8>) -> Vec<u8> {
+        let names = b"\0.shstrtab\0";
+        let names_at = file.len() as u64;
+        file.extend(names);
+        let shoff = file.len() as u64;
+        file.extend([0u8; 64]);
+        let mut sh = [0u8; 64];
+        sh[..4].copy_from_slice(&1u32.to_le_bytes());
+        sh[4..8].copy_from_slice(&SHT_STRTAB.to_le_bytes());
+        sh[24..32].copy_from_slice(&names_at.to_le_bytes());
+        sh[32..40].copy_from_slice(&(names.len() as u64).to_le_bytes());
+        file.extend(sh);
+        file[40..48].copy_from_slice(&shoff.to_le_bytes());
+        file[58..60].copy_from_slice(&64u16.to_le_bytes());
+        file[60..62].copy_from_slice(&2u16.to_le_bytes());
+        file[62..64].copy_from_slice(&1u16.to_le_bytes());
+        file
+    }
+
+    #[test]
+    fn a_whole_file_and_every_cut_or_zero_tailed_copy() {
+        let file = with_sections(elf(false, 62, &[(PT_LOAD, vec![0x90; 300])]));
+        assert_eq!(whole(&file), Ok(()));
+        for len in 0..file.len() {
+            assert!(whole(&file[..len]).is_err(), "cut at {len} looks whole");
+        }
+        // the size was set first and the data stopped coming: zeros at the end
+        for zeros in [64, 128, 200] {
+            let mut tail = file.clone();
+            let at = tail.len() - zeros;
+            tail[at..].fill(0);
+            let e = whole(&tail).unwrap_err();
+            assert!(e.contains("incomplete") || e.contains("damaged"), "{e}");
+        }
+        // a segment past the end
+        let mut far = file.clone();
+        far[64 + 32..64 + 40].copy_from_slice(&1_000_000u64.to_le_bytes());
+        assert!(whole(&far).unwrap_err().contains("segment"));
+        // no section headers at all (sstrip): the segments decide
+        let bare = elf(false, 62, &[(PT_LOAD, vec![0x90; 300])]);
+        assert_eq!(whole(&bare), Ok(()));
+        assert!(whole(&bare[..bare.len() - 1]).is_err());
+        // not an ELF; an ELF boxinit does not read
+        assert!(whole(b"#!/bin/sh\n").is_err());
+        let mut file32 = file.clone();
+        file32[4] = 1;
+        assert!(whole(&file32).unwrap_err().contains("32-bit"));
+    }
+
+    #[test]
+    fn this_hosts_programs_are_whole() {
+        for path in ["/bin/ls", "/bin/sh"] {
+            let bytes = std::fs::read(path).unwrap();
+            assert_eq!(whole(&bytes), Ok(()), "{path}");
+            assert!(whole(&bytes[..bytes.len() - 1]).is_err(), "{path}");
+        }
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(whole(&me), Ok(()));
     }
 
     /// Real programs of this host, read as the dynamic linker reads them.

@@ -4,9 +4,10 @@
 //! (the config schema, the module index, fnmatch, the partition and FAT parsers, ELF reading).
 //! The folders group the concerns: `config` (what to do), `devices` (modules, coldplug,
 //! hotplug, nodes), `storage` (partitions, the boot partition), `supervision` (running the
-//! box, the watchdog, shutdown), `net` (network and time), `sys` (the syscall seam). The files
-//! at the top are used across them: the loop's events, early mounts, the logger, and the pure
-//! `bytes`, `elf` and `fnmatch`.
+//! box, the watchdog, shutdown), `field` (trials of a new box or config, the boot-loop brake,
+//! the shutdown reports: what boxinit keeps on the card), `net` (network and time), `sys` (the
+//! syscall seam). The files at the top are used across them: the loop's events, early mounts,
+//! the logger, and the pure `bytes`, `elf`, `fnmatch` and `sha256`.
 
 pub mod bytes;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod fnmatch;
 pub mod kmsg;
 pub mod mounts;
 pub mod net;
+pub mod sha256;
 pub mod storage;
 pub mod supervision;
 pub mod sys;
