@@ -15,6 +15,7 @@ mod locate;
 mod lock;
 pub mod network;
 mod schema;
+pub mod update;
 mod validate;
 pub mod wifi;
 

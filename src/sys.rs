@@ -41,6 +41,15 @@ pub enum Reboot {
     CtrlAltDelOff,
 }
 
+/// How `renameat2(2)` renames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rename {
+    /// `RENAME_EXCHANGE`: the two names swap their files at once (vfat since Linux 6.0).
+    Exchange,
+    /// `RENAME_NOREPLACE`: fails with `EEXIST` rather than replace the target.
+    NoReplace,
+}
+
 /// Whom `kill(2)` signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillTarget {
@@ -91,6 +100,24 @@ pub trait Sys {
     fn unmount_detach(&mut self, target: &Path) -> io::Result<()>;
     /// `open(2)` + `write(2)` of a whole small file, for `/proc/sys` knobs.
     fn write_file(&mut self, path: &Path, contents: &str) -> io::Result<()>;
+    /// `open(2)` of an existing file for writing (no `O_CREAT`, no `O_TRUNC`), `fstat(2)`, and
+    /// [`pwrite(2)`](https://man7.org/linux/man-pages/man2/pwrite.2.html) of `contents` at
+    /// offset 0: the file is overwritten in place. Fails with `EINVAL` when its length is not
+    /// `contents.len()`: on FAT a write of another length changes the allocation table.
+    fn overwrite(&mut self, path: &Path, contents: &[u8]) -> io::Result<()>;
+    /// `open(2)` with `O_CREAT | O_EXCL` (mode 0644) and `write(2)` of a new file.
+    fn create(&mut self, path: &Path, contents: &[u8]) -> io::Result<()>;
+    /// `open(2)` + [`fdatasync(2)`](https://man7.org/linux/man-pages/man2/fdatasync.2.html):
+    /// a file's data on the disk (it flushes the inode's pages whichever fd wrote them).
+    fn fdatasync(&mut self, path: &Path) -> io::Result<()>;
+    /// `open(2)` + [`fsync(2)`](https://man7.org/linux/man-pages/man2/fsync.2.html): a
+    /// directory after an entry in it was created, renamed or removed, or a new file.
+    fn fsync(&mut self, path: &Path) -> io::Result<()>;
+    /// `open(2)` + [`syncfs(2)`](https://man7.org/linux/man-pages/man2/syncfs.2.html): the
+    /// file system holding `path`, before it is remounted read-only.
+    fn syncfs(&mut self, path: &Path) -> io::Result<()>;
+    /// [`renameat2(2)`](https://man7.org/linux/man-pages/man2/renameat2.2.html).
+    fn rename(&mut self, from: &Path, to: &Path, how: Rename) -> io::Result<()>;
     /// `open(2)` + [`finit_module(2)`](https://man7.org/linux/man-pages/man2/finit_module.2.html).
     fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()>;
     /// [`Sys::finit_module`] for modules that do not depend on each other, results in order.

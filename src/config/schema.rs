@@ -4,14 +4,13 @@
 //! `locate.rs`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
 use super::boot_device::DeviceSpec;
 use super::duration::parse_duration;
-use super::error::{not_one_of, suggest};
+use super::error::suggest;
 
 /// The whole configuration; every key is optional.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -45,6 +44,10 @@ pub struct Config {
     pub network: super::network::Network,
     /// `[time]`: SNTP servers and the saved clock (`network.rs`).
     pub time: super::network::Time,
+    /// `[update]`: trial runs of a new box or config, health, the boot-loop brake (`update.rs`).
+    pub update: super::update::Update,
+    /// `[report]`: shutdown reports on the card (`update.rs`).
+    pub report: super::update::Report,
 }
 
 impl Config {
@@ -461,7 +464,7 @@ macro_rules! choice {
             fn from_str(s: &str) -> Result<$name, String> {
                 match s.to_ascii_lowercase().as_str() {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(not_one_of(s, $name::NAMES)),
+                    _ => Err($crate::config::error::not_one_of(s, $name::NAMES)),
                 }
             }
         }
@@ -473,13 +476,16 @@ macro_rules! choice {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+
+/// For the other sections' files (`update.rs`).
+pub(crate) use choice;
 
 choice! {
     /// `system.log_level`

@@ -196,7 +196,7 @@ fn error_messages() {
         ),
         (
             "hostname = \"x\"\n",
-            "/boot/init.toml:1:1: unknown section `hostname` (known: system, boot, modules, box, service, watchdog, shutdown, device, automount, board, wifi, network, time)",
+            "/boot/init.toml:1:1: unknown section `hostname` (known: system, boot, modules, box, service, watchdog, shutdown, device, automount, board, wifi, network, time, update, report)",
         ),
         (
             "[box]\nrestart = \"sometimes\"\n",

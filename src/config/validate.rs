@@ -150,6 +150,9 @@ pub fn problems(config: &Config) -> Vec<Problem> {
             "`0s` can never be met: no beat is ever that recent".into(),
         );
     }
+    for (path, message) in super::update::problems(&config.update) {
+        c.add(path, message);
+    }
     let wifi = &config.wifi;
     for (key, value) in [
         ("interface", &wifi.interface),

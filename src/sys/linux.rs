@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{KillTarget, MountFlags, NodeKind, Reboot, RouteRequest, Sys};
+use super::{KillTarget, MountFlags, NodeKind, Reboot, Rename, RouteRequest, Sys};
 
 /// The real system calls, through rustix (and nix for `kill(-1)`, which rustix's `Pid` cannot express).
 pub struct Linux;
@@ -110,6 +110,62 @@ impl Sys for Linux {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
         file.write_all(contents.as_bytes())
+    }
+
+    fn overwrite(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+        let len = rustix::fs::fstat(&fd)?.st_size;
+        if u64::try_from(len).ok() != Some(contents.len() as u64) {
+            return Err(io::Error::from_raw_os_error(rustix::io::Errno::INVAL.raw_os_error()));
+        }
+        let mut done = 0;
+        while let Some(rest) = contents.get(done..).filter(|r| !r.is_empty()) {
+            done += rustix::io::pwrite(&fd, rest, done as u64)?;
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::from_raw_mode(0o644))?;
+        let mut done = 0;
+        while let Some(rest) = contents.get(done..).filter(|r| !r.is_empty()) {
+            done += rustix::io::write(&fd, rest)?;
+        }
+        Ok(())
+    }
+
+    fn fdatasync(&mut self, path: &Path) -> io::Result<()> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        rustix::fs::fdatasync(&fd)?;
+        Ok(())
+    }
+
+    fn fsync(&mut self, path: &Path) -> io::Result<()> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        rustix::fs::fsync(&fd)?;
+        Ok(())
+    }
+
+    fn syncfs(&mut self, path: &Path) -> io::Result<()> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        rustix::fs::syncfs(&fd)?;
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &Path, to: &Path, how: Rename) -> io::Result<()> {
+        use rustix::fs::{RenameFlags, CWD};
+        let flags = match how {
+            Rename::Exchange => RenameFlags::EXCHANGE,
+            Rename::NoReplace => RenameFlags::NOREPLACE,
+        };
+        rustix::fs::renameat_with(CWD, from, CWD, to, flags)?;
+        Ok(())
     }
 
     fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()> {

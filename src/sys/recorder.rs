@@ -5,7 +5,7 @@
 use std::io;
 use std::path::Path;
 
-use super::{KillTarget, MountFlags, NodeKind, Reboot, RouteRequest, Sys};
+use super::{KillTarget, MountFlags, NodeKind, Reboot, Rename, RouteRequest, Sys};
 
 /// One recorded system call: the transcript of what a phase did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,28 @@ pub enum Call {
     WriteFile {
         path: String,
         contents: String,
+    },
+    Overwrite {
+        path: String,
+        contents: Vec<u8>,
+    },
+    Create {
+        path: String,
+        contents: Vec<u8>,
+    },
+    Fdatasync {
+        path: String,
+    },
+    Fsync {
+        path: String,
+    },
+    Syncfs {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+        how: Rename,
     },
     FinitModule {
         path: String,
@@ -120,6 +142,16 @@ impl std::fmt::Display for Call {
             }
             Call::UnmountDetach { target } => write!(f, "umount({target}, MNT_DETACH)"),
             Call::WriteFile { path, contents } => write!(f, "write({path}, {contents:?})"),
+            Call::Overwrite { path, contents } => {
+                write!(f, "overwrite({path}, {} bytes)", contents.len())
+            }
+            Call::Create { path, contents } => {
+                write!(f, "create({path}, {} bytes)", contents.len())
+            }
+            Call::Fdatasync { path } => write!(f, "fdatasync({path})"),
+            Call::Fsync { path } => write!(f, "fsync({path})"),
+            Call::Syncfs { path } => write!(f, "syncfs({path})"),
+            Call::Rename { from, to, how } => write!(f, "renameat2({from}, {to}, {how:?})"),
             Call::FinitModule { path, params } => write!(f, "finit_module({path}, {params:?})"),
             Call::Sethostname { name } => write!(f, "sethostname({name})"),
             Call::Kill { target, signal } => write!(f, "kill({target:?}, {signal})"),
@@ -265,6 +297,34 @@ impl Sys for Recorder {
         self.record(Call::WriteFile {
             path: s(path),
             contents: contents.into(),
+        })
+    }
+    fn overwrite(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        self.record(Call::Overwrite {
+            path: s(path),
+            contents: contents.to_vec(),
+        })
+    }
+    fn create(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        self.record(Call::Create {
+            path: s(path),
+            contents: contents.to_vec(),
+        })
+    }
+    fn fdatasync(&mut self, path: &Path) -> io::Result<()> {
+        self.record(Call::Fdatasync { path: s(path) })
+    }
+    fn fsync(&mut self, path: &Path) -> io::Result<()> {
+        self.record(Call::Fsync { path: s(path) })
+    }
+    fn syncfs(&mut self, path: &Path) -> io::Result<()> {
+        self.record(Call::Syncfs { path: s(path) })
+    }
+    fn rename(&mut self, from: &Path, to: &Path, how: Rename) -> io::Result<()> {
+        self.record(Call::Rename {
+            from: s(from),
+            to: s(to),
+            how,
         })
     }
     fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()> {

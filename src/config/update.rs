@@ -1,0 +1,167 @@
+//! `[update]` and `[report]` in `init.toml`: trial runs of a new box or config copied onto the
+//! card, how a box shows it is healthy, the boot-loop brake, and the shutdown reports kept on
+//! the card. Schema and bounds only; `field/` acts on it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The longest `[update] deadline`: a trial, and a boot's wait for a healthy box, are bounded
+/// (nerves_heart caps its snooze at minutes, never for ever).
+pub const MAX_DEADLINE: Duration = Duration::from_secs(60 * 60);
+/// The largest `[update] boot_loop_limit`.
+pub const MAX_BOOT_LOOP_LIMIT: u32 = 1000;
+
+/// `[update]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Update {
+    /// Trial runs of `box.new` / `init.toml.new` and the boot-loop brake; false: neither
+    /// (the files are left alone).
+    pub enabled: bool,
+    /// How the box shows it is healthy (a trial is promoted, the brake's count reset).
+    pub validate: Validate,
+    /// `validate = "uptime"`: how long the box must run without exiting.
+    #[serde(deserialize_with = "duration")]
+    pub healthy_after: Duration,
+    /// How long a trial (or a boot) may take to reach a healthy box: a trial is reverted
+    /// then; a boot counts toward the brake.
+    #[serde(deserialize_with = "duration")]
+    pub deadline: Duration,
+    /// Boots in a row without a healthy box before boxinit stops rebooting (safe mode);
+    /// 0: never.
+    pub boot_loop_limit: u32,
+}
+
+impl Default for Update {
+    fn default() -> Update {
+        Update {
+            enabled: true,
+            validate: Validate::Uptime,
+            healthy_after: Duration::from_secs(30),
+            deadline: Duration::from_secs(5 * 60),
+            boot_loop_limit: 5,
+        }
+    }
+}
+
+impl Update {
+    /// `healthy_after`, never beyond the deadline (two layers may set one each).
+    pub fn healthy_after(&self) -> Duration {
+        self.healthy_after.min(self.deadline)
+    }
+}
+
+/// `[report]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Report {
+    /// A shutdown report on the card before every reboot and power-off, and the previous
+    /// boot's read at boot.
+    pub enabled: bool,
+    /// The box's output passes through PID 1 (a pty relayed to the console), so that its last
+    /// lines go into the report. Not in `mode = "exec"`, nor with a `[box] console`.
+    pub box_output: bool,
+}
+
+impl Default for Report {
+    fn default() -> Report {
+        Report {
+            enabled: true,
+            box_output: true,
+        }
+    }
+}
+
+super::schema::choice! {
+    /// `update.validate`: how a box shows it is healthy.
+    Validate default Uptime {
+        /// It runs `healthy_after` without exiting (or touches `$BOXINIT_VALIDATE` first).
+        Uptime = "uptime",
+        /// It touches the file `$BOXINIT_VALIDATE` names.
+        File = "file",
+        /// Its first heartbeat (with `[watchdog] heartbeat`), or the file.
+        Heartbeat = "heartbeat",
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    super::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// The problems of `[update]` alone: its bounds.
+pub fn problems(update: &Update) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    if update.deadline > MAX_DEADLINE || update.deadline.is_zero() {
+        found.push((
+            "update.deadline".to_string(),
+            format!(
+                "must be more than 0s and at most {} (a trial or a boot waits at most this long for a healthy box)",
+                super::format_duration(MAX_DEADLINE)
+            ),
+        ));
+    }
+    if update.healthy_after > update.deadline {
+        found.push((
+            "update.healthy_after".to_string(),
+            format!(
+                "{} is longer than update.deadline ({}): the box could never pass",
+                super::format_duration(update.healthy_after),
+                super::format_duration(update.deadline)
+            ),
+        ));
+    }
+    if update.boot_loop_limit > MAX_BOOT_LOOP_LIMIT {
+        found.push((
+            "update.boot_loop_limit".to_string(),
+            format!("at most {MAX_BOOT_LOOP_LIMIT} (0 turns the brake off)"),
+        ));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load, Layer};
+
+    fn errors(text: &str) -> Vec<String> {
+        let layer = Layer::Text {
+            name: "t.toml".into(),
+            text: text.into(),
+        };
+        load(&[layer]).1.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn update_and_report_keys() {
+        let layer = Layer::Text {
+            name: "t.toml".into(),
+            text: "[update]\nvalidate = \"file\"\nhealthy_after = \"5s\"\ndeadline = \"1m\"\nboot_loop_limit = 3\n[report]\nbox_output = false\n".into(),
+        };
+        let (c, errors_seen) = load(&[layer]);
+        assert!(errors_seen.is_empty(), "{errors_seen:?}");
+        assert_eq!(c.update.validate, super::Validate::File);
+        assert_eq!(c.update.boot_loop_limit, 3);
+        assert!(c.report.enabled && !c.report.box_output);
+        let d = crate::config::Config::default();
+        assert!(d.update.enabled && d.update.validate == super::Validate::Uptime);
+        assert_eq!(d.update.boot_loop_limit, 5);
+        let table = [
+            ("[update]\ndeadline = \"2h\"\n", "update.deadline"),
+            ("[update]\ndeadline = \"0s\"\n", "update.deadline"),
+            (
+                "[update]\nhealthy_after = \"10m\"\ndeadline = \"1m\"\n",
+                "update.healthy_after",
+            ),
+            ("[update]\nboot_loop_limit = 5000\n", "update.boot_loop_limit"),
+            ("[update]\nvalidate = \"maybe\"\n", "update.validate"),
+            ("[report]\nbox_outptu = true\n", "box_output"),
+        ];
+        for (text, key) in table {
+            let e = errors(text);
+            assert!(e.len() == 1 && e[0].contains(key), "{text}: {e:?}");
+        }
+        assert!(errors("[update]\nvalidate = \"heartbeat\"\n").is_empty());
+    }
+}
