@@ -2,12 +2,16 @@
 //! console (stderr) before that. It does not decide what to log; callers do, once, where the
 //! decision is made.
 //!
+//! It also keeps boxinit's own last lines (`recent`), bounded, for the shutdown report on
+//! the card: the kernel's buffer is gone after the reboot.
+//!
 //! kmsg records carry their priority (`<3>` error … `<7>` debug), so the kernel prints them on
 //! the console according to its own `loglevel=`/`quiet` setting and keeps them for `dmesg`.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The logger. Lines look like `boxinit: message` (kmsg adds the timestamp).
 pub struct Kmsg {
@@ -17,6 +21,36 @@ pub struct Kmsg {
 static LOGGER: Kmsg = Kmsg {
     file: OnceLock::new(),
 };
+
+/// boxinit's last lines, `[seconds since boot] message`, oldest first.
+static RECENT: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+/// How many bytes of lines [`RECENT`] keeps.
+const RECENT_MAX: usize = 12 * 1024;
+
+/// Keeps `line` among the recent ones, dropping the oldest beyond [`RECENT_MAX`] bytes.
+fn remember(line: String) {
+    let mut recent = match RECENT.lock() {
+        Ok(recent) => recent,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    recent.push_back(line);
+    let mut total: usize = recent.iter().map(String::len).sum();
+    while total > RECENT_MAX {
+        match recent.pop_front() {
+            Some(old) => total -= old.len(),
+            None => break,
+        }
+    }
+}
+
+/// boxinit's last lines (at most [`RECENT_MAX`] bytes), oldest first, each with the seconds
+/// since boot when it was logged.
+pub fn recent() -> Vec<String> {
+    match RECENT.lock() {
+        Ok(recent) => recent.iter().cloned().collect(),
+        Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
+    }
+}
 
 /// Installs the logger (writing to stderr until [`open_kmsg`] succeeds) at `level`.
 pub fn init(level: log::LevelFilter) {
@@ -123,7 +157,14 @@ impl log::Log for Kmsg {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let text = format_record(record.level(), &record.args().to_string());
+        let message = record.args().to_string();
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        remember(format!(
+            "[{:5}.{:03}] {message}",
+            t.tv_sec,
+            t.tv_nsec / 1_000_000
+        ));
+        let text = format_record(record.level(), &message);
         match self.file.get() {
             // One write(2) per kmsg record: the kernel takes one record per write. Each keeps
             // its newline: a record without one stays open for a continuation, and the console
@@ -205,6 +246,17 @@ mod tests {
         assert_eq!(split_line("ab cd ef", 5), ["ab", "cd ef"]);
         assert_eq!(split_line("ééé", 3), ["é", "é", "é"]);
         assert_eq!(split_line("€x", 1), ["€", "x"]);
+    }
+
+    #[test]
+    fn recent_lines_are_kept_and_bounded() {
+        for i in 0..2000 {
+            remember(format!("line {i}"));
+        }
+        let kept = recent();
+        assert!(kept.iter().map(String::len).sum::<usize>() <= RECENT_MAX);
+        assert_eq!(kept.last().map(String::as_str), Some("line 1999"));
+        assert!(!kept.iter().any(|l| l == "line 0"));
     }
 
     #[test]

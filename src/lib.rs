@@ -14,6 +14,7 @@ pub mod config;
 pub mod devices;
 pub mod elf;
 pub mod events;
+pub mod field;
 pub mod fnmatch;
 pub mod kmsg;
 pub mod mounts;

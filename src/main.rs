@@ -5,12 +5,15 @@
 use boxinit::config::{self, cmdline, Config, ConfigError, DeviceSpec, Layer, Place};
 use boxinit::devices::{hotplug, modules};
 use boxinit::events::{self, Events};
+use boxinit::field::{self, Card};
 use boxinit::kmsg;
 use boxinit::mounts;
 use boxinit::net;
 use boxinit::storage::bootpart;
 use boxinit::supervision::program::{self, Program};
 use boxinit::supervision::supervisor::Supervisor;
+use boxinit::supervision::event_loop::{Judge, NoJudge, Stop};
+use boxinit::supervision::relay::Relay;
 use boxinit::supervision::{event_loop, exec, shutdown, watchdog};
 use boxinit::sys::{linux::Linux, Reboot, Sys};
 use std::ffi::OsString;
@@ -25,8 +28,6 @@ mod no_unwinder;
 const BUILTIN_CONFIG: &str = "/etc/init.toml";
 /// Where the boot partition is mounted.
 const BOOT_DIR: &str = "/boot";
-/// The config on the boot partition, relative to [`BOOT_DIR`].
-const BOOT_CONFIG: &str = "init.toml";
 /// An env var naming one more config file, read after the built-in one: for boxinit as PID 1
 /// outside an initramfs (a PID namespace, a container). Env words without a dot reach init
 /// from the kernel command line too.
@@ -153,7 +154,7 @@ fn boot() -> ! {
     let mut phase = Instant::now();
     // 3. Built-in config (and BOXINIT_CONFIG) + kernel command line.
     let cmdline = read_cmdline();
-    let early_layers = config_layers(None);
+    let early_layers = config_layers(None, field::card::CONFIG);
     let (cfg, reported) = load_config(&early_layers, &cmdline, &[]);
     log::set_max_level(cfg.system.log_level.into());
     log::debug!("phase start and early mounts: {}us", early.as_micros());
@@ -161,7 +162,12 @@ fn boot() -> ! {
     phase = Instant::now();
     let events = match Events::open() {
         Ok(events) => events,
-        Err(e) => rescue(&mut sys, &cfg, &format!("cannot open the signalfd: {e}")),
+        Err(e) => rescue(
+            &mut sys,
+            &cfg,
+            &format!("cannot open the signalfd: {e}"),
+            None,
+        ),
     };
     log_phase("signalfd and uevent socket", phase);
     phase = Instant::now();
@@ -197,20 +203,25 @@ fn boot() -> ! {
     };
     log_phase("boot partition", phase);
     phase = Instant::now();
-    // 6. The boot partition's init.toml over the built-in one.
-    let cfg = match boot_dir {
-        Some(dir) => {
+    // 5b. The card's state: how the previous boot ended; what a cut left half done (a
+    // promotion finished, a trial without a verdict reverted), before its config is read.
+    let mut card = boot_dir.map(|dir| Card::open(&mut sys, dir, cfg.boot.read_only, Path::new("/")));
+    // 6. The boot partition's init.toml over the built-in one; then what is new on the card
+    // to try (init.toml.new, box.new), this boot recorded there, the boot-loop brake.
+    let cfg = match (boot_dir, card.as_mut()) {
+        (Some(dir), Some(card)) => {
             // The box's disk reads start now, in the background, while its config is read.
             bootpart::prefetch(&dir.join(&cfg.box_.path));
             // The early layers as read then (not read, parsed and reported again), plus the
             // boot partition's file; errors already logged are not logged twice.
             let mut layers = early_layers;
-            layers.push(boot_layer(dir));
+            layers.push(boot_layer(dir, field::card::CONFIG));
             let (full, _) = load_config(&layers, &cmdline, &reported);
-            bootpart::apply_read_only(&mut sys, cfg.boot.read_only, &full.boot, dir);
-            full
+            let read_only =
+                bootpart::apply_read_only(&mut sys, cfg.boot.read_only, &full.boot, dir);
+            try_updates(&mut sys, card, full, &layers, &cmdline, read_only, dir)
         }
-        None => cfg,
+        _ => cfg,
     };
     log::set_max_level(cfg.system.log_level.into());
     hotplug.configure(&mut sys, &cfg, &cmdline);
@@ -226,12 +237,16 @@ fn boot() -> ! {
     setup_network(&mut sys, &cfg, boot_dir);
     log_phase("boot partition config", phase);
     log::info!("setup done in {}ms", started.elapsed().as_millis());
-    let box_program = match program::resolve(&cfg.box_, boot_dir) {
-        Ok(program) => with_heartbeat(program, &cfg),
-        Err(_) if boot_dir.is_none() && cfg.boot.device != DeviceSpec::None => {
-            rescue(&mut sys, &cfg, "no boot partition, so no box to run")
-        }
-        Err(e) => rescue(&mut sys, &cfg, &e),
+    let trial = card.as_ref().map(Card::program_rules).unwrap_or_default();
+    let mut box_program = match program::resolve(&cfg.box_, boot_dir) {
+        Ok(program) => trial.apply(with_heartbeat(program, &cfg)),
+        Err(_) if boot_dir.is_none() && cfg.boot.device != DeviceSpec::None => rescue(
+            &mut sys,
+            &cfg,
+            "no boot partition, so no box to run",
+            card.as_mut(),
+        ),
+        Err(e) => rescue(&mut sys, &cfg, &e, card.as_mut()),
     };
     // 7a. mode = "exec": the box becomes PID 1 and owes reaping and signals from now on.
     if cfg.box_.mode == config::Mode::Exec {
@@ -241,8 +256,14 @@ fn boot() -> ! {
         );
         // Returns only when the box cannot run; PID 1 is then as it was, root, for its rescue.
         let why = exec::exec(&box_program);
-        rescue(&mut sys, &cfg, &why);
+        rescue(&mut sys, &cfg, &why, card.as_mut());
     }
+    // The box's output through PID 1, for the shutdown report (`[report] box_output`).
+    let relay = card
+        .as_mut()
+        .and_then(|card| relay_output(&mut sys, &cfg, card, &mut box_program));
+    // A reload keeps the relay's pty as the box's console (when it has none of its own).
+    let console = box_program.setup.console.clone();
     log_phase("setup, before the box starts", started);
     // 7b. Run and supervise the box and the services until a signal or an exit action says stop.
     let mut supervisors = vec![Supervisor::new(
@@ -261,11 +282,20 @@ fn boot() -> ! {
         Path::new(watchdog::HEARTBEAT),
         Instant::now(),
     );
+    if let (Some(card), Some(save)) = (card.as_mut(), cfg.time.save.as_deref()) {
+        card.keep_time(save, cfg.time.interval, Instant::now());
+    }
     let mut reload = || {
-        let (cfg, _) = load_config(&config_layers(boot_dir), &cmdline, &[]);
+        let (cfg, _) = load_config(&config_layers(boot_dir, &trial.config_name()), &cmdline, &[]);
         log::set_max_level(cfg.system.log_level.into());
         let mut programs = match program::resolve(&cfg.box_, boot_dir) {
-            Ok(program) => vec![(cfg.box_.clone(), with_heartbeat(program, &cfg))],
+            Ok(program) => {
+                let mut program = trial.apply(with_heartbeat(program, &cfg));
+                if cfg.box_.console.is_none() {
+                    program.setup.console.clone_from(&console);
+                }
+                vec![(cfg.box_.clone(), program)]
+            }
             Err(e) => {
                 log::error!("reload: {e}; keeping the running configuration");
                 return None;
@@ -274,7 +304,12 @@ fn boot() -> ! {
         programs.extend(service_programs(&cfg, boot_dir));
         Some((programs, cfg.shutdown.grace))
     };
-    let how = event_loop::run(
+    let mut no_judge = NoJudge;
+    let judge: &mut dyn Judge = match card.as_mut() {
+        Some(card) => card,
+        None => &mut no_judge,
+    };
+    let stop = event_loop::run(
         event_loop::Loop {
             events: &events,
             sys: &mut sys,
@@ -282,6 +317,7 @@ fn boot() -> ! {
             reload: &mut reload,
             ctrl_alt_del: cfg.system.ctrl_alt_del,
             devices: &mut hotplug,
+            judge,
         },
         &mut supervisors,
     );
@@ -293,17 +329,96 @@ fn boot() -> ! {
     // The watchdog is petted from a thread through every wait of the shutdown (grace, sync,
     // unmount), up to a limit, then disarmed.
     let keeper = watchdog.map(|w| w.keep_petting(shutdown::time_limit(cfg.shutdown.grace)));
-    shutdown::stop_everything(
+    let started = Instant::now();
+    let stopped = shutdown::stop_processes(
         &mut sys,
         Some(&events),
         &groups,
         cfg.shutdown.grace,
         Path::new("/"),
     );
+    if let Some(relay) = relay {
+        relay.stop(Duration::from_millis(500));
+    }
+    // The report on the card (why, how the stop went, the last lines), before it is unmounted.
+    if let Some(card) = card.as_mut() {
+        card.shutdown(&mut sys, &stop, stopped);
+    }
+    shutdown::sync_and_unmount(&mut sys, Path::new("/"));
+    log::info!("shutdown: done in {}ms", started.elapsed().as_millis());
     if let Some(keeper) = keeper {
         keeper.close();
     }
-    shutdown::finish(&mut sys, how)
+    shutdown::finish(&mut sys, stop.how)
+}
+
+/// 6b. What is new on the card, tried this boot: `init.toml.new` (complete and loading
+/// without an error, its config runs instead), the box's `PATH.new`; the boot recorded on the
+/// card before anything starts; and safe mode when the boot-loop brake holds.
+fn try_updates(
+    sys: &mut dyn Sys,
+    card: &mut Card,
+    cfg: Config,
+    layers: &[Layer],
+    cmdline: &str,
+    mut read_only: bool,
+    dir: &Path,
+) -> Config {
+    card.configure(&cfg, read_only);
+    let below = layers.get(..layers.len().saturating_sub(1)).unwrap_or_default();
+    let tried = card.try_config(&mut |path| {
+        let mut trial_layers = below.to_vec();
+        trial_layers.push(read_layer(path, Place::BootPartition));
+        let (trial, errors) = config::load_with_cmdline(&trial_layers, cmdline);
+        let name = path.display().to_string();
+        match errors.iter().find(|e| e.source == name) {
+            Some(e) => Err(e.to_string()),
+            None => Ok(trial),
+        }
+    });
+    let cfg = match tried {
+        Some(trial) => {
+            read_only = bootpart::apply_read_only(sys, read_only, &trial.boot, dir);
+            card.configure(&trial, read_only);
+            trial
+        }
+        None => cfg,
+    };
+    card.try_box(&cfg);
+    card.begin(sys);
+    match card.safe_mode() {
+        Some(_) => field::card::safe_config(cfg),
+        None => cfg,
+    }
+}
+
+/// With `[report] box_output` (and a box on init's console, supervised), the box's console
+/// becomes a pty that a thread of PID 1 relays to the console, keeping its last output for
+/// the card's report. None (said why) when it cannot be.
+fn relay_output(
+    sys: &mut dyn Sys,
+    cfg: &Config,
+    card: &mut Card,
+    program: &mut Program,
+) -> Option<Relay> {
+    let wanted = cfg.report.enabled
+        && cfg.report.box_output
+        && cfg.box_.console.is_none()
+        && cfg.box_.mode == config::Mode::Supervise;
+    if !wanted {
+        return None;
+    }
+    match Relay::start(sys, cfg.box_.user, cfg.box_.group) {
+        Ok(relay) => {
+            program.setup.console = Some(relay.console());
+            card.set_output(relay.tail());
+            Some(relay)
+        }
+        Err(e) => {
+            log::warn!("report: cannot pass the box's output through a pty ({e}); it goes straight to the console and the reports will not have it");
+            None
+        }
+    }
 }
 
 /// With `[watchdog] heartbeat`, the box is told where to send it: `BOXINIT_HEARTBEAT`.
@@ -364,21 +479,22 @@ fn setup_network(sys: &mut dyn Sys, cfg: &Config, boot_dir: Option<&Path>) {
     net::write_resolver_files(root, cfg);
 }
 
-/// The config files, lowest precedence first: built-in, `BOXINIT_CONFIG`, the boot partition's.
-fn config_layers(boot_dir: Option<&Path>) -> Vec<Layer> {
+/// The config files, lowest precedence first: built-in, `BOXINIT_CONFIG`, the boot
+/// partition's (`name`: `init.toml`, or `init.toml.new` during its trial).
+fn config_layers(boot_dir: Option<&Path>, name: &str) -> Vec<Layer> {
     let mut layers = vec![read_layer(Path::new(BUILTIN_CONFIG), Place::Early)];
     if let Some(path) = std::env::var_os(CONFIG_ENV) {
         layers.push(read_layer(Path::new(&path), Place::Early));
     }
     if let Some(dir) = boot_dir {
-        layers.push(boot_layer(dir));
+        layers.push(boot_layer(dir, name));
     }
     layers
 }
 
-/// The boot partition's `init.toml`.
-fn boot_layer(dir: &Path) -> Layer {
-    read_layer(&dir.join(BOOT_CONFIG), Place::BootPartition)
+/// The boot partition's config file `name` (`init.toml`).
+fn boot_layer(dir: &Path, name: &str) -> Layer {
+    read_layer(&dir.join(name), Place::BootPartition)
 }
 
 /// `/proc/cmdline`'s words that are UTF-8 text; each one that is not is logged and left out
@@ -438,8 +554,8 @@ fn early_setup(sys: &mut dyn Sys) {
             }
             // No /proc, so no command line: the built-in config (and BOXINIT_CONFIG) say
             // which rescue action to take.
-            let (cfg, _) = load_config(&config_layers(None), "", &[]);
-            rescue(sys, &cfg, &e.to_string());
+            let (cfg, _) = load_config(&config_layers(None, field::card::CONFIG), "", &[]);
+            rescue(sys, &cfg, &e.to_string(), None);
         }
     }
     // Userspace writes to kmsg are rate-limited by default (10 lines per 5 s): lift that, as
@@ -506,8 +622,9 @@ fn apply_system(sys: &mut dyn Sys, cfg: &Config) {
     }
 }
 
-/// Boot cannot go on: say why, then do what `[system] rescue` says.
-fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
+/// Boot cannot go on: say why, then do what `[system] rescue` says (with a report on the
+/// card, when it is mounted).
+fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str, card: Option<&mut Card>) -> ! {
     use config::RescueAction;
     let delay = cfg.system.rescue_delay;
     let how = match cfg.system.rescue {
@@ -516,7 +633,7 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
         RescueAction::Halt => Some(Reboot::Halt),
         RescueAction::Shell => {
             log::error!("cannot boot: {why}");
-            rescue_shell(sys)
+            rescue_shell(sys, card)
         }
         RescueAction::Wait => None,
     };
@@ -526,8 +643,8 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
             log::error!("rescue: {how:?} in {}", config::format_duration(delay));
             std::thread::sleep(delay);
             // As the orderly shutdown: whatever runs is stopped, the cards are left clean.
-            shutdown::stop_everything(sys, None, &[], Duration::ZERO, Path::new("/"));
-            shutdown::finish(sys, how)
+            let why = format!("rescue ([system] rescue): cannot boot: {why}");
+            stop_and_report(sys, card, Stop { how, why })
         }
         None => loop {
             log::error!(
@@ -538,9 +655,20 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
     }
 }
 
+/// The end of the rescue paths: everything stopped, the report on the card, the cards left
+/// clean, then `reboot(2)`.
+fn stop_and_report(sys: &mut dyn Sys, card: Option<&mut Card>, stop: Stop) -> ! {
+    let stopped = shutdown::stop_processes(sys, None, &[], Duration::ZERO, Path::new("/"));
+    if let Some(card) = card {
+        card.shutdown(sys, &stop, stopped);
+    }
+    shutdown::sync_and_unmount(sys, Path::new("/"));
+    shutdown::finish(sys, stop.how)
+}
+
 /// `rescue = "shell"`: a shell on the console, reaping everything until it exits; then reboot.
 /// Without `/bin/sh` in the initramfs: reboot at once, saying why.
-fn rescue_shell(sys: &mut dyn Sys) -> ! {
+fn rescue_shell(sys: &mut dyn Sys, card: Option<&mut Card>) -> ! {
     let started = program::shell_program().map(|(_, program)| program::spawn(&program));
     match started {
         Some(Ok(pid)) => {
@@ -563,8 +691,15 @@ fn rescue_shell(sys: &mut dyn Sys) -> ! {
             program::SHELL
         ),
     }
-    shutdown::stop_everything(sys, None, &[], Duration::ZERO, Path::new("/"));
-    shutdown::finish(sys, Reboot::Restart)
+    let why = "rescue ([system] rescue = \"shell\"): the shell ended".to_string();
+    stop_and_report(
+        sys,
+        card,
+        Stop {
+            how: Reboot::Restart,
+            why,
+        },
+    )
 }
 
 /// Seconds since boot, from CLOCK_BOOTTIME, for the benchmark's markers.

@@ -157,7 +157,16 @@ fn dhcp_patterns(cfg: &Config) -> Vec<String> {
 fn time_args(cfg: &Config, boot_dir: Option<&Path>) -> Option<Vec<String>> {
     let t = &cfg.time;
     let dhcp = t.dhcp_servers && !dhcp_patterns(cfg).is_empty();
-    let save = t.save.as_deref().and_then(|p| save_path(p, boot_dir));
+    // With a boot partition the time goes to tmpfs, and PID 1 copies it to the file in a
+    // write window (`field::run`): the card stays read-only, and nothing but PID 1 writes it.
+    let save = t
+        .save
+        .as_deref()
+        .and_then(|p| save_path(p, boot_dir))
+        .map(|p| match boot_dir {
+            Some(_) => PathBuf::from(TIME_SAVED),
+            None => p,
+        });
     if t.servers.is_empty() && !dhcp && save.is_none() {
         return None;
     }
@@ -176,6 +185,10 @@ fn time_args(cfg: &Config, boot_dir: Option<&Path>) -> Option<Vec<String>> {
     args.extend(t.servers.iter().cloned());
     Some(args)
 }
+
+/// Where the time program saves the time when there is a boot partition: PID 1 copies it to
+/// `[time] save` (`field::run::TIME_FROM`).
+pub const TIME_SAVED: &str = "/run/boxinit/time";
 
 /// `[time] save`: relative to the boot partition unless absolute; None (with a warning) when
 /// relative and there is no boot partition.
@@ -263,7 +276,7 @@ save = "clock"
             [
                 "dhcp-eth0: /boxinit-net dhcp eth0",
                 "static-eth9: /boxinit-net static eth9 192.168.1.10/24 192.168.1.1",
-                "time: /boxinit-net time --interval 1800 --dhcp-servers --save /boot/clock 10.0.2.2:1123",
+                "time: /boxinit-net time --interval 1800 --dhcp-servers --save /run/boxinit/time 10.0.2.2:1123",
             ]
         );
         assert!(p.iter().all(|(c, _)| c.restart == RestartPolicy::Always));

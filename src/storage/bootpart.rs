@@ -56,6 +56,11 @@ pub fn mount_boot(
     let _ = sys.mkdir(target, 0o755);
     match sys.mount(&dev, target, "vfat", flags, "") {
         Ok(()) => {
+            if found.fat.as_ref().is_some_and(|fat| fat.dirty) {
+                log::warn!(
+                    "boot partition {dev}: its FAT is marked dirty: it was not unmounted cleanly (power cut while it was being written, or pulled out of a computer without ejecting it), so a file written then may be damaged; check it on a computer: fsck.fat -a (Linux), First Aid (macOS Disk Utility), Check (Windows)"
+                );
+            }
             log::info!(
                 "boot partition {dev} ({}) mounted {} on {} after {}ms",
                 describe(&found),
@@ -93,8 +98,9 @@ pub fn prefetch(path: &Path) {
 }
 
 /// nosuid, nodev, noatime (no write per read on a flash card), and ro unless asked otherwise.
-/// Not noexec: the box lives there.
-fn mount_flags(read_only: bool) -> MountFlags {
+/// Not noexec: the box lives there. The card's write windows (`field::window`) remount with
+/// the same flags.
+pub fn mount_flags(read_only: bool) -> MountFlags {
     let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOATIME;
     if read_only {
         flags | MountFlags::RDONLY
@@ -104,10 +110,15 @@ fn mount_flags(read_only: bool) -> MountFlags {
 }
 
 /// The boot partition's own init.toml may change `[boot] read_only`, which is only known once
-/// it is mounted: remount it to match.
-pub fn apply_read_only(sys: &mut dyn Sys, mounted_read_only: bool, wanted: &Boot, target: &Path) {
+/// it is mounted: remount it to match. Returns how it is mounted now.
+pub fn apply_read_only(
+    sys: &mut dyn Sys,
+    mounted_read_only: bool,
+    wanted: &Boot,
+    target: &Path,
+) -> bool {
     if mounted_read_only == wanted.read_only {
-        return;
+        return mounted_read_only;
     }
     let mode = if wanted.read_only {
         "read-only"
@@ -115,11 +126,17 @@ pub fn apply_read_only(sys: &mut dyn Sys, mounted_read_only: bool, wanted: &Boot
         "read-write"
     };
     match sys.remount(target, mount_flags(wanted.read_only)) {
-        Ok(()) => log::info!(
-            "boot partition remounted {mode} ([boot] read_only = {})",
+        Ok(()) => {
+            log::info!(
+                "boot partition remounted {mode} ([boot] read_only = {})",
+                wanted.read_only
+            );
             wanted.read_only
-        ),
-        Err(e) => log::error!("cannot remount the boot partition {mode}: {e}; it stays as it was"),
+        }
+        Err(e) => {
+            log::error!("cannot remount the boot partition {mode}: {e}; it stays as it was");
+            mounted_read_only
+        }
     }
 }
 

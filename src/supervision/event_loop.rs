@@ -1,13 +1,15 @@
 //! PID 1's event loop once the box runs: reaps every child, ticks each supervisor (starts,
 //! restarts), pets the watchdog, reloads on SIGHUP, passes uevents to whoever looks after
-//! the devices, and returns the shutdown that a signal or an exit action asked for. The
-//! shutdown itself is `shutdown`'s; one program's life is `supervisor`'s.
+//! the devices and the box's exits and progress to whoever judges its run (a trial, the
+//! boot-loop brake: `field`), and returns the shutdown that a signal, an exit action or a
+//! verdict asked for, with why. The shutdown itself is `shutdown`'s; one program's life is
+//! `supervisor`'s.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::{BoxConfig, ExitAction};
-use crate::events::{self, Event, Events};
+use crate::events::{self, Event, Events, Exit};
 use crate::supervision::program::{shell_program, Program, SHELL};
 use crate::supervision::supervisor::{outcome_of, Outcome, Supervisor};
 use crate::supervision::watchdog::Watchdog;
@@ -27,6 +29,62 @@ pub fn reboot_for_signal(signal: i32) -> Option<Reboot> {
     }
 }
 
+/// The shutdown the loop ends with: how, and why in words (for the log and the report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub how: Reboot,
+    pub why: String,
+}
+
+/// What the watchdog's heartbeat has shown so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Beats {
+    /// The box's heartbeat came at least once.
+    pub seen: bool,
+    /// boxinit stopped petting: the heartbeat is missing and a reset is coming.
+    pub starving: bool,
+}
+
+/// Whoever judges the box's run (a trial, the boot-loop brake, the card's records: `field`).
+pub trait Judge {
+    /// The box exited (or could not start: status 127); `outcome` is what its supervisor
+    /// decided. Returns a shutdown that replaces the outcome (a trial reverted).
+    fn box_exited(
+        &mut self,
+        sys: &mut dyn Sys,
+        exit: Exit,
+        outcome: Option<Outcome>,
+        now: Instant,
+    ) -> Option<Stop>;
+    /// Every turn of the loop: whether and since when the box runs, and its heartbeat.
+    /// Returns a shutdown to make, and when to be called again at the latest.
+    fn tick(
+        &mut self,
+        sys: &mut dyn Sys,
+        now: Instant,
+        running_since: Option<Instant>,
+        beats: Beats,
+    ) -> (Option<Stop>, Option<Instant>);
+}
+
+/// Nothing to judge (no card).
+pub struct NoJudge;
+
+impl Judge for NoJudge {
+    fn box_exited(&mut self, _: &mut dyn Sys, _: Exit, _: Option<Outcome>, _: Instant) -> Option<Stop> {
+        None
+    }
+    fn tick(
+        &mut self,
+        _: &mut dyn Sys,
+        _: Instant,
+        _: Option<Instant>,
+        _: Beats,
+    ) -> (Option<Stop>, Option<Instant>) {
+        (None, None)
+    }
+}
+
 /// A re-read configuration: the programs in order (box first) and the reload grace period.
 pub type Reloaded = (Vec<(BoxConfig, Program)>, Duration);
 
@@ -42,6 +100,8 @@ pub struct Loop<'a> {
     pub ctrl_alt_del: ExitAction,
     /// What acts on devices (hotplug).
     pub devices: &'a mut dyn DeviceEvents,
+    /// What judges the box's run (`field::Card`, or [`NoJudge`]).
+    pub judge: &'a mut dyn Judge,
 }
 
 /// What the loop hands to whoever looks after the devices.
@@ -54,9 +114,9 @@ pub trait DeviceEvents {
 }
 
 /// The event loop: reaps every child, restarts programs, pets the watchdog, reloads on
-/// SIGHUP, passes device events to hotplug, and returns the shutdown that a signal or an exit
-/// action asked for.
-pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
+/// SIGHUP, passes device events to hotplug and the box's exits to the judge, and returns the
+/// shutdown that a signal, an exit action or a verdict asked for.
+pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
     let Loop {
         events,
         sys,
@@ -64,22 +124,39 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
         reload,
         ctrl_alt_del,
         devices,
+        judge,
     } = ctx;
+    // The box's exits the judge has been told of (a reload's new supervisor starts at 0).
+    let mut box_exits = 0;
     loop {
         let now = Instant::now();
         let box_before = supervisors.first().and_then(Supervisor::process_group);
         for i in 0..supervisors.len() {
             let outcome = supervisors.get_mut(i).and_then(|s| s.tick(sys, now));
-            if let Some(how) = act(outcome, supervisors) {
-                return how;
+            if let Some(stop) = judge_box(judge, sys, supervisors, &mut box_exits, outcome, now) {
+                return stop;
+            }
+            let why = supervisors.get(i).map(|s| s.why().to_string());
+            if let Some(stop) = act(outcome, why, supervisors) {
+                return stop;
             }
         }
         let box_after = supervisors.first().and_then(Supervisor::process_group);
+        let mut beats = Beats::default();
         if let Some(wd) = watchdog.as_deref_mut() {
             if box_after.is_some() && box_after != box_before {
                 wd.box_started(now);
             }
             wd.tick(now);
+            beats = Beats {
+                seen: wd.heartbeat_seen(),
+                starving: wd.starving(),
+            };
+        }
+        let running_since = supervisors.first().and_then(Supervisor::running_since);
+        let (verdict, judge_at) = judge.tick(sys, now, running_since, beats);
+        if let Some(stop) = verdict {
+            return stop;
         }
         let devices_at = devices.tick(sys, now);
         let deadline = supervisors
@@ -87,6 +164,7 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
             .filter_map(Supervisor::deadline)
             .chain(watchdog.as_deref().map(Watchdog::deadline))
             .chain(devices_at)
+            .chain(judge_at)
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let arrived = match events.wait(timeout) {
@@ -101,20 +179,25 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
         while let Some((pid, exit)) = events::reap_one() {
             let now = Instant::now();
             let mut outcome = None;
-            let mut mine = false;
-            for s in supervisors.iter_mut() {
+            let mut mine = None;
+            for (i, s) in supervisors.iter_mut().enumerate() {
                 let (o, matched) = s.on_reaped(pid, exit, now);
                 if matched {
                     outcome = o;
-                    mine = true;
+                    mine = Some(i);
                     break;
                 }
             }
-            if !mine {
+            let Some(i) = mine else {
                 log::debug!("reaped orphan pid {pid} ({exit})");
+                continue;
+            };
+            if let Some(stop) = judge_box(judge, sys, supervisors, &mut box_exits, outcome, now) {
+                return stop;
             }
-            if let Some(how) = act(outcome, supervisors) {
-                return how;
+            let why = supervisors.get(i).map(|s| s.why().to_string());
+            if let Some(stop) = act(outcome, why, supervisors) {
+                return stop;
             }
         }
         for event in arrived {
@@ -134,23 +217,56 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Reboot {
             }
             if signal == SIGINT {
                 log::info!("received SIGINT (Ctrl-Alt-Del): ctrl_alt_del = \"{ctrl_alt_del}\"");
-                if let Some(how) = act(Some(outcome_of(ctrl_alt_del)), supervisors) {
-                    return how;
+                let why = format!("Ctrl-Alt-Del (ctrl_alt_del = \"{ctrl_alt_del}\")");
+                if let Some(stop) = act(Some(outcome_of(ctrl_alt_del)), Some(why), supervisors)
+                {
+                    return stop;
                 }
                 continue;
             }
             if let Some(how) = reboot_for_signal(signal) {
                 log::info!("received {}: {how:?}", signal_name(signal));
-                return how;
+                return Stop {
+                    how,
+                    why: format!("asked for by {} to PID 1", signal_name(signal)),
+                };
             }
         }
     }
 }
 
-/// Carries out an outcome: a machine action ends the loop, a shell is started.
-fn act(outcome: Option<Outcome>, supervisors: &mut Vec<Supervisor>) -> Option<Reboot> {
+/// Tells the judge of an exit of the box (the first supervisor) it has not seen yet.
+fn judge_box(
+    judge: &mut dyn Judge,
+    sys: &mut dyn Sys,
+    supervisors: &[Supervisor],
+    seen: &mut u64,
+    outcome: Option<Outcome>,
+    now: Instant,
+) -> Option<Stop> {
+    let the_box = supervisors.first()?;
+    let exits = the_box.exits();
+    if exits < *seen {
+        // replaced by a reload: a new count
+        *seen = exits;
+    }
+    if exits == *seen {
+        return None;
+    }
+    *seen = exits;
+    let exit = the_box.last_exit()?;
+    judge.box_exited(sys, exit, outcome, now)
+}
+
+/// Carries out an outcome: a machine action ends the loop (with `why`), a shell is started.
+fn act(
+    outcome: Option<Outcome>,
+    why: Option<String>,
+    supervisors: &mut Vec<Supervisor>,
+) -> Option<Stop> {
+    let why = why.unwrap_or_default();
     match outcome? {
-        Outcome::Machine(how) => Some(how),
+        Outcome::Machine(how) => Some(Stop { how, why }),
         Outcome::Wait => {
             log::info!("waiting (on_exit = \"wait\"): the machine stays up; send SIGTERM to PID 1 to reboot");
             None
@@ -164,7 +280,10 @@ fn act(outcome: Option<Outcome>, supervisors: &mut Vec<Supervisor>) -> Option<Re
                 }
                 None => {
                     log::error!("no {SHELL} in this initramfs for a shell: rebooting instead (add busybox as /bin/sh to get one)");
-                    Some(Reboot::Restart)
+                    Some(Stop {
+                        how: Reboot::Restart,
+                        why: format!("{why}; no {SHELL} for the shell action"),
+                    })
                 }
             }
         }

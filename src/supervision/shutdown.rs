@@ -45,6 +45,23 @@ pub fn stop_everything(
     root: &Path,
 ) {
     let start = Instant::now();
+    stop_processes(sys, events, groups, grace, root);
+    sync_and_unmount(sys, root);
+    log::info!("shutdown: done in {}", ms(start.elapsed()));
+}
+
+/// The first part of [`stop_everything`]: each program's group asked to stop (SIGTERM, the
+/// grace period), then every other process (SIGTERM, then SIGKILL). Returns what happened,
+/// a line per step, for the shutdown report; the card is still mounted, for it.
+pub fn stop_processes(
+    sys: &mut dyn Sys,
+    events: Option<&Events>,
+    groups: &[(String, i32)],
+    grace: Duration,
+    root: &Path,
+) -> Vec<String> {
+    let start = Instant::now();
+    let mut said = Vec::new();
     if !groups.is_empty() {
         for (_, pgid) in groups {
             // ESRCH: the group is already gone, which is what we want.
@@ -55,11 +72,19 @@ pub fn stop_everything(
         });
         for (name, pgid) in groups {
             match group_alive(*pgid) {
-                false => log::info!("shutdown: {name} stopped after {}", ms(start.elapsed())),
-                true => log::warn!(
-                    "shutdown: {name} still running {} after SIGTERM ([shutdown] grace)",
-                    ms(start.elapsed())
-                ),
+                false => {
+                    log::info!("shutdown: {name} stopped after {}", ms(start.elapsed()));
+                    said.push(format!("{name} stopped after SIGTERM"));
+                }
+                true => {
+                    log::warn!(
+                        "shutdown: {name} still running {} after SIGTERM ([shutdown] grace)",
+                        ms(start.elapsed())
+                    );
+                    said.push(format!(
+                        "{name} still running after SIGTERM and the grace period"
+                    ));
+                }
             }
         }
     }
@@ -74,6 +99,7 @@ pub fn stop_everything(
                 left.len(),
                 left.join(", ")
             );
+            said.push(format!("killed (SIGKILL): {}", left.join(", ")));
             let _ = sys.kill(KillTarget::All, SIGKILL);
             wait_until(events, KILL_WAIT, || !any_process_left(root));
         }
@@ -82,8 +108,8 @@ pub fn stop_everything(
             ms(step.elapsed())
         );
     }
-    sync_and_unmount(sys, root);
-    log::info!("shutdown: done in {}", ms(start.elapsed()));
+    said.push(format!("every process stopped in {}", ms(start.elapsed())));
+    said
 }
 
 /// Sync, then unmount what holds data (read-only where it stays busy), so that a card mounted

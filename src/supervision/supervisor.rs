@@ -93,6 +93,11 @@ pub struct Supervisor {
     pending: Pending,
     /// A reload sent SIGTERM; SIGKILL at this time if it is still running.
     kill_at: Option<Instant>,
+    /// How many times it exited (or could not start), and the last time how.
+    exits: u64,
+    last_exit: Option<Exit>,
+    /// Why it ended for good (the action taken), in words, once it has.
+    why: String,
 }
 
 impl Supervisor {
@@ -107,6 +112,32 @@ impl Supervisor {
             state: State::Waiting { until: now },
             pending: Pending::None,
             kill_at: None,
+            exits: 0,
+            last_exit: None,
+            why: String::new(),
+        }
+    }
+
+    /// How many times it exited or could not start (since it was configured).
+    pub fn exits(&self) -> u64 {
+        self.exits
+    }
+
+    /// How it last exited (127: it could not start).
+    pub fn last_exit(&self) -> Option<Exit> {
+        self.last_exit
+    }
+
+    /// Why it ended for good and what that does, in words: empty until it has.
+    pub fn why(&self) -> &str {
+        &self.why
+    }
+
+    /// When its current run started, while it runs.
+    pub fn running_since(&self) -> Option<Instant> {
+        match self.state {
+            State::Running { since, .. } => Some(since),
+            _ => None,
         }
     }
 
@@ -214,10 +245,20 @@ impl Supervisor {
     }
 
     fn after_exit(&mut self, exit: Exit, ran_for: Duration, now: Instant) -> Option<Outcome> {
+        self.exits += 1;
+        self.last_exit = Some(exit);
         if should_restart(self.cfg.restart, exit) {
             if crash_looping(&mut self.restarts, now, &self.cfg.crash_loop) {
                 self.state = State::Done;
                 let limit = &self.cfg.crash_loop;
+                self.why = format!(
+                    "crash loop of {}: more than {} restarts within {}, the last one {} (crash_loop.action = \"{}\")",
+                    self.name(),
+                    limit.max,
+                    crate::config::format_duration(limit.within),
+                    exit,
+                    limit.action
+                );
                 log::error!(
                     "{}: crash loop, more than {} restarts within {}: {} (crash_loop.action)",
                     self.name(),
@@ -239,6 +280,12 @@ impl Supervisor {
             return None;
         }
         self.state = State::Done;
+        self.why = format!(
+            "{} {exit} and is not restarted (restart = \"{}\", on_exit = \"{}\")",
+            self.name(),
+            self.cfg.restart,
+            self.cfg.on_exit
+        );
         log::info!(
             "{} will not be restarted (restart = \"{}\"): on_exit = \"{}\"",
             self.name(),

@@ -29,6 +29,8 @@ pub struct Watchdog {
     heartbeat: Option<Heartbeat>,
     /// Petting stopped because the heartbeat is missing (logged once).
     starving: bool,
+    /// The box's heartbeat came at least once.
+    beat_seen: bool,
 }
 
 struct Heartbeat {
@@ -125,9 +127,20 @@ impl Watchdog {
             next: now,
             heartbeat,
             starving: false,
+            beat_seen: false,
         };
         watchdog.tick(now);
         Some(watchdog)
+    }
+
+    /// Whether the box's heartbeat has come at least once.
+    pub fn heartbeat_seen(&self) -> bool {
+        self.beat_seen
+    }
+
+    /// Whether petting stopped because the heartbeat is missing (a reset is coming).
+    pub fn starving(&self) -> bool {
+        self.starving
     }
 
     /// When [`tick`](Self::tick) next has work to do.
@@ -154,6 +167,7 @@ impl Watchdog {
             if seen != h.last_mtime {
                 h.last_mtime = seen;
                 h.last_change = now;
+                self.beat_seen = true;
                 if self.starving {
                     log::info!("watchdog: heartbeat back, petting {} again", self.device);
                     self.starving = false;

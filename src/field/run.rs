@@ -1,0 +1,462 @@
+//! The card while the box runs and at its end: the box's health judged (`health`), a trial
+//! promoted or reverted, the boot-loop brake released by a healthy box, the watchdog's coming
+//! reset recorded before it comes, the time kept for `[time] save`, and the shutdown report
+//! written before every reboot and power-off. Each a write window (`window`), each logged
+//! once. The boot's part is `card.rs`'s.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::card::{now_text, write_state, Card, CONFIG};
+use super::health::{self, Seen, Verdict};
+use super::report::{self, Report};
+use super::state::{self, Ending};
+use super::trial::{self, Facts};
+use super::window::Window;
+use crate::events::Exit;
+use crate::supervision::event_loop::{Beats, Judge, Stop};
+use crate::supervision::supervisor::Outcome;
+use crate::sys::{Reboot, Sys};
+
+/// The run's part of the card.
+#[derive(Default)]
+pub struct RunState {
+    /// The previous boot left no report (read at boot): one is written for it now.
+    pub(crate) previous_without_report: bool,
+    /// A verdict is in (healthy, overdue, reverted), or nothing is judged this boot.
+    pub(crate) judged: bool,
+    deadline: Option<Instant>,
+    /// The validation file's mtime when the box started.
+    validate_mtime: Option<SystemTime>,
+    /// The watchdog is starving and that was recorded.
+    starving: bool,
+    last_exit: Option<String>,
+    /// The box's output, when it passes through PID 1.
+    output: Option<crate::supervision::relay::Tail>,
+    time: Option<TimeSave>,
+}
+
+/// `[time] save`: the file on the card (or elsewhere), and when to copy the time next.
+struct TimeSave {
+    /// Relative to the card, or absolute (another disk: written without a window).
+    target: String,
+    interval: Duration,
+    next: Instant,
+    saved: Option<i64>,
+}
+
+impl Card {
+    /// The box's health is judged from now: the validation file made (any user may touch it)
+    /// and the deadline set.
+    pub(crate) fn start_watch(&mut self, now: Instant) {
+        if !self.update.enabled {
+            self.run.judged = true;
+            return;
+        }
+        let path = self.root.join(health::VALIDATE_FILE.trim_start_matches('/'));
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::remove_file(&path);
+        if std::fs::write(&path, "").is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+        }
+        self.run.validate_mtime = health::mtime(&path);
+        self.run.deadline = Some(crate::events::deadline_after(now, self.update.deadline));
+    }
+
+    /// Where the box's output can be read from, for the reports.
+    pub fn set_output(&mut self, tail: crate::supervision::relay::Tail) {
+        self.run.output = Some(tail);
+    }
+
+    /// `[time] save`: the time program saves to tmpfs; PID 1 copies it to `target` every
+    /// `interval` and at shutdown.
+    pub fn keep_time(&mut self, target: &str, interval: Duration, now: Instant) {
+        self.run.time = Some(TimeSave {
+            target: target.trim_start_matches("./").to_string(),
+            interval,
+            next: crate::events::deadline_after(now, interval),
+            saved: None,
+        });
+    }
+
+    /// A healthy box: a trial promoted, the brake's count back to 0, in one window.
+    fn healthy(&mut self, sys: &mut dyn Sys, how: &str) {
+        self.run.judged = true;
+        let trial = self.trial.clone();
+        let dir = self.dir.clone();
+        let was_safe = self.safe.is_some();
+        let ok = self.window(sys, "healthy box", |w, state| {
+            state.unhealthy = 0;
+            if let Some(t) = &trial {
+                if let Some(record) = state.trial.as_mut() {
+                    record.phase = state::Phase::Promoting;
+                }
+                write_state(w, state, &dir)?;
+                if let Some(sha) = &t.config {
+                    trial::promote(w, CONFIG, sha, &t.config_facts)?;
+                }
+                if let Some((name, sha)) = &t.box_ {
+                    trial::promote(w, name, sha, &t.box_facts)?;
+                }
+                state.trial = None;
+            }
+            write_state(w, state, &dir)
+        });
+        if let Some(t) = &trial {
+            if ok {
+                let mut kept = Vec::new();
+                if t.config.is_some() {
+                    kept.push(format!("{CONFIG}.new is now {CONFIG}"));
+                }
+                if let Some((name, _)) = &t.box_ {
+                    kept.push(format!("{name}.new is now {name}"));
+                }
+                log::info!(
+                    "trial: validated ({how}): {}; the old files are .previous",
+                    kept.join(", ")
+                );
+            }
+        } else {
+            log::info!("box healthy ({how})");
+        }
+        if was_safe && ok {
+            log::info!("boot-loop brake released: the box is healthy; the next boots reboot as configured again");
+        }
+    }
+
+    /// A trial that failed: its files set aside with why, the state cleared, and a reboot
+    /// into the previous box and config.
+    fn revert(&mut self, sys: &mut dyn Sys, why: &str) -> Stop {
+        self.run.judged = true;
+        let Some(t) = self.trial.clone() else {
+            return Stop {
+                how: Reboot::Restart,
+                why: why.to_string(),
+            };
+        };
+        let dir = self.dir.clone();
+        let boot = self.state.boot;
+        let mut names = Vec::new();
+        self.window(sys, "trial revert", |w, state| {
+            if t.config.is_some() {
+                let facts = Facts::read(&dir, CONFIG, false);
+                let text = trial::failed_text(CONFIG, why, boot, &now_text(), CONFIG);
+                trial::set_aside(w, CONFIG, &text, &facts)?;
+                names.push(CONFIG.to_string());
+            }
+            if let Some((name, _)) = &t.box_ {
+                let facts = Facts::read(&dir, name, false);
+                let text = trial::failed_text(name, why, boot, &now_text(), name);
+                trial::set_aside(w, name, &text, &facts)?;
+                names.push(name.clone());
+            }
+            state.trial = None;
+            write_state(w, state, &dir)
+        });
+        let failed: Vec<String> = names.iter().map(|n| format!("{n}.failed")).collect();
+        log::error!(
+            "trial: {} reverted: {why}; kept as {} (why in .failed.txt); rebooting into the previous files",
+            t.names(),
+            failed.join(" and ")
+        );
+        Stop {
+            how: Reboot::Restart,
+            why: format!("trial of {} reverted: {why}", t.names()),
+        }
+    }
+
+    /// The watchdog stopped being petted (or is petted again): recorded before the reset
+    /// comes, with a report of why, so the next boot can tell a watchdog reset from a power
+    /// cut.
+    fn watchdog_changed(&mut self, sys: &mut dyn Sys, starving: bool) {
+        self.run.starving = starving;
+        if !self.keeps_state() {
+            return;
+        }
+        if !starving {
+            let dir = self.dir.clone();
+            self.window(sys, "heartbeat back", |w, state| {
+                state.ending = Ending::Running;
+                write_state(w, state, &dir)
+            });
+            return;
+        }
+        let report = self.report_of(
+            "the box's heartbeat stopped: boxinit no longer pets the watchdog, which resets the machine",
+            "reset by the watchdog (expected)",
+            Vec::new(),
+        );
+        self.write_report(sys, "watchdog report", &report, Ending::Watchdog);
+    }
+
+    /// The report as it stands now.
+    fn report_of(&self, why: &str, action: &str, shutdown: Vec<String>) -> Report {
+        Report {
+            boot: self.state.boot,
+            why: why.to_string(),
+            action: action.to_string(),
+            uptime: uptime(),
+            clock: now_text(),
+            box_exit: self.run.last_exit.clone(),
+            shutdown,
+            log: crate::kmsg::recent(),
+            box_output: self
+                .run
+                .output
+                .as_ref()
+                .map(|t| t.text())
+                .unwrap_or_default(),
+            pstore: Vec::new(),
+        }
+    }
+
+    /// Writes `report` into the next report file and the state's `ending`, and the time, in
+    /// one window.
+    fn write_report(
+        &mut self,
+        sys: &mut dyn Sys,
+        purpose: &'static str,
+        report: &Report,
+        ending: Ending,
+    ) {
+        let enabled = self.report.enabled;
+        let bytes = report::format(report);
+        let dir = self.dir.clone();
+        let time = self.time_to_save();
+        let next = self.state.report % state::REPORTS + 1;
+        let saved = self.window(sys, purpose, |w, state| {
+            if let Some((name, bytes, _)) = &time {
+                if !Path::new(name).is_absolute() {
+                    replace(w, &dir, name, bytes)?;
+                }
+            }
+            if enabled {
+                replace(w, &dir, &state::report_file(next), &bytes)?;
+                state.report = next;
+            }
+            state.ending = ending;
+            write_state(w, state, &dir)
+        });
+        if saved {
+            if let Some((_, _, seconds)) = time {
+                self.saved_time(seconds);
+            }
+        }
+    }
+
+    /// At shutdown (the programs stopped, the card still mounted): the report of why, with
+    /// how the stop went, and the time.
+    pub fn shutdown(&mut self, sys: &mut dyn Sys, stop: &Stop, stopped: Vec<String>) {
+        self.save_time_elsewhere(sys);
+        if !self.keeps_state() {
+            if let Some((name, bytes, seconds)) = self.time_to_save() {
+                let dir = self.dir.clone();
+                if self.window(sys, "time", |w, _| replace(w, &dir, &name, &bytes)) {
+                    self.saved_time(seconds);
+                }
+            }
+            return;
+        }
+        let action = match stop.how {
+            Reboot::PowerOff => "power-off",
+            Reboot::Halt => "halt",
+            _ => "reboot",
+        };
+        let report = self.report_of(&stop.why, action, stopped);
+        self.write_report(sys, "shutdown report", &report, Ending::Report);
+    }
+
+    /// The time the time program last saved, if newer than what the card has: (the file,
+    /// its new bytes, the seconds).
+    fn time_to_save(&self) -> Option<(String, Vec<u8>, i64)> {
+        let t = self.run.time.as_ref()?;
+        let text = std::fs::read_to_string(self.root.join(crate::net::TIME_SAVED.trim_start_matches('/'))).ok()?;
+        let seconds = crate::net::clock::parse_seconds(&text)?;
+        if t.saved.is_some_and(|s| s >= seconds) {
+            return None;
+        }
+        let path = target_path(&self.dir, &t.target);
+        let len = std::fs::metadata(&path)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0)
+            .max(24);
+        let bytes = state::pad(seconds.to_string(), len)?;
+        Some((t.target.clone(), bytes, seconds))
+    }
+
+    fn saved_time(&mut self, seconds: i64) {
+        if let Some(t) = self.run.time.as_mut() {
+            t.saved = Some(seconds);
+        }
+    }
+
+    /// `[time] save` on another disk (an absolute path): overwritten in place, no window.
+    fn save_time_elsewhere(&mut self, sys: &mut dyn Sys) {
+        let Some((name, bytes, seconds)) = self.time_to_save() else {
+            return;
+        };
+        if !Path::new(&name).is_absolute() {
+            return;
+        }
+        let path = PathBuf::from(&name);
+        let done = sys
+            .overwrite(&path, &bytes)
+            .or_else(|_| {
+                let _ = sys.unlink(&path);
+                sys.create(&path, &bytes)
+            })
+            .and_then(|()| sys.fdatasync(&path));
+        match done {
+            Ok(()) => self.saved_time(seconds),
+            Err(e) => log::warn!("time: cannot save the time to {name}: {e}"),
+        }
+    }
+
+    /// Every `[time] interval`: the time copied to the card.
+    fn tick_time(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
+        let t = self.run.time.as_mut()?;
+        if now < t.next {
+            return Some(t.next);
+        }
+        t.next = crate::events::deadline_after(now, t.interval);
+        let next = t.next;
+        self.save_time_elsewhere(sys);
+        if let Some((name, bytes, seconds)) = self.time_to_save() {
+            let dir = self.dir.clone();
+            if self.window(sys, "time", |w, _| replace(w, &dir, &name, &bytes)) {
+                self.saved_time(seconds);
+            }
+        }
+        Some(next)
+    }
+}
+
+impl Judge for Card {
+    fn box_exited(
+        &mut self,
+        sys: &mut dyn Sys,
+        exit: Exit,
+        outcome: Option<Outcome>,
+        _now: Instant,
+    ) -> Option<Stop> {
+        self.run.last_exit = Some(format!("{exit} at {} of uptime", report::seconds(uptime())));
+        if self.run.judged || self.trial.is_none() {
+            return None;
+        }
+        // A clean exit the policy restarts is not a failure; any other exit before the
+        // verdict is.
+        if exit == Exit::Code(0) && outcome.is_none() {
+            return None;
+        }
+        let why = match outcome {
+            Some(_) => format!("the box {exit} and was not restarted, before it was validated"),
+            None => format!("the box {exit} before it was validated"),
+        };
+        Some(self.revert(sys, &why))
+    }
+
+    fn tick(
+        &mut self,
+        sys: &mut dyn Sys,
+        now: Instant,
+        running_since: Option<Instant>,
+        beats: Beats,
+    ) -> (Option<Stop>, Option<Instant>) {
+        if beats.starving != self.run.starving {
+            self.watchdog_changed(sys, beats.starving);
+        }
+        let time_at = self.tick_time(sys, now);
+        if self.run.judged {
+            return (None, time_at);
+        }
+        let Some(deadline) = self.run.deadline else {
+            return (None, time_at);
+        };
+        let path = self.root.join(health::VALIDATE_FILE.trim_start_matches('/'));
+        let seen = Seen {
+            running_since,
+            touched: health::mtime(&path) != self.run.validate_mtime,
+            heartbeat: beats.seen,
+        };
+        let verdict = health::judge(
+            self.update.validate,
+            self.update.healthy_after(),
+            deadline,
+            now,
+            seen,
+        );
+        match verdict {
+            Ok(Verdict::Healthy(how)) => {
+                self.healthy(sys, &how);
+                (None, time_at)
+            }
+            Ok(Verdict::Overdue) if self.trial.is_some() => {
+                let why = format!(
+                    "it was not validated within [update] deadline = \"{}\"",
+                    crate::config::format_duration(self.update.deadline)
+                );
+                (Some(self.revert(sys, &why)), time_at)
+            }
+            Ok(Verdict::Overdue) => {
+                self.run.judged = true;
+                log::warn!(
+                    "the box did not show it is healthy within [update] deadline = \"{}\" ([update] validate = \"{}\"): this boot counts toward the boot-loop brake ({} of {})",
+                    crate::config::format_duration(self.update.deadline),
+                    self.update.validate,
+                    self.state.unhealthy,
+                    self.update.boot_loop_limit
+                );
+                (None, time_at)
+            }
+            Err(again) => (None, time_at.into_iter().chain([again]).min()),
+        }
+    }
+}
+
+/// Seconds since boot (`CLOCK_BOOTTIME`).
+pub fn uptime() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// The report files missing on the card, or of another length than they must have.
+pub(crate) fn missing_reports(dir: &Path) -> Vec<String> {
+    (1..=state::REPORTS)
+        .map(state::report_file)
+        .filter(|name| {
+            std::fs::metadata(dir.join(name)).map(|m| m.len()).ok()
+                != Some(state::REPORT_LEN as u64)
+        })
+        .collect()
+}
+
+/// Writes `bytes` as `name`: in place when the file has that length, else it is made anew.
+pub(crate) fn replace(
+    w: &mut Window,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    match std::fs::metadata(dir.join(name)).map(|m| m.len()) {
+        Ok(len) if len == bytes.len() as u64 => w.overwrite(name, bytes),
+        Ok(_) => {
+            w.remove(name)?;
+            w.create(name, bytes)
+        }
+        Err(_) => w.create(name, bytes),
+    }
+}
+
+fn target_path(dir: &Path, target: &str) -> PathBuf {
+    if Path::new(target).is_absolute() {
+        PathBuf::from(target)
+    } else {
+        dir.join(target)
+    }
+}
