@@ -191,7 +191,11 @@ pub fn whole(file: &[u8]) -> Result<(), String> {
         return Err(format!(
             "a {}-bit {} ELF file, whose structure boxinit does not read (give a .sha256 file)",
             if h.class == CLASS_64 { 64 } else { 32 },
-            if h.data == BIG_ENDIAN { "big-endian" } else { "little-endian" }
+            if h.data == BIG_ENDIAN {
+                "big-endian"
+            } else {
+                "little-endian"
+            }
         ));
     };
     let len = file.len() as u64;
@@ -207,7 +211,9 @@ pub fn whole(file: &[u8]) -> Result<(), String> {
     let phnum = u64::from(elf.u16(56).ok_or("the ELF header is cut short")?);
     cut(
         "the program header table",
-        phnum.checked_mul(phentsize).and_then(|n| n.checked_add(phoff)),
+        phnum
+            .checked_mul(phentsize)
+            .and_then(|n| n.checked_add(phoff)),
     )?;
     for at in elf.headers() {
         let offset = at.checked_add(8).and_then(field);
@@ -235,7 +241,9 @@ pub fn whole(file: &[u8]) -> Result<(), String> {
     };
     cut(
         "the section header table",
-        shnum.checked_mul(shentsize).and_then(|n| n.checked_add(shoff)),
+        shnum
+            .checked_mul(shentsize)
+            .and_then(|n| n.checked_add(shoff)),
     )?;
     let shstrndx = match shstrndx_field {
         SHN_XINDEX => zeroth
@@ -249,7 +257,8 @@ pub fn whole(file: &[u8]) -> Result<(), String> {
             "the section-name string table's index ({shstrndx}) is not one of its {shnum} sections: the copy is damaged"
         ));
     }
-    let names = section(shstrndx).ok_or("the section header table lies past the end of the file")?;
+    let names =
+        section(shstrndx).ok_or("the section header table lies past the end of the file")?;
     if elf.u32(names.saturating_add(4)) != Some(SHT_STRTAB) {
         return Err("the section-name string table is not a string table (zeros where the end of the file should be?): the copy is incomplete".into());
     }

@@ -11,12 +11,14 @@
 
 pub mod card;
 pub mod copy;
+pub mod files;
 pub mod health;
 pub mod pstore;
 pub mod report;
 pub mod run;
 pub mod state;
 pub mod trial;
+pub mod watch;
 pub mod window;
 
 pub use card::Card;

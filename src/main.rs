@@ -10,10 +10,10 @@ use boxinit::kmsg;
 use boxinit::mounts;
 use boxinit::net;
 use boxinit::storage::bootpart;
-use boxinit::supervision::program::{self, Program};
-use boxinit::supervision::supervisor::Supervisor;
 use boxinit::supervision::event_loop::{Judge, NoJudge, Stop};
+use boxinit::supervision::program::{self, Program};
 use boxinit::supervision::relay::Relay;
+use boxinit::supervision::supervisor::Supervisor;
 use boxinit::supervision::{event_loop, exec, shutdown, watchdog};
 use boxinit::sys::{linux::Linux, Reboot, Sys};
 use std::ffi::OsString;
@@ -205,7 +205,8 @@ fn boot() -> ! {
     phase = Instant::now();
     // 5b. The card's state: how the previous boot ended; what a cut left half done (a
     // promotion finished, a trial without a verdict reverted), before its config is read.
-    let mut card = boot_dir.map(|dir| Card::open(&mut sys, dir, cfg.boot.read_only, Path::new("/")));
+    let mut card =
+        boot_dir.map(|dir| Card::open(&mut sys, dir, cfg.boot.read_only, Path::new("/")));
     // 6. The boot partition's init.toml over the built-in one; then what is new on the card
     // to try (init.toml.new, box.new), this boot recorded there, the boot-loop brake.
     let cfg = match (boot_dir, card.as_mut()) {
@@ -286,7 +287,11 @@ fn boot() -> ! {
         card.keep_time(save, cfg.time.interval, Instant::now());
     }
     let mut reload = || {
-        let (cfg, _) = load_config(&config_layers(boot_dir, &trial.config_name()), &cmdline, &[]);
+        let (cfg, _) = load_config(
+            &config_layers(boot_dir, &trial.config_name()),
+            &cmdline,
+            &[],
+        );
         log::set_max_level(cfg.system.log_level.into());
         let mut programs = match program::resolve(&cfg.box_, boot_dir) {
             Ok(program) => {
@@ -365,7 +370,9 @@ fn try_updates(
     dir: &Path,
 ) -> Config {
     card.configure(&cfg, read_only);
-    let below = layers.get(..layers.len().saturating_sub(1)).unwrap_or_default();
+    let below = layers
+        .get(..layers.len().saturating_sub(1))
+        .unwrap_or_default();
     let tried = card.try_config(&mut |path| {
         let mut trial_layers = below.to_vec();
         trial_layers.push(read_layer(path, Place::BootPartition));

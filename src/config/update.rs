@@ -154,7 +154,10 @@ mod tests {
                 "[update]\nhealthy_after = \"10m\"\ndeadline = \"1m\"\n",
                 "update.healthy_after",
             ),
-            ("[update]\nboot_loop_limit = 5000\n", "update.boot_loop_limit"),
+            (
+                "[update]\nboot_loop_limit = 5000\n",
+                "update.boot_loop_limit",
+            ),
             ("[update]\nvalidate = \"maybe\"\n", "update.validate"),
             ("[report]\nbox_outptu = true\n", "box_output"),
         ];

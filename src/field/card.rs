@@ -7,7 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::health;
+
 use super::copy;
+use super::files::{self, now_text, report_blank, write_state};
 use super::report;
 use super::state::{self, Ending, Phase, State, Trial};
 use super::trial::{self, beside, Facts};
@@ -68,9 +71,10 @@ impl ProgramRules {
             program.env.push(("BOXINIT_TRIAL".into(), "1".into()));
         }
         if self.validate {
-            program
-                .env
-                .push(("BOXINIT_VALIDATE".into(), super::health::VALIDATE_FILE.into()));
+            program.env.push((
+                "BOXINIT_VALIDATE".into(),
+                super::health::VALIDATE_FILE.into(),
+            ));
         }
         program
     }
@@ -107,8 +111,6 @@ pub struct Card {
     pub(crate) state: State,
     /// The state file's length on the card (0: missing).
     pub(crate) state_len: usize,
-    /// Reports missing or of the wrong length, made at the boot's window.
-    pub(crate) missing: Vec<String>,
     pub(crate) update: config::update::Update,
     pub(crate) report: config::update::Report,
     /// A write window could not open (a write-protected card): no more attempts.
@@ -119,7 +121,7 @@ pub struct Card {
     /// Safe mode: the brake holds, and why.
     pub(crate) safe: Option<String>,
     /// The run's watch (health, reports, the time), `run.rs`'s.
-    pub(crate) run: super::run::RunState,
+    pub(crate) run: super::watch::RunState,
 }
 
 impl Card {
@@ -149,14 +151,13 @@ impl Card {
             read_only,
             state,
             state_len,
-            missing: Vec::new(),
             update: config::update::Update::default(),
             report: config::update::Report::default(),
             unwritable: false,
             trial: None,
             set_aside: Vec::new(),
             safe: None,
-            run: super::run::RunState::default(),
+            run: super::watch::RunState::default(),
         };
         card.say_previous_boot();
         card.finish_previous_trial(sys);
@@ -239,8 +240,14 @@ impl Card {
         let Some(t) = self.state.trial.clone() else {
             return;
         };
-        let box_facts = t.box_.as_ref().map(|(name, _)| Facts::read(&self.dir, name, true));
-        let config_facts = t.config.as_ref().map(|_| Facts::read(&self.dir, CONFIG, true));
+        let box_facts = t
+            .box_
+            .as_ref()
+            .map(|(name, _)| Facts::read(&self.dir, name, true));
+        let config_facts = t
+            .config
+            .as_ref()
+            .map(|_| Facts::read(&self.dir, CONFIG, true));
         let why = match t.phase {
             Phase::Promoting => None,
             Phase::Started => Some(format!(
@@ -251,8 +258,7 @@ impl Card {
         let dir = self.dir.clone();
         let boot = self.state.boot;
         let result = self.window(sys, "finishing the last trial", |w, state| {
-            for (name, sha, facts) in trial_files(&t, box_facts.as_ref(), config_facts.as_ref())
-            {
+            for (name, sha, facts) in trial_files(&t, box_facts.as_ref(), config_facts.as_ref()) {
                 match &why {
                     None => trial::promote(w, name, sha, facts)?,
                     // only the file that was tried: a newer copy is a new trial
@@ -273,7 +279,9 @@ impl Card {
         }
         .names();
         match (&why, result) {
-            (None, true) => log::info!("trial: finished promoting {names}, which a cut had interrupted"),
+            (None, true) => {
+                log::info!("trial: finished promoting {names}, which a cut had interrupted")
+            }
             (Some(why), true) => log::error!(
                 "trial: {names} reverted: {why}; set aside as .failed, the previous files run"
             ),
@@ -306,8 +314,11 @@ impl Card {
         match verdict {
             Ok(sha) => {
                 let trial = self.trial.get_or_insert_with(ThisTrial::default);
+                trial.config_facts = Facts {
+                    new: Some(sha.clone()),
+                    ..facts
+                };
                 trial.config = Some(sha);
-                trial.config_facts = facts;
                 loaded
             }
             Err(why) => {
@@ -338,8 +349,12 @@ impl Card {
         match copy::check_program(&name, &bytes, sha_file.as_deref()) {
             Ok(sha) => {
                 let trial = self.trial.get_or_insert_with(ThisTrial::default);
+                // the digest just computed, not read again at the promotion
+                trial.box_facts = Facts {
+                    new: Some(sha.clone()),
+                    ..facts
+                };
                 trial.box_ = Some((path.to_string(), sha));
-                trial.box_facts = facts;
             }
             Err(why) => {
                 log::error!("trial: {name} is not tried: {why}; it is set aside as {path}.failed (the reason in {path}.failed.txt)");
@@ -372,7 +387,41 @@ impl Card {
         if !self.keeps_state() && self.set_aside.is_empty() {
             return;
         }
-        self.missing = super::run::missing_reports(&self.dir);
+        // A trial, and files to set aside, are recorded before the box starts; an ordinary
+        // boot's record waits until the box runs (the first turn of the loop), so that the
+        // window costs the box's start nothing.
+        if self.trial.is_some() || !self.set_aside.is_empty() {
+            if !self.boot_window(sys) {
+                // Nothing recorded, so nothing may be tried: a revert needs the record.
+                self.trial = None;
+                self.safe = None;
+                return;
+            }
+        } else {
+            self.run.boot_pending = true;
+        }
+        if let Some(t) = &self.trial {
+            log::info!(
+                "trial: {} on this boot (recorded on the card before it starts); validated by [update] validate = \"{}\" within {}",
+                t.names(),
+                self.update.validate,
+                config::format_duration(self.update.deadline)
+            );
+        }
+        if let Some(why) = &self.safe {
+            log::error!("safe mode: {why}. boxinit will not reboot on its own: the box runs with every exit and crash-loop action turned into \"wait\", the watchdog is petted without heartbeats. Fix the card (copy a fixed box as box.new or config as init.toml.new, or set unhealthy=0 in {}), then power-cycle", state::STATE_FILE);
+        }
+        self.start_watch(Instant::now());
+    }
+
+    /// This boot's record on the card, in one window: the incomplete copies set aside, a
+    /// missing state file and reports created (a card made by hand), a report for a previous
+    /// boot that left none (with pstore's records), and the boot itself: its number,
+    /// "running", one more boot without a healthy box, the trial. Returns whether it was
+    /// written.
+    pub(crate) fn boot_window(&mut self, sys: &mut dyn Sys) -> bool {
+        self.run.boot_pending = false;
+        let missing = files::missing_reports(&self.dir);
         super::pstore::mount(sys, &self.root);
         let records = super::pstore::read(&self.root);
         let late = self.late_report(&records);
@@ -380,7 +429,6 @@ impl Card {
         let set_aside = std::mem::take(&mut self.set_aside);
         let (update, keeps) = (self.update.enabled, self.keeps_state());
         let dir = self.dir.clone();
-        let missing = std::mem::take(&mut self.missing);
         let state_missing = self.state_len == 0;
         let boot = self.state.boot + 1;
         let created = self.window(sys, "boot", |w, state| {
@@ -395,10 +443,10 @@ impl Card {
                 w.mkdir(state::DIR)?;
             }
             for name in &missing {
-                super::run::replace(w, &dir, name, &report_blank(name))?;
+                files::replace(w, &dir, name, &report_blank(name))?;
             }
             if let Some((n, bytes)) = &late {
-                super::run::replace(w, &dir, &state::report_file(*n), bytes)?;
+                files::replace(w, &dir, &state::report_file(*n), bytes)?;
                 state.report = *n;
             }
             state.boot = boot;
@@ -427,24 +475,7 @@ impl Card {
         if created && late.is_some() {
             super::pstore::clear(sys, &records);
         }
-        if !created {
-            // Nothing recorded, so nothing may be tried: a trial's revert needs the record.
-            self.trial = None;
-            self.safe = None;
-            return;
-        }
-        if let Some(t) = &self.trial {
-            log::info!(
-                "trial: {} on this boot (recorded on the card before it starts); validated by [update] validate = \"{}\" within {}",
-                t.names(),
-                self.update.validate,
-                config::format_duration(self.update.deadline)
-            );
-        }
-        if let Some(why) = &self.safe {
-            log::error!("safe mode: {why}. boxinit will not reboot on its own: the box runs with every exit and crash-loop action turned into \"wait\", the watchdog is petted without heartbeats. Fix the card (copy a fixed box as box.new or config as init.toml.new, or set unhealthy=0 in {}), then power-cycle", state::STATE_FILE);
-        }
-        self.start_watch(Instant::now());
+        created
     }
 
     /// The report of a previous boot that ended without one (a power cut, a reset, a kernel
@@ -470,7 +501,32 @@ impl Card {
                 .collect(),
             ..report::Report::default()
         };
-        Some((self.state.report % state::REPORTS + 1, report::format(&report)))
+        Some((
+            self.state.report % state::REPORTS + 1,
+            report::format(&report),
+        ))
+    }
+
+    /// The box's health is judged from now: the validation file made (any user may touch it)
+    /// and the deadline set.
+    pub(crate) fn start_watch(&mut self, now: Instant) {
+        if !self.update.enabled {
+            self.run.judged = true;
+            return;
+        }
+        let path = self
+            .root
+            .join(health::VALIDATE_FILE.trim_start_matches('/'));
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::remove_file(&path);
+        if std::fs::write(&path, "").is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+        }
+        self.run.validate_mtime = health::mtime(&path);
+        self.run.deadline = Some(crate::events::deadline_after(now, self.update.deadline));
     }
 
     /// How this boot's trial changes the box's program (and the config's name), for the boot
@@ -523,7 +579,9 @@ impl Card {
                 true
             }
             Err(e) => {
-                log::error!("card: {purpose}: {e}; the card's state is as it was before this write");
+                log::error!(
+                    "card: {purpose}: {e}; the card's state is as it was before this write"
+                );
                 false
             }
         }
@@ -546,38 +604,240 @@ fn trial_files<'a>(
     files
 }
 
-/// Writes the state file: in place at its length on the card, or created when missing.
-pub(crate) fn write_state(w: &mut Window, state: &State, dir: &Path) -> std::io::Result<()> {
-    let on_card = std::fs::metadata(dir.join(state::STATE_FILE))
-        .map(|m| m.len() as usize)
-        .ok();
-    let len = on_card
-        .filter(|len| *len >= state::STATE_LEN)
-        .unwrap_or(state::STATE_LEN);
-    let bytes = state::format(state, len).ok_or_else(|| {
-        std::io::Error::other("the state does not fit in its file (a [box] path that long?)")
-    })?;
-    match on_card {
-        Some(l) if l == len => w.overwrite(state::STATE_FILE, &bytes),
-        Some(_) => {
-            w.remove(state::STATE_FILE)?;
-            w.create(state::STATE_FILE, &bytes)
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sys::recorder::Recorder;
+
+    /// A card in a temp dir (`boot/`) with these files, and a root for `/run`.
+    pub(crate) fn card_with(tag: &str, files: &[(&str, &[u8])]) -> (PathBuf, PathBuf) {
+        let base = std::env::temp_dir().join(format!("boxinit-card-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (dir, root) = (base.join("boot"), base.join("root"));
+        std::fs::create_dir_all(dir.join(state::DIR)).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        for (name, bytes) in state::initial_files() {
+            std::fs::write(dir.join(name), bytes).unwrap();
         }
-        None => w.create(state::STATE_FILE, &bytes),
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        (dir, root)
     }
-}
 
-/// A blank report for `boxinit/report-N.txt`.
-fn report_blank(name: &str) -> Vec<u8> {
-    let n = name
-        .trim_start_matches("boxinit/report-")
-        .trim_end_matches(".txt")
-        .parse()
-        .unwrap_or(0);
-    state::blank_report(n)
-}
+    pub(crate) fn with_state(state: &State) -> Vec<u8> {
+        state::format(state, state::STATE_LEN).unwrap()
+    }
 
-/// The wall clock as a date, for files on the card.
-pub(crate) fn now_text() -> String {
-    crate::net::clock::date(crate::net::clock::now_seconds())
+    #[test]
+    fn a_new_card_says_so_and_a_cut_boot_is_named() {
+        let (dir, root) = card_with("first", &[]);
+        let card = Card::open(&mut Recorder::new(), &dir, true, &root);
+        assert!(!card.run.previous_without_report);
+        assert!(!root.join(PREVIOUS_BOOT).exists());
+        let running = with_state(&State {
+            boot: 4,
+            ending: Ending::Running,
+            ..State::default()
+        });
+        let (dir, root) = card_with("cut", &[(state::STATE_FILE, running.as_slice())]);
+        let card = Card::open(&mut Recorder::new(), &dir, true, &root);
+        assert!(card.run.previous_without_report);
+        let text = std::fs::read_to_string(root.join(PREVIOUS_BOOT)).unwrap();
+        assert!(
+            text.starts_with("previous boot (4) ended without a shutdown report"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_previous_report_is_said_and_kept_for_the_box() {
+        let report = report::format(&report::Report {
+            boot: 9,
+            why: "asked for by SIGUSR2 to PID 1".into(),
+            action: "power-off".into(),
+            uptime: std::time::Duration::from_secs(75),
+            ..report::Report::default()
+        });
+        let s = with_state(&State {
+            boot: 9,
+            ending: Ending::Report,
+            report: 2,
+            ..State::default()
+        });
+        let (dir, root) = card_with(
+            "report",
+            &[
+                (state::STATE_FILE, s.as_slice()),
+                ("boxinit/report-2.txt", report.as_slice()),
+            ],
+        );
+        Card::open(&mut Recorder::new(), &dir, true, &root);
+        let text = std::fs::read_to_string(root.join(PREVIOUS_BOOT)).unwrap();
+        assert!(text.starts_with("previous boot (9): power-off after 1m15s: asked for by SIGUSR2 to PID 1 (report in boxinit/report-2.txt)\n\nboxinit shutdown report\n"), "{text}");
+    }
+
+    #[test]
+    fn a_trial_without_a_verdict_is_reverted_and_a_promotion_finished() {
+        let sha = crate::sha256::hex(&crate::sha256::digest(b"#!/bin/sh\n"));
+        let trial = |phase| {
+            with_state(&State {
+                boot: 3,
+                ending: Ending::Running,
+                trial: Some(Trial {
+                    phase,
+                    boot: 3,
+                    box_: Some(("box".into(), sha.clone())),
+                    config: None,
+                }),
+                ..State::default()
+            })
+        };
+        let started = trial(Phase::Started);
+        let (dir, root) = card_with(
+            "revert",
+            &[
+                (state::STATE_FILE, started.as_slice()),
+                ("box", b"old".as_slice()),
+                ("box.new", b"#!/bin/sh\n".as_slice()),
+            ],
+        );
+        let mut rec = Recorder::new();
+        let card = Card::open(&mut rec, &dir, true, &root);
+        let t = rec.transcript().replace(&dir.display().to_string(), "B");
+        assert!(
+            t.contains(
+                "renameat2(B/box.new, B/box.failed, NoReplace)\nfsync(B)\ncreate(B/box.failed.txt,"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("remount(B, MountFlags(NOATIME | NODEV | NOSUID | RDONLY))\n"),
+            "{t}"
+        );
+        assert_eq!(card.state.trial, None);
+        let promoting = trial(Phase::Promoting);
+        let (dir, root) = card_with(
+            "promote",
+            &[
+                (state::STATE_FILE, promoting.as_slice()),
+                ("box", b"old".as_slice()),
+                ("box.new", b"#!/bin/sh\n".as_slice()),
+            ],
+        );
+        let mut rec = Recorder::new();
+        Card::open(&mut rec, &dir, false, &root);
+        let t = rec.transcript().replace(&dir.display().to_string(), "B");
+        assert!(t.starts_with("renameat2(B/box.new, B/box, Exchange)\nfsync(B)\nrenameat2(B/box.new, B/box.previous, NoReplace)\n"), "{t}");
+    }
+
+    #[test]
+    fn new_files_are_checked_recorded_and_the_brake_holds() {
+        let (dir, root) = card_with(
+            "begin",
+            &[
+                ("box", b"old".as_slice()),
+                ("box.new", b"#!/bin/sh\necho cut sho".as_slice()),
+            ],
+        );
+        let mut rec = Recorder::new();
+        let mut card = Card::open(&mut rec, &dir, true, &root);
+        card.configure(&Config::default(), true);
+        card.try_box(&Config::default());
+        assert!(card.trial.is_none(), "a cut script is not tried");
+        card.begin(&mut rec);
+        let t = rec.transcript().replace(&dir.display().to_string(), "B");
+        assert!(
+            t.contains("renameat2(B/box.new, B/box.failed, NoReplace)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("overwrite(B/boxinit/state.txt, 1024 bytes)"),
+            "{t}"
+        );
+        assert_eq!((card.state.boot, card.state.unhealthy), (1, 1));
+        assert_eq!(card.state.ending, Ending::Running);
+        // five boots without a healthy box: safe mode, unless something new is to be tried
+        let held = with_state(&State {
+            boot: 5,
+            unhealthy: 5,
+            ..State::default()
+        });
+        let (dir, root) = card_with("brake", &[(state::STATE_FILE, held.as_slice())]);
+        let mut card = Card::open(&mut Recorder::new(), &dir, true, &root);
+        card.configure(&Config::default(), true);
+        card.begin(&mut Recorder::new());
+        assert!(card
+            .safe_mode()
+            .is_some_and(|why| why.starts_with("5 boots in a row")));
+        let (dir, root) = card_with(
+            "brake-new",
+            &[
+                (state::STATE_FILE, held.as_slice()),
+                ("box.new", b"#!/bin/sh\n".as_slice()),
+            ],
+        );
+        let mut card = Card::open(&mut Recorder::new(), &dir, true, &root);
+        card.configure(&Config::default(), true);
+        card.try_box(&Config::default());
+        card.begin(&mut Recorder::new());
+        assert_eq!(card.safe_mode(), None);
+        assert!(card.state.trial.is_some());
+        let rules = card.program_rules();
+        let program =
+            crate::supervision::program::resolve(&Config::default().box_, Some(&dir)).unwrap();
+        let program = rules.apply(program);
+        assert_eq!(program.program, dir.join("box.new"));
+        assert!(program.env.contains(&("BOXINIT_TRIAL".into(), "1".into())));
+    }
+
+    #[test]
+    fn a_hand_made_card_gets_its_files_once() {
+        let (dir, root) = card_with("hand", &[]);
+        std::fs::remove_dir_all(dir.join(state::DIR)).unwrap();
+        let mut rec = Recorder::new();
+        let mut card = Card::open(&mut rec, &dir, true, &root);
+        card.configure(&Config::default(), true);
+        card.begin(&mut rec);
+        // nothing to try: the record waits for the box to run (the loop's first turn)
+        assert_eq!(rec.transcript(), "");
+        use crate::supervision::event_loop::{Beats, Judge};
+        card.tick(&mut rec, Instant::now(), None, Beats::default());
+        let t = rec.transcript().replace(&dir.display().to_string(), "B");
+        assert!(t.contains("mkdir(B/boxinit, 755)"), "{t}");
+        for n in 1..=4 {
+            assert!(
+                t.contains(&format!("create(B/boxinit/report-{n}.txt, 16384 bytes)")),
+                "{t}"
+            );
+        }
+        assert!(t.contains("create(B/boxinit/state.txt, 1024 bytes)"), "{t}");
+        // both features off: nothing is written at all
+        let (dir, root) = card_with("off", &[]);
+        let mut cfg = Config::default();
+        cfg.update.enabled = false;
+        cfg.report.enabled = false;
+        let mut rec = Recorder::new();
+        let mut card = Card::open(&mut rec, &dir, true, &root);
+        card.configure(&cfg, true);
+        card.begin(&mut rec);
+        assert_eq!(rec.transcript(), "");
+    }
+
+    #[test]
+    fn safe_mode_never_reboots_on_its_own() {
+        let mut cfg = Config::default();
+        cfg.watchdog.heartbeat = Some(std::time::Duration::from_secs(5));
+        cfg.service.push(cfg.box_.clone());
+        let safe = safe_config(cfg);
+        use crate::config::{ExitAction, RescueAction};
+        for p in std::iter::once(&safe.box_).chain(&safe.service) {
+            assert_eq!(
+                (p.on_exit, p.crash_loop.action),
+                (ExitAction::Wait, ExitAction::Wait)
+            );
+        }
+        assert_eq!(safe.system.rescue, RescueAction::Wait);
+        assert_eq!(safe.watchdog.heartbeat, None);
+    }
 }

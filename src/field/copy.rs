@@ -50,7 +50,9 @@ pub fn check_program(name: &str, bytes: &[u8], sha_file: Option<&str>) -> Verdic
         return matches(name, &sha, text).map(|()| sha);
     }
     if bytes.is_empty() {
-        return Err(format!("{name} is empty: the copy has not started or was cut"));
+        return Err(format!(
+            "{name} is empty: the copy has not started or was cut"
+        ));
     }
     if bytes.starts_with(b"\x7fELF") {
         return elf::whole(bytes)
@@ -135,14 +137,19 @@ mod tests {
     #[test]
     fn programs_and_configs() {
         // with a .sha256: the digest decides
-        assert_eq!(check_program("box.new", b"abc", Some(ABC)).as_deref(), Ok(ABC));
+        assert_eq!(
+            check_program("box.new", b"abc", Some(ABC)).as_deref(),
+            Ok(ABC)
+        );
         let e = check_program("box.new", b"ab", Some(ABC)).unwrap_err();
         assert!(e.contains("box.new.sha256 says"), "{e}");
         assert!(check_program("box.new", b"abc", Some("nothing"))
             .unwrap_err()
             .contains("no SHA-256"));
         // without: the structure
-        assert!(check_program("box.new", b"", None).unwrap_err().contains("empty"));
+        assert!(check_program("box.new", b"", None)
+            .unwrap_err()
+            .contains("empty"));
         assert!(check_program("box.new", b"#!/bin/sh\necho hi\n", None).is_ok());
         assert!(check_program("box.new", b"#!/bin/sh\necho h", None)
             .unwrap_err()

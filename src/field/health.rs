@@ -60,7 +60,11 @@ pub fn judge(
         return Ok(Verdict::Overdue);
     }
     let poll = crate::events::deadline_after(now, POLL);
-    Err(up_at.into_iter().chain([deadline, poll]).min().unwrap_or(deadline))
+    Err(up_at
+        .into_iter()
+        .chain([deadline, poll])
+        .min()
+        .unwrap_or(deadline))
 }
 
 /// The validation file's modification time, if it exists.
@@ -96,7 +100,13 @@ mod tests {
         assert!(!healthy(judge(Uptime, s(10), deadline, t0 + s(9), running)));
         assert!(healthy(judge(Uptime, s(10), deadline, t0 + s(10), running)));
         // a box that is not running has not lasted
-        assert!(!healthy(judge(Uptime, s(10), deadline, t0 + s(30), Seen::default())));
+        assert!(!healthy(judge(
+            Uptime,
+            s(10),
+            deadline,
+            t0 + s(30),
+            Seen::default()
+        )));
         // the file validates whatever the mode; uptime does not count in file mode
         for mode in [Uptime, File, Heartbeat] {
             assert!(healthy(judge(mode, s(10), deadline, t0, touched)), "{mode}");

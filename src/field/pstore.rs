@@ -19,7 +19,10 @@ pub fn mount(sys: &mut dyn Sys, root: &Path) {
         return;
     }
     let mounts = std::fs::read_to_string(root.join("proc/mounts")).unwrap_or_default();
-    if mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("pstore")) {
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("pstore"))
+    {
         return;
     }
     let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
@@ -72,7 +75,11 @@ mod tests {
         std::fs::write(root.join(DIR).join("dmesg-ramoops-0"), "Kernel panic\n").unwrap();
         let mut rec = Recorder::new();
         mount(&mut rec, &root);
-        assert!(rec.transcript().starts_with("mount(pstore, "), "{}", rec.transcript());
+        assert!(
+            rec.transcript().starts_with("mount(pstore, "),
+            "{}",
+            rec.transcript()
+        );
         let records = read(&root);
         let names: Vec<&str> = records.iter().map(|r| r.0.as_str()).collect();
         assert_eq!(names, ["dmesg-ramoops-0", "dmesg-ramoops-1"]);
@@ -81,7 +88,11 @@ mod tests {
         clear(&mut rec, &records);
         assert_eq!(rec.calls.len(), 2);
         // already mounted: left alone; no pstore in the kernel: nothing at all
-        std::fs::write(root.join("proc/mounts"), "pstore /sys/fs/pstore pstore rw 0 0\n").unwrap();
+        std::fs::write(
+            root.join("proc/mounts"),
+            "pstore /sys/fs/pstore pstore rw 0 0\n",
+        )
+        .unwrap();
         let mut rec = Recorder::new();
         mount(&mut rec, &root);
         assert_eq!(rec.transcript(), "");

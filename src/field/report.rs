@@ -144,7 +144,12 @@ pub fn summary(text: &str) -> Option<(u64, String, String, String)> {
             fields.3 = Some(v.trim().to_string());
         }
     }
-    Some((fields.0?, fields.1?, fields.2?, fields.3.unwrap_or_default()))
+    Some((
+        fields.0?,
+        fields.1?,
+        fields.2?,
+        fields.3.unwrap_or_default(),
+    ))
 }
 
 #[cfg(test)]
@@ -185,12 +190,7 @@ mod tests {
         }
         assert_eq!(
             summary(&text),
-            Some((
-                7,
-                report().why,
-                "reboot".to_string(),
-                "12.3s".to_string()
-            ))
+            Some((7, report().why, "reboot".to_string(), "12.3s".to_string()))
         );
         assert_eq!(summary("boxinit shutdown report 1 of 4: empty"), None);
     }
@@ -198,7 +198,9 @@ mod tests {
     #[test]
     fn a_long_log_and_output_lose_their_oldest_parts() {
         let mut r = report();
-        r.log = (0..2000).map(|i| format!("line {i} {}", "x".repeat(40))).collect();
+        r.log = (0..2000)
+            .map(|i| format!("line {i} {}", "x".repeat(40)))
+            .collect();
         r.box_output = (0..1000).map(|i| format!("out {i}\n")).collect();
         let text = String::from_utf8(format(&r)).unwrap();
         assert_eq!(text.len(), REPORT_LEN);

@@ -5,67 +5,21 @@
 //! once. The boot's part is `card.rs`'s.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use super::card::{now_text, write_state, Card, CONFIG};
+use super::card::{Card, CONFIG};
+use super::files::{now_text, replace, write_state};
 use super::health::{self, Seen, Verdict};
 use super::report::{self, Report};
 use super::state::{self, Ending};
 use super::trial::{self, Facts};
-use super::window::Window;
+use super::watch::TimeSave;
 use crate::events::Exit;
 use crate::supervision::event_loop::{Beats, Judge, Stop};
 use crate::supervision::supervisor::Outcome;
 use crate::sys::{Reboot, Sys};
 
-/// The run's part of the card.
-#[derive(Default)]
-pub struct RunState {
-    /// The previous boot left no report (read at boot): one is written for it now.
-    pub(crate) previous_without_report: bool,
-    /// A verdict is in (healthy, overdue, reverted), or nothing is judged this boot.
-    pub(crate) judged: bool,
-    deadline: Option<Instant>,
-    /// The validation file's mtime when the box started.
-    validate_mtime: Option<SystemTime>,
-    /// The watchdog is starving and that was recorded.
-    starving: bool,
-    last_exit: Option<String>,
-    /// The box's output, when it passes through PID 1.
-    output: Option<crate::supervision::relay::Tail>,
-    time: Option<TimeSave>,
-}
-
-/// `[time] save`: the file on the card (or elsewhere), and when to copy the time next.
-struct TimeSave {
-    /// Relative to the card, or absolute (another disk: written without a window).
-    target: String,
-    interval: Duration,
-    next: Instant,
-    saved: Option<i64>,
-}
-
 impl Card {
-    /// The box's health is judged from now: the validation file made (any user may touch it)
-    /// and the deadline set.
-    pub(crate) fn start_watch(&mut self, now: Instant) {
-        if !self.update.enabled {
-            self.run.judged = true;
-            return;
-        }
-        let path = self.root.join(health::VALIDATE_FILE.trim_start_matches('/'));
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = std::fs::remove_file(&path);
-        if std::fs::write(&path, "").is_ok() {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
-        }
-        self.run.validate_mtime = health::mtime(&path);
-        self.run.deadline = Some(crate::events::deadline_after(now, self.update.deadline));
-    }
-
     /// Where the box's output can be read from, for the reports.
     pub fn set_output(&mut self, tail: crate::supervision::relay::Tail) {
         self.run.output = Some(tail);
@@ -250,6 +204,9 @@ impl Card {
     /// At shutdown (the programs stopped, the card still mounted): the report of why, with
     /// how the stop went, and the time.
     pub fn shutdown(&mut self, sys: &mut dyn Sys, stop: &Stop, stopped: Vec<String>) {
+        if self.run.boot_pending {
+            self.boot_window(sys);
+        }
         self.save_time_elsewhere(sys);
         if !self.keeps_state() {
             if let Some((name, bytes, seconds)) = self.time_to_save() {
@@ -273,7 +230,11 @@ impl Card {
     /// its new bytes, the seconds).
     fn time_to_save(&self) -> Option<(String, Vec<u8>, i64)> {
         let t = self.run.time.as_ref()?;
-        let text = std::fs::read_to_string(self.root.join(crate::net::TIME_SAVED.trim_start_matches('/'))).ok()?;
+        let text = std::fs::read_to_string(
+            self.root
+                .join(crate::net::TIME_SAVED.trim_start_matches('/')),
+        )
+        .ok()?;
         let seconds = crate::net::clock::parse_seconds(&text)?;
         if t.saved.is_some_and(|s| s >= seconds) {
             return None;
@@ -365,6 +326,9 @@ impl Judge for Card {
         running_since: Option<Instant>,
         beats: Beats,
     ) -> (Option<Stop>, Option<Instant>) {
+        if self.run.boot_pending {
+            self.boot_window(sys);
+        }
         if beats.starving != self.run.starving {
             self.watchdog_changed(sys, beats.starving);
         }
@@ -375,7 +339,9 @@ impl Judge for Card {
         let Some(deadline) = self.run.deadline else {
             return (None, time_at);
         };
-        let path = self.root.join(health::VALIDATE_FILE.trim_start_matches('/'));
+        let path = self
+            .root
+            .join(health::VALIDATE_FILE.trim_start_matches('/'));
         let seen = Seen {
             running_since,
             touched: health::mtime(&path) != self.run.validate_mtime,
@@ -425,38 +391,194 @@ pub fn uptime() -> Duration {
     )
 }
 
-/// The report files missing on the card, or of another length than they must have.
-pub(crate) fn missing_reports(dir: &Path) -> Vec<String> {
-    (1..=state::REPORTS)
-        .map(state::report_file)
-        .filter(|name| {
-            std::fs::metadata(dir.join(name)).map(|m| m.len()).ok()
-                != Some(state::REPORT_LEN as u64)
-        })
-        .collect()
-}
-
-/// Writes `bytes` as `name`: in place when the file has that length, else it is made anew.
-pub(crate) fn replace(
-    w: &mut Window,
-    dir: &Path,
-    name: &str,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    match std::fs::metadata(dir.join(name)).map(|m| m.len()) {
-        Ok(len) if len == bytes.len() as u64 => w.overwrite(name, bytes),
-        Ok(_) => {
-            w.remove(name)?;
-            w.create(name, bytes)
-        }
-        Err(_) => w.create(name, bytes),
-    }
-}
-
 fn target_path(dir: &Path, target: &str) -> PathBuf {
     if Path::new(target).is_absolute() {
         PathBuf::from(target)
     } else {
         dir.join(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::field::card::tests::card_with;
+    use crate::sys::recorder::Recorder;
+
+    /// A card whose boot recorded a trial of box.new (a script), its window done.
+    fn on_trial(tag: &str, cfg: &Config) -> (Card, PathBuf) {
+        let (dir, root) = card_with(
+            tag,
+            &[
+                ("box", b"old".as_slice()),
+                ("box.new", b"#!/bin/sh\n".as_slice()),
+            ],
+        );
+        let mut card = Card::open(&mut Recorder::new(), &dir, true, &root);
+        card.configure(cfg, true);
+        card.try_box(cfg);
+        card.begin(&mut Recorder::new());
+        assert!(card.state.trial.is_some());
+        (card, dir)
+    }
+
+    fn short(rec: &Recorder, dir: &Path) -> String {
+        rec.transcript().replace(&dir.display().to_string(), "B")
+    }
+
+    #[test]
+    fn a_failed_exit_before_the_verdict_reverts_and_reboots() {
+        let (mut card, dir) = on_trial("exit", &Config::default());
+        let mut rec = Recorder::new();
+        let now = Instant::now();
+        // a clean exit the policy restarts is no failure
+        assert_eq!(card.box_exited(&mut rec, Exit::Code(0), None, now), None);
+        let stop = card
+            .box_exited(&mut rec, Exit::Signal(6), None, now)
+            .unwrap();
+        assert_eq!(stop.how, Reboot::Restart);
+        assert!(
+            stop.why
+                .starts_with("trial of box.new reverted: the box was killed by SIGABRT"),
+            "{}",
+            stop.why
+        );
+        let t = short(&rec, &dir);
+        assert!(
+            t.contains("renameat2(B/box.new, B/box.failed, NoReplace)"),
+            "{t}"
+        );
+        assert_eq!(card.state.trial, None);
+        // judged: later exits change nothing
+        assert_eq!(card.box_exited(&mut rec, Exit::Code(1), None, now), None);
+    }
+
+    #[test]
+    fn a_touch_promotes_and_resets_the_brake() {
+        let mut cfg = Config::default();
+        cfg.update.validate = crate::config::update::Validate::File;
+        let (mut card, dir) = on_trial("touch", &cfg);
+        let mut rec = Recorder::new();
+        let now = Instant::now();
+        let (stop, again) = card.tick(&mut rec, now, Some(now), Beats::default());
+        assert!(stop.is_none() && again.is_some());
+        assert_eq!(rec.transcript(), "", "nothing written before a verdict");
+        // the box touches the file: a newer mtime
+        let validate = card
+            .root
+            .join(health::VALIDATE_FILE.trim_start_matches('/'));
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&validate, "ok").unwrap();
+        let (stop, _) = card.tick(&mut rec, now, Some(now), Beats::default());
+        assert!(stop.is_none());
+        let t = short(&rec, &dir);
+        assert!(
+            t.contains("overwrite(B/boxinit/state.txt, 1024 bytes)\nfdatasync(B/boxinit/state.txt)\nrenameat2(B/box.new, B/box, Exchange)"),
+            "{t}"
+        );
+        assert_eq!((card.state.trial.as_ref(), card.state.unhealthy), (None, 0));
+    }
+
+    #[test]
+    fn no_verdict_by_the_deadline() {
+        let mut cfg = Config::default();
+        cfg.update.validate = crate::config::update::Validate::File;
+        cfg.update.deadline = Duration::from_secs(10);
+        let (mut card, _) = on_trial("deadline", &cfg);
+        let later = Instant::now() + Duration::from_secs(11);
+        let (stop, _) = card.tick(&mut Recorder::new(), later, None, Beats::default());
+        assert!(stop
+            .unwrap()
+            .why
+            .contains("not validated within [update] deadline = \"10s\""));
+        // without a trial the boot only counts toward the brake
+        let (dir, root) = card_with("plain", &[]);
+        let mut card = Card::open(&mut Recorder::new(), &dir, true, &root);
+        card.configure(&cfg, true);
+        card.begin(&mut Recorder::new());
+        card.boot_window(&mut Recorder::new());
+        let mut rec = Recorder::new();
+        let (stop, _) = card.tick(&mut rec, later, None, Beats::default());
+        assert!(stop.is_none() && card.run.judged);
+        assert_eq!((rec.transcript(), card.state.unhealthy), (String::new(), 1));
+    }
+
+    #[test]
+    fn the_watchdog_coming_and_the_shutdown_are_reported() {
+        let (dir, root) = card_with("report", &[]);
+        let mut card = Card::open(&mut Recorder::new(), &dir, true, &root);
+        card.configure(&Config::default(), true);
+        card.begin(&mut Recorder::new());
+        let mut rec = Recorder::new();
+        let starving = Beats {
+            seen: true,
+            starving: true,
+        };
+        card.tick(&mut rec, Instant::now(), None, starving);
+        assert_eq!(
+            (card.state.ending, card.state.report),
+            (Ending::Watchdog, 1)
+        );
+        let t = short(&rec, &dir);
+        assert!(
+            t.contains("overwrite(B/boxinit/report-1.txt, 16384 bytes)"),
+            "{t}"
+        );
+        let written: Vec<u8> = rec
+            .calls
+            .iter()
+            .find_map(|c| match c {
+                crate::sys::recorder::Call::Overwrite { path, contents }
+                    if path.ends_with("report-1.txt") =>
+                {
+                    Some(contents.clone())
+                }
+                _ => None,
+            })
+            .unwrap();
+        let text = String::from_utf8_lossy(&written);
+        assert!(
+            text.contains("action: reset by the watchdog (expected)"),
+            "{text}"
+        );
+        let stop = Stop {
+            how: Reboot::PowerOff,
+            why: "asked for by SIGUSR2 to PID 1".into(),
+        };
+        card.shutdown(
+            &mut Recorder::new(),
+            &stop,
+            vec!["box stopped after SIGTERM".into()],
+        );
+        assert_eq!((card.state.ending, card.state.report), (Ending::Report, 2));
+    }
+
+    #[test]
+    fn the_time_is_copied_to_the_card_when_newer() {
+        let (dir, root) = card_with("time", &[("clock.txt", b"1000\n".as_slice())]);
+        let mut card = Card::open(&mut Recorder::new(), &dir, true, &root);
+        card.configure(&Config::default(), true);
+        let now = Instant::now();
+        card.keep_time("clock.txt", Duration::from_secs(60), now);
+        std::fs::create_dir_all(root.join("run/boxinit")).unwrap();
+        std::fs::write(root.join("run/boxinit/time"), "1796083200\n").unwrap();
+        let mut rec = Recorder::new();
+        assert_eq!(
+            card.tick_time(&mut rec, now),
+            Some(now + Duration::from_secs(60))
+        );
+        assert_eq!(rec.transcript(), "", "not due yet");
+        let due = now + Duration::from_secs(60);
+        card.tick_time(&mut rec, due);
+        let t = short(&rec, &dir);
+        // the old file was 5 bytes: made anew at the padded length, once
+        assert!(
+            t.contains("unlink(B/clock.txt)\nfsync(B)\ncreate(B/clock.txt, 24 bytes)"),
+            "{t}"
+        );
+        let mut rec = Recorder::new();
+        card.tick_time(&mut rec, due + Duration::from_secs(60));
+        assert_eq!(rec.transcript(), "", "nothing newer to save");
     }
 }

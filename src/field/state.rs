@@ -156,9 +156,7 @@ pub fn parse(text: &str) -> (State, Vec<String>) {
         let (key, value) = (key.trim(), value.trim());
         let ok = match key {
             "boot" => value.parse().map(|v| state.boot = v).is_ok(),
-            "ending" => Ending::from_word(value)
-                .map(|e| state.ending = e)
-                .is_some(),
+            "ending" => Ending::from_word(value).map(|e| state.ending = e).is_some(),
             "unhealthy" => value.parse().map(|v| state.unhealthy = v).is_ok(),
             "report" => value
                 .parse::<u8>()
@@ -213,9 +211,8 @@ pub fn is_digest(text: &str) -> bool {
 
 /// A report file that holds no report yet.
 pub fn blank_report(n: u8) -> Vec<u8> {
-    let text = format!(
-        "boxinit shutdown report {n} of {REPORTS}: empty, no boot has ended here yet.\n"
-    );
+    let text =
+        format!("boxinit shutdown report {n} of {REPORTS}: empty, no boot has ended here yet.\n");
     pad(text, REPORT_LEN).unwrap_or_default()
 }
 

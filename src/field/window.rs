@@ -59,7 +59,9 @@ impl<'a> Window<'a> {
     /// `fdatasync`.
     pub fn overwrite(&mut self, name: &str, contents: &[u8]) -> io::Result<()> {
         let path = self.path(name);
-        self.sys.overwrite(&path, contents).map_err(|e| at(&path, e))?;
+        self.sys
+            .overwrite(&path, contents)
+            .map_err(|e| at(&path, e))?;
         self.sys.fdatasync(&path).map_err(|e| at(&path, e))?;
         self.done.push(name.to_string());
         Ok(())

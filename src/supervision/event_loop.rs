@@ -71,7 +71,13 @@ pub trait Judge {
 pub struct NoJudge;
 
 impl Judge for NoJudge {
-    fn box_exited(&mut self, _: &mut dyn Sys, _: Exit, _: Option<Outcome>, _: Instant) -> Option<Stop> {
+    fn box_exited(
+        &mut self,
+        _: &mut dyn Sys,
+        _: Exit,
+        _: Option<Outcome>,
+        _: Instant,
+    ) -> Option<Stop> {
         None
     }
     fn tick(
@@ -218,8 +224,7 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
             if signal == SIGINT {
                 log::info!("received SIGINT (Ctrl-Alt-Del): ctrl_alt_del = \"{ctrl_alt_del}\"");
                 let why = format!("Ctrl-Alt-Del (ctrl_alt_del = \"{ctrl_alt_del}\")");
-                if let Some(stop) = act(Some(outcome_of(ctrl_alt_del)), Some(why), supervisors)
-                {
+                if let Some(stop) = act(Some(outcome_of(ctrl_alt_del)), Some(why), supervisors) {
                     return stop;
                 }
                 continue;

@@ -88,7 +88,8 @@ impl Relay {
             // the output's newline translation for whatever else writes to the console.
             let mut raw = mode.clone();
             raw.make_raw();
-            raw.output_modes |= rustix::termios::OutputModes::OPOST | rustix::termios::OutputModes::ONLCR;
+            raw.output_modes |=
+                rustix::termios::OutputModes::OPOST | rustix::termios::OutputModes::ONLCR;
             let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw);
         }
         let (stop_read, stop) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;

@@ -117,7 +117,9 @@ impl Sys for Linux {
         let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
         let len = rustix::fs::fstat(&fd)?.st_size;
         if u64::try_from(len).ok() != Some(contents.len() as u64) {
-            return Err(io::Error::from_raw_os_error(rustix::io::Errno::INVAL.raw_os_error()));
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::INVAL.raw_os_error(),
+            ));
         }
         let mut done = 0;
         while let Some(rest) = contents.get(done..).filter(|r| !r.is_empty()) {

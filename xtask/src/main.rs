@@ -393,6 +393,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                     files: disk.files,
                     label: None,
                     gpt,
+                    hand_made: false,
                 },
             )
             .with_context(|| format!("cannot make the disk image {}", display_path(&out)))?;
@@ -509,6 +510,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 gpt: false,
                 no_console: false,
                 no_net: false,
+                hand_made: false,
                 flavor: flavor(small),
             };
             let code = xtask::qemu::run::run_with(&opts, machine, &append, &network)?;

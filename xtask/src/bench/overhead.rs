@@ -348,6 +348,7 @@ fn make_disk(dir: &Path, name: &str, demo_box: &Path, args: &[&str]) -> Result<P
             files: None,
             label: None,
             gpt: false,
+            hand_made: false,
         },
     )?;
     Ok(disk)

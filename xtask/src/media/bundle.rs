@@ -202,6 +202,15 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         "cmdline.txt",
         config_txt::cmdline_txt(opts.board, dtb_names),
     )?;
+    // boxinit's state and report files, preallocated: the init only overwrites them in place
+    for (name, bytes) in boxinit::field::state::initial_files() {
+        let path = dir.join(&name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        files.push(name);
+    }
 
     let builtin = match &opts.builtin_config {
         Some(path) => path.clone(),

@@ -1,5 +1,6 @@
 //! Task `image`: the boot disk — an MBR with one FAT partition labelled `BOOT` holding
-//! `init.toml`, `box` and any other files — plus readers for tests: the partition table and
+//! `init.toml`, `box`, any other files, and boxinit's own files preallocated (`boxinit/state.txt`
+//! and the report files, which the init then only overwrites in place) — plus readers for tests: the partition table and
 //! the FAT boot sector (both with the init's own parsers), and files read back. The FAT layout
 //! is the `fatfs` crate's; the MBR and GPT are written here.
 //!
@@ -62,6 +63,9 @@ pub struct ImageOptions {
     pub label: Option<String>,
     /// a GPT (protective MBR, primary and backup tables) instead of an MBR
     pub gpt: bool,
+    /// leave out boxinit's own files (`boxinit/state.txt`, the reports), as on a card made
+    /// by hand: the init then creates them once
+    pub hand_made: bool,
 }
 
 /// What [`make`] wrote.
@@ -108,6 +112,17 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
         }
     }
 
+    // boxinit's state and report files, preallocated at their fixed lengths (unless the
+    // files given hold their own)
+    let mut generated: Vec<(String, Vec<u8>)> = Vec::new();
+    if !opts.hand_made {
+        for (name, bytes) in boxinit::field::state::initial_files() {
+            if !contents.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                generated.push((name, bytes));
+            }
+        }
+    }
+
     let mut partition = io::Cursor::new(vec![0u8; part_bytes as usize]);
     let label_text = opts.label.as_deref().unwrap_or(LABEL).to_ascii_uppercase();
     if label_text.len() > 11 || !label_text.is_ascii() {
@@ -125,10 +140,14 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
     partition.set_position(0);
     let fat_type = {
         let fs = fatfs::FileSystem::new(&mut partition, fatfs::FsOptions::new())?;
-        for (name, source) in &contents {
+        let read = contents.iter().map(|(name, source)| {
+            std::fs::read(source)
+                .with_context(|| format!("cannot read {}", source.display()))
+                .map(|data| (name.clone(), data))
+        });
+        for item in read.chain(generated.iter().cloned().map(Ok)) {
+            let (name, data) = item?;
             let root = fs.root_dir();
-            let data = std::fs::read(source)
-                .with_context(|| format!("cannot read {}", source.display()))?;
             let mut dir = root;
             let mut parts: Vec<&str> = name.split('/').collect();
             let file_name = parts.pop().unwrap_or_default();
@@ -185,7 +204,11 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
         size: disk_bytes,
         fat_type,
         partition_type,
-        files: contents.into_iter().map(|(n, _)| n).collect(),
+        files: contents
+            .into_iter()
+            .map(|(n, _)| n)
+            .chain(generated.into_iter().map(|(n, _)| n))
+            .collect(),
     })
 }
 
@@ -396,6 +419,44 @@ pub fn list_files(image: &Path) -> Result<Vec<String>> {
     })
 }
 
+/// Writes every file under `dir` onto an image's FAT partition (replacing files of the same
+/// name, making folders), as a user copying files from a computer would: a multi-boot
+/// scenario's `files-N/` before boot N.
+pub fn write_files(image: &Path, dir: &Path) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    collect_files(dir, dir, &mut found)
+        .with_context(|| format!("cannot list the files of {}", dir.display()))?;
+    let partition = read_partition(image)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .with_context(|| format!("cannot open {}", image.display()))?;
+    let slice = Slice::new(file, partition.start, partition.len)?;
+    let fs = fatfs::FileSystem::new(slice, fatfs::FsOptions::new().update_accessed_date(false))
+        .with_context(|| format!("cannot read the FAT file system of {}", image.display()))?;
+    for (name, source) in &found {
+        let data =
+            std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
+        let mut parent = fs.root_dir();
+        let mut parts: Vec<&str> = name.split('/').collect();
+        let file_name = parts.pop().unwrap_or_default();
+        for part in parts {
+            parent = match parent.open_dir(part) {
+                Ok(d) => d,
+                Err(_) => parent.create_dir(part)?,
+            };
+        }
+        let mut file = parent
+            .create_file(file_name)
+            .with_context(|| format!("cannot create {name} on {}", image.display()))?;
+        file.truncate()?;
+        file.write_all(&data)?;
+    }
+    fs.unmount().context("cannot finish the FAT file system")?;
+    Ok(found.into_iter().map(|(n, _)| n).collect())
+}
+
 /// Opens the image's FAT partition read-only: fatfs's bounds want `Write` even for reading,
 /// and a `File` opened for reading refuses writes at run time, so the image stays untouched.
 fn with_fs<R>(
@@ -560,6 +621,7 @@ mod tests {
                 files: Some(files),
                 label: None,
                 gpt: false,
+                hand_made: false,
             },
         )
         .unwrap();

@@ -48,8 +48,62 @@ pub fn watch_settled(
     wait_for_exit: bool,
     timeout: Duration,
     settle: Duration,
-    mut monitor: Option<Monitor>,
+    monitor: Option<Monitor>,
 ) -> Result<(String, Ending)> {
+    let watched = watch_with(
+        child,
+        Watch {
+            expected,
+            wait_for_exit,
+            timeout,
+            settle,
+            monitor,
+            cut: None,
+            marks: &[],
+            cut_when_seen: false,
+        },
+    )?;
+    Ok((watched.raw, watched.ending))
+}
+
+/// How to watch one boot.
+pub struct Watch<'a> {
+    /// Lines to see, in order per source; once all are, QEMU is stopped `settle` later
+    /// (unless `wait_for_exit`).
+    pub expected: &'a [String],
+    pub wait_for_exit: bool,
+    pub timeout: Duration,
+    pub settle: Duration,
+    pub monitor: Option<Monitor>,
+    /// A power cut: once a cleaned console line matches the pattern, QEMU is killed this long
+    /// after (ending [`Ending::PowerCut`]).
+    pub cut: Option<(String, Duration)>,
+    /// Patterns whose first matching console line is timed (from QEMU's start).
+    pub marks: &'a [String],
+    /// Kill QEMU (a power cut) as soon as every expected line has been seen.
+    pub cut_when_seen: bool,
+}
+
+/// What a watched boot showed.
+pub struct Watched {
+    pub raw: String,
+    pub ending: Ending,
+    /// When each of [`Watch::marks`] first matched, after QEMU started.
+    pub marks: Vec<Option<Duration>>,
+}
+
+/// Reads the console as `watch` says; see [`Watch`].
+pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
+    let Watch {
+        expected,
+        wait_for_exit,
+        timeout,
+        settle,
+        mut monitor,
+        cut,
+        marks,
+        cut_when_seen,
+    } = watch;
     let Some(mut stdout) = child.stdout.take() else {
         bail!("QEMU's stdout is not piped")
     };
@@ -62,14 +116,22 @@ pub fn watch_settled(
             }
         }
     });
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let mut raw = Vec::new();
+    let mut seen_marks: Vec<Option<Duration>> = vec![None; marks.len()];
     // monitor commands sent, added to the transcript at the end (not amid a console line)
     let mut sent: Vec<String> = Vec::new();
     // When every expected line has been seen (and QEMU is to be stopped), stop it then.
     let mut stop_at: Option<Instant> = None;
+    let mut cut_at: Option<Instant> = None;
     let ending = loop {
         let now = Instant::now();
+        if cut_at.is_some_and(|at| now >= at) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Ending::PowerCut;
+        }
         if now >= deadline {
             let _ = child.kill();
             let _ = child.wait();
@@ -78,23 +140,52 @@ pub fn watch_settled(
             );
             break Ending::Exited;
         }
-        match rx.recv_timeout((deadline - now).min(Duration::from_millis(200))) {
-            Ok(bytes) => raw.extend_from_slice(&bytes),
+        let wait = match cut_at {
+            Some(at) => at
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(200)),
+            None => (deadline - now).min(Duration::from_millis(200)),
+        };
+        let mut got = false;
+        match rx.recv_timeout(wait) {
+            Ok(bytes) => {
+                raw.extend_from_slice(&bytes);
+                got = true;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let _ = child.wait();
                 break transcript::ending_of(&String::from_utf8_lossy(&raw));
             }
         }
+        let seen = match got || monitor.is_some() {
+            true => transcript::clean(&String::from_utf8_lossy(&raw)),
+            false => Vec::new(),
+        };
+        if got {
+            for (mark, at) in marks.iter().zip(seen_marks.iter_mut()) {
+                if at.is_none() && seen.iter().any(|l| transcript::line_matches(mark, l)) {
+                    *at = Some(started.elapsed());
+                }
+            }
+            if let Some((pattern, delay)) = &cut {
+                if cut_at.is_none() && seen.iter().any(|l| transcript::line_matches(pattern, l)) {
+                    cut_at = Some(Instant::now() + *delay);
+                }
+            }
+        }
         if let Some(monitor) = &mut monitor {
-            let seen = transcript::clean(&String::from_utf8_lossy(&raw));
             sent.extend(monitor.send_due(&seen));
         }
-        if !wait_for_exit && !expected.is_empty() && stop_at.is_none() {
-            let seen = transcript::clean(&String::from_utf8_lossy(&raw));
-            if transcript::first_missing(expected, &seen).is_none() {
-                stop_at = Some(Instant::now() + settle);
-            }
+        let all_seen = got
+            && !expected.is_empty()
+            && stop_at.is_none()
+            && cut_at.is_none()
+            && transcript::first_missing(expected, &seen).is_none();
+        if all_seen && cut_when_seen {
+            cut_at = Some(Instant::now());
+        } else if all_seen && !wait_for_exit && cut.is_none() {
+            stop_at = Some(Instant::now() + settle);
         }
         if stop_at.is_some_and(|at| Instant::now() >= at) {
             let _ = child.kill();
@@ -115,7 +206,11 @@ pub fn watch_settled(
         text.push_str("\nqemu stderr: ");
         text.push_str(&stderr);
     }
-    Ok((text, ending))
+    Ok(Watched {
+        raw: text,
+        ending,
+        marks: seen_marks,
+    })
 }
 
 /// QEMU's human monitor on a unix socket, and the steps still to send.

@@ -103,6 +103,9 @@ pub struct Boot {
     pub extra_args: Vec<String>,
     /// QEMU's human monitor on this unix socket (not interactive only; else no monitor)
     pub monitor: Option<PathBuf>,
+    /// the disk's `cache=` mode (`writethrough`: the guest's writes reach the image in the
+    /// order they complete, for power-cut tests); None: QEMU's default
+    pub disk_cache: Option<String>,
 }
 
 impl Boot {
@@ -118,6 +121,7 @@ impl Boot {
             memory_mib: 256,
             extra_args: Vec::new(),
             monitor: None,
+            disk_cache: None,
         }
     }
 
@@ -179,6 +183,9 @@ pub fn command(boot: &Boot, interactive: bool) -> Command {
             Machine::Raspi3b => ",format=raw,if=sd",
             Machine::Pc | Machine::Virt => ",format=raw,if=virtio",
         });
+        if let Some(cache) = &boot.disk_cache {
+            spec.push(format!(",cache={cache}"));
+        }
         cmd.arg("-drive").arg(spec);
     }
     cmd.args(&boot.extra_args);

@@ -50,6 +50,8 @@ pub struct PrepareOptions {
     pub no_console: bool,
     /// no network programs' binary (`/boxinit-net`) in the initramfs
     pub no_net: bool,
+    /// a disk without boxinit's preallocated files, as a card made by hand
+    pub hand_made: bool,
     /// which build of boxinit and the demo box (`--small`: nightly's)
     pub flavor: Flavor,
 }
@@ -139,6 +141,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
             files: opts.files.clone(),
             label: None,
             gpt: opts.gpt,
+            hand_made: opts.hand_made,
         },
     )?;
     progress!("{}", image::describe(&image));

@@ -16,6 +16,8 @@ pub enum Ending {
     StoppedByTest,
     /// QEMU exited without any of the kernel's last words.
     Exited,
+    /// The harness killed QEMU, as a power cut would end the machine (multi-boot scenarios).
+    PowerCut,
 }
 
 impl Ending {
@@ -29,8 +31,43 @@ impl Ending {
             Ending::Panic => "qemu: panic",
             Ending::StoppedByTest => "qemu: stopped by the test",
             Ending::Exited => "qemu: exited",
+            Ending::PowerCut => "qemu: power cut",
         }
     }
+
+    /// The ending a line of `expected` names (`qemu: reboot`), if it is one.
+    pub fn named(line: &str) -> Option<Ending> {
+        [
+            Ending::PowerOff,
+            Ending::Reboot,
+            Ending::WatchdogReset,
+            Ending::Halt,
+            Ending::Panic,
+            Ending::StoppedByTest,
+            Ending::Exited,
+            Ending::PowerCut,
+        ]
+        .into_iter()
+        .find(|e| e.line() == line.trim())
+    }
+}
+
+/// A scenario's expected lines as boots: each boot's lines end with the `qemu:` line that says
+/// how it ends; lines after the last such line are a last boot that the harness stops.
+pub fn split_boots(expected: &[String]) -> Vec<Vec<String>> {
+    let mut boots = vec![Vec::new()];
+    for line in expected {
+        if let Some(boot) = boots.last_mut() {
+            boot.push(line.clone());
+        }
+        if Ending::named(line).is_some() {
+            boots.push(Vec::new());
+        }
+    }
+    if boots.len() > 1 && boots.last().is_some_and(Vec::is_empty) {
+        boots.pop();
+    }
+    boots
 }
 
 /// The kernel's last words, read from the raw console.
@@ -297,6 +334,28 @@ pub fn first_missing(expected: &[String], transcript: &[String]) -> Option<usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expected_lines_split_into_boots() {
+        let lines: Vec<String> = [
+            "boxinit: a",
+            "qemu: reboot",
+            "demo: b",
+            "qemu: power cut",
+            "boxinit: c",
+            "qemu: monitor: x",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let boots = split_boots(&lines);
+        assert_eq!(boots.len(), 3);
+        assert_eq!(boots[0], ["boxinit: a", "qemu: reboot"]);
+        assert_eq!(boots[1], ["demo: b", "qemu: power cut"]);
+        assert_eq!(boots[2], ["boxinit: c", "qemu: monitor: x"]);
+        assert_eq!(split_boots(&lines[..2]).len(), 1);
+        assert_eq!(split_boots(&[]), vec![Vec::<String>::new()]);
+    }
 
     #[test]
     fn cleaning_keeps_our_lines_and_masks_what_varies() {

@@ -1,7 +1,10 @@
 //! Running a boot scenario: its initramfs and disks prepared, the real kernel booted in QEMU,
 //! the console read until the expected lines have been seen (or QEMU ends) and judged, then
-//! the disk image checked; and every scenario in a row with one line each. Reading the
-//! scenario's folder is `test/scenario.rs`'s, watching and cleaning the console `qemu/`'s.
+//! the disk image checked; and every scenario in a row with one line each. A scenario whose
+//! `expected` holds more than one ending boots the same disk again after each (the files of
+//! `files-N/` copied onto it before boot N, as from a computer); `qemu: power cut` kills QEMU
+//! once the boot's lines are seen. Reading the scenario's folder is `test/scenario.rs`'s,
+//! watching and cleaning the console `qemu/`'s, cuts at random instants `test/power_cuts.rs`'s.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,7 +14,7 @@ use anyhow::{Context, Result};
 
 use crate::fetch::kernel::KernelArgs;
 use crate::media::image;
-use crate::qemu::console::{self, Monitor, MonitorStep};
+use crate::qemu::console::{self, Monitor, MonitorStep, Watch};
 use crate::qemu::machine::{self, Machine};
 use crate::qemu::prepare::{self, PrepareOptions};
 use crate::qemu::transcript::{self, Ending};
@@ -68,6 +71,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         gpt: scenario.gpt,
         no_console: scenario.no_console,
         no_net: scenario.no_net,
+        hand_made: scenario.hand_made,
         flavor: match scenario.small {
             true => crate::pack::binaries::Flavor::Small,
             false => crate::pack::binaries::Flavor::Stable,
@@ -108,70 +112,140 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         Some(r) => text.replace("{sntp_port}", &r.port.to_string()),
         None => text.to_string(),
     };
-    let mut boot = prepared.boot(&port(&scenario.cmdline));
-    boot.extra_args.extend(
+    let mut base = prepared.boot(&port(&scenario.cmdline));
+    base.extra_args.extend(
         scenario
             .qemu_args
             .iter()
             .map(|a| port(&substitute(a, &disks))),
     );
-    let monitor_steps: Vec<MonitorStep> = scenario
-        .monitor
-        .iter()
-        .map(|m| MonitorStep {
-            when: m.when.clone(),
-            command: substitute(&m.command, &disks),
-        })
-        .collect();
-    if !monitor_steps.is_empty() {
-        let socket = out_dir.join("monitor.sock");
-        let _ = std::fs::remove_file(&socket);
-        boot.monitor = Some(socket);
+    let boots = transcript::split_boots(&scenario.expected);
+    let cuts_power = scenario.power_cuts.is_some()
+        || boots
+            .iter()
+            .any(|b| b.last().and_then(|l| Ending::named(l)) == Some(Ending::PowerCut));
+    if cuts_power {
+        // the guest's completed writes are in the image when QEMU is killed, in order
+        base.disk_cache = Some("writethrough".to_string());
     }
+    let pristine = out_dir.join("pristine.img");
+    if scenario.power_cuts.is_some() {
+        std::fs::copy(&prepared.disk, &pristine).context("cannot keep the disk's first state")?;
+    }
+    let marks: Vec<String> = scenario
+        .power_cuts
+        .iter()
+        .flat_map(|c| [c.trigger.clone(), c.end.clone()])
+        .collect();
     let started = Instant::now();
-    let mut child = machine::command(&boot, false)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {}", arch.qemu_binary()))?;
-    let monitor = match &boot.monitor {
-        Some(socket) => Some(Monitor::connect(socket, monitor_steps)?),
-        None => None,
-    };
-    let expected = if update {
-        Vec::new()
-    } else {
-        scenario.expected.clone()
-    };
-    let wait_for_exit = update || scenario.waits_for_exit();
-    let (raw, ending) = console::watch_settled(
-        &mut child,
-        &expected,
-        wait_for_exit,
-        DEFAULT_TIMEOUT,
-        SETTLE,
-        monitor,
-    )?;
-    std::fs::write(out_dir.join("console.log"), &raw).ok();
-    let mut transcript = transcript::clean(&raw);
-    transcript.push(ending.line().to_string());
+    let (mut transcript, mut raw_all, mut failures) = (Vec::new(), String::new(), Vec::new());
+    let mut matched = 0;
+    let mut last_ending = Ending::Exited;
+    let mut window = (None, None);
+    for (n, expected) in boots.iter().enumerate() {
+        if n > 0 {
+            if let Some(dir) = scenario.files_for_boot(n + 1) {
+                image::write_files(&prepared.disk, &dir)
+                    .with_context(|| format!("cannot copy {} onto the disk", dir.display()))?;
+            }
+        }
+        let mut boot = base.clone();
+        let monitor_steps: Vec<MonitorStep> = match n {
+            0 => scenario
+                .monitor
+                .iter()
+                .map(|m| MonitorStep {
+                    when: m.when.clone(),
+                    command: substitute(&m.command, &disks),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !monitor_steps.is_empty() {
+            let socket = out_dir.join("monitor.sock");
+            let _ = std::fs::remove_file(&socket);
+            boot.monitor = Some(socket);
+        }
+        let mut child = machine::command(&boot, false)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", arch.qemu_binary()))?;
+        let monitor = match &boot.monitor {
+            Some(socket) => Some(Monitor::connect(socket, monitor_steps)?),
+            None => None,
+        };
+        let cut = expected.last().and_then(|l| Ending::named(l)) == Some(Ending::PowerCut);
+        let watched = console::watch_with(
+            &mut child,
+            Watch {
+                // a boot cut by power is cut at its lines, also when updating
+                expected: if update && !cut { &[] } else { expected },
+                wait_for_exit: !cut && (update || transcript::expects_ending(expected)),
+                timeout: DEFAULT_TIMEOUT,
+                settle: SETTLE,
+                monitor,
+                cut: None,
+                marks: if n == 0 { &marks } else { &[] },
+                cut_when_seen: cut,
+            },
+        )?;
+        if n == 0 {
+            window = (
+                watched.marks.first().copied().flatten(),
+                watched.marks.get(1).copied().flatten(),
+            );
+        }
+        raw_all.push_str(&watched.raw);
+        let mut seen = transcript::clean(&watched.raw);
+        seen.push(watched.ending.line().to_string());
+        last_ending = watched.ending;
+        let boot_name = match boots.len() {
+            1 => String::new(),
+            _ => format!("boot {}: ", n + 1),
+        };
+        let missing = transcript::first_missing(expected, &seen);
+        if let Some((i, line)) = missing.and_then(|i| expected.get(i).map(|l| (i, l))) {
+            failures.push(format!(
+                "{boot_name}expected line {} not seen (in order): {line}",
+                matched + i + 1
+            ));
+        }
+        matched += missing.unwrap_or(expected.len());
+        failures.extend(
+            transcript::verdict(expected, &watched.raw, watched.ending)
+                .into_iter()
+                .map(|f| format!("{boot_name}{f}")),
+        );
+        transcript.extend(seen);
+        if !failures.is_empty() && !update {
+            break;
+        }
+    }
+    std::fs::write(out_dir.join("console.log"), &raw_all).ok();
     if update {
         let mut text = transcript.join("\n");
         text.push('\n');
         std::fs::write(scenario.dir.join("expected"), text)?;
     }
-    let missing = transcript::first_missing(&scenario.expected, &transcript);
-    let mut failures = Vec::new();
-    if let Some((i, line)) = missing.and_then(|i| scenario.expected.get(i).map(|l| (i, l))) {
-        failures.push(format!(
-            "expected line {} not seen (in order): {line}",
-            i + 1
-        ));
-    }
-    let matched = missing.unwrap_or(scenario.expected.len());
-    failures.extend(transcript::verdict(&scenario.expected, &raw, ending));
-    if failures.is_empty() && ending != Ending::StoppedByTest {
+    if failures.is_empty() && last_ending != Ending::StoppedByTest {
         failures.extend(check_after(&scenario.after, &prepared.disk));
+    }
+    if let (true, Some(cuts)) = (failures.is_empty(), &scenario.power_cuts) {
+        match crate::test::power_cuts::run(
+            cuts,
+            &base,
+            &prepared.disk,
+            &pristine,
+            window,
+            DEFAULT_TIMEOUT,
+        ) {
+            Ok(summary) => {
+                println!("    {summary}");
+                transcript.push(format!("qemu: {summary}"));
+            }
+            Err(e) => failures.push(format!("power cuts: {e:#}")),
+        }
     }
     Ok(Outcome {
         transcript,
@@ -211,6 +285,28 @@ fn check_after(checks: &[After], disk: &Path) -> Vec<String> {
                 Ok(state) if !state.dirty => {}
                 Ok(state) => failures.push(format!("the FAT is dirty after shutdown: {state:?}")),
                 Err(e) => failures.push(format!("cannot read the FAT state: {e:#}")),
+            },
+            After::Fsck => match crate::test::power_cuts::fsck(disk) {
+                Ok(v) if v.problems.is_empty() => {}
+                Ok(v) => failures.push(format!(
+                    "fsck.fat -n would repair: {}",
+                    v.problems.join("; ")
+                )),
+                Err(e) => failures.push(format!("cannot run fsck.fat: {e:#}")),
+            },
+            After::Absent { name } => match image::read_file(disk, name) {
+                Ok(None) => {}
+                Ok(Some(_)) => failures.push(format!("{name} is on the disk, it should not be")),
+                Err(e) => failures.push(format!("cannot read {name} from the disk: {e:#}")),
+            },
+            After::Contains { name, text } => match image::read_file(disk, name) {
+                Ok(Some(bytes)) if String::from_utf8_lossy(&bytes).contains(text.as_str()) => {}
+                Ok(Some(bytes)) => failures.push(format!(
+                    "{name} on the disk does not hold {text:?}; it holds {:?}",
+                    String::from_utf8_lossy(&bytes).trim_end()
+                )),
+                Ok(None) => failures.push(format!("{name} is not on the disk")),
+                Err(e) => failures.push(format!("cannot read {name} from the disk: {e:#}")),
             },
             After::File { name, text } => match image::read_file(disk, name) {
                 Ok(Some(bytes)) if bytes == format!("{text}\n").as_bytes() => {}

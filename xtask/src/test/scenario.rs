@@ -61,6 +61,23 @@ pub struct Scenario {
     pub no_console: bool,
     /// No `/boxinit-net` in the initramfs (a `no-net` file exists).
     pub no_net: bool,
+    /// The boot disk lacks boxinit's preallocated files, as a card made by hand (a
+    /// `hand-made` file exists).
+    pub hand_made: bool,
+    /// Power cuts at random instants (`power-cuts`), after the boots of `expected`.
+    pub power_cuts: Option<PowerCuts>,
+}
+
+/// `power-cuts`: `COUNT TRIGGER => END => CHECK`. The first boot of `expected` times TRIGGER
+/// to END (the window cuts may land in); then COUNT times: the disk as it was before the first
+/// boot, a boot killed at a random instant from TRIGGER to a little past END, a boot that must
+/// show CHECK, and `fsck.fat -n` of the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerCuts {
+    pub count: u32,
+    pub trigger: String,
+    pub end: String,
+    pub check: String,
 }
 
 /// A FAT disk image beside the boot disk: `NAME LABEL [SIZE_MiB]` in `disks`; the label `-`
@@ -79,6 +96,12 @@ pub enum After {
     FatClean,
     /// The file exists on the FAT with this text (plus a newline).
     File { name: String, text: String },
+    /// The file exists on the FAT and holds this text somewhere.
+    Contains { name: String, text: String },
+    /// No such file on the FAT.
+    Absent { name: String },
+    /// `fsck.fat -n` finds nothing to repair (the dirty bit a cut leaves aside).
+    Fsck,
     /// The file holds exactly the lines `line 1` .. `line N` (the demo's `slow-write`).
     Lines { name: String, count: u32 },
 }
@@ -162,6 +185,9 @@ impl Scenario {
             no_console: dir.join("no-console").exists(),
             no_net: dir.join("no-net").exists(),
             small: dir.join("small").exists(),
+            hand_made: dir.join("hand-made").exists(),
+            power_cuts: parse_power_cuts(&read("power-cuts"))
+                .with_context(|| format!("{}/power-cuts", dir.display()))?,
         })
     }
 
@@ -178,6 +204,11 @@ impl Scenario {
     pub fn file(&self, name: &str) -> Option<PathBuf> {
         let path = self.dir.join(name);
         path.exists().then_some(path)
+    }
+
+    /// The folder whose files go onto the disk before boot `n` (2, 3, ...): `files-N/`.
+    pub fn files_for_boot(&self, n: usize) -> Option<PathBuf> {
+        self.file(&format!("files-{n}")).filter(|p| p.is_dir())
     }
 
     /// Whether the scenario waits for QEMU to exit (its last expected line is `qemu: ...`).
@@ -233,12 +264,41 @@ fn parse_monitor(text: &str) -> Result<Vec<MonitorStep>> {
         .collect()
 }
 
+fn parse_power_cuts(text: &str) -> Result<Option<PowerCuts>> {
+    let Some(line) = data_lines(text).next() else {
+        return Ok(None);
+    };
+    let (count, rest) = line
+        .split_once(' ')
+        .with_context(|| format!("expected `COUNT TRIGGER => END => CHECK`, found `{line}`"))?;
+    let parts: Vec<&str> = rest.split("=>").map(str::trim).collect();
+    let [trigger, end, check] = parts.as_slice() else {
+        bail!("expected `COUNT TRIGGER => END => CHECK`, found `{line}`");
+    };
+    Ok(Some(PowerCuts {
+        count: count
+            .parse()
+            .with_context(|| format!("`{count}` is not a count"))?,
+        trigger: trigger.to_string(),
+        end: end.to_string(),
+        check: check.to_string(),
+    }))
+}
+
 fn parse_after(text: &str) -> Result<Vec<After>> {
     let mut checks = Vec::new();
     for line in data_lines(text) {
         let mut words = line.splitn(3, ' ');
         match (words.next(), words.next(), words.next()) {
             (Some("fat-clean"), None, None) => checks.push(After::FatClean),
+            (Some("fsck"), None, None) => checks.push(After::Fsck),
+            (Some("absent"), Some(name), None) => checks.push(After::Absent {
+                name: name.to_string(),
+            }),
+            (Some("contains"), Some(name), Some(text)) => checks.push(After::Contains {
+                name: name.to_string(),
+                text: text.to_string(),
+            }),
             (Some("lines"), Some(name), Some(count)) => checks.push(After::Lines {
                 name: name.to_string(),
                 count: count
@@ -251,7 +311,7 @@ fn parse_after(text: &str) -> Result<Vec<After>> {
                 text: text.unwrap_or("").to_string(),
             }),
             _ => bail!(
-                "unknown check `{line}` (known: `fat-clean`, `file NAME TEXT`, `lines NAME N`)"
+                "unknown check `{line}` (known: `fat-clean`, `fsck`, `file NAME TEXT`, `contains NAME TEXT`, `absent NAME`, `lines NAME N`)"
             ),
         }
     }
@@ -304,6 +364,33 @@ mod tests {
             ]
         );
         assert!(parse_after("fat-dirty\n").is_err());
+        assert_eq!(
+            parse_after("fsck\nabsent box.new\ncontains box.failed.txt exited with\n").unwrap(),
+            [
+                After::Fsck,
+                After::Absent {
+                    name: "box.new".into()
+                },
+                After::Contains {
+                    name: "box.failed.txt".into(),
+                    text: "exited with".into()
+                },
+            ]
+        );
+        let cuts = parse_power_cuts("# c\n12 demo: a * => boxinit: b => boxinit: c *\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            cuts,
+            PowerCuts {
+                count: 12,
+                trigger: "demo: a *".into(),
+                end: "boxinit: b".into(),
+                check: "boxinit: c *".into()
+            }
+        );
+        assert!(parse_power_cuts("12 a => b\n").is_err());
+        assert_eq!(parse_power_cuts("").unwrap(), None);
     }
 
     #[test]
