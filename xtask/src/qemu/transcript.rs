@@ -231,11 +231,13 @@ pub fn mask(line: &str) -> String {
             "pid" if is_number(word.trim_end_matches([')', ',', ':'])) => {
                 Some(format!("N{}", trailing(word)))
             }
-            "in" | "after" if is_duration(word.trim_end_matches([')', ',', ';'])) => Some(format!(
-                "N{}{}",
-                unit(word.trim_end_matches([')', ',', ';'])),
-                trailing(word)
-            )),
+            "in" | "after" if is_duration(word.trim_end_matches([')', ',', ';', ':'])) => {
+                Some(format!(
+                    "N{}{}",
+                    unit(word.trim_end_matches([')', ',', ';', ':'])),
+                    trailing(word)
+                ))
+            }
             "at" | "uptime" if is_duration(word) => Some("Ns".to_string()),
             _ => None,
         };
