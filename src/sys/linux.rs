@@ -112,6 +112,24 @@ impl Sys for Linux {
         file.write_all(contents.as_bytes())
     }
 
+    fn create_file(&mut self, path: &Path, mode: u32, contents: &[u8]) -> io::Result<()> {
+        use rustix::fs::{Mode, OFlags};
+        use std::io::Write;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::from_raw_mode(mode))?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(contents)?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
+        Ok(())
+    }
+
+    fn rename_noreplace(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        use rustix::fs::{RenameFlags, CWD};
+        rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE)?;
+        Ok(())
+    }
+
     fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()> {
         let file = std::fs::File::open(path)?;
         let params = c_string(params)?;
