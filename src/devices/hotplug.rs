@@ -14,6 +14,7 @@ use crate::devices::rules::Devices;
 use crate::devices::uevent::{self, Action, Uevent};
 use crate::devices::{coldplug, rules};
 use crate::events::Events;
+use crate::storage::extras::Extras;
 use crate::storage::scan::{self, Candidate};
 use crate::sys::Sys;
 
@@ -32,19 +33,49 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(3);
 /// USB stick behind a Raspberry Pi's dwc2).
 pub const BOOT_FIRST_GRACE: Duration = Duration::from_secs(2);
 
-/// The coldplug modules left for after the boot partition: loaded by [`Deferred::load`], on a
+/// Coldplug's second pass taken away from the boot sequence: the extras to unpack first,
+/// then the modules left for after the boot partition, loaded by [`Deferred::load`] on a
 /// thread of its own once the box runs (`[modules] coldplug_after_box`).
 pub struct Deferred {
-    loader: Loader,
+    loader: Option<Loader>,
     modules: Vec<String>,
+    extras: Extras,
+    /// load for the devices whose modules the extras bring (`[modules] coldplug`)
+    coldplug: bool,
+    root: PathBuf,
 }
 
 impl Deferred {
-    /// Loads the modules (the uevents of their devices go to the event loop); one log line.
-    pub fn load(self, sys: &mut dyn Sys) {
+    /// Unpacks the extras, then loads the modules (the uevents of their devices go to the
+    /// event loop); one log line each.
+    pub fn load(mut self, sys: &mut dyn Sys) {
+        self.unpack_extras(sys);
         let started = Instant::now();
-        let summary = self.loader.load(sys, &self.modules);
+        let Some(loader) = self.loader.as_ref().filter(|_| !self.modules.is_empty()) else {
+            return;
+        };
+        let summary = loader.load(sys, &self.modules);
         log_deferred(summary, started, "after the box started");
+    }
+
+    /// Where the second pass starts: the extras unpacked (their firmware is in place before
+    /// the drivers that ask for it load). When they brought kernel modules, the devices'
+    /// modules are looked for again and added: a device whose module failed for want of its
+    /// file (the pass that ran early, before the boot partition, or a hotplug event during
+    /// the unpack) gets it now.
+    fn unpack_extras(&mut self, sys: &mut dyn Sys) {
+        let brought_modules = self.extras.unpack(sys);
+        let Some(loader) = self
+            .loader
+            .as_ref()
+            .filter(|_| brought_modules && self.coldplug)
+        else {
+            return;
+        };
+        let aliases = coldplug::known_modaliases(&self.root);
+        let mut modules = std::mem::take(&mut self.modules);
+        modules.extend(coldplug::modules_for(&loader.index, &aliases));
+        self.modules = not_loaded(&self.root, modules);
     }
 }
 
@@ -77,6 +108,8 @@ pub struct Hotplug {
     root: PathBuf,
     /// `/dev` is not a devtmpfs (read once, from `/proc/mounts`): nodes are made by hand.
     make_nodes: bool,
+    /// The archives to unpack where the second pass starts ([`Hotplug::set_extras`]).
+    extras: Extras,
 }
 
 impl Hotplug {
@@ -98,6 +131,7 @@ impl Hotplug {
             devices: Devices::new(cfg.device.clone(), make_nodes, &root.join("dev")),
             automount: Automounter::new(cfg.automount.clone(), root),
             root: root.to_path_buf(),
+            extras: Extras::default(),
         }
     }
 
@@ -221,34 +255,50 @@ impl Hotplug {
         None
     }
 
-    /// Loads the modules coldplug left for after the boot partition, and those of the devices
-    /// their drivers bring up; one log line. Nothing when there are none.
+    /// The archives of `[boot] extras` (on the boot partition, now mounted): unpacked where
+    /// the second pass starts, by [`Hotplug::load_deferred`] or [`Deferred::load`].
+    pub fn set_extras(&mut self, extras: Extras) {
+        self.extras = extras;
+    }
+
+    /// Unpacks the extras, then loads the modules coldplug left for after the boot partition,
+    /// and those of the devices their drivers bring up; one log line each. Nothing when there
+    /// are none.
     pub fn load_deferred(&mut self, sys: &mut dyn Sys, events: &Events) {
         self.load_deferred_now(sys, events, "before the box starts");
     }
 
     fn load_deferred_now(&mut self, sys: &mut dyn Sys, events: &Events, when: &str) {
-        self.boot_first_only = false;
-        let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
-        let Some(loader) = self.loader.as_ref().filter(|_| !modules.is_empty()) else {
+        let Some(mut pass) = self.take_deferred() else {
             return;
         };
+        pass.unpack_extras(sys);
         let started = Instant::now();
-        let mut summary = loader.load(sys, &modules);
+        let Some(loader) = pass.loader.as_ref().filter(|_| !pass.modules.is_empty()) else {
+            return;
+        };
+        let mut summary = loader.load(sys, &pass.modules);
         summary += self.settle(sys, events);
         log_deferred(summary, started, when);
     }
 
-    /// The modules coldplug left for after the boot partition, to load away from the boot
-    /// sequence ([`Deferred::load`] on a thread); None when there are none.
+    /// Coldplug's second pass, to run away from the boot sequence ([`Deferred::load`] on a
+    /// thread): the extras and the modules left for after the boot partition; None when there
+    /// are neither.
     pub fn take_deferred(&mut self) -> Option<Deferred> {
         self.boot_first_only = false;
         let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
-        if modules.is_empty() {
+        let extras = std::mem::take(&mut self.extras);
+        if modules.is_empty() && extras.is_empty() {
             return None;
         }
-        let loader = self.loader.clone()?;
-        Some(Deferred { loader, modules })
+        Some(Deferred {
+            loader: self.loader.clone(),
+            modules,
+            extras,
+            coldplug: self.load_for_devices,
+            root: self.root.clone(),
+        })
     }
 
     /// Once the boot partition's init.toml is read: its extra modules and parameters, its
@@ -392,7 +442,8 @@ fn not_loaded(root: &Path, names: Vec<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::recorder::Recorder;
+    use crate::cpio;
+    use crate::sys::recorder::{Call, Recorder};
 
     /// A root with a module tree for the running kernel's release and a devtmpfs /dev.
     fn fake_root(name: &str) -> (PathBuf, String) {
@@ -483,6 +534,76 @@ mod tests {
             .transcript()
             .ends_with("/kernel/drivers/char/hw_random/virtio-rng.ko, \"\")\n"));
         // from then on every device's module loads at once
+        assert!(hotplug.take_deferred().is_none());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The second pass unpacks the extras first, then loads: a driver whose module comes in
+    /// the archive (its device is there, its alias in modules.alias) is loaded after, even
+    /// when the modules coldplug left were loaded before the boot partition.
+    #[test]
+    fn the_second_pass_unpacks_the_extras_first() {
+        use crate::storage::extras::testing::{archive, gzipped};
+        let (root, dir) = fake_root("extras");
+        let release_dir = PathBuf::from(&dir);
+        std::fs::write(
+            release_dir.join("modules.dep"),
+            "kernel/drivers/char/hw_random/virtio-rng.ko:
+             kernel/drivers/net/wireless/brcmfmac.ko:
+",
+        )
+        .unwrap();
+        std::fs::write(
+            release_dir.join("modules.alias"),
+            "alias virtio:d00000004v* virtio_rng
+alias sdio:c*v02D0dA9A6* brcmfmac
+",
+        )
+        .unwrap();
+        let chip = root.join("sys/bus/sdio/devices/mmc1:0001:1");
+        std::fs::create_dir_all(&chip).unwrap();
+        std::fs::write(
+            chip.join("modalias"),
+            "sdio:c00v02D0dA9A6
+",
+        )
+        .unwrap();
+        let boot = root.join("boot");
+        std::fs::create_dir_all(&boot).unwrap();
+        let release = release_dir.file_name().unwrap().to_str().unwrap();
+        let module = format!("lib/modules/{release}/kernel/drivers/net/wireless/brcmfmac.ko");
+        std::fs::write(
+            boot.join("extras.cpio.gz"),
+            gzipped(&archive(&[
+                ("lib/firmware/brcm/chip.bin", cpio::S_IFREG | 0o644, b"fw"),
+                (&module, cpio::S_IFREG | 0o644, b"ko"),
+            ])),
+        )
+        .unwrap();
+        let mut hotplug = Hotplug::new(&Config::default(), "", &root);
+        hotplug.deferred = vec!["virtio_rng".into()];
+        hotplug.set_extras(Extras::new(&["extras.cpio.gz".into()], Some(&boot), &root));
+        let mut rec = Recorder::new();
+        hotplug.take_deferred().unwrap().load(&mut rec);
+        let calls: Vec<String> = rec
+            .calls
+            .iter()
+            .filter(|c| !matches!(c, Call::Mkdir { .. }))
+            .map(|c| c.to_string())
+            .collect();
+        let r = root.display();
+        assert_eq!(
+            calls,
+            [
+                format!("create({r}/lib/firmware/brcm/.chip.bin.boxinit-new, 644, 2 bytes)"),
+                format!("create({r}/{}, 644, 2 bytes)", module.replace("brcmfmac.ko", ".brcmfmac.ko.boxinit-new")),
+                format!("rename({r}/lib/firmware/brcm/.chip.bin.boxinit-new -> {r}/lib/firmware/brcm/chip.bin, NOREPLACE)"),
+                format!("rename({r}/{} -> {r}/{module}, NOREPLACE)", module.replace("brcmfmac.ko", ".brcmfmac.ko.boxinit-new")),
+                format!("finit_module({dir}/kernel/drivers/char/hw_random/virtio-rng.ko, \"\")"),
+                format!("finit_module({dir}/kernel/drivers/net/wireless/brcmfmac.ko, \"\")"),
+            ]
+        );
+        // with nothing left and no extras, no second pass
         assert!(hotplug.take_deferred().is_none());
         std::fs::remove_dir_all(&root).unwrap();
     }

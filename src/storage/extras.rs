@@ -349,4 +349,6 @@ fn retry_once(
 }
 
 #[cfg(test)]
+pub mod testing;
+#[cfg(test)]
 mod tests;

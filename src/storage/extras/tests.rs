@@ -1,38 +1,11 @@
 //! The extras' checks on archives built here, the order of the writes (recorder), a failed
 //! write undone, and a real unpack into a temp root.
 
+use super::testing::{archive, gzipped};
 use super::*;
 use crate::sys::linux::Linux;
 use crate::sys::recorder::{Call, Recorder};
-use cpio::{Fields, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG};
-
-/// A newc archive of `(name, mode, data)` members, as xtask writes one.
-fn archive(members: &[(&str, u32, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, mode, data) in members.iter().chain([&(cpio::TRAILER, 0, &b""[..])]) {
-        out.extend(cpio::member_start(
-            Fields {
-                mode: *mode,
-                nlink: 1,
-                filesize: data.len() as u32,
-                ..Fields::default()
-            },
-            name,
-        ));
-        out.extend(*data);
-        out.resize(cpio::align4(out.len()).unwrap(), 0);
-    }
-    out
-}
-
-/// `data` as a gzip file.
-fn gzipped(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
-    out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
-    out.extend(crate::crc32::crc32(data).to_le_bytes());
-    out.extend((data.len() as u32).to_le_bytes());
-    out
-}
+use cpio::{S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG};
 
 /// What the Wi-Fi part looks like: directories, a library, a link to it, the program last.
 fn wifi() -> Vec<u8> {
