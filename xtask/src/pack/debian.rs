@@ -1,7 +1,8 @@
-//! Debian's files in an initramfs, as `extra::Extra` entries: the programs a scenario or
-//! `--wifi` names, with their libraries (`wpa_supplicant` also when the built-in config turns
-//! Wi-Fi on, as the init's own `Wifi::source` reads it), Wi-Fi's regulatory database, and a
-//! Pi's Wi-Fi firmware. Fetching them is `fetch/`'s; this file decides what is packed.
+//! Debian's files in an initramfs or the card's extras archive, as `extra::Extra` entries:
+//! the programs a scenario or `--wifi` names, with their libraries (`wpa_supplicant` also when
+//! the built-in config turns Wi-Fi on, as the init's own `Wifi::source` reads it; it goes to
+//! the extras, a program after its libraries), Wi-Fi's regulatory database, and a Pi's Wi-Fi
+//! firmware. Fetching them is `fetch/`'s; this file decides what is packed.
 
 use std::path::Path;
 
@@ -46,16 +47,22 @@ pub fn programs_to_pack(
     Ok(out)
 }
 
-/// The initramfs entries for `programs`: each one, its ELF interpreter and its shared
-/// libraries from Debian's packages for `arch`, then the regulatory database (none when
-/// `programs` is empty).
+/// The initramfs entries for `programs`: each one's ELF interpreter and shared libraries
+/// from Debian's packages for `arch`, then the program itself (so that, unpacked in this
+/// order from the card's extras, it appears after what it needs), then the regulatory
+/// database (none when `programs` is empty).
 pub fn program_entries(arch: Arch, programs: &[DebianProgram]) -> Result<Vec<Extra>> {
     let mut entries = Vec::new();
     if programs.is_empty() {
         return Ok(entries);
     }
     for program in programs {
-        for (path, entry) in programs::fetch(arch, program)? {
+        let mut closure = programs::fetch(arch, program)?;
+        let own = closure.remove(program.path);
+        for (path, entry) in closure
+            .into_iter()
+            .chain(own.map(|e| (program.path.into(), e)))
+        {
             entries.push(match entry {
                 Entry::File(source, mode) => Extra::File {
                     data: std::fs::read(&source)
@@ -69,6 +76,15 @@ pub fn program_entries(arch: Arch, programs: &[DebianProgram]) -> Result<Vec<Ext
     }
     entries.extend(firmware_entries(programs::regulatory_db(arch)?));
     Ok(entries)
+}
+
+/// [`program_entries`] of `programs`, split: those that serve later than the box
+/// ([`DebianProgram::later`]: `wpa_supplicant`) for the card's extras archive, the others
+/// (a test's `hostapd`) for the initramfs. (initramfs entries, extras entries)
+pub fn split_entries(arch: Arch, programs: &[DebianProgram]) -> Result<(Vec<Extra>, Vec<Extra>)> {
+    let (later, now): (Vec<DebianProgram>, Vec<DebianProgram>) =
+        programs.iter().partition(|p| p.later);
+    Ok((program_entries(arch, &now)?, program_entries(arch, &later)?))
 }
 
 /// The Wi-Fi firmware of a Pi's `boards` as initramfs entries (`fetch/firmware.rs`).
