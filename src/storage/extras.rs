@@ -116,17 +116,29 @@ pub struct Unpacked {
 
 /// Reads, checks and unpacks the archive at `path` under `root`.
 fn unpack_archive(sys: &mut dyn Sys, path: &Path, root: &Path) -> Result<Unpacked, Failure> {
-    let cpio = {
+    let started = Instant::now();
+    let (cpio, read, read_in) = {
         let file = read_bounded(path).map_err(|e| {
             Failure::Unusable(match e.kind() {
                 io::ErrorKind::NotFound => "it is missing".to_string(),
                 _ => format!("cannot read it: {e}"),
             })
         })?;
-        gzip::decompress_all(&file, MAX_UNPACKED).map_err(|e| Failure::Unusable(e.0))?
+        let read_in = started.elapsed();
+        let cpio = gzip::decompress_all(&file, MAX_UNPACKED).map_err(|e| Failure::Unusable(e.0))?;
+        (cpio, file.len(), read_in)
     };
+    let inflated_in = started.elapsed();
     let items = verify(&cpio).map_err(Failure::Unusable)?;
-    write(sys, root, &items).map_err(Failure::Write)
+    let done = write(sys, root, &items).map_err(Failure::Write)?;
+    log::debug!(
+        "extras: {}: {read} bytes read in {}ms, inflated and checked in {}ms, written in {}ms",
+        path.display(),
+        read_in.as_millis(),
+        (inflated_in - read_in).as_millis(),
+        (started.elapsed() - inflated_in).as_millis()
+    );
+    Ok(done)
 }
 
 /// The file's bytes, if it is no larger than an archive may be: a gzip file is never much
