@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::fetch::closure::Entry;
+use crate::fetch::closure::{Closure, Entry};
 use crate::fetch::firmware::{self, PiWifi};
 use crate::fetch::programs::{self, DebianProgram, WPA_SUPPLICANT};
 use crate::pack::extra::Extra;
@@ -57,12 +57,8 @@ pub fn program_entries(arch: Arch, programs: &[DebianProgram]) -> Result<Vec<Ext
         return Ok(entries);
     }
     for program in programs {
-        let mut closure = programs::fetch(arch, program)?;
-        let own = closure.remove(program.path);
-        for (path, entry) in closure
-            .into_iter()
-            .chain(own.map(|e| (program.path.into(), e)))
-        {
+        let closure = programs::fetch(arch, program)?;
+        for (path, entry) in program_last(closure, program.path) {
             entries.push(match entry {
                 Entry::File(source, mode) => Extra::File {
                     data: std::fs::read(&source)
@@ -76,6 +72,15 @@ pub fn program_entries(arch: Arch, programs: &[DebianProgram]) -> Result<Vec<Ext
     }
     entries.extend(firmware_entries(programs::regulatory_db(arch)?));
     Ok(entries)
+}
+
+/// The paths of a program's closure in the order to unpack them: the libraries and the ELF
+/// interpreter (by path), then the program at `program`.
+fn program_last(mut closure: Closure, program: &str) -> Vec<(String, Entry)> {
+    let own = closure.remove(program);
+    let mut out: Vec<(String, Entry)> = closure.into_iter().collect();
+    out.extend(own.map(|entry| (program.to_string(), entry)));
+    out
 }
 
 /// [`program_entries`] of `programs`, split: those that serve later than the box
@@ -107,6 +112,26 @@ fn firmware_entries(files: Vec<(String, Vec<u8>)>) -> Vec<Extra> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_comes_after_its_libraries() {
+        let closure: Closure = [
+            ("lib/ld.so", Entry::Symlink("x".into())),
+            ("sbin/wpa_supplicant", Entry::File("/x".into(), 0o755)),
+            ("usr/lib/libssl.so.3", Entry::File("/y".into(), 0o644)),
+        ]
+        .into_iter()
+        .map(|(p, e)| (p.to_string(), e))
+        .collect();
+        let order: Vec<String> = program_last(closure, "sbin/wpa_supplicant")
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            order,
+            ["lib/ld.so", "usr/lib/libssl.so.3", "sbin/wpa_supplicant"]
+        );
+    }
 
     #[test]
     fn builtin_config_turns_wifi_on() {
