@@ -10,8 +10,7 @@
 //! missing, damaged or unwritable archive is one error line and nothing of it stays; the box
 //! runs on. The format is `cpio.rs`'s and `gzip.rs`'s; writes go through `Sys`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -145,17 +144,15 @@ fn unpack_archive(sys: &mut dyn Sys, path: &Path, root: &Path) -> Result<Unpacke
 /// larger than what it holds.
 fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
     let limit = MAX_UNPACKED + MAX_UNPACKED / 8 + 4096;
-    let file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
+    let len = std::fs::metadata(path)?.len();
     if len > limit as u64 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{len} bytes, more than an archive of at most {MAX_UNPACKED} bytes can be"),
         ));
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(limit as u64).read_to_end(&mut bytes)?;
-    Ok(bytes)
+    // the boot partition is read-only by default, and nothing else writes it at this point
+    std::fs::read(path)
 }
 
 /// A member checked, and what it makes.
@@ -183,7 +180,6 @@ pub enum Kind<'a> {
 pub fn verify(cpio: &[u8]) -> Result<Vec<Item<'_>>, String> {
     let members = cpio::read(cpio, MAX_MEMBERS).map_err(|e| format!("corrupt: {e}"))?;
     let mut items = Vec::with_capacity(members.len());
-    let mut is_dir: BTreeMap<&str, bool> = BTreeMap::new();
     for m in &members {
         check_name(m.name)?;
         let mode = m.fields.mode & 0o777;
@@ -207,17 +203,26 @@ pub fn verify(cpio: &[u8]) -> Result<Vec<Item<'_>>, String> {
                 ))
             }
         };
-        if is_dir
-            .insert(m.name, matches!(kind, Kind::Dir(_)))
-            .is_some()
-        {
-            return Err(format!("{} is in it twice", m.name));
-        }
         items.push(Item { path: m.name, kind });
+    }
+    // the names, and those of files and links, each sorted: each name once, nothing under a
+    // file or link
+    let mut names: Vec<&str> = Vec::with_capacity(items.len());
+    let mut not_dirs: Vec<&str> = Vec::new();
+    for item in &items {
+        match names.binary_search(&item.path) {
+            Ok(_) => return Err(format!("{} is in it twice", item.path)),
+            Err(at) => names.insert(at, item.path),
+        }
+        if !matches!(item.kind, Kind::Dir(_)) {
+            if let Err(at) = not_dirs.binary_search(&item.path) {
+                not_dirs.insert(at, item.path);
+            }
+        }
     }
     for item in &items {
         for parent in parents(item.path) {
-            if is_dir.get(parent) == Some(&false) {
+            if not_dirs.binary_search(&parent).is_ok() {
                 return Err(format!(
                     "{} lies under {parent}, which it holds as a file or link",
                     item.path
@@ -247,10 +252,13 @@ fn parents(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/').filter_map(|(at, _)| path.get(..at))
 }
 
-/// The temporary name of `target` until its rename: `.NAME.boxinit-new` beside it.
-fn temp_name(target: &Path) -> PathBuf {
-    let name = target.file_name().unwrap_or_default().to_string_lossy();
-    target.with_file_name(format!(".{name}{TEMP_SUFFIX}"))
+/// The temporary name under `root` of the member `path` until its rename:
+/// `.NAME.boxinit-new` beside it.
+fn temp_name(root: &Path, path: &str) -> PathBuf {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => root.join(format!("{dir}/.{name}{TEMP_SUFFIX}")),
+        None => root.join(format!(".{path}{TEMP_SUFFIX}")),
+    }
 }
 
 /// Writes `items` under `root`: directories (and any missing above a member) at once, each
@@ -302,18 +310,22 @@ fn make_all(
     done: &mut Unpacked,
     pending: &mut Vec<(PathBuf, PathBuf)>,
 ) -> Result<(), (PathBuf, io::Error)> {
-    let mut made_dirs: BTreeSet<&str> = BTreeSet::new();
+    // sorted: each directory made once
+    let mut made_dirs: Vec<&str> = Vec::new();
     for item in items {
         let target = root.join(item.path);
         for dir in parents(item.path) {
-            if made_dirs.insert(dir) {
+            if let Err(at) = made_dirs.binary_search(&dir) {
+                made_dirs.insert(at, dir);
                 make_dir(sys, &root.join(dir), 0o755)?;
             }
         }
-        let temp = temp_name(&target);
+        let temp = temp_name(root, item.path);
         match item.kind {
             Kind::Dir(mode) => {
-                made_dirs.insert(item.path);
+                if let Err(at) = made_dirs.binary_search(&item.path) {
+                    made_dirs.insert(at, item.path);
+                }
                 make_dir(sys, &target, mode)?;
             }
             Kind::File(mode, data) => {

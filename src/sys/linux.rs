@@ -113,15 +113,17 @@ impl Sys for Linux {
     }
 
     fn create_file(&mut self, path: &Path, mode: u32, contents: &[u8]) -> io::Result<()> {
-        use rustix::fs::{Mode, OFlags};
         use std::io::Write;
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(path, flags, Mode::from_raw_mode(mode))?;
-        let mut file = std::fs::File::from(fd);
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        // create_new: O_CREAT | O_EXCL (std adds O_CLOEXEC)
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
         file.write_all(contents)?;
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
-        Ok(())
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
     }
 
     fn rename_noreplace(&mut self, from: &Path, to: &Path) -> io::Result<()> {
