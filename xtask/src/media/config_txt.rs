@@ -24,31 +24,36 @@ pub const INITRAMFS: &str = "initramfs.cpio.gz";
 /// README).
 pub fn config_txt(board: Board, dtb_names: DtbNames, features: &BoardFeatures) -> String {
     let mut text = format!(
-        "# Raspberry Pi firmware settings, written by `cargo xtask bundle --board {}` (boxinit).\n\
+        "# Raspberry Pi firmware settings, written by boxinit's\n\
+         # `cargo xtask bundle --board {}`.\n\
          # https://www.raspberrypi.com/documentation/computers/config_txt.html\n\
          arm_64bit=1\n\
-         # {}\n\
+         {}\
          kernel={KERNEL}\n\
          # the initramfs is loaded right after the kernel: boxinit is its /init\n\
          initramfs {INITRAMFS} followkernel\n\
          # the serial console on GPIO 14 (TX, pin 8) and 15 (RX, pin 10), 115200 baud\n\
          enable_uart=1\n",
         board.name(),
-        if features.gzip_kernel {
+        comment(if features.gzip_kernel {
             "gzip-compressed: the firmware knows it by its first bytes and inflates it \
              ([board] gzip_kernel)"
         } else {
             "the raw Image ([board] gzip_kernel = false)"
-        }
+        })
     );
     if dtb_names == DtbNames::Upstream {
         text += "# the kernel's device trees have the upstream names (bcm2837-rpi-3-b.dtb, ...)\n\
                  upstream_kernel=1\n";
     }
-    text += "# Fewer bytes and less waiting before the kernel starts; each line is one key of\n\
-             # [board] in init.toml away from the firmware's default (README).\n";
-    for (comment, line) in boot_time_switches(board, features) {
-        text += &format!("# {comment}\n{line}\n");
+    text += &comment(
+        "Fewer bytes and less waiting before the kernel starts; each line is one key of \
+         [board] in init.toml away from the firmware's default (README).",
+    );
+    for (why, line) in boot_time_switches(board, features) {
+        text += &comment(&why);
+        text += &line;
+        text.push('\n');
     }
     if features.spi && dtb_names == DtbNames::Upstream {
         text += "# SPI0 is switched on in the device trees themselves (spidev on CE0 and CE1)\n";
@@ -72,6 +77,26 @@ pub fn config_txt(board: Board, dtb_names: DtbNames, features: &BoardFeatures) -
         }
     }
     text
+}
+
+/// The firmware ignores what lies past the 98th character of a line ("previously 78",
+/// `config_txt/what_is_config_txt.adoc`): comments are wrapped within the older limit.
+pub const LINE_LIMIT: usize = 78;
+
+/// `text` as `#` lines of at most [`LINE_LIMIT`] characters.
+fn comment(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() + 1 + word.len() > LINE_LIMIT && line != "#" {
+            out += &line;
+            out.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line += word;
+    }
+    out + &line + "\n"
 }
 
 /// The lines that make the firmware reach the kernel sooner, each with its comment, for the
@@ -281,6 +306,29 @@ mod tests {
         let default = config_txt(Board::Rpi3, DtbNames::Upstream, &BoardFeatures::default());
         for line in all {
             assert!(lines(&default).contains(&line), "{line}:\n{default}");
+        }
+        for features in [
+            BoardFeatures::default(),
+            BoardFeatures {
+                usb_serial: UsbSerial::Box,
+                sound: true,
+                i2c: true,
+                spi: true,
+                boot_delay: 200,
+                splash: true,
+                gzip_kernel: false,
+                ..Default::default()
+            },
+        ] {
+            for board in [Board::Rpi3, Board::Rpi4, Board::Rpi02w] {
+                let text = config_txt(board, DtbNames::Upstream, &features);
+                for line in text.lines() {
+                    assert!(
+                        line.len() <= LINE_LIMIT,
+                        "too long for the firmware: {line}"
+                    );
+                }
+            }
         }
         // a comment before every line, saying which key turns it off
         for (comment, _) in boot_time_switches(Board::Rpi3, &BoardFeatures::default()) {
