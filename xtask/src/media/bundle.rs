@@ -13,10 +13,10 @@
 //! Zero 2 W; the Pi 4 has it in EEPROM), which reads `config.txt` and loads the GPU firmware
 //! it names (`start_cd.elf` by default, `start.elf` with sound or a display; the Pi 4's
 //! `start4*.elf`), which reads `config.txt`, loads the kernel (inflating it), the device tree
-//! of the board it runs on and the initramfs, and starts the kernel with `cmdline.txt`. What
-//! that adds up to per board is `media/boot_bytes.rs`'s. With `upstream_kernel=1` it looks for the
-//! upstream device tree names (`bcm2837-rpi-3-b.dtb`) that Debian's kernel ships, instead of
-//! Raspberry Pi OS's (`bcm2710-rpi-3-b.dtb`).
+//! of the board it runs on and the initramfs, and starts the kernel with `cmdline.txt`. With
+//! `upstream_kernel=1` it looks for the upstream device tree names (`bcm2837-rpi-3-b.dtb`)
+//! that Debian's kernel ships, instead of Raspberry Pi OS's (`bcm2710-rpi-3-b.dtb`). What
+//! all that adds up to per board is `media/boot_bytes.rs`'s.
 
 use std::path::{Path, PathBuf};
 
