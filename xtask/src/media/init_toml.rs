@@ -57,6 +57,7 @@ restart = \"always\"
 # sound = true
 # i2c = true
 # spi = true
+# display = true               # an HDMI screen: the full GPU firmware and console=tty1
 ";
 
 /// The card's `init.toml` as boxinit will read it (its `[board]` features applied), or the
