@@ -295,7 +295,7 @@ impl Hotplug {
                     "cannot start the module loading thread: {e}; modules load in the event loop"
                 );
                 if let Some(Job::SecondPass { modules, walk }) = second_pass {
-                    load_thread::second_pass(loader, sys, modules, walk, "after the box started");
+                    load_thread::second_pass(loader, sys, modules, walk, "in the event loop");
                 }
             }
         }

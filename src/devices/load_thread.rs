@@ -115,7 +115,7 @@ fn run(
     for job in queue {
         match job {
             Job::SecondPass { modules, walk } => {
-                second_pass(loader, sys.as_mut(), modules, walk, "after the box started");
+                second_pass(loader, sys.as_mut(), modules, walk, "loader thread");
                 shared.second_pass_done.store(true, Ordering::SeqCst);
             }
             Job::Device { alias, what } => {
