@@ -246,11 +246,9 @@ impl Hotplug {
             return;
         };
         let started = Instant::now();
-        load_thread::second_pass(loader, sys, modules, walk, when);
-        let settled = self.settle(sys, events);
-        if settled != Summary::default() {
-            load_thread::log_second_pass(settled, started, &format!("{when}, their devices'"));
-        }
+        let mut summary = load_thread::second_pass(loader, sys, modules, walk);
+        summary += self.settle(sys, events);
+        load_thread::log_second_pass(summary, started, when);
     }
 
     /// The boot sequence is done: from now on modules load on the loader thread, which
@@ -269,11 +267,13 @@ impl Hotplug {
         };
     }
 
-    /// Starts the loader thread once it is due ([`AfterBoot::Ready`]). Without a thread
-    /// (out of memory) the second pass runs here, and later loads too.
-    fn start_loading(&mut self, sys: &mut dyn Sys) {
-        if !matches!(self.after_boot, AfterBoot::Ready { .. }) {
-            return;
+    /// Starts the loader thread once it is due ([`AfterBoot::Ready`]) and has work: the second
+    /// pass, or with `for_job` a device's modules (no thread for a machine that never needs
+    /// one). Without a thread (out of memory) the second pass runs here, and later loads too.
+    fn start_loading(&mut self, sys: &mut dyn Sys, for_job: bool) {
+        match &self.after_boot {
+            AfterBoot::Ready { second_pass, .. } if for_job || second_pass.is_some() => {}
+            _ => return,
         }
         let (
             AfterBoot::Ready {
@@ -295,7 +295,9 @@ impl Hotplug {
                     "cannot start the module loading thread: {e}; modules load in the event loop"
                 );
                 if let Some(Job::SecondPass { modules, walk }) = second_pass {
-                    load_thread::second_pass(loader, sys, modules, walk, "in the event loop");
+                    let started = Instant::now();
+                    let summary = load_thread::second_pass(loader, sys, modules, walk);
+                    load_thread::log_second_pass(summary, started, "in the event loop");
                 }
             }
         }
@@ -332,7 +334,7 @@ impl Hotplug {
     /// A new device's modalias once the box runs: to the loader thread (or loaded here when
     /// there is none).
     fn load_after_boot(&mut self, sys: &mut dyn Sys, alias: &str, what: String) {
-        self.start_loading(sys);
+        self.start_loading(sys, true);
         let job = Job::Device {
             alias: alias.to_string(),
             what,
@@ -434,10 +436,10 @@ impl Hotplug {
         self.make_nodes
     }
 
-    /// Timers of the event loop: the loader thread's start (at the first tick, once the box
-    /// has been started), the automount probes under way. Returns when to come back.
+    /// Timers of the event loop: the loader thread's start for the second pass (at the first
+    /// tick, once the box has been started), the automount probes under way. Returns when to come back.
     pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
-        self.start_loading(sys);
+        self.start_loading(sys, false);
         self.automount.tick(sys, now)
     }
 
@@ -626,10 +628,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(hotplug.coldplug_done());
-        // without a second pass it is done at once
+        // without a second pass it is done at once, and no thread starts for nothing
         let mut none = Hotplug::new(&Config::default(), "", &root);
         none.after_boot(Box::new(Recorder::new()));
+        none.tick(&mut Recorder::new(), Instant::now());
         assert!(none.coldplug_done());
+        assert!(matches!(none.after_boot, AfterBoot::Ready { .. }));
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -115,7 +115,9 @@ fn run(
     for job in queue {
         match job {
             Job::SecondPass { modules, walk } => {
-                second_pass(loader, sys.as_mut(), modules, walk, "loader thread");
+                let started = Instant::now();
+                let summary = second_pass(loader, sys.as_mut(), modules, walk);
+                log_second_pass(summary, started, "loader thread");
                 shared.second_pass_done.store(true, Ordering::SeqCst);
             }
             Job::Device { alias, what } => {
@@ -128,17 +130,14 @@ fn run(
 }
 
 /// Coldplug's second pass: `modules`, with `walk` those of every device sysfs shows too,
-/// less what is loaded already; one log line saying `when`. The uevents of the devices their
-/// drivers bring up go to whoever reads the socket. Also the boot's own, before the box
-/// (`hotplug`), where they are not.
+/// less what is loaded already. The uevents of the devices their drivers bring up go to
+/// whoever reads the socket. Also the boot's own, before the box (`hotplug`).
 pub fn second_pass(
     loader: &Loader,
     sys: &mut dyn Sys,
     modules: Vec<String>,
     walk: bool,
-    when: &str,
-) {
-    let started = Instant::now();
+) -> Summary {
     let mut modules = modules;
     if walk {
         let aliases = coldplug::known_modaliases(loader.root());
@@ -146,14 +145,16 @@ pub fn second_pass(
     }
     let modules = not_loaded(loader.root(), modules);
     if modules.is_empty() {
-        return;
+        return Summary::default();
     }
-    let summary = loader.load(sys, &modules);
-    log_second_pass(summary, started, when);
+    loader.load(sys, &modules)
 }
 
-/// The second pass's line.
+/// The second pass's line (none when it had nothing to do), saying `when` it ran.
 pub fn log_second_pass(summary: Summary, started: Instant, when: &str) {
+    if summary == Summary::default() {
+        return;
+    }
     log::info!(
         "modules of the other devices ({when}): {} loaded, {} already there, {} failed in {}ms",
         summary.loaded,
