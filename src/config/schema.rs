@@ -137,10 +137,10 @@ pub struct Modules {
     /// with `wait_for`), or, with `false`, before the box starts (every present device's
     /// driver loaded when it starts, as before).
     pub coldplug_after_box: bool,
-    /// The modules that bring up the boot partition's disk (`["bcm2835"]`, a Pi 3's SD host):
-    /// with them, coldplug's first pass (a walk of sysfs) is not needed before the boot
-    /// partition; it runs after the box started, or when the partition does not show up
-    /// within 2 s (a Pi booting from USB).
+    /// The modules that bring up the boot partition's disk (`["bcm2835"]`, a Pi 3's SD host),
+    /// loaded first: with them, coldplug's first pass (a walk of sysfs) is not needed before
+    /// the boot partition; it runs with the second pass, or when the partition does not show
+    /// up within 2 s (a Pi booting from USB).
     pub boot: Vec<String>,
 }
 

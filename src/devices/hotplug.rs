@@ -81,7 +81,8 @@ impl Hotplug {
     pub fn new(cfg: &Config, cmdline: &str, root: &Path) -> Hotplug {
         // No module wanted, no index read (and no complaint where there is none, as in a
         // PID-namespace test).
-        let wants_modules = cfg.modules.coldplug || !cfg.modules.load.is_empty();
+        let wants_modules =
+            cfg.modules.coldplug || !cfg.modules.load.is_empty() || !cfg.modules.boot.is_empty();
         let loader = wants_modules
             .then(|| Loader::open(root, &cfg.modules.params, cmdline, cfg.modules.parallel))
             .flatten();
@@ -115,7 +116,8 @@ impl Hotplug {
         let Some(loader) = &self.loader else {
             return;
         };
-        let mut wanted: Vec<String> = cfg.modules.load.clone();
+        let mut wanted: Vec<String> = cfg.modules.boot.clone();
+        wanted.extend(cfg.modules.load.iter().cloned());
         let mut devices = 0;
         let mut walk = Duration::ZERO;
         if self.load_for_devices && !cfg.modules.boot.is_empty() {
@@ -124,7 +126,6 @@ impl Hotplug {
                 "coldplug: first [modules] boot: {}",
                 cfg.modules.boot.join(" ")
             );
-            wanted.extend(cfg.modules.boot.iter().cloned());
             self.walk_pending = true;
             self.boot_first_only = true;
         } else if self.load_for_devices {
