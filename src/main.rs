@@ -40,18 +40,27 @@ fn main() {
     // written, and `std::env::args()` panics on one that is not UTF-8 (before any hook).
     let args: Vec<OsString> = std::env::args_os().collect();
     if rustix::process::getpid().is_init() {
+        // An exec'd box (`mode = "exec"`) whose shell execs `poweroff` as its last command
+        // makes this binary PID 1 under that name: there is no init left to ask, so it acts
+        // at once, as with `-f`, instead of booting again.
+        if let Some(tool @ ("reboot" | "poweroff" | "halt")) = tool_name(&args) {
+            std::process::exit(signal_init(tool, &["-f".to_string()]));
+        }
         boot();
     }
     std::process::exit(multicall(&args));
 }
 
-/// Not PID 1: act as the tool named by argv[0] (or argv[1]).
-fn multicall(args: &[OsString]) -> i32 {
-    let argv0 = args
-        .first()
+/// The name this binary was started as: argv[0]'s file name.
+fn tool_name(args: &[OsString]) -> Option<&str> {
+    args.first()
         .and_then(|a| Path::new(a).file_name())
         .and_then(|name| name.to_str())
-        .unwrap_or("");
+}
+
+/// Not PID 1: act as the tool named by argv[0] (or argv[1]).
+fn multicall(args: &[OsString]) -> i32 {
+    let argv0 = tool_name(args).unwrap_or("");
     let rest = args.get(1..).unwrap_or_default();
     let tool_with =
         |args: &[OsString], run: &dyn Fn(&[String]) -> i32| match boxinit::utf8_args(args) {
