@@ -1,15 +1,16 @@
 //! Devices from boot to shutdown: the modules the boot config names, coldplug (every device
 //! present at boot), then each uevent as it arrives — its module, its node and rules
 //! (`devices`), its automount. The boot sequence and the event loop call in here; finding
-//! modaliases is `coldplug`'s job, loading `modules`', parsing messages `uevent`'s.
+//! modaliases is `coldplug`'s job, loading `modules`', parsing messages `uevent`'s; once the
+//! box runs, modules load on the loader thread (`load_thread`), never on the loop's.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, DeviceSpec};
 use crate::devices::automount::Automounter;
-use crate::devices::modules::{Loader, Summary};
+use crate::devices::load_thread::{self, Job, LoadThread};
+use crate::devices::modules::{not_loaded, Loader, Summary};
 use crate::devices::rules::Devices;
 use crate::devices::uevent::{self, Action, Uevent};
 use crate::devices::{coldplug, rules};
@@ -32,33 +33,24 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(3);
 /// USB stick behind a Raspberry Pi's dwc2).
 pub const BOOT_FIRST_GRACE: Duration = Duration::from_secs(2);
 
-/// The coldplug modules left for after the boot partition: loaded by [`Deferred::load`], on a
-/// thread of its own once the box runs (`[modules] coldplug_after_box`).
-pub struct Deferred {
-    loader: Loader,
-    modules: Vec<String>,
-}
-
-impl Deferred {
-    /// Loads the modules (the uevents of their devices go to the event loop); one log line.
-    pub fn load(self, sys: &mut dyn Sys) {
-        let started = Instant::now();
-        let summary = self.loader.load(sys, &self.modules);
-        log_deferred(summary, started, "after the box started");
-    }
-}
-
-fn log_deferred(summary: Summary, started: Instant, when: &str) {
-    log::info!(
-        "modules of the other devices ({when}): {} loaded, {} already there, {} failed in {}ms",
-        summary.loaded,
-        summary.already,
-        summary.failed,
-        started.elapsed().as_millis()
-    );
-}
 /// How long boot waits for the automount probes of the devices already there.
 const BOOT_PROBE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Where module loading goes once the boot sequence hands over to the event loop.
+enum AfterBoot {
+    /// Still booting: modules load on this thread, in the boot sequence's order.
+    Booting,
+    /// Handed over ([`Hotplug::after_boot`]); the thread starts at the loop's first tick,
+    /// once the box has been started, with the second pass as its first job.
+    Ready {
+        sys: Box<dyn Sys + Send>,
+        second_pass: Option<Job>,
+    },
+    /// The loader thread runs; the loop sends it jobs.
+    Thread(LoadThread),
+    /// No thread could be had (out of memory): modules load on the loop's thread.
+    Inline,
+}
 
 /// Everything that acts on device events.
 pub struct Hotplug {
@@ -68,9 +60,14 @@ pub struct Hotplug {
     /// Coldplug's modules that can wait until the boot partition is mounted
     /// ([`coldplug::split_boot_first`]).
     deferred: Vec<String>,
-    /// Until the deferred modules are loaded or taken, new devices' modules that are not
-    /// [`coldplug::loads_first`] join them instead of loading at once.
+    /// The first pass did not read sysfs (`[modules] boot` named the boot disk's modules):
+    /// the second pass reads it.
+    walk_pending: bool,
+    /// Until the deferred modules are loaded or handed over, new devices' modules that are
+    /// not [`coldplug::loads_first`] join them instead of loading at once.
     boot_first_only: bool,
+    /// Where modules load once the box runs.
+    after_boot: AfterBoot,
     devices: Devices,
     automount: Automounter,
     /// `/` (a temp dir in tests): where `/sys` and `/dev` are read.
@@ -84,7 +81,8 @@ impl Hotplug {
     pub fn new(cfg: &Config, cmdline: &str, root: &Path) -> Hotplug {
         // No module wanted, no index read (and no complaint where there is none, as in a
         // PID-namespace test).
-        let wants_modules = cfg.modules.coldplug || !cfg.modules.load.is_empty();
+        let wants_modules =
+            cfg.modules.coldplug || !cfg.modules.load.is_empty() || !cfg.modules.boot.is_empty();
         let loader = wants_modules
             .then(|| Loader::open(root, &cfg.modules.params, cmdline, cfg.modules.parallel))
             .flatten();
@@ -94,7 +92,9 @@ impl Hotplug {
             loader,
             load_for_devices: cfg.modules.coldplug,
             deferred: Vec::new(),
+            walk_pending: false,
             boot_first_only: false,
+            after_boot: AfterBoot::Booting,
             devices: Devices::new(cfg.device.clone(), make_nodes, &root.join("dev")),
             automount: Automounter::new(cfg.automount.clone(), root),
             root: root.to_path_buf(),
@@ -102,10 +102,11 @@ impl Hotplug {
     }
 
     /// Boot: the named modules, then (with `coldplug`) the modules of the present devices that
-    /// can hold the boot partition ([`coldplug::loads_first`]), the boot file system's, and
-    /// those of the devices their drivers bring up, read from the uevent socket until it is
-    /// quiet. One log line with the counts and the time. The other devices' modules wait for
-    /// [`Hotplug::load_deferred`] or [`Hotplug::take_deferred`].
+    /// can hold the boot partition ([`coldplug::loads_first`]) — or, when `[modules] boot`
+    /// names them, those, without reading sysfs — the boot file system's, and those of the
+    /// devices their drivers bring up, read from the uevent socket until it is quiet. One log
+    /// line with the counts and the time. The other devices' modules wait for
+    /// [`Hotplug::load_deferred`] or [`Hotplug::after_boot`].
     pub fn boot(&mut self, sys: &mut dyn Sys, events: &Events, cfg: &Config) {
         let started = Instant::now();
         if self.make_nodes() {
@@ -115,10 +116,19 @@ impl Hotplug {
         let Some(loader) = &self.loader else {
             return;
         };
-        let mut wanted: Vec<String> = cfg.modules.load.clone();
+        let mut wanted: Vec<String> = cfg.modules.boot.clone();
+        wanted.extend(cfg.modules.load.iter().cloned());
         let mut devices = 0;
         let mut walk = Duration::ZERO;
-        if self.load_for_devices {
+        if self.load_for_devices && !cfg.modules.boot.is_empty() {
+            // the boot disk's modules are named: sysfs is read after the boot partition
+            log::debug!(
+                "coldplug: first [modules] boot: {}",
+                cfg.modules.boot.join(" ")
+            );
+            self.walk_pending = true;
+            self.boot_first_only = true;
+        } else if self.load_for_devices {
             let aliases = coldplug::known_modaliases(&self.root);
             devices = aliases.len();
             walk = started.elapsed();
@@ -132,6 +142,8 @@ impl Hotplug {
             wanted.extend(first);
             self.deferred = rest;
             self.boot_first_only = true;
+        }
+        if self.load_for_devices {
             for name in BOOT_FS_MODULES {
                 if loader.index.knows(name) {
                     wanted.push(name.to_string());
@@ -151,7 +163,7 @@ impl Hotplug {
             summary.already,
             summary.failed,
             started.elapsed().as_millis(),
-            if self.load_for_devices {
+            if self.load_for_devices && !self.walk_pending {
                 format!(
                     " (coldplug: {devices} device aliases read in {}ms)",
                     walk.as_millis()
@@ -190,7 +202,7 @@ impl Hotplug {
         spec: &DeviceSpec,
         grace: Duration,
     ) -> Option<Candidate> {
-        if self.deferred.is_empty() || *spec == DeviceSpec::None {
+        if (self.deferred.is_empty() && !self.walk_pending) || *spec == DeviceSpec::None {
             return None;
         }
         let deadline = crate::events::deadline_after(Instant::now(), grace);
@@ -229,26 +241,136 @@ impl Hotplug {
 
     fn load_deferred_now(&mut self, sys: &mut dyn Sys, events: &Events, when: &str) {
         self.boot_first_only = false;
-        let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
-        let Some(loader) = self.loader.as_ref().filter(|_| !modules.is_empty()) else {
+        let modules = std::mem::take(&mut self.deferred);
+        let walk = std::mem::take(&mut self.walk_pending);
+        let Some(loader) = &self.loader else {
             return;
         };
         let started = Instant::now();
-        let mut summary = loader.load(sys, &modules);
+        let mut summary = load_thread::second_pass(loader, sys, modules, walk);
         summary += self.settle(sys, events);
-        log_deferred(summary, started, when);
+        load_thread::log_second_pass(summary, started, when);
     }
 
-    /// The modules coldplug left for after the boot partition, to load away from the boot
-    /// sequence ([`Deferred::load`] on a thread); None when there are none.
-    pub fn take_deferred(&mut self) -> Option<Deferred> {
+    /// The boot sequence is done: from now on modules load on the loader thread, which
+    /// makes its system calls through `sys` and starts at the event loop's first tick (once
+    /// the box has been started) with what coldplug left for after the boot partition.
+    pub fn after_boot(&mut self, sys: Box<dyn Sys + Send>) {
         self.boot_first_only = false;
-        let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
-        if modules.is_empty() {
-            return None;
+        let modules = std::mem::take(&mut self.deferred);
+        let walk = std::mem::take(&mut self.walk_pending);
+        let second_pass =
+            (!modules.is_empty() || walk).then_some(Job::SecondPass { modules, walk });
+        self.after_boot = match self.loader {
+            Some(_) => AfterBoot::Ready { sys, second_pass },
+            // nothing can ever be loaded
+            None => AfterBoot::Inline,
+        };
+    }
+
+    /// Starts the loader thread once it is due ([`AfterBoot::Ready`]) and has work: the second
+    /// pass, or with `for_job` a device's modules (no thread for a machine that never needs
+    /// one). Without a thread (out of memory) the second pass runs here, and later loads too.
+    fn start_loading(&mut self, sys: &mut dyn Sys, for_job: bool) {
+        match &self.after_boot {
+            AfterBoot::Ready { second_pass, .. } if for_job || second_pass.is_some() => {}
+            _ => return,
         }
-        let loader = self.loader.clone()?;
-        Some(Deferred { loader, modules })
+        let (
+            AfterBoot::Ready {
+                sys: theirs,
+                second_pass,
+            },
+            Some(loader),
+        ) = (
+            std::mem::replace(&mut self.after_boot, AfterBoot::Inline),
+            &self.loader,
+        )
+        else {
+            return;
+        };
+        match LoadThread::spawn(loader.clone(), theirs, second_pass.clone()) {
+            Ok(thread) => self.after_boot = AfterBoot::Thread(thread),
+            Err(e) => {
+                log::warn!(
+                    "cannot start the module loading thread: {e}; modules load in the event loop"
+                );
+                if let Some(Job::SecondPass { modules, walk }) = second_pass {
+                    let started = Instant::now();
+                    let summary = load_thread::second_pass(loader, sys, modules, walk);
+                    load_thread::log_second_pass(summary, started, "in the event loop");
+                }
+            }
+        }
+    }
+
+    /// A new device's modules during the boot sequence: at once when they can hold the boot
+    /// partition, else (until the second pass) with the second pass.
+    fn load_while_booting(&mut self, sys: &mut dyn Sys, alias: &str, what: &str) -> Summary {
+        let Some(loader) = &self.loader else {
+            return Summary::default();
+        };
+        let mut modules = not_loaded(
+            &self.root,
+            coldplug::modules_for(&loader.index, [alias.to_string()].iter()),
+        );
+        if self.boot_first_only {
+            let (first, rest) = coldplug::split_boot_first(&loader.index, modules);
+            self.deferred.extend(rest);
+            modules = first;
+        }
+        if modules.is_empty() {
+            return Summary::default();
+        }
+        let summary = loader.load(sys, &modules);
+        log::info!(
+            "hotplug: {what} needs {}: {} loaded, {} failed",
+            modules.join(" "),
+            summary.loaded,
+            summary.failed
+        );
+        summary
+    }
+
+    /// A new device's modalias once the box runs: to the loader thread (or loaded here when
+    /// there is none).
+    fn load_after_boot(&mut self, sys: &mut dyn Sys, alias: &str, what: String) {
+        self.start_loading(sys, true);
+        let job = Job::Device {
+            alias: alias.to_string(),
+            what,
+        };
+        let job = match &self.after_boot {
+            AfterBoot::Thread(thread) => match thread.send(job) {
+                Ok(()) => return,
+                Err(job) => job,
+            },
+            _ => job,
+        };
+        if let (Job::Device { alias, what }, Some(loader)) = (job, &self.loader) {
+            load_thread::device(loader, sys, &alias, &what);
+        }
+    }
+
+    /// Whether the module `name` is there (loaded and live, or built in): `wait_for`'s
+    /// `module:NAME`.
+    pub fn module_ready(&self, name: &str) -> bool {
+        match &self.loader {
+            Some(loader) => loader.has(name),
+            None => crate::devices::modules::is_live(&self.root, name),
+        }
+    }
+
+    /// Whether coldplug is done: the second pass is over and no module load is queued
+    /// (`wait_for`'s `coldplug`). Devices that a driver announces later are not counted
+    /// until their uevent arrives.
+    pub fn coldplug_done(&self) -> bool {
+        match &self.after_boot {
+            AfterBoot::Booting => self.deferred.is_empty() && !self.walk_pending,
+            AfterBoot::Ready { second_pass, .. } => second_pass.is_none(),
+            AfterBoot::Thread(thread) => thread.idle(),
+            AfterBoot::Inline => true,
+        }
     }
 
     /// Once the boot partition's init.toml is read: its extra modules and parameters, its
@@ -281,6 +403,7 @@ impl Hotplug {
         if !self.load_for_devices {
             // the boot partition's init.toml turned coldplug off: no second pass either
             self.deferred.clear();
+            self.walk_pending = false;
         }
         self.devices.set_rules(cfg.device.clone());
         self.automount.set_rules(cfg.automount.clone());
@@ -314,8 +437,10 @@ impl Hotplug {
         self.make_nodes
     }
 
-    /// Timers of the event loop: the automount probes under way. Returns when to come back.
+    /// Timers of the event loop: the loader thread's start for the second pass (at the first
+    /// tick, once the box has been started), the automount probes under way. Returns when to come back.
     pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
+        self.start_loading(sys, false);
         self.automount.tick(sys, now)
     }
 
@@ -335,31 +460,15 @@ impl Hotplug {
             event.subsystem()
         );
         let mut summary = Summary::default();
-        if let (Action::Add, true, Some(loader), Some(alias)) = (
+        if let (Action::Add, true, Some(alias)) = (
             &event.action,
-            self.load_for_devices,
-            &self.loader,
+            self.load_for_devices && self.loader.is_some(),
             event.modalias(),
         ) {
-            let mut modules = not_loaded(
-                &self.root,
-                coldplug::modules_for(&loader.index, [alias.to_string()].iter()),
-            );
-            if self.boot_first_only {
-                let (first, rest) = coldplug::split_boot_first(&loader.index, modules);
-                self.deferred.extend(rest);
-                modules = first;
-            }
-            if !modules.is_empty() {
-                summary = loader.load(sys, &modules);
-                log::info!(
-                    "hotplug: {} {} needs {}: {} loaded, {} failed",
-                    event.subsystem(),
-                    event.kernel_name(),
-                    modules.join(" "),
-                    summary.loaded,
-                    summary.failed
-                );
+            let what = format!("{} {}", event.subsystem(), event.kernel_name());
+            match self.after_boot {
+                AfterBoot::Booting => summary = self.load_while_booting(sys, alias, &what),
+                _ => self.load_after_boot(sys, alias, what),
             }
         }
         self.devices.on_event(sys, event);
@@ -376,23 +485,21 @@ impl crate::supervision::event_loop::DeviceEvents for Hotplug {
     fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
         Hotplug::tick(self, sys, now)
     }
-}
 
-/// `names` without the modules the kernel already has ([`crate::devices::modules::is_loaded`]), each
-/// once: a device whose driver is loaded costs no log line and no plan.
-fn not_loaded(root: &Path, names: Vec<String>) -> Vec<String> {
-    let mut seen = BTreeSet::new();
-    names
-        .into_iter()
-        .filter(|name| seen.insert(crate::devices::modindex::normalize(name)))
-        .filter(|name| !crate::devices::modules::is_loaded(root, name))
-        .collect()
+    fn module_ready(&self, name: &str) -> bool {
+        Hotplug::module_ready(self, name)
+    }
+
+    fn coldplug_done(&self) -> bool {
+        Hotplug::coldplug_done(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::recorder::Recorder;
+    use crate::sys::recorder::{Call, Recorder};
+    use std::sync::Mutex;
 
     /// A root with a module tree for the running kernel's release and a devtmpfs /dev.
     fn fake_root(name: &str) -> (PathBuf, String) {
@@ -422,14 +529,31 @@ mod tests {
         (root, dir.display().to_string())
     }
 
+    /// Ends the loader thread once its queue is done; the calls it made.
+    fn finish_loading(hotplug: &mut Hotplug, calls: &Mutex<Vec<Call>>) -> String {
+        if let AfterBoot::Thread(thread) =
+            std::mem::replace(&mut hotplug.after_boot, AfterBoot::Inline)
+        {
+            thread.finish();
+        }
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{c}\n"))
+            .collect()
+    }
+
     #[test]
-    fn a_hot_added_device_gets_its_module_and_its_node_its_rule() {
+    fn once_the_box_runs_modules_load_on_the_loader_thread_not_the_loop() {
         let (root, dir) = fake_root("events");
         let cfg = Config {
             device: vec![toml::from_str("match = \"hwrng\"\nmode = \"0640\"").unwrap()],
             ..Config::default()
         };
         let mut hotplug = Hotplug::new(&cfg, "virtio_rng.current_quality=1000", &root);
+        let (thread_sys, thread_calls) = Recorder::shared();
+        hotplug.after_boot(Box::new(thread_sys));
         let mut rec = Recorder::new();
         for message in [
             // the PCI function: its driver is loaded already
@@ -441,13 +565,14 @@ mod tests {
         ] {
             hotplug.handle(&mut rec, message);
         }
+        // the loop's own calls: the node rule only
         assert_eq!(
             rec.transcript(),
-            format!(
-                "finit_module({dir}/kernel/virtio_rng.ko, \"current_quality=1000\")\n\
-                 chmod({}/dev/hwrng, 640)\n",
-                root.display()
-            )
+            format!("chmod({}/dev/hwrng, 640)\n", root.display())
+        );
+        assert_eq!(
+            finish_loading(&mut hotplug, &thread_calls),
+            format!("finit_module({dir}/kernel/virtio_rng.ko, \"current_quality=1000\")\n")
         );
         std::fs::remove_dir_all(&root).unwrap();
     }
@@ -476,14 +601,40 @@ mod tests {
             rec.transcript(),
             format!("finit_module({dir}/kernel/drivers/block/virtio_blk.ko, \"\")\n")
         );
-        let deferred = hotplug.take_deferred().unwrap();
-        assert_eq!(deferred.modules, ["virtio_rng"]);
-        deferred.load(&mut rec);
-        assert!(rec
-            .transcript()
-            .ends_with("/kernel/drivers/char/hw_random/virtio-rng.ko, \"\")\n"));
-        // from then on every device's module loads at once
-        assert!(hotplug.take_deferred().is_none());
+        assert_eq!(hotplug.deferred, ["virtio_rng"]);
+        assert!(!hotplug.coldplug_done());
+        // handed to the loader thread, which starts at the loop's first tick
+        let (thread_sys, thread_calls) = Recorder::shared();
+        hotplug.after_boot(Box::new(thread_sys));
+        assert!(hotplug.deferred.is_empty() && !hotplug.coldplug_done());
+        hotplug.tick(&mut rec, Instant::now());
+        assert_eq!(
+            finish_loading(&mut hotplug, &thread_calls),
+            format!("finit_module({dir}/kernel/drivers/char/hw_random/virtio-rng.ko, \"\")\n")
+        );
+        assert_eq!(rec.calls.len(), 1, "{}", rec.transcript());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn coldplug_is_done_once_the_thread_has_nothing_left() {
+        let (root, _) = fake_root("done");
+        let mut hotplug = Hotplug::new(&Config::default(), "", &root);
+        hotplug.deferred = vec!["virtio_rng".into()];
+        let (thread_sys, _calls) = Recorder::shared();
+        hotplug.after_boot(Box::new(thread_sys));
+        hotplug.tick(&mut Recorder::new(), Instant::now());
+        let until = Instant::now() + Duration::from_secs(10);
+        while !hotplug.coldplug_done() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(hotplug.coldplug_done());
+        // without a second pass it is done at once, and no thread starts for nothing
+        let mut none = Hotplug::new(&Config::default(), "", &root);
+        none.after_boot(Box::new(Recorder::new()));
+        none.tick(&mut Recorder::new(), Instant::now());
+        assert!(none.coldplug_done());
+        assert!(matches!(none.after_boot, AfterBoot::Ready { .. }));
         std::fs::remove_dir_all(&root).unwrap();
     }
 

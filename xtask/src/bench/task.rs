@@ -25,6 +25,8 @@ pub struct Options {
     pub aarch64: bool,
     /// Which build of boxinit (and the demo box) to benchmark.
     pub flavor: crate::pack::binaries::Flavor,
+    /// Only the Raspberry Pi row, `runs` rounds; its summary printed, no report written.
+    pub pi_only: bool,
 }
 
 /// `cargo xtask bench`.
@@ -35,6 +37,14 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     machine::check_qemu(arch)?;
     let started = Instant::now();
+    if opts.pi_only {
+        let pi = crate::bench::pi::run(opts.runs)?;
+        print!("{}", pi.summary());
+        for f in &pi.failures {
+            eprintln!("xtask: bench: {f}");
+        }
+        return Ok(());
+    }
     let setup = overhead::prepare(arch, &opts.kernel, opts.flavor)?;
     let aarch64_size = if opts.aarch64 {
         match crate::pack::binaries::build_as(Arch::Aarch64, opts.flavor) {
