@@ -189,6 +189,7 @@ fn boot() -> ! {
             &cfg.boot,
             Path::new(BOOT_DIR),
             seen,
+            &hotplug.probes(),
             &mut |sys, message| {
                 hotplug.handle(sys, message);
             },
