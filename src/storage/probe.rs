@@ -200,6 +200,16 @@ impl<T: Clone + Send + 'static> Probes<T> {
         }
     }
 
+    /// The devices whose read is under way (their threads hold them open).
+    pub fn reading_names(&self) -> Vec<String> {
+        self.lock()
+            .by_name
+            .iter()
+            .filter(|(_, s)| matches!(s.state, State::Reading))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// How many reads are under way: threads that have not ended.
     pub fn reading(&self) -> usize {
         self.lock()
@@ -369,6 +379,7 @@ mod tests {
         assert_eq!(probes.ask("vdb1"), Answer::Ready(4));
         assert_eq!(hang.reads(2), 2);
         assert_eq!(probes.reading(), 1);
+        assert_eq!(probes.reading_names(), ["vda1"]);
         hang.release();
         assert_eq!(wait_until(&probes, "vda1"), Answer::Ready(4));
         assert_eq!(probes.reading(), 0);

@@ -42,8 +42,8 @@ pub fn watch(
 }
 
 /// [`watch`], but QEMU is stopped only `settle` after every expected line was seen; and
-/// `on_ending` is called once the console shows the machine on its way out (the init's last
-/// line, or the kernel's: [`transcript::ending_begun`]): to let go of what would keep the
+/// `on_ending` is called once the console shows the machine on its way out (the init's
+/// shutdown, or the kernel's last words: [`transcript::ending_begun`]): to let go of what would keep the
 /// guest's power-off from finishing. A hung disk's held read does (`test/nbd_hang.rs`): the
 /// guest kernel resets its virtio devices as it powers off, and QEMU drains the device's
 /// requests inside that register write, holding the vCPU until the read ends.

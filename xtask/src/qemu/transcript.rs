@@ -52,10 +52,12 @@ pub fn ending_of(raw_console: &str) -> Ending {
     }
 }
 
-/// Whether the console shows the machine on its way out: the init's last line before
-/// `reboot(2)` (`shutdown::finish`), or the kernel's last words.
+/// Whether the console shows the machine on its way out: the init's shutdown steps (also
+/// those of `poweroff -f`, boxinit as a tool), its last line before `reboot(2)`
+/// (`shutdown::finish`), or the kernel's last words.
 pub fn ending_begun(raw_console: &str) -> bool {
     [
+        "boxinit: shutdown: ",
         "boxinit: powering off",
         "boxinit: rebooting",
         "boxinit: halting",
@@ -447,8 +449,9 @@ mod tests {
         let amid = "[ 8.0] boxinit: rebooting\r\n[ 9.1] softdog: Initiating system reboot\r\n";
         assert_eq!(ending_of(amid), Ending::WatchdogReset);
         assert_eq!(Ending::WatchdogReset.line(), "qemu: watchdog reset");
-        // the machine is on its way out from the init's last line on
-        assert!(!ending_begun("[ 8.0] boxinit: shutdown: done in 3ms\r\n"));
+        // the machine is on its way out from the init's first shutdown step on
+        assert!(!ending_begun("[ 8.0] boxinit: setup done in 3ms\r\n"));
+        assert!(ending_begun("[ 8.0] boxinit: shutdown: synced in 0ms\r\n"));
         assert!(ending_begun("[ 8.0] boxinit: powering off\r\n"));
         assert!(ending_begun(amid));
         assert!(ending_begun("x\n[ 1.0] reboot: Power down\n"));
