@@ -198,6 +198,7 @@ fn boot() -> ! {
             &cfg.boot,
             Path::new(BOOT_DIR),
             seen,
+            &hotplug.probes(),
             &mut |sys, message| {
                 hotplug.handle(sys, message);
             },
@@ -252,7 +253,10 @@ fn boot() -> ! {
             box_program.program.display()
         );
         // Returns only when the box cannot run; PID 1 is then as it was, root, for its rescue.
-        let why = exec::exec(&box_program);
+        let reading: Vec<_> = (hotplug.probes().reading_names().iter())
+            .map(|name| Path::new("/dev").join(name))
+            .collect();
+        let why = exec::exec(&box_program, &reading);
         rescue(&mut sys, &cfg, &why);
     }
     log_phase("setup, before the box starts", started);

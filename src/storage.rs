@@ -1,8 +1,10 @@
 //! Storage: the partition tables and FAT boot sectors of the disks (`partition`, pure), the
-//! scan of the block devices that reads them (`scan`), reads that may hang kept off the loop
-//! (`probe`), and finding and mounting the boot partition (`bootpart`).
+//! listing of the block devices and the reads of each (`scan`), reads that may hang kept off
+//! the loop, a thread per device (`probe`), the search for the boot partition over those
+//! reads (`search`), and finding and mounting the boot partition (`bootpart`).
 
 pub mod bootpart;
 pub mod partition;
 pub mod probe;
 pub mod scan;
+pub mod search;

@@ -15,7 +15,9 @@ use crate::devices::rules::Devices;
 use crate::devices::uevent::{self, Action, Uevent};
 use crate::devices::{coldplug, rules};
 use crate::events::Events;
-use crate::storage::scan::{self, Candidate};
+use crate::storage::probe::{self, DeviceProbes};
+use crate::storage::scan::Candidate;
+use crate::storage::search::{self, Search};
 use crate::sys::Sys;
 
 /// The file system modules the boot partition needs, loaded with coldplug rather than left to
@@ -70,6 +72,9 @@ pub struct Hotplug {
     after_boot: AfterBoot,
     devices: Devices,
     automount: Automounter,
+    /// The reads of the block devices, a thread per device, shared by the boot partition
+    /// waits and automount: never two at once for one device.
+    probes: DeviceProbes,
     /// `/` (a temp dir in tests): where `/sys` and `/dev` are read.
     root: PathBuf,
     /// `/dev` is not a devtmpfs (read once, from `/proc/mounts`): nodes are made by hand.
@@ -79,6 +84,11 @@ pub struct Hotplug {
 impl Hotplug {
     /// Reads the module index under `root` and takes the rules of `cfg`.
     pub fn new(cfg: &Config, cmdline: &str, root: &Path) -> Hotplug {
+        Hotplug::with_probes(cfg, cmdline, root, probe::for_devices(root))
+    }
+
+    /// [`Hotplug::new`], reading the block devices through `probes` (a test's may hang).
+    pub fn with_probes(cfg: &Config, cmdline: &str, root: &Path, probes: DeviceProbes) -> Hotplug {
         // No module wanted, no index read (and no complaint where there is none, as in a
         // PID-namespace test).
         let wants_modules =
@@ -96,7 +106,8 @@ impl Hotplug {
             boot_first_only: false,
             after_boot: AfterBoot::Booting,
             devices: Devices::new(cfg.device.clone(), make_nodes, &root.join("dev")),
-            automount: Automounter::new(cfg.automount.clone(), root),
+            automount: Automounter::new(cfg.automount.clone(), root, &probes),
+            probes,
             root: root.to_path_buf(),
         }
     }
@@ -194,7 +205,9 @@ impl Hotplug {
     /// Before the boot partition is looked for: when coldplug left modules for later, wait
     /// up to `grace` for a device that `spec` names; if none comes, load the other devices'
     /// modules now (the disk may be behind one of them), so the wait that follows can find it.
-    /// The partition found, for the mount not to scan again.
+    /// The partition found, for the mount not to search again. The devices are read through
+    /// [`Hotplug::probes`], as the wait that follows reads them: a device that hangs here
+    /// gets no second thread there.
     pub fn before_boot_partition(
         &mut self,
         sys: &mut dyn Sys,
@@ -206,24 +219,12 @@ impl Hotplug {
             return None;
         }
         let deadline = crate::events::deadline_after(Instant::now(), grace);
-        let mut look = true;
-        loop {
-            if look {
-                let scan = scan::scan(&self.root);
-                if let Some(found) = scan::select(&scan.found, spec) {
-                    return Some(found.clone());
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            // Only a block device's uevent can change what a scan finds.
-            look = false;
-            for message in events.wait_uevent(deadline - now) {
-                look |= uevent::is_block(&message);
-                self.handle(sys, &message);
-            }
+        let mut search = Search::new(spec, &self.root, &self.probes);
+        let found = search::run(sys, events, &mut search, deadline, &mut |sys, message| {
+            self.handle(sys, message);
+        });
+        if found.is_some() {
+            return found;
         }
         log::info!(
             "boot partition {spec} not there {}ms after the storage drivers: loading the other devices' drivers too",
@@ -437,11 +438,19 @@ impl Hotplug {
         self.make_nodes
     }
 
+    /// The reads of the block devices, for the boot partition wait (the same threads).
+    pub fn probes(&self) -> DeviceProbes {
+        self.probes.clone()
+    }
+
     /// Timers of the event loop: the loader thread's start for the second pass (at the first
-    /// tick, once the box has been started), the automount probes under way. Returns when to come back.
+    /// tick, once the box has been started), the automount probes under way, and reads that
+    /// have taken too long (named in a warning, once). Returns when to come back.
     pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
         self.start_loading(sys, false);
-        self.automount.tick(sys, now)
+        let automount = self.automount.tick(sys, now);
+        let slow = search::name_slow(&self.probes, now);
+        automount.into_iter().chain(slow).min()
     }
 
     /// One message from the uevent socket: its module, its node and rules, its automount.
@@ -471,6 +480,12 @@ impl Hotplug {
                 _ => self.load_after_boot(sys, alias, what),
             }
         }
+        if let (Action::Add | Action::Change | Action::Remove, "block", Some(name)) =
+            (&event.action, event.subsystem(), event.devname())
+        {
+            // what was read from it no longer holds (another card, a new partition table)
+            self.probes.forget(name);
+        }
         self.devices.on_event(sys, event);
         self.automount.on_event(sys, event);
         summary
@@ -498,6 +513,8 @@ impl crate::supervision::event_loop::DeviceEvents for Hotplug {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::probe::{fake::Hang, Probes};
+    use crate::storage::scan::Look;
     use crate::sys::recorder::{Call, Recorder};
     use std::sync::Mutex;
 
@@ -635,6 +652,83 @@ mod tests {
         none.tick(&mut Recorder::new(), Instant::now());
         assert!(none.coldplug_done());
         assert!(matches!(none.after_boot, AfterBoot::Ready { .. }));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A dead USB stick unplugged and plugged back many times, while an `[[automount]]`
+    /// rule waits for sticks: its first read never ends, and no other thread is started.
+    #[test]
+    fn a_dead_stick_plugged_in_again_and_again_costs_one_thread() {
+        let (root, _) = fake_root("dead-stick");
+        #[derive(serde::Deserialize)]
+        struct Rules {
+            automount: Vec<crate::config::Automount>,
+        }
+        let rules: Rules =
+            toml::from_str("[[automount]]\nlabel = \"stick\"\npath = \"/mnt/stick\"\n").unwrap();
+        let cfg = Config {
+            automount: rules.automount,
+            ..Config::default()
+        };
+        let hang = Hang::default();
+        let probes = Probes::new(hang.reader(&["sdb1"], |_| Look::default()));
+        let mut hotplug = Hotplug::with_probes(&cfg, "", &root, probes.clone());
+        let mut rec = Recorder::new();
+        let event = |action: &str| {
+            format!("{action}@/devices/usb1/1-1/host0/block/sdb/sdb1\0ACTION={action}\0SUBSYSTEM=block\0DEVNAME=sdb1")
+        };
+        for _ in 0..50 {
+            hotplug.handle(&mut rec, event("add").as_bytes());
+            hotplug.tick(&mut rec, Instant::now());
+            hotplug.handle(&mut rec, event("remove").as_bytes());
+        }
+        hotplug.handle(&mut rec, event("add").as_bytes());
+        assert_eq!(hang.reads(1), 1);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!((hang.reads(1), probes.reading()), (1, 1));
+        // given up on after the automount's limit, and nothing mounted
+        let later = Instant::now() + crate::devices::automount::PROBE_LIMIT * 2;
+        hotplug.tick(&mut rec, later);
+        assert_eq!(rec.transcript(), "");
+        hang.release();
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The grace wait and the boot partition wait after it read a device that hangs with one
+    /// thread between them.
+    #[test]
+    fn the_boot_waits_share_the_read_of_a_hung_device() {
+        let (root, _) = fake_root("boot-waits");
+        let class = root.join("sys/class/block");
+        std::fs::create_dir_all(class.join("vda")).unwrap();
+        std::fs::create_dir_all(class.join("vda1")).unwrap();
+        std::fs::write(class.join("vda1/partition"), "1\n").unwrap();
+        let hang = Hang::default();
+        let probes = Probes::new(hang.reader(&["vda1"], |_| Look::default()));
+        let mut hotplug = Hotplug::with_probes(&Config::default(), "", &root, probes.clone());
+        hotplug.deferred = vec!["virtio_rng".to_string()];
+        let events = Events::open().unwrap();
+        let spec: DeviceSpec = "LABEL=BOOT".parse().unwrap();
+        let mut rec = Recorder::new();
+        let limit = Duration::from_millis(300);
+        let t0 = Instant::now();
+        assert_eq!(
+            hotplug.before_boot_partition(&mut rec, &events, &spec, limit),
+            None
+        );
+        let found = crate::storage::bootpart::wait_for(
+            &mut rec,
+            &events,
+            &spec,
+            limit,
+            &root,
+            &hotplug.probes(),
+            &mut |_, _| {},
+        );
+        assert_eq!(found, None);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert_eq!((hang.reads(1), probes.reading()), (1, 1));
+        hang.release();
         std::fs::remove_dir_all(&root).unwrap();
     }
 
