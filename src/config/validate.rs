@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::boot_device::DeviceSpec;
-use super::schema::{BoxConfig, Config};
+use super::schema::{BoxConfig, Config, Mode};
+use super::wait_for::{self, Need, Waiter};
 
 /// `sethostname(2)` takes at most `HOST_NAME_MAX` bytes.
 pub const MAX_HOSTNAME: usize = 64;
@@ -130,6 +131,9 @@ pub fn problems(config: &Config) -> Vec<Problem> {
     for (i, name) in config.modules.load.iter().enumerate() {
         c.no_nul(format!("modules.load[{i}]"), name);
     }
+    for (i, name) in config.modules.boot.iter().enumerate() {
+        c.no_nul(format!("modules.boot[{i}]"), name);
+    }
     for (module, params) in &config.modules.params {
         if module.contains('\0') {
             c.add_field(
@@ -217,6 +221,7 @@ pub fn problems(config: &Config) -> Vec<Problem> {
 /// takes `config` or `ssid`, not both (and no `psk` without `ssid`).
 pub fn merged_problems(config: &Config) -> Vec<Problem> {
     let mut c = Checks { found: Vec::new() };
+    wait_problems(config, &mut c);
     if let Err(message) = config.wifi.source() {
         let key = match config.wifi.config {
             Some(_) => "wifi.config",
@@ -345,6 +350,45 @@ fn program(at: &str, p: &BoxConfig, c: &mut Checks) {
             format!("{at}.crash_loop.max"),
             format!("{} is more than {MAX_CRASH_LOOP}", p.crash_loop.max),
         );
+    }
+    for (i, need) in p.wait_for.iter().enumerate() {
+        if let Need::Path(path) = need {
+            c.no_nul(format!("{at}.wait_for[{i}]"), path);
+        }
+    }
+    if p.wait_timeout.is_zero() && !p.wait_for.is_empty() {
+        c.add(
+            format!("{at}.wait_timeout"),
+            "`0s` would never wait: give the time `wait_for` may take, like \"30s\"".into(),
+        );
+    }
+}
+
+/// The `wait_for`s of the box and the services taken together (`wait_for::problems`).
+fn wait_problems(config: &Config, c: &mut Checks) {
+    let box_ = &config.box_;
+    let mut waiters = vec![Waiter {
+        at: "box".into(),
+        name: box_.name.clone().unwrap_or_else(|| "box".into()),
+        exec: box_.mode == Mode::Exec,
+        needs: &box_.wait_for,
+    }];
+    // named as the supervisor names them: their own name or `serviceN`
+    for (i, (service, named)) in config
+        .service
+        .iter()
+        .zip(config.named_services())
+        .enumerate()
+    {
+        waiters.push(Waiter {
+            at: format!("service[{i}]"),
+            name: named.name.unwrap_or_default(),
+            exec: false,
+            needs: &service.wait_for,
+        });
+    }
+    for (path, message) in wait_for::problems(&waiters) {
+        c.add(path, message);
     }
 }
 

@@ -31,7 +31,7 @@ const TEMP_SUFFIX: &str = ".boxinit-new";
 const MAX_PART: usize = 255;
 
 /// The archives of `[boot] extras`, to unpack into a root file system.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extras {
     archives: Vec<PathBuf>,
     /// `/` (a temp dir in tests): where the files go

@@ -149,13 +149,15 @@ impl std::fmt::Display for Call {
     }
 }
 
-type CallPredicate = Box<dyn Fn(&Call) -> bool>;
+type CallPredicate = Box<dyn Fn(&Call) -> bool + Send>;
 
 /// A test double that records every call and fails the ones a test scripts to fail.
 pub struct Recorder {
     /// The calls made so far, in order.
     pub calls: Vec<Call>,
     failures: Vec<(CallPredicate, i32)>,
+    /// Where a recorder given to another thread shows its calls too ([`Recorder::shared`]).
+    mirror: Option<std::sync::Arc<std::sync::Mutex<Vec<Call>>>>,
 }
 
 impl Default for Recorder {
@@ -169,11 +171,23 @@ impl Recorder {
         Recorder {
             calls: Vec::new(),
             failures: Vec::new(),
+            mirror: None,
         }
     }
 
+    /// A recorder to give to another thread (the loader thread), and the list its calls
+    /// also go to, for the test to read.
+    pub fn shared() -> (Recorder, std::sync::Arc<std::sync::Mutex<Vec<Call>>>) {
+        let calls = std::sync::Arc::default();
+        let recorder = Recorder {
+            mirror: Some(std::sync::Arc::clone(&calls)),
+            ..Recorder::new()
+        };
+        (recorder, calls)
+    }
+
     /// Calls matching `predicate` fail with `errno`.
-    pub fn fail_when(&mut self, predicate: impl Fn(&Call) -> bool + 'static, errno: i32) {
+    pub fn fail_when(&mut self, predicate: impl Fn(&Call) -> bool + Send + 'static, errno: i32) {
         self.failures.push((Box::new(predicate), errno));
     }
 
@@ -188,6 +202,9 @@ impl Recorder {
             .iter()
             .find(|(p, _)| p(&call))
             .map(|(_, e)| *e);
+        if let Some(mirror) = &self.mirror {
+            mirror.lock().unwrap().push(call.clone());
+        }
         self.calls.push(call);
         match errno {
             Some(e) => Err(io::Error::from_raw_os_error(e)),

@@ -192,6 +192,9 @@ enum Task {
         /// Benchmark the small build (`build --small`) as boxinit
         #[arg(long)]
         small: bool,
+        /// Only the Raspberry Pi row, `--runs` rounds: print its figures, write no report
+        #[arg(long)]
+        pi_only: bool,
         #[command(flatten)]
         kernel: KernelFlags,
     },
@@ -455,6 +458,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             report,
             no_aarch64,
             small,
+            pi_only,
             kernel,
         } => {
             let report = if report.is_absolute() {
@@ -468,6 +472,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 report,
                 aarch64: !no_aarch64,
                 flavor: flavor(small),
+                pi_only,
             })?;
         }
         Task::BenchNet {
