@@ -9,6 +9,7 @@ use boxinit::kmsg;
 use boxinit::mounts;
 use boxinit::net;
 use boxinit::storage::bootpart;
+use boxinit::storage::extras::Extras;
 use boxinit::supervision::program::{self, Program};
 use boxinit::supervision::supervisor::Supervisor;
 use boxinit::supervision::{event_loop, exec, shutdown, watchdog};
@@ -224,6 +225,9 @@ fn boot() -> ! {
     };
     log::set_max_level(cfg.system.log_level.into());
     hotplug.configure(&mut sys, &cfg, &cmdline);
+    // The card's archives of what serves later (Wi-Fi's supplicant, firmware, modules),
+    // unpacked where the second pass starts, wherever that runs.
+    hotplug.set_extras(Extras::new(&cfg.boot.extras, boot_dir, Path::new("/")));
     // The other devices' drivers (coldplug loaded the boot disk's first): on the loader thread
     // once the box has started, unless every present device's driver is wanted before it
     // (`coldplug_after_box = false`), or the box is exec'd (no thread survives the exec).

@@ -105,6 +105,10 @@ pub struct Boot {
     pub timeout: Duration,
     /// Mount read-only: a FAT card written to when power is cut gets corrupted.
     pub read_only: bool,
+    /// Archives on the boot partition (gzip-compressed newc cpio, relative paths) unpacked
+    /// into the root file system where coldplug's second pass starts: what serves later than
+    /// the box (`storage::extras`). xtask lists the one it writes in the built-in config.
+    pub extras: Vec<String>,
 }
 
 impl Default for Boot {
@@ -113,6 +117,7 @@ impl Default for Boot {
             device: DeviceSpec::Auto,
             timeout: Duration::from_secs(10),
             read_only: true,
+            extras: Vec::new(),
         }
     }
 }

@@ -125,6 +125,9 @@ pub fn problems(config: &Config) -> Vec<Problem> {
         | DeviceSpec::PartUuid(text) => c.no_nul("boot.device".into(), text),
         DeviceSpec::Auto | DeviceSpec::None => {}
     }
+    for (i, name) in config.boot.extras.iter().enumerate() {
+        extras_name(&mut c, format!("boot.extras[{i}]"), name);
+    }
     for (i, name) in config.modules.load.iter().enumerate() {
         c.no_nul(format!("modules.load[{i}]"), name);
     }
@@ -226,6 +229,13 @@ pub fn merged_problems(config: &Config) -> Vec<Problem> {
         };
         c.add(key.into(), message);
     }
+    if config.boot.device == DeviceSpec::None && !config.boot.extras.is_empty() {
+        c.add(
+            "boot.extras".into(),
+            "names archives on the boot partition, but there is none ([boot] device = \"none\")"
+                .into(),
+        );
+    }
     if config.boot.device == DeviceSpec::None {
         let programs = std::iter::once(("box".to_string(), &config.box_)).chain(
             config
@@ -247,6 +257,22 @@ pub fn merged_problems(config: &Config) -> Vec<Problem> {
         }
     }
     c.found
+}
+
+/// A `[boot] extras` name: a file on the boot partition, named from its top (no `/` first,
+/// no empty, `.` or `..` part).
+fn extras_name(c: &mut Checks, path: String, name: &str) {
+    let plain =
+        !name.starts_with('/') && name.split('/').all(|part| !matches!(part, "" | "." | ".."));
+    if !plain {
+        c.add(
+            path.clone(),
+            format!(
+                "{name:?} is not a file on the boot partition; name it from the partition's top, like \"extras.cpio.gz\""
+            ),
+        );
+    }
+    c.no_nul(path, name);
 }
 
 /// The checks of `[box]` or one `[[service]]`, under the key path `at`.
@@ -529,6 +555,38 @@ mod tests {
         }
         // what is allowed there
         assert_eq!(card_error("[boot]\nread_only = false\n"), "");
+        assert_eq!(
+            card_error("[boot]\nextras = [\"extras.cpio.gz\", \"more/wifi.cpio.gz\"]\n"),
+            ""
+        );
+    }
+
+    /// `[boot] extras` names files on the boot partition, from its top, and needs one.
+    #[test]
+    fn extras_are_files_on_the_boot_partition() {
+        for name in [
+            "/etc/x.cpio.gz",
+            "../x.cpio.gz",
+            "a/../../x",
+            "",
+            "a//b",
+            "./x",
+        ] {
+            let text = format!("[boot]\nextras = [\"ok.gz\", {name:?}]\n");
+            assert_eq!(
+                card_error(&text),
+                format!("/boot/init.toml:2:20: `boot.extras`: {name:?} is not a file on the boot partition; name it from the partition's top, like \"extras.cpio.gz\""),
+                "{name}"
+            );
+        }
+        let (_, errors) = load(&[Layer::Text {
+            name: "/etc/init.toml".into(),
+            text: "[boot]\ndevice = \"none\"\nextras = [\"x.gz\"]\n[box]\npath = \"/b\"\n".into(),
+        }]);
+        assert_eq!(
+            errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            ["/etc/init.toml:3:10: `boot.extras`: names archives on the boot partition, but there is none ([boot] device = \"none\")"]
+        );
     }
 
     /// Class 1 for files: a config that is not UTF-8 is an error at its first bad byte.

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, DeviceSpec};
 use crate::devices::automount::Automounter;
-use crate::devices::load_thread::{self, Job, LoadThread};
+use crate::devices::load_thread::{self, Job, LoadThread, SecondPass};
 use crate::devices::modules::{not_loaded, Loader, Summary};
 use crate::devices::rules::Devices;
 use crate::devices::uevent::{self, Action, Uevent};
 use crate::devices::{coldplug, rules};
 use crate::events::Events;
+use crate::storage::extras::Extras;
 use crate::storage::probe::{self, DeviceProbes};
 use crate::storage::scan::Candidate;
 use crate::storage::search::{self, Search};
@@ -75,6 +76,8 @@ pub struct Hotplug {
     /// The reads of the block devices, a thread per device, shared by the boot partition
     /// waits and automount: never two at once for one device.
     probes: DeviceProbes,
+    /// The archives to unpack where the second pass starts ([`Hotplug::set_extras`]).
+    extras: Extras,
     /// `/` (a temp dir in tests): where `/sys` and `/dev` are read.
     root: PathBuf,
     /// `/dev` is not a devtmpfs (read once, from `/proc/mounts`): nodes are made by hand.
@@ -108,6 +111,7 @@ impl Hotplug {
             devices: Devices::new(cfg.device.clone(), make_nodes, &root.join("dev")),
             automount: Automounter::new(cfg.automount.clone(), root, &probes),
             probes,
+            extras: Extras::default(),
             root: root.to_path_buf(),
         }
     }
@@ -241,31 +245,51 @@ impl Hotplug {
     }
 
     fn load_deferred_now(&mut self, sys: &mut dyn Sys, events: &Events, when: &str) {
-        self.boot_first_only = false;
-        let modules = std::mem::take(&mut self.deferred);
-        let walk = std::mem::take(&mut self.walk_pending);
+        let pass = self.take_second_pass();
         let Some(loader) = &self.loader else {
+            pass.extras.unpack(sys);
             return;
         };
         let started = Instant::now();
-        let mut summary = load_thread::second_pass(loader, sys, modules, walk);
+        let mut summary = load_thread::second_pass(loader, sys, pass);
         summary += self.settle(sys, events);
         load_thread::log_second_pass(summary, started, when);
+    }
+
+    /// The archives of `[boot] extras` (on the boot partition, now mounted): unpacked where
+    /// the second pass starts, before the box ([`Hotplug::load_deferred`]) or on the loader
+    /// thread.
+    pub fn set_extras(&mut self, extras: Extras) {
+        self.extras = extras;
+    }
+
+    /// What coldplug's second pass has to do, taken: from now on nothing waits for it.
+    fn take_second_pass(&mut self) -> SecondPass {
+        self.boot_first_only = false;
+        SecondPass {
+            modules: std::mem::take(&mut self.deferred),
+            walk: std::mem::take(&mut self.walk_pending),
+            extras: std::mem::take(&mut self.extras),
+            coldplug: self.load_for_devices,
+        }
     }
 
     /// The boot sequence is done: from now on modules load on the loader thread, which
     /// makes its system calls through `sys` and starts at the event loop's first tick (once
     /// the box has been started) with what coldplug left for after the boot partition.
-    pub fn after_boot(&mut self, sys: Box<dyn Sys + Send>) {
-        self.boot_first_only = false;
-        let modules = std::mem::take(&mut self.deferred);
-        let walk = std::mem::take(&mut self.walk_pending);
-        let second_pass =
-            (!modules.is_empty() || walk).then_some(Job::SecondPass { modules, walk });
+    /// Without a module index there is no thread: the extras are unpacked here.
+    pub fn after_boot(&mut self, mut sys: Box<dyn Sys + Send>) {
+        let pass = self.take_second_pass();
         self.after_boot = match self.loader {
-            Some(_) => AfterBoot::Ready { sys, second_pass },
+            Some(_) => AfterBoot::Ready {
+                sys,
+                second_pass: (!pass.is_empty()).then_some(Job::SecondPass(pass)),
+            },
             // nothing can ever be loaded
-            None => AfterBoot::Inline,
+            None => {
+                pass.extras.unpack(sys.as_mut());
+                AfterBoot::Inline
+            }
         };
     }
 
@@ -296,9 +320,9 @@ impl Hotplug {
                 log::warn!(
                     "cannot start the module loading thread: {e}; modules load in the event loop"
                 );
-                if let Some(Job::SecondPass { modules, walk }) = second_pass {
+                if let Some(Job::SecondPass(pass)) = second_pass {
                     let started = Instant::now();
-                    let summary = load_thread::second_pass(loader, sys, modules, walk);
+                    let summary = load_thread::second_pass(loader, sys, pass);
                     load_thread::log_second_pass(summary, started, "in the event loop");
                 }
             }
@@ -367,7 +391,9 @@ impl Hotplug {
     /// until their uevent arrives.
     pub fn coldplug_done(&self) -> bool {
         match &self.after_boot {
-            AfterBoot::Booting => self.deferred.is_empty() && !self.walk_pending,
+            AfterBoot::Booting => {
+                self.deferred.is_empty() && !self.walk_pending && self.extras.is_empty()
+            }
             AfterBoot::Ready { second_pass, .. } => second_pass.is_none(),
             AfterBoot::Thread(thread) => thread.idle(),
             AfterBoot::Inline => true,
@@ -513,6 +539,7 @@ impl crate::supervision::event_loop::DeviceEvents for Hotplug {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpio;
     use crate::storage::probe::{fake::Hang, Probes};
     use crate::storage::scan::Look;
     use crate::sys::recorder::{Call, Recorder};
@@ -778,6 +805,77 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(not_loaded(&root, names), ["virtio_blk", "fs-vfat"]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The second pass unpacks the extras first, then loads: a driver whose module comes in
+    /// the archive (its device is there, its alias in modules.alias) is loaded after, even
+    /// when the modules coldplug left were loaded before the boot partition.
+    #[test]
+    fn the_second_pass_unpacks_the_extras_first() {
+        use crate::storage::extras::testing::{archive, gzipped};
+        let (root, dir) = fake_root("extras");
+        let release_dir = PathBuf::from(&dir);
+        std::fs::write(
+            release_dir.join("modules.dep"),
+            "kernel/drivers/char/hw_random/virtio-rng.ko:
+             kernel/drivers/net/wireless/brcmfmac.ko:
+",
+        )
+        .unwrap();
+        std::fs::write(
+            release_dir.join("modules.alias"),
+            "alias virtio:d00000004v* virtio_rng
+alias sdio:c*v02D0dA9A6* brcmfmac
+",
+        )
+        .unwrap();
+        let chip = root.join("sys/bus/sdio/devices/mmc1:0001:1");
+        std::fs::create_dir_all(&chip).unwrap();
+        std::fs::write(
+            chip.join("modalias"),
+            "sdio:c00v02D0dA9A6
+",
+        )
+        .unwrap();
+        let boot = root.join("boot");
+        std::fs::create_dir_all(&boot).unwrap();
+        let release = release_dir.file_name().unwrap().to_str().unwrap();
+        let module = format!("lib/modules/{release}/kernel/drivers/net/wireless/brcmfmac.ko");
+        std::fs::write(
+            boot.join("extras.cpio.gz"),
+            gzipped(&archive(&[
+                ("lib/firmware/brcm/chip.bin", cpio::S_IFREG | 0o644, b"fw"),
+                (&module, cpio::S_IFREG | 0o644, b"ko"),
+            ])),
+        )
+        .unwrap();
+        let mut hotplug = Hotplug::new(&Config::default(), "", &root);
+        hotplug.deferred = vec!["virtio_rng".into()];
+        hotplug.set_extras(Extras::new(&["extras.cpio.gz".into()], Some(&boot), &root));
+        let mut rec = Recorder::new();
+        let loader = hotplug.loader.clone().unwrap();
+        load_thread::second_pass(&loader, &mut rec, hotplug.take_second_pass());
+        let calls: Vec<String> = rec
+            .calls
+            .iter()
+            .filter(|c| !matches!(c, Call::Mkdir { .. }))
+            .map(|c| c.to_string())
+            .collect();
+        let r = root.display();
+        assert_eq!(
+            calls,
+            [
+                format!("create({r}/lib/firmware/brcm/.chip.bin.boxinit-new, 644, 2 bytes)"),
+                format!("create({r}/{}, 644, 2 bytes)", module.replace("brcmfmac.ko", ".brcmfmac.ko.boxinit-new")),
+                format!("rename({r}/lib/firmware/brcm/.chip.bin.boxinit-new -> {r}/lib/firmware/brcm/chip.bin, NOREPLACE)"),
+                format!("rename({r}/{} -> {r}/{module}, NOREPLACE)", module.replace("brcmfmac.ko", ".brcmfmac.ko.boxinit-new")),
+                format!("finit_module({dir}/kernel/drivers/char/hw_random/virtio-rng.ko, \"\")"),
+                format!("finit_module({dir}/kernel/drivers/net/wireless/brcmfmac.ko, \"\")"),
+            ]
+        );
+        // with nothing left and no extras, no second pass
+        assert!(hotplug.take_second_pass().is_empty());
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

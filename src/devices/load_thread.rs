@@ -14,19 +14,41 @@ use std::time::Instant;
 
 use crate::devices::coldplug;
 use crate::devices::modules::{not_loaded, Loader, Summary};
+use crate::storage::extras::Extras;
 use crate::sys::Sys;
 
 /// The thread's stack: it plans and loads modules, reads sysfs and logs; what it allocates
 /// is on the heap. Only the pages it touches count in PID 1's memory.
 const STACK: usize = 128 * 1024;
 
+/// Coldplug's second pass, as the boot left it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecondPass {
+    /// The modules the first pass left for after the boot partition.
+    pub modules: Vec<String>,
+    /// Every device's modalias read from sysfs first (the first pass did not read them: the
+    /// boot disk's modules were named in `[modules] boot`).
+    pub walk: bool,
+    /// The card's archives (`[boot] extras`), unpacked first: their firmware is in place
+    /// before the drivers that ask for it load.
+    pub extras: Extras,
+    /// When the extras brought kernel modules, every device's modules are looked for again
+    /// (`[modules] coldplug`): a device whose module was not there yet gets it now.
+    pub coldplug: bool,
+}
+
+impl SecondPass {
+    /// Nothing to unpack, walk or load.
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty() && !self.walk && self.extras.is_empty()
+    }
+}
+
 /// What the loader thread is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
-    /// Coldplug's second pass: `modules` left by the first pass, and with `walk`, every
-    /// device's modalias read from sysfs first (the first pass did not read them: the boot
-    /// disk's modules were named in `[modules] boot`).
-    SecondPass { modules: Vec<String>, walk: bool },
+    /// Coldplug's second pass.
+    SecondPass(SecondPass),
     /// A device that appeared (a uevent): `alias` is its modalias, `what` names it for the
     /// log line (`usb 1-1`).
     Device { alias: String, what: String },
@@ -114,9 +136,9 @@ fn run(
 ) -> Box<dyn Sys + Send> {
     for job in queue {
         match job {
-            Job::SecondPass { modules, walk } => {
+            Job::SecondPass(pass) => {
                 let started = Instant::now();
-                let summary = second_pass(loader, sys.as_mut(), modules, walk);
+                let summary = second_pass(loader, sys.as_mut(), pass);
                 log_second_pass(summary, started, "loader thread");
                 shared.second_pass_done.store(true, Ordering::SeqCst);
             }
@@ -129,17 +151,14 @@ fn run(
     sys
 }
 
-/// Coldplug's second pass: `modules`, with `walk` those of every device sysfs shows too,
-/// less what is loaded already. The uevents of the devices their drivers bring up go to
-/// whoever reads the socket. Also the boot's own, before the box (`hotplug`).
-pub fn second_pass(
-    loader: &Loader,
-    sys: &mut dyn Sys,
-    modules: Vec<String>,
-    walk: bool,
-) -> Summary {
-    let mut modules = modules;
-    if walk {
+/// Coldplug's second pass: the extras unpacked, then `modules`, with `walk` (or extras that
+/// brought modules) those of every device sysfs shows too, less what is loaded already. The
+/// uevents of the devices their drivers bring up go to whoever reads the socket. Also the
+/// boot's own, before the box (`hotplug`).
+pub fn second_pass(loader: &Loader, sys: &mut dyn Sys, pass: SecondPass) -> Summary {
+    let brought_modules = pass.extras.unpack(sys);
+    let mut modules = pass.modules;
+    if pass.walk || (brought_modules && pass.coldplug) {
         let aliases = coldplug::known_modaliases(loader.root());
         modules.extend(coldplug::modules_for(&loader.index, &aliases));
     }

@@ -58,6 +58,15 @@ pub enum Call {
         path: String,
         contents: String,
     },
+    CreateFile {
+        path: String,
+        mode: u32,
+        len: usize,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
     FinitModule {
         path: String,
         params: String,
@@ -120,6 +129,10 @@ impl std::fmt::Display for Call {
             }
             Call::UnmountDetach { target } => write!(f, "umount({target}, MNT_DETACH)"),
             Call::WriteFile { path, contents } => write!(f, "write({path}, {contents:?})"),
+            Call::CreateFile { path, mode, len } => {
+                write!(f, "create({path}, {mode:o}, {len} bytes)")
+            }
+            Call::Rename { from, to } => write!(f, "rename({from} -> {to}, NOREPLACE)"),
             Call::FinitModule { path, params } => write!(f, "finit_module({path}, {params:?})"),
             Call::Sethostname { name } => write!(f, "sethostname({name})"),
             Call::Kill { target, signal } => write!(f, "kill({target:?}, {signal})"),
@@ -282,6 +295,19 @@ impl Sys for Recorder {
         self.record(Call::WriteFile {
             path: s(path),
             contents: contents.into(),
+        })
+    }
+    fn create_file(&mut self, path: &Path, mode: u32, contents: &[u8]) -> io::Result<()> {
+        self.record(Call::CreateFile {
+            path: s(path),
+            mode,
+            len: contents.len(),
+        })
+    }
+    fn rename_noreplace(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.record(Call::Rename {
+            from: s(from),
+            to: s(to),
         })
     }
     fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()> {

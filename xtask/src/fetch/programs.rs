@@ -19,6 +19,9 @@ pub struct DebianProgram {
     pub package: &'static str,
     /// where the package puts it (and so where it goes in the initramfs), no leading `/`
     pub path: &'static str,
+    /// it serves later than the box: packed into the card's extras archive
+    /// (`pack/extras_archive.rs`), not the initramfs
+    pub later: bool,
 }
 
 /// The Wi-Fi client (`[wifi] supplicant` defaults to its path).
@@ -26,13 +29,16 @@ pub const WPA_SUPPLICANT: DebianProgram = DebianProgram {
     name: "wpa_supplicant",
     package: "wpasupplicant",
     path: "sbin/wpa_supplicant",
+    later: true,
 };
 
-/// An access point, for the Wi-Fi test (scenario 110).
+/// An access point, for the Wi-Fi test (scenario 110): the test's own radio, a service that
+/// starts with the box, so it stays in the initramfs.
 pub const HOSTAPD: DebianProgram = DebianProgram {
     name: "hostapd",
     package: "hostapd",
     path: "usr/sbin/hostapd",
+    later: false,
 };
 
 /// The programs xtask knows how to pack.

@@ -29,6 +29,7 @@ use crate::media::config_txt::{self, INITRAMFS, KERNEL};
 use crate::media::image::{self, Image, ImageOptions};
 use crate::media::init_toml::{self, DEFAULT_CARD_CONFIG};
 use crate::media::kernel_image;
+use crate::pack::extras_archive::ARCHIVE;
 use crate::pack::initramfs::{self, Initramfs};
 use crate::tools::arch::Arch;
 use crate::{display_path, format_size, progress, target_dir};
@@ -233,18 +234,17 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         (None, true) => Some(crate::fetch::busybox::fetch(arch)?),
         (None, false) => None,
     };
-    let mut modules =
+    let modules =
         board::modules_to_pack(opts.board, &card, &opts.modules, |m| context.index.knows(m));
-    // Wi-Fi when a config asks for it: the supplicant, the chip's firmware, its modules
-    let (wifi, wifi_modules) = crate::media::pi_wifi::pi_bundle(opts.board, &card, &builtin)?;
-    modules.extend(
-        wifi_modules
-            .iter()
-            .filter(|m| context.index.knows(m))
-            .map(|m| m.to_string()),
-    );
+    // Wi-Fi when a config asks for it: the supplicant, the chip's firmware, its modules, all
+    // in the card's extras archive, out of the initramfs
+    let later =
+        crate::media::pi_wifi::pi_bundle(opts.board, &card, &builtin, |m| context.index.knows(m))?;
+    // an archive of an earlier bundle into this folder must not stay when this one has none
+    let _ = std::fs::remove_file(dir.join(ARCHIVE));
     let initramfs = initramfs::make_verbose(
-        &wifi,
+        &[],
+        &later,
         &initramfs::Options {
             arch,
             init: &init,
@@ -258,6 +258,9 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         &dir.join(INITRAMFS),
     )?;
     files.push(INITRAMFS.to_string());
+    if initramfs.extras.is_some() {
+        files.push(ARCHIVE.to_string());
+    }
     if let Some(extra) = &opts.files {
         copy_tree(extra, dir, &mut files)
             .with_context(|| format!("cannot copy the files of {}", extra.display()))?;

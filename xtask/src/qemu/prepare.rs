@@ -139,6 +139,8 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
             files: opts.files.clone(),
             label: None,
             gpt: opts.gpt,
+            // the card's archive of what serves later, beside the initramfs
+            beside: initramfs.extras.iter().map(|a| a.path.clone()).collect(),
         },
     )?;
     progress!("{}", image::describe(&image));
