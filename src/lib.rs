@@ -6,14 +6,18 @@
 //! hotplug, nodes), `storage` (partitions, the boot partition), `supervision` (running the
 //! box, the watchdog, shutdown), `net` (network and time), `sys` (the syscall seam). The files
 //! at the top are used across them: the loop's events, early mounts, the logger, and the pure
-//! `bytes`, `elf` and `fnmatch`.
+//! `bytes`, `elf`, `fnmatch`, `crc32` and the archive formats `cpio` and `gzip` (the extras
+//! on the card; xtask writes them).
 
 pub mod bytes;
 pub mod config;
+pub mod cpio;
+pub mod crc32;
 pub mod devices;
 pub mod elf;
 pub mod events;
 pub mod fnmatch;
+pub mod gzip;
 pub mod kmsg;
 pub mod mounts;
 pub mod net;

@@ -91,6 +91,14 @@ pub trait Sys {
     fn unmount_detach(&mut self, target: &Path) -> io::Result<()>;
     /// `open(2)` + `write(2)` of a whole small file, for `/proc/sys` knobs.
     fn write_file(&mut self, path: &Path, contents: &str) -> io::Result<()>;
+    /// A new file with these contents: `open(2)` with `O_CREAT | O_EXCL | O_NOFOLLOW` (an
+    /// existing file or link is `EEXIST`), `write(2)` of it all, `fchmod(2)` to `mode` (not
+    /// narrowed by the umask). For the extras unpacked from the card, each under a temporary
+    /// name that [`Sys::rename_noreplace`] then gives its own.
+    fn create_file(&mut self, path: &Path, mode: u32, contents: &[u8]) -> io::Result<()>;
+    /// [`renameat2(2)`](https://man7.org/linux/man-pages/man2/rename.2.html) with
+    /// `RENAME_NOREPLACE`: `from` becomes `to` in one step, unless `to` exists (`EEXIST`).
+    fn rename_noreplace(&mut self, from: &Path, to: &Path) -> io::Result<()>;
     /// `open(2)` + [`finit_module(2)`](https://man7.org/linux/man-pages/man2/finit_module.2.html).
     fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()>;
     /// [`Sys::finit_module`] for modules that do not depend on each other, results in order.

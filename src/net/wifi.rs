@@ -25,7 +25,8 @@ pub fn programs(
     boot_dir: Option<&Path>,
     root: &Path,
 ) -> Vec<(BoxConfig, Program)> {
-    match service(&cfg.wifi, exe, boot_dir, root) {
+    let extras = !cfg.boot.extras.is_empty();
+    match service(&cfg.wifi, exe, boot_dir, root, extras) {
         Ok(Some(service)) => match program::resolve(&service, None) {
             Ok(program) => vec![(service, program)],
             Err(e) => {
@@ -41,21 +42,25 @@ pub fn programs(
     }
 }
 
-/// The `[wifi]` service's settings, or why there is none.
+/// The `[wifi]` service's settings, or why there is none. With `extras` (`[boot] extras`
+/// lists archives) the supplicant may come later, unpacked from the card: the service then
+/// waits for it (`boxinit-net wifi`).
 fn service(
     wifi: &Wifi,
     exe: &Path,
     boot_dir: Option<&Path>,
     root: &Path,
+    extras: bool,
 ) -> Result<Option<BoxConfig>, String> {
     let Some(source) = wifi.source()? else {
         return Ok(None);
     };
     let inside = |path: &str| root.join(path.trim_start_matches('/'));
-    if !inside(&wifi.supplicant).is_file() {
+    if !extras && !inside(&wifi.supplicant).is_file() {
         return Err(format!(
-            "no {} in the initramfs: build it with `cargo xtask initramfs --wifi` (or give \
-             [wifi] supplicant)",
+            "no {} in the initramfs, and no [boot] extras to bring it: make the card with \
+             `cargo xtask bundle` (or `initramfs --wifi`), which packs it, or give [wifi] \
+             supplicant",
             wifi.supplicant
         ));
     }
@@ -209,11 +214,22 @@ mod tests {
         assert_eq!(dhcp_interface(&Config::default().wifi), None);
         // no supplicant in the initramfs
         let cfg = config("[wifi]\nssid = \"box\"\nsupplicant = \"/usr/sbin/nothing\"\n");
-        let err = service(&cfg.wifi, Path::new("/boxinit-net"), None, &root).unwrap_err();
-        assert!(err.contains("cargo xtask initramfs --wifi"), "{err}");
+        let err = service(&cfg.wifi, Path::new("/boxinit-net"), None, &root, false).unwrap_err();
+        assert!(err.contains("no [boot] extras to bring it"), "{err}");
+        // it may come with the extras from the card: the service waits for it
+        let cfg = config(
+            "[wifi]\nssid = \"box\"\nsupplicant = \"/usr/sbin/nothing\"\n[boot]\nextras = [\"extras.cpio.gz\"]\n",
+        );
+        let p = programs(
+            &cfg,
+            Path::new("/boxinit-net"),
+            Some(Path::new("/boot")),
+            &root,
+        );
+        assert_eq!(p[0].1.args[4], "/usr/sbin/nothing");
         // a relative config without a boot partition
         let cfg = config("[wifi]\nconfig = \"w.conf\"\n");
-        let err = service(&cfg.wifi, Path::new("/boxinit-net"), None, &root).unwrap_err();
+        let err = service(&cfg.wifi, Path::new("/boxinit-net"), None, &root, false).unwrap_err();
         assert!(err.contains("no boot partition"), "{err}");
         std::fs::remove_dir_all(&root).unwrap();
     }

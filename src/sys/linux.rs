@@ -112,6 +112,26 @@ impl Sys for Linux {
         file.write_all(contents.as_bytes())
     }
 
+    fn create_file(&mut self, path: &Path, mode: u32, contents: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        // create_new: O_CREAT | O_EXCL (std adds O_CLOEXEC)
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        file.write_all(contents)?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+    }
+
+    fn rename_noreplace(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        use rustix::fs::{RenameFlags, CWD};
+        rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE)?;
+        Ok(())
+    }
+
     fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()> {
         let file = std::fs::File::open(path)?;
         let params = c_string(params)?;

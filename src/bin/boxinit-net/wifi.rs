@@ -1,6 +1,7 @@
 //! `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT [NETWORK]`, the service PID 1 makes of
 //! `[wifi]` (`net::wifi`): writes CONF from PID 1's NETWORK file when given one
-//! (`wifi_key.rs`), waits for the interface to appear (its driver may be waiting for firmware:
+//! (`wifi_key.rs`), waits for the supplicant program (it may be unpacked from the card's
+//! extras after the box started), then for the interface to appear (its driver may be waiting for firmware:
 //! gokrazy#111 restart-looped instead), starts Debian's `wpa_supplicant` and turns its event
 //! lines into log lines: "associated", "wrong key", "network not found"; a supplicant that
 //! ends soon after its start gets its last lines logged. The supplicant does the 802.11 work;
@@ -25,6 +26,10 @@ const PATIENCE: Duration = Duration::from_secs(15);
 const EARLY_END: Duration = Duration::from_secs(10);
 /// How many of its last lines are kept for that.
 const LAST_LINES: usize = 8;
+/// How long it waits for the supplicant program, which may come after it starts: unpacked
+/// from the card's extras (`[boot] extras`) once the box runs. Then it gives up, saying so,
+/// and is restarted with backoff.
+const PROGRAM_PATIENCE: Duration = Duration::from_secs(120);
 
 /// What a supplicant line tells (wpa_supplicant prints its events on stdout, `IFACE: EVENT`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,10 +183,45 @@ impl Watcher {
     }
 }
 
+/// Waits until `program` is a file, looking every `poll`, for at most `limit` (the pauses'
+/// sum); says once that it waits and, when it comes, after how long. Whether it is there.
+fn wait_for_program(
+    program: &Path,
+    poll: Duration,
+    limit: Duration,
+    pause: &mut dyn FnMut(Duration),
+) -> bool {
+    let mut waited = Duration::ZERO;
+    loop {
+        if program.is_file() {
+            if !waited.is_zero() {
+                log::info!(
+                    "wifi: {} appeared after {}ms",
+                    program.display(),
+                    waited.as_millis()
+                );
+            }
+            return true;
+        }
+        if waited >= limit {
+            return false;
+        }
+        if waited.is_zero() {
+            log::info!(
+                "wifi: waiting for {} to appear (unpacked from the card's extras)",
+                program.display()
+            );
+        }
+        pause(poll);
+        waited += poll;
+    }
+}
+
 /// `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT [NETWORK]`: writes CONF from NETWORK when
-/// given, waits for the interface, then runs the supplicant with its output read line by
-/// line; exits with the supplicant's status (the supervisor restarts it), or 0 when stopped
-/// while it waited.
+/// given, waits for the supplicant program (it may come with the card's extras), then for
+/// the interface, then runs the supplicant with its output read line by line; exits with the
+/// supplicant's status (the supervisor restarts it), 1 when the program did not come, or 0
+/// when stopped while it waited.
 pub fn main(args: &[String]) -> i32 {
     // Logged to kmsg, or (a PID namespace, a host: no /dev/kmsg) to the console.
     kmsg::init(log::LevelFilter::Info);
@@ -202,6 +242,18 @@ pub fn main(args: &[String]) -> i32 {
     }
     // Its signals keep their default action (SIGTERM ends it, and the supplicant it starts
     // gets them as they are): it waits for as long as it takes, nothing asks it to stop.
+    if !wait_for_program(
+        Path::new(supplicant),
+        POLL,
+        PROGRAM_PATIENCE,
+        &mut std::thread::sleep,
+    ) {
+        log::error!(
+            "wifi: no {supplicant} after {}s: it is neither in the initramfs nor unpacked from the card's extras (see the extras: lines of the boot log)",
+            PROGRAM_PATIENCE.as_secs()
+        );
+        return 1;
+    }
     let mut sleep = |d| {
         std::thread::sleep(d);
         false
@@ -398,6 +450,49 @@ mod tests {
         for (printed, want) in table {
             assert_eq!(ssid_text(printed), want, "{printed}");
         }
+    }
+
+    #[test]
+    fn waits_for_its_program_for_a_while() {
+        let dir = std::env::temp_dir().join(format!("boxinit-wifi-wait-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = dir.join("wpa_supplicant");
+        let poll = Duration::from_millis(250);
+        // it comes during the third pause
+        let mut pauses = 0;
+        let mut appear = |_| {
+            pauses += 1;
+            if pauses == 3 {
+                std::fs::write(&program, b"\x7fELF").unwrap();
+            }
+        };
+        assert!(wait_for_program(
+            &program,
+            poll,
+            Duration::from_secs(1),
+            &mut appear
+        ));
+        assert_eq!(pauses, 3);
+        // there already: no pause
+        assert!(wait_for_program(
+            &program,
+            poll,
+            Duration::ZERO,
+            &mut |_| panic!()
+        ));
+        // never there: it gives up after its limit (4 pauses of 250ms)
+        std::fs::remove_file(&program).unwrap();
+        let mut pauses = 0;
+        let mut count = |_| pauses += 1;
+        assert!(!wait_for_program(
+            &program,
+            poll,
+            Duration::from_secs(1),
+            &mut count
+        ));
+        assert_eq!(pauses, 4);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -143,6 +143,7 @@ fn fake_block_root(root: &Path) -> Result<()> {
             files: None,
             label: None,
             gpt: false,
+            beside: Vec::new(),
         },
     )?;
     let bytes = std::fs::read(&disk)?;

@@ -348,6 +348,7 @@ fn make_disk(dir: &Path, name: &str, demo_box: &Path, args: &[&str]) -> Result<P
             files: None,
             label: None,
             gpt: false,
+            beside: Vec::new(),
         },
     )?;
     Ok(disk)

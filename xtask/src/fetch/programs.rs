@@ -22,6 +22,9 @@ pub struct DebianProgram {
     /// files it loads with `dlopen` (no `DT_NEEDED` names them), `{multiarch}` standing for
     /// the library directory's triple: packed with their libraries
     pub loaded: &'static [&'static str],
+    /// it serves later than the box: packed into the card's extras archive
+    /// (`pack/extras_archive.rs`), not the initramfs
+    pub later: bool,
 }
 
 /// OpenSSL 3's legacy provider: wpa_supplicant and hostapd 2.10 load it
@@ -46,14 +49,17 @@ pub const WPA_SUPPLICANT: DebianProgram = DebianProgram {
     package: "wpasupplicant",
     path: "sbin/wpa_supplicant",
     loaded: &[OPENSSL_LEGACY],
+    later: true,
 };
 
-/// An access point, for the Wi-Fi test (scenario 110).
+/// An access point, for the Wi-Fi test (scenario 110): the test's own radio, a service that
+/// starts with the box, so it stays in the initramfs.
 pub const HOSTAPD: DebianProgram = DebianProgram {
     name: "hostapd",
     package: "hostapd",
     path: "usr/sbin/hostapd",
     loaded: &[OPENSSL_LEGACY],
+    later: false,
 };
 
 /// The programs xtask knows how to pack.

@@ -62,6 +62,10 @@ pub struct ImageOptions {
     pub label: Option<String>,
     /// a GPT (protective MBR, primary and backup tables) instead of an MBR
     pub gpt: bool,
+    /// files copied to the top of the partition under their own names (the extras archive
+    /// beside the initramfs, `pack/extras_archive.rs`); a file of `files` of the same name
+    /// wins (a scenario's damaged archive)
+    pub beside: Vec<PathBuf>,
 }
 
 /// What [`make`] wrote.
@@ -97,9 +101,16 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
     let part_bytes = disk_bytes - part_start - backup;
 
     let mut contents: Vec<(String, PathBuf)> = Vec::new();
+    for source in &opts.beside {
+        let name = source.file_name().unwrap_or_default().to_string_lossy();
+        contents.push((name.into_owned(), source.clone()));
+    }
     if let Some(dir) = &opts.files {
-        collect_files(dir, dir, &mut contents)
+        let mut files = Vec::new();
+        collect_files(dir, dir, &mut files)
             .with_context(|| format!("cannot list the files of {}", dir.display()))?;
+        contents.retain(|(n, _)| !files.iter().any(|(f, _)| f.eq_ignore_ascii_case(n)));
+        contents.extend(files);
     }
     for (name, source) in [("box", &opts.box_path), ("init.toml", &opts.config)] {
         if let Some(source) = source {
@@ -560,6 +571,7 @@ mod tests {
                 files: Some(files),
                 label: None,
                 gpt: false,
+                beside: Vec::new(),
             },
         )
         .unwrap();

@@ -35,20 +35,25 @@ pub fn watch(
         child,
         expected,
         wait_for_exit,
-        timeout,
-        Duration::ZERO,
+        (timeout, Duration::ZERO),
         monitor,
+        &mut || {},
     )
 }
 
-/// [`watch`], but QEMU is stopped only `settle` after every expected line was seen.
+/// [`watch`], but QEMU is stopped only `settle` after every expected line was seen; and
+/// `on_ending` is called once the console shows the machine on its way out (the init's
+/// shutdown, or the kernel's last words: [`transcript::ending_begun`]): to let go of what would keep the
+/// guest's power-off from finishing. A hung disk's held read does (`test/nbd_hang.rs`): the
+/// guest kernel resets its virtio devices as it powers off, and QEMU drains the device's
+/// requests inside that register write, holding the vCPU until the read ends.
 pub fn watch_settled(
     child: &mut Child,
     expected: &[String],
     wait_for_exit: bool,
-    timeout: Duration,
-    settle: Duration,
+    (timeout, settle): (Duration, Duration),
     mut monitor: Option<Monitor>,
+    on_ending: &mut dyn FnMut(),
 ) -> Result<(String, Ending)> {
     let Some(mut stdout) = child.stdout.take() else {
         bail!("QEMU's stdout is not piped")
@@ -68,6 +73,8 @@ pub fn watch_settled(
     let mut sent: Vec<String> = Vec::new();
     // When every expected line has been seen (and QEMU is to be stopped), stop it then.
     let mut stop_at: Option<Instant> = None;
+    // Whether the console has shown the guest's end (on_ending called).
+    let mut ended = false;
     let ending = loop {
         let now = Instant::now();
         if now >= deadline {
@@ -79,7 +86,13 @@ pub fn watch_settled(
             break Ending::Exited;
         }
         match rx.recv_timeout((deadline - now).min(Duration::from_millis(200))) {
-            Ok(bytes) => raw.extend_from_slice(&bytes),
+            Ok(bytes) => {
+                raw.extend_from_slice(&bytes);
+                if !ended && transcript::ending_begun(&String::from_utf8_lossy(&raw)) {
+                    ended = true;
+                    on_ending();
+                }
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let _ = child.wait();

@@ -3,7 +3,7 @@
 //! the disk image checked; and every scenario in a row with one line each. Reading the
 //! scenario's folder is `test/scenario.rs`'s, watching and cleaning the console `qemu/`'s.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -98,7 +98,15 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             .map(|_| ()),
         };
         made.with_context(|| format!("cannot make the disk {}", disk.name))?;
-        disks.push((disk.name.clone(), path));
+        disks.push((disk.name.clone(), path.display().to_string()));
+    }
+    // Dropped (their connections closed) when the run ends, also on an error.
+    let mut hung = Vec::new();
+    for disk in &scenario.hung_disks {
+        let server = crate::test::nbd_hang::HungDisk::start(disk.size_mib)
+            .with_context(|| format!("cannot serve the hung disk {}", disk.name))?;
+        disks.push((disk.name.clone(), server.url()));
+        hung.push(server);
     }
     let responder = scenario
         .sntp
@@ -144,13 +152,15 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         scenario.expected.clone()
     };
     let wait_for_exit = update || scenario.waits_for_exit();
+    // QEMU cannot exit while a hung disk's read is held: let them fail once the guest ends.
+    let mut release = || hung.iter().for_each(|h| h.release());
     let (raw, ending) = console::watch_settled(
         &mut child,
         &expected,
         wait_for_exit,
-        DEFAULT_TIMEOUT,
-        SETTLE,
+        (DEFAULT_TIMEOUT, SETTLE),
         monitor,
+        &mut release,
     )?;
     std::fs::write(out_dir.join("console.log"), &raw).ok();
     let mut transcript = transcript::clean(&raw);
@@ -170,6 +180,16 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
     }
     let matched = missing.unwrap_or(scenario.expected.len());
     failures.extend(transcript::verdict(&scenario.expected, &raw, ending));
+    for w in &scenario.within {
+        match transcript::seconds_between(&raw, &w.from, &w.to) {
+            Ok(took) if took <= w.seconds => {}
+            Ok(took) => failures.push(format!(
+                "`{}` to `{}` took {took:.3}s of guest time, more than {}s",
+                w.from, w.to, w.seconds
+            )),
+            Err(e) => failures.push(format!("within: {e}")),
+        }
+    }
     if failures.is_empty() && ending != Ending::StoppedByTest {
         failures.extend(check_after(&scenario.after, &prepared.disk));
     }
@@ -194,11 +214,11 @@ fn blank_disk(path: &Path, size_mib: u32) -> Result<()> {
     Ok(())
 }
 
-/// `text` with every `{NAME}` of `disks` replaced by that disk's path.
-fn substitute(text: &str, disks: &[(String, PathBuf)]) -> String {
+/// `text` with every `{NAME}` of `disks` replaced by that disk's path (or a hung disk's URL).
+fn substitute(text: &str, disks: &[(String, String)]) -> String {
     let mut out = text.to_string();
     for (name, path) in disks {
-        out = out.replace(&format!("{{{name}}}"), &path.display().to_string());
+        out = out.replace(&format!("{{{name}}}"), path);
     }
     out
 }
@@ -296,7 +316,7 @@ mod tests {
 
     #[test]
     fn disks_are_named_in_arguments() {
-        let disks = vec![("stick".to_string(), PathBuf::from("/t/stick.img"))];
+        let disks = vec![("stick".to_string(), "/t/stick.img".to_string())];
         assert_eq!(
             substitute("drive_add 0 if=none,id=s,file={stick},format=raw", &disks),
             "drive_add 0 if=none,id=s,file=/t/stick.img,format=raw"
