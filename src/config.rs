@@ -17,6 +17,7 @@ pub mod network;
 mod schema;
 pub mod update;
 mod validate;
+pub mod wait_for;
 pub mod wifi;
 
 pub use boot_device::DeviceSpec;
@@ -25,6 +26,7 @@ pub use error::{edit_distance, suggest, ConfigError};
 pub use layer::{Layer, Place};
 pub use schema::*;
 pub use validate::{MAX_CRASH_LOOP, MAX_GROUPS, MAX_HOSTNAME, MAX_NOFILE};
+pub use wait_for::Need;
 
 use board::{UsbSerial, USB_SERIAL_TTY, USB_SHELL_SERVICE};
 use locate::{problem_error, to_config_error};
@@ -201,7 +203,9 @@ pub fn load_with_cmdline(layers: &[Layer], cmdline_text: &str) -> (Config, Vec<C
 
 /// The first problem of the merged layers as a whole, if any.
 fn merged_problem(merged: &toml::Table) -> Option<validate::Problem> {
-    let config = merged.clone().try_into::<Config>().ok()?;
+    let mut config = merged.clone().try_into::<Config>().ok()?;
+    // as the init will run it: `[board] usb_serial = "shell"` adds a service to wait for
+    add_board_features(&mut config);
     validate::merged_problems(&config).into_iter().next()
 }
 

@@ -7,15 +7,19 @@
 //! box, the watchdog, shutdown), `field` (trials of a new box or config, the boot-loop brake,
 //! the shutdown reports: what boxinit keeps on the card), `net` (network and time), `sys` (the
 //! syscall seam). The files at the top are used across them: the loop's events, early mounts,
-//! the logger, and the pure `bytes`, `elf`, `fnmatch` and `sha256`.
+//! the logger, and the pure `bytes`, `elf`, `fnmatch`, `sha256`, `crc32` and the archive
+//! formats `cpio` and `gzip` (the extras on the card; xtask writes them).
 
 pub mod bytes;
 pub mod config;
+pub mod cpio;
+pub mod crc32;
 pub mod devices;
 pub mod elf;
 pub mod events;
 pub mod field;
 pub mod fnmatch;
+pub mod gzip;
 pub mod kmsg;
 pub mod mounts;
 pub mod net;

@@ -10,6 +10,7 @@ use boxinit::kmsg;
 use boxinit::mounts;
 use boxinit::net;
 use boxinit::storage::bootpart;
+use boxinit::storage::extras::Extras;
 use boxinit::supervision::event_loop::{Judge, NoJudge, Stop};
 use boxinit::supervision::program::{self, Program};
 use boxinit::supervision::relay::Relay;
@@ -41,18 +42,27 @@ fn main() {
     // written, and `std::env::args()` panics on one that is not UTF-8 (before any hook).
     let args: Vec<OsString> = std::env::args_os().collect();
     if rustix::process::getpid().is_init() {
+        // An exec'd box (`mode = "exec"`) whose shell execs `poweroff` as its last command
+        // makes this binary PID 1 under that name: there is no init left to ask, so it acts
+        // at once, as with `-f`, instead of booting again.
+        if let Some(tool @ ("reboot" | "poweroff" | "halt")) = tool_name(&args) {
+            std::process::exit(signal_init(tool, &["-f".to_string()]));
+        }
         boot();
     }
     std::process::exit(multicall(&args));
 }
 
-/// Not PID 1: act as the tool named by argv[0] (or argv[1]).
-fn multicall(args: &[OsString]) -> i32 {
-    let argv0 = args
-        .first()
+/// The name this binary was started as: argv[0]'s file name.
+fn tool_name(args: &[OsString]) -> Option<&str> {
+    args.first()
         .and_then(|a| Path::new(a).file_name())
         .and_then(|name| name.to_str())
-        .unwrap_or("");
+}
+
+/// Not PID 1: act as the tool named by argv[0] (or argv[1]).
+fn multicall(args: &[OsString]) -> i32 {
+    let argv0 = tool_name(args).unwrap_or("");
     let rest = args.get(1..).unwrap_or_default();
     let tool_with =
         |args: &[OsString], run: &dyn Fn(&[String]) -> i32| match boxinit::utf8_args(args) {
@@ -195,6 +205,7 @@ fn boot() -> ! {
             &cfg.boot,
             Path::new(BOOT_DIR),
             seen,
+            &hotplug.probes(),
             &mut |sys, message| {
                 hotplug.handle(sys, message);
             },
@@ -226,14 +237,16 @@ fn boot() -> ! {
     };
     log::set_max_level(cfg.system.log_level.into());
     hotplug.configure(&mut sys, &cfg, &cmdline);
-    // The other devices' drivers (coldplug loaded the boot disk's first): now, unless the box
-    // may start without them (exec mode cannot: the thread would not survive the exec).
-    let deferred = if cfg.modules.coldplug_after_box && cfg.box_.mode != config::Mode::Exec {
-        hotplug.take_deferred()
-    } else {
+    // The card's archives of what serves later (Wi-Fi's supplicant, firmware, modules),
+    // unpacked where the second pass starts, wherever that runs.
+    hotplug.set_extras(Extras::new(&cfg.boot.extras, boot_dir, Path::new("/")));
+    // The other devices' drivers (coldplug loaded the boot disk's first): on the loader thread
+    // once the box has started, unless every present device's driver is wanted before it
+    // (`coldplug_after_box = false`), or the box is exec'd (no thread survives the exec).
+    let exec_mode = cfg.box_.mode == config::Mode::Exec;
+    if exec_mode || !cfg.modules.coldplug_after_box {
         hotplug.load_deferred(&mut sys, &events);
-        None
-    };
+    }
     apply_system(&mut sys, &cfg);
     setup_network(&mut sys, &cfg, boot_dir);
     log_phase("boot partition config", phase);
@@ -250,13 +263,20 @@ fn boot() -> ! {
         Err(e) => rescue(&mut sys, &cfg, &e, card.as_mut()),
     };
     // 7a. mode = "exec": the box becomes PID 1 and owes reaping and signals from now on.
-    if cfg.box_.mode == config::Mode::Exec {
+    if exec_mode {
+        if !cfg.box_.wait_for.is_empty() {
+            let mut held = Supervisor::new(cfg.box_.clone(), box_program.clone(), Instant::now());
+            event_loop::wait_before_exec(&events, &mut sys, &mut hotplug, &mut held);
+        }
         log::info!(
             "exec {} as PID 1 (mode = \"exec\")",
             box_program.program.display()
         );
         // Returns only when the box cannot run; PID 1 is then as it was, root, for its rescue.
-        let why = exec::exec(&box_program);
+        let reading: Vec<_> = (hotplug.probes().reading_names().iter())
+            .map(|name| Path::new("/dev").join(name))
+            .collect();
+        let why = exec::exec(&box_program, &reading);
         rescue(&mut sys, &cfg, &why, card.as_mut());
     }
     // The box's output through PID 1, for the shutdown report (`[report] box_output`).
@@ -272,12 +292,14 @@ fn boot() -> ! {
         box_program,
         Instant::now(),
     )];
-    for (service, program) in service_programs(&cfg, boot_dir) {
+    // DHCP globs expand to the interfaces present now, and to these same ones at every reload:
+    // a glob's client that adopted an interface since keeps it (README, "Network and time").
+    let interfaces_at_boot = net::link::interfaces(Path::new("/"));
+    for (service, program) in service_programs(&cfg, boot_dir, &interfaces_at_boot) {
         supervisors.push(Supervisor::new(service, program, Instant::now()));
     }
-    if let Some(deferred) = deferred {
-        std::thread::spawn(move || deferred.load(&mut Linux));
-    }
+    // From here on modules load on the loader thread, which starts once the box has.
+    hotplug.after_boot(Box::new(Linux));
     let mut watchdog = watchdog::Watchdog::open(
         &cfg.watchdog,
         Path::new(watchdog::HEARTBEAT),
@@ -306,7 +328,7 @@ fn boot() -> ! {
                 return None;
             }
         };
-        programs.extend(service_programs(&cfg, boot_dir));
+        programs.extend(service_programs(&cfg, boot_dir, &interfaces_at_boot));
         Some((programs, cfg.shutdown.grace))
     };
     let mut no_judge = NoJudge;
@@ -440,7 +462,11 @@ fn with_heartbeat(mut program: Program, cfg: &Config) -> Program {
 }
 
 /// The `[[service]]`s that can run; each one that cannot is logged and left out.
-fn service_programs(cfg: &Config, boot_dir: Option<&Path>) -> Vec<(config::BoxConfig, Program)> {
+fn service_programs(
+    cfg: &Config,
+    boot_dir: Option<&Path>,
+    present: &[String],
+) -> Vec<(config::BoxConfig, Program)> {
     let mut programs = Vec::new();
     for service in cfg.named_services() {
         match program::resolve(&service, boot_dir) {
@@ -452,8 +478,7 @@ fn service_programs(cfg: &Config, boot_dir: Option<&Path>) -> Vec<(config::BoxCo
     let init_exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
     let exe = net::program_beside(&init_exe);
     let mut network = net::wifi::programs(cfg, &exe, boot_dir, Path::new("/"));
-    let present = net::link::interfaces(Path::new("/"));
-    network.extend(net::programs(cfg, &exe, &present, boot_dir));
+    network.extend(net::programs(cfg, &exe, present, boot_dir));
     if !network.is_empty() && !exe.is_file() {
         // Said once here, rather than as a failed start of each program with backoff.
         let names: Vec<&str> = network.iter().map(|(_, p)| p.name.as_str()).collect();

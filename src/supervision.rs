@@ -1,8 +1,9 @@
 //! Supervision: running the box and the services. A `[box]`/`[[service]]` resolved into a
 //! `program` and checked as `runnable`; each one's life as a `supervisor` (restart `backoff`,
 //! crash loops, exit actions); the `event_loop` that drives them all, reaps, reloads and pets
-//! the `watchdog`; `exec` for a box that replaces PID 1; the box's output passed through PID
-//! 1 (`relay`); and the orderly `shutdown`.
+//! the `watchdog`; `wait` for what a program needs before it starts (`wait_for`); `exec` for
+//! a box that replaces PID 1; the box's output passed through PID 1 (`relay`); and the
+//! orderly `shutdown`.
 
 pub mod backoff;
 pub mod event_loop;
@@ -12,4 +13,5 @@ pub mod relay;
 pub mod runnable;
 pub mod shutdown;
 pub mod supervisor;
+pub mod wait;
 pub mod watchdog;

@@ -100,12 +100,19 @@ pub trait Sys {
     fn unmount_detach(&mut self, target: &Path) -> io::Result<()>;
     /// `open(2)` + `write(2)` of a whole small file, for `/proc/sys` knobs.
     fn write_file(&mut self, path: &Path, contents: &str) -> io::Result<()>;
+    /// A new file with these contents: `open(2)` with `O_CREAT | O_EXCL | O_NOFOLLOW` (an
+    /// existing file or link is `EEXIST`), `write(2)` of it all, `fchmod(2)` to `mode` (not
+    /// narrowed by the umask). For the extras unpacked from the card, each under a temporary
+    /// name that [`Sys::rename`] then gives its own.
+    fn create_file(&mut self, path: &Path, mode: u32, contents: &[u8]) -> io::Result<()>;
     /// `open(2)` of an existing file for writing (no `O_CREAT`, no `O_TRUNC`), `fstat(2)`, and
     /// [`pwrite(2)`](https://man7.org/linux/man-pages/man2/pwrite.2.html) of `contents` at
     /// offset 0: the file is overwritten in place. Fails with `EINVAL` when its length is not
     /// `contents.len()`: on FAT a write of another length changes the allocation table.
     fn overwrite(&mut self, path: &Path, contents: &[u8]) -> io::Result<()>;
-    /// `open(2)` with `O_CREAT | O_EXCL` (mode 0644) and `write(2)` of a new file.
+    /// `open(2)` with `O_CREAT | O_EXCL` (mode 0644, as the file system allows: no `fchmod`,
+    /// which vfat refuses for a mode its mount options do not give) and `write(2)` of a new
+    /// file on the card.
     fn create(&mut self, path: &Path, contents: &[u8]) -> io::Result<()>;
     /// `open(2)` + [`fdatasync(2)`](https://man7.org/linux/man-pages/man2/fdatasync.2.html):
     /// a file's data on the disk (it flushes the inode's pages whichever fd wrote them).
@@ -116,7 +123,8 @@ pub trait Sys {
     /// `open(2)` + [`syncfs(2)`](https://man7.org/linux/man-pages/man2/syncfs.2.html): the
     /// file system holding `path`, before it is remounted read-only.
     fn syncfs(&mut self, path: &Path) -> io::Result<()>;
-    /// [`renameat2(2)`](https://man7.org/linux/man-pages/man2/renameat2.2.html).
+    /// [`renameat2(2)`](https://man7.org/linux/man-pages/man2/renameat2.2.html): `Exchange`
+    /// for a promotion, `NoReplace` where an existing `to` must stay (`EEXIST`).
     fn rename(&mut self, from: &Path, to: &Path, how: Rename) -> io::Result<()>;
     /// `open(2)` + [`finit_module(2)`](https://man7.org/linux/man-pages/man2/finit_module.2.html).
     fn finit_module(&mut self, path: &Path, params: &str) -> io::Result<()>;

@@ -2,7 +2,11 @@
 //! sound, I2C and SPI. Each key stands for the modules it needs (and, for the serial console,
 //! a program on `/dev/ttyGS0`); `config::load` adds them to the rest of the configuration,
 //! so the loader, coldplug and supervisor do the work. `cargo xtask bundle` reads the same
-//! keys to pack those modules and write `config.txt`. Pure: no I/O.
+//! keys to pack those modules and write `config.txt`, and the keys that only it reads: the
+//! HDMI display, and the firmware's boot-time switches (cut-down firmware, `boot_delay`, the
+//! splash, the PoE fan and HAT EEPROM probes, the gzip-compressed kernel), each one key away
+//! from the firmware's own default. The init checks those and does nothing with them. Pure:
+//! no I/O.
 
 use serde::Deserialize;
 
@@ -11,7 +15,7 @@ use serde::Deserialize;
 pub const USB_SERIAL_TTY: &str = "/dev/ttyGS0";
 
 /// `[board]`
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Board {
     /// A serial console over the USB cable (USB gadget, ACM): a shell on it, or the box's
@@ -23,6 +27,43 @@ pub struct Board {
     pub i2c: bool,
     /// SPI on GPIO 7-11: `/dev/spidev0.0` and `0.1`.
     pub spi: bool,
+    /// An HDMI display: the firmware's full GPU code with its default GPU memory, and the
+    /// kernel's console on the screen (`console=tty1`). Off: serial console only.
+    pub display: bool,
+    /// The cut-down firmware (`start_cd.elf`, `gpu_mem=16`) when neither `sound` nor
+    /// `display` needs the GPU; `false`: always the full one. Read by `cargo xtask bundle`.
+    pub cut_down_firmware: bool,
+    /// Seconds the firmware waits before loading the kernel (`boot_delay`; its own default
+    /// is 1). Read by `cargo xtask bundle`.
+    pub boot_delay: u8,
+    /// The firmware's rainbow square on HDMI at power-up (`disable_splash` when off).
+    pub splash: bool,
+    /// The firmware's probe for a PoE HAT's fan on I2C at power-up (`disable_poe_fan` when
+    /// off).
+    pub poe_fan: bool,
+    /// The firmware's read of a HAT's ID EEPROM at power-up (`force_eeprom_read=0` when off).
+    pub hat_eeprom: bool,
+    /// `kernel8.img` gzip-compressed (the firmware inflates it); `false`: the raw Image.
+    pub gzip_kernel: bool,
+}
+
+impl Default for Board {
+    /// No feature, and every boot-time switch on (the bundle's defaults, README).
+    fn default() -> Board {
+        Board {
+            usb_serial: UsbSerial::Off,
+            sound: false,
+            i2c: false,
+            spi: false,
+            display: false,
+            cut_down_firmware: true,
+            boot_delay: 0,
+            splash: false,
+            poe_fan: false,
+            hat_eeprom: false,
+            gzip_kernel: true,
+        }
+    }
 }
 
 /// `board.usb_serial`
@@ -66,6 +107,12 @@ impl Board {
     /// Whether any feature needs a shell in the initramfs.
     pub fn needs_shell(&self) -> bool {
         self.usb_serial == UsbSerial::Shell
+    }
+
+    /// Whether the firmware can be the cut-down one: allowed, and nothing asks for the GPU
+    /// (sound goes through the VideoCore, a display needs its framebuffer and memory).
+    pub fn cut_down(&self) -> bool {
+        self.cut_down_firmware && !self.sound && !self.display
     }
 }
 
@@ -129,6 +176,29 @@ mod tests {
     }
 
     #[test]
+    fn firmware_switches_parse_and_choose_the_firmware() {
+        let config = parse("");
+        assert!(config.board.cut_down() && config.board.gzip_kernel);
+        assert_eq!(config.board.boot_delay, 0);
+        for text in [
+            "[board]\nsound = true\n",
+            "[board]\ndisplay = true\n",
+            "[board]\ncut_down_firmware = false\n",
+        ] {
+            assert!(!parse(text).board.cut_down(), "{text}");
+        }
+        let config = parse(
+            "[board]\nboot_delay = 1\nsplash = true\npoe_fan = true\nhat_eeprom = true\n\
+             gzip_kernel = false\n",
+        );
+        let board = &config.board;
+        assert_eq!(board.boot_delay, 1);
+        assert!(board.splash && board.poe_fan && board.hat_eeprom && !board.gzip_kernel);
+        // they load nothing and start nothing: the firmware's, not the init's
+        assert!(config.modules.load.is_empty() && config.service.is_empty());
+    }
+
+    #[test]
     fn unknown_values_are_errors() {
         let (_, errors) = load(&[Layer::Text {
             name: "init.toml".into(),
@@ -140,5 +210,12 @@ mod tests {
             text: "[board]\nsond = true\n".into(),
         }]);
         assert_eq!(errors.len(), 1);
+        for text in ["[board]\nboot_delay = 256\n", "[board]\nboot_delay = -1\n"] {
+            let (_, errors) = load(&[Layer::Text {
+                name: "init.toml".into(),
+                text: text.into(),
+            }]);
+            assert_eq!(errors.len(), 1, "{text}");
+        }
     }
 }

@@ -108,6 +108,10 @@ pub struct Boot {
     pub timeout: Duration,
     /// Mount read-only: a FAT card written to when power is cut gets corrupted.
     pub read_only: bool,
+    /// Archives on the boot partition (gzip-compressed newc cpio, relative paths) unpacked
+    /// into the root file system where coldplug's second pass starts: what serves later than
+    /// the box (`storage::extras`). xtask lists the one it writes in the built-in config.
+    pub extras: Vec<String>,
 }
 
 impl Default for Boot {
@@ -116,6 +120,7 @@ impl Default for Boot {
             device: DeviceSpec::Auto,
             timeout: Duration::from_secs(10),
             read_only: true,
+            extras: Vec::new(),
         }
     }
 }
@@ -135,9 +140,16 @@ pub struct Modules {
     /// QEMU (1 or 2 vCPUs) it measured 5-25% slower than one after another.
     pub parallel: bool,
     /// Coldplug loads the drivers of the devices that can hold the boot partition first and
-    /// the others once it is mounted; with this, those others load on a thread once the box
-    /// has started (the box sees those devices appear, as with hotplug) instead of before.
+    /// the others once it is mounted: on the loader thread once the box has started (the
+    /// default: the box sees those devices appear, as with hotplug, and says what it needs
+    /// with `wait_for`), or, with `false`, before the box starts (every present device's
+    /// driver loaded when it starts, as before).
     pub coldplug_after_box: bool,
+    /// The modules that bring up the boot partition's disk (`["bcm2835"]`, a Pi 3's SD host),
+    /// loaded first: with them, coldplug's first pass (a walk of sysfs) is not needed before
+    /// the boot partition; it runs with the second pass, or when the partition does not show
+    /// up within 2 s (a Pi booting from USB).
+    pub boot: Vec<String>,
 }
 
 impl Default for Modules {
@@ -147,7 +159,8 @@ impl Default for Modules {
             params: BTreeMap::new(),
             coldplug: true,
             parallel: false,
-            coldplug_after_box: false,
+            coldplug_after_box: true,
+            boot: Vec::new(),
         }
     }
 }
@@ -255,7 +268,16 @@ pub struct BoxConfig {
     pub rlimits: BTreeMap<String, u64>,
     /// Set `PR_SET_NO_NEW_PRIVS`: setuid programs cannot gain privileges.
     pub no_new_privs: bool,
+    /// What it needs before it starts (`wait_for.rs`): it is started once all is there.
+    pub wait_for: Vec<super::wait_for::Need>,
+    /// How long it waits for `wait_for`; then it starts anyway, with an error naming what
+    /// never came.
+    #[serde(deserialize_with = "duration")]
+    pub wait_timeout: Duration,
 }
+
+/// The default `wait_timeout`.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for BoxConfig {
     fn default() -> BoxConfig {
@@ -277,6 +299,8 @@ impl Default for BoxConfig {
             umask: None,
             rlimits: BTreeMap::new(),
             no_new_privs: false,
+            wait_for: Vec::new(),
+            wait_timeout: WAIT_TIMEOUT,
         }
     }
 }

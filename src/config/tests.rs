@@ -188,7 +188,7 @@ fn error_messages() {
         ),
         (
             "[box]\ncoffee = 1\n",
-            "/boot/init.toml:2:1: unknown key `coffee` in [box] (known: name, path, args, env, working_dir, restart, on_exit, backoff, crash_loop, mode, console, user, group, groups, umask, rlimits, no_new_privs)",
+            "/boot/init.toml:2:1: unknown key `coffee` in [box] (known: name, path, args, env, working_dir, restart, on_exit, backoff, crash_loop, mode, console, user, group, groups, umask, rlimits, no_new_privs, wait_for, wait_timeout)",
         ),
         (
             "[bx]\npath = \"x\"\n",
@@ -568,4 +568,72 @@ fn services_without_a_name_are_called_service_n() {
             Some("service3".to_string())
         ]
     );
+}
+
+mod wait_for_tests {
+    use super::*;
+
+    #[test]
+    fn wait_for_words_and_their_timeout() {
+        let c = parse(
+            "[box]\nwait_for = [\"/dev/spidev0.0\", \"module:snd-bcm2835\", \"net:usb*\", \"time-synced\", \"coldplug\", \"service:web\"]\nwait_timeout = \"1m\"\n\
+             [[service]]\nname = \"web\"\npath = \"/bin/web\"\n[modules]\nboot = [\"bcm2835\"]\n",
+        )
+        .unwrap();
+        let shown: Vec<String> = c.box_.wait_for.iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "/dev/spidev0.0",
+                "module:snd_bcm2835",
+                "net:usb*",
+                "time-synced",
+                "coldplug",
+                "service:web"
+            ]
+        );
+        assert_eq!(c.box_.wait_timeout, secs(60));
+        assert_eq!(c.service[0].wait_timeout, secs(30));
+        assert_eq!(c.modules.boot, ["bcm2835"]);
+        assert!(c.modules.coldplug_after_box);
+    }
+
+    /// What `boxinit check` says about a wait that cannot work: (card init.toml, the error).
+    #[test]
+    fn waits_that_cannot_work_are_named_where_they_are() {
+        let cases = [
+            (
+                "[box]\nwait_for = [\"/dev/x\", \"clock\"]\n",
+                "/boot/init.toml:2:12: `box.wait_for`: `clock` is not something to wait for, did you mean `time-synced`? (one of /PATH, module:NAME, net:IFACE, service:NAME, time-synced, coldplug)",
+            ),
+            (
+                "[box]\nwait_for = [\"service:db\"]\n[[service]]\nname = \"dB\"\npath = \"/db\"\n",
+                "/boot/init.toml:2:13: `box.wait_for`: `service:db` names no [[service]], did you mean `service:dB`?",
+            ),
+            (
+                "[[service]]\nname = \"web\"\npath = \"/web\"\nwait_for = [\"service:web\"]\n",
+                "/boot/init.toml:4:13: `service.wait_for`: `service:web`: web would wait for itself",
+            ),
+            (
+                "[box]\nwait_for = [\"service:a\"]\n[[service]]\nname = \"a\"\npath = \"/a\"\nwait_for = [\"service:box\"]\n",
+                "/boot/init.toml:6:13: `service.wait_for`: a circle of waits: box waits for a waits for box; none of them would start before its wait_timeout",
+            ),
+            (
+                "[box]\nmode = \"exec\"\nwait_for = [\"net:eth0\"]\n",
+                "/boot/init.toml:3:13: `box.wait_for`: `net:eth0` can never come with mode = \"exec\": no service or network program runs beside an exec'd box; wait for a path or a module, or supervise the box",
+            ),
+            (
+                "[box]\nwait_for = [\"/dev/x\"]\nwait_timeout = \"0s\"\n",
+                "/boot/init.toml:3:16: `box.wait_timeout`: `0s` would never wait: give the time `wait_for` may take, like \"30s\"",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse(text).unwrap_err(), want, "{text}");
+        }
+        // a service `[board] usb_serial = "shell"` adds can be waited for
+        assert!(parse(
+            "[board]\nusb_serial = \"shell\"\n[box]\nwait_for = [\"service:usb-serial-shell\"]\n"
+        )
+        .is_ok());
+    }
 }

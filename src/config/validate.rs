@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::boot_device::DeviceSpec;
-use super::schema::{BoxConfig, Config};
+use super::schema::{BoxConfig, Config, Mode};
+use super::wait_for::{self, Need, Waiter};
 
 /// `sethostname(2)` takes at most `HOST_NAME_MAX` bytes.
 pub const MAX_HOSTNAME: usize = 64;
@@ -124,8 +125,14 @@ pub fn problems(config: &Config) -> Vec<Problem> {
         | DeviceSpec::PartUuid(text) => c.no_nul("boot.device".into(), text),
         DeviceSpec::Auto | DeviceSpec::None => {}
     }
+    for (i, name) in config.boot.extras.iter().enumerate() {
+        extras_name(&mut c, format!("boot.extras[{i}]"), name);
+    }
     for (i, name) in config.modules.load.iter().enumerate() {
         c.no_nul(format!("modules.load[{i}]"), name);
+    }
+    for (i, name) in config.modules.boot.iter().enumerate() {
+        c.no_nul(format!("modules.boot[{i}]"), name);
     }
     for (module, params) in &config.modules.params {
         if module.contains('\0') {
@@ -217,12 +224,20 @@ pub fn problems(config: &Config) -> Vec<Problem> {
 /// takes `config` or `ssid`, not both (and no `psk` without `ssid`).
 pub fn merged_problems(config: &Config) -> Vec<Problem> {
     let mut c = Checks { found: Vec::new() };
+    wait_problems(config, &mut c);
     if let Err(message) = config.wifi.source() {
         let key = match config.wifi.config {
             Some(_) => "wifi.config",
             None => "wifi.psk",
         };
         c.add(key.into(), message);
+    }
+    if config.boot.device == DeviceSpec::None && !config.boot.extras.is_empty() {
+        c.add(
+            "boot.extras".into(),
+            "names archives on the boot partition, but there is none ([boot] device = \"none\")"
+                .into(),
+        );
     }
     if config.boot.device == DeviceSpec::None {
         let programs = std::iter::once(("box".to_string(), &config.box_)).chain(
@@ -245,6 +260,22 @@ pub fn merged_problems(config: &Config) -> Vec<Problem> {
         }
     }
     c.found
+}
+
+/// A `[boot] extras` name: a file on the boot partition, named from its top (no `/` first,
+/// no empty, `.` or `..` part).
+fn extras_name(c: &mut Checks, path: String, name: &str) {
+    let plain =
+        !name.starts_with('/') && name.split('/').all(|part| !matches!(part, "" | "." | ".."));
+    if !plain {
+        c.add(
+            path.clone(),
+            format!(
+                "{name:?} is not a file on the boot partition; name it from the partition's top, like \"extras.cpio.gz\""
+            ),
+        );
+    }
+    c.no_nul(path, name);
 }
 
 /// The checks of `[box]` or one `[[service]]`, under the key path `at`.
@@ -322,6 +353,45 @@ fn program(at: &str, p: &BoxConfig, c: &mut Checks) {
             format!("{at}.crash_loop.max"),
             format!("{} is more than {MAX_CRASH_LOOP}", p.crash_loop.max),
         );
+    }
+    for (i, need) in p.wait_for.iter().enumerate() {
+        if let Need::Path(path) = need {
+            c.no_nul(format!("{at}.wait_for[{i}]"), path);
+        }
+    }
+    if p.wait_timeout.is_zero() && !p.wait_for.is_empty() {
+        c.add(
+            format!("{at}.wait_timeout"),
+            "`0s` would never wait: give the time `wait_for` may take, like \"30s\"".into(),
+        );
+    }
+}
+
+/// The `wait_for`s of the box and the services taken together (`wait_for::problems`).
+fn wait_problems(config: &Config, c: &mut Checks) {
+    let box_ = &config.box_;
+    let mut waiters = vec![Waiter {
+        at: "box".into(),
+        name: box_.name.clone().unwrap_or_else(|| "box".into()),
+        exec: box_.mode == Mode::Exec,
+        needs: &box_.wait_for,
+    }];
+    // named as the supervisor names them: their own name or `serviceN`
+    for (i, (service, named)) in config
+        .service
+        .iter()
+        .zip(config.named_services())
+        .enumerate()
+    {
+        waiters.push(Waiter {
+            at: format!("service[{i}]"),
+            name: named.name.unwrap_or_default(),
+            exec: false,
+            needs: &service.wait_for,
+        });
+    }
+    for (path, message) in wait_for::problems(&waiters) {
+        c.add(path, message);
     }
 }
 
@@ -488,6 +558,38 @@ mod tests {
         }
         // what is allowed there
         assert_eq!(card_error("[boot]\nread_only = false\n"), "");
+        assert_eq!(
+            card_error("[boot]\nextras = [\"extras.cpio.gz\", \"more/wifi.cpio.gz\"]\n"),
+            ""
+        );
+    }
+
+    /// `[boot] extras` names files on the boot partition, from its top, and needs one.
+    #[test]
+    fn extras_are_files_on_the_boot_partition() {
+        for name in [
+            "/etc/x.cpio.gz",
+            "../x.cpio.gz",
+            "a/../../x",
+            "",
+            "a//b",
+            "./x",
+        ] {
+            let text = format!("[boot]\nextras = [\"ok.gz\", {name:?}]\n");
+            assert_eq!(
+                card_error(&text),
+                format!("/boot/init.toml:2:20: `boot.extras`: {name:?} is not a file on the boot partition; name it from the partition's top, like \"extras.cpio.gz\""),
+                "{name}"
+            );
+        }
+        let (_, errors) = load(&[Layer::Text {
+            name: "/etc/init.toml".into(),
+            text: "[boot]\ndevice = \"none\"\nextras = [\"x.gz\"]\n[box]\npath = \"/b\"\n".into(),
+        }]);
+        assert_eq!(
+            errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            ["/etc/init.toml:3:10: `boot.extras`: names archives on the boot partition, but there is none ([boot] device = \"none\")"]
+        );
     }
 
     /// Class 1 for files: a config that is not UTF-8 is an error at its first bad byte.

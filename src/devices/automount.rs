@@ -3,7 +3,9 @@
 //! when it is removed. Only FAT is recognised (`storage::scan` reads its boot sector), which is
 //! what USB sticks and SD cards carry. Which events arrive is `hotplug`'s business.
 //!
-//! The boot sector is read off the event loop ([`Probe`]): a new device that is slow or never
+//! The boot sector is read off the event loop, by the probes the boot partition search used
+//! too ([`DeviceProbes`]: a thread per device, never two at once for one device, so a dead
+//! stick plugged in again and again costs one thread): a new device that is slow or never
 //! answers holds up its probe's thread, not the loop; the loop picks the answer up at its next
 //! [`Automounter::tick`] and gives up on it after [`PROBE_LIMIT`].
 
@@ -14,8 +16,7 @@ use std::time::{Duration, Instant};
 use crate::config::Automount;
 use crate::devices::uevent::{Action, Uevent};
 use crate::storage::partition::FatInfo;
-use crate::storage::probe::{Answer, Probe};
-use crate::storage::scan;
+use crate::storage::probe::{Answer, DeviceProbes};
 use crate::sys::{MountFlags, Sys};
 
 /// How long a new partition may take to show its boot sector before it is left alone.
@@ -64,12 +65,14 @@ pub struct Automounter {
     mounted: BTreeMap<String, PathBuf>,
     /// where `/dev` and `/proc` are read (`/`; a temp dir in tests)
     root: PathBuf,
-    /// devname -> the look at its boot sector under way
-    probing: BTreeMap<String, Probe<Option<FatInfo>>>,
+    /// The reads of the devices (shared with the boot partition search).
+    probes: DeviceProbes,
+    /// devname -> when it came, while its boot sector is awaited
+    waiting: BTreeMap<String, Instant>,
 }
 
 impl Automounter {
-    pub fn new(rules: Vec<Automount>, root: &Path) -> Automounter {
+    pub fn new(rules: Vec<Automount>, root: &Path, probes: &DeviceProbes) -> Automounter {
         for rule in rules
             .iter()
             .filter(|r| r.label.is_none() && r.fstype.is_none())
@@ -83,39 +86,42 @@ impl Automounter {
             rules,
             mounted: BTreeMap::new(),
             root: root.to_path_buf(),
-            probing: BTreeMap::new(),
+            probes: probes.clone(),
+            waiting: BTreeMap::new(),
         }
     }
 
     /// Replaces the rules (once the boot partition's init.toml is read); mounts stay.
     pub fn set_rules(&mut self, rules: Vec<Automount>) {
         let kept = std::mem::take(&mut self.mounted);
-        let probing = std::mem::take(&mut self.probing);
-        *self = Automounter::new(rules, &self.root);
+        let waiting = std::mem::take(&mut self.waiting);
+        *self = Automounter::new(rules, &self.root, &self.probes);
         self.mounted = kept;
-        self.probing = probing;
+        self.waiting = waiting;
     }
 
     /// Mounts what the probes found since the last call, gives up on those that took longer
     /// than [`PROBE_LIMIT`], and says when to look again (None: no probe under way).
     pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
-        let probing = std::mem::take(&mut self.probing);
-        for (devname, probe) in probing {
-            match probe.poll() {
-                Answer::Ready(fat) => self.mount_found(sys, &devname, fat),
-                Answer::NotYet if now.saturating_duration_since(probe.started) > PROBE_LIMIT => {
+        let waiting = std::mem::take(&mut self.waiting);
+        for (devname, since) in waiting {
+            match self.probes.ask(&devname) {
+                Answer::Ready(look) => self.mount_found(sys, &devname, look.fat),
+                Answer::NotYet { .. } if now.saturating_duration_since(since) > PROBE_LIMIT => {
+                    // this warning names it: not the loop's about slow reads too
+                    self.probes.mark_named(&devname);
                     log::warn!(
                         "automount: /dev/{devname} did not show its boot sector within {}; not mounted (a slow or failing device?)",
                         crate::config::format_duration(PROBE_LIMIT)
                     );
                 }
-                Answer::NotYet => {
-                    self.probing.insert(devname, probe);
+                Answer::NotYet { .. } => {
+                    self.waiting.insert(devname, since);
                 }
                 Answer::Lost => {}
             }
         }
-        (!self.probing.is_empty()).then(|| crate::events::deadline_after(now, PROBE_POLL))
+        (!self.waiting.is_empty()).then(|| crate::events::deadline_after(now, PROBE_POLL))
     }
 
     /// Waits (up to `limit`) for the probes under way and mounts what they find: at boot, so
@@ -130,7 +136,7 @@ impl Automounter {
     /// Acts on a block device event.
     pub fn on_event(&mut self, sys: &mut dyn Sys, event: &Uevent) {
         if event.subsystem() != "block"
-            || self.rules.is_empty() && self.mounted.is_empty() && self.probing.is_empty()
+            || self.rules.is_empty() && self.mounted.is_empty() && self.waiting.is_empty()
         {
             return;
         }
@@ -144,21 +150,17 @@ impl Automounter {
         }
     }
 
-    /// Starts a look at a new device's boot sector, off the loop.
+    /// Starts a look at a new device's boot sector, off the loop (unless one is under way:
+    /// its answer will do); [`Automounter::tick`] mounts what it finds.
     fn mount(&mut self, _sys: &mut dyn Sys, devname: &str) {
         if self.mounted.contains_key(devname)
-            || self.probing.contains_key(devname)
+            || self.waiting.contains_key(devname)
             || self.is_mounted(devname)
         {
             return;
         }
-        let (root, name) = (self.root.clone(), devname.to_string());
-        match Probe::start("automount", move || scan::probe_fat(&root, &name)) {
-            Ok(probe) => {
-                self.probing.insert(devname.to_string(), probe);
-            }
-            Err(e) => log::warn!("automount: cannot start a thread to look at /dev/{devname}: {e}"),
-        }
+        let _ = self.probes.ask(devname);
+        self.waiting.insert(devname.to_string(), Instant::now());
     }
 
     /// A probe's answer: mount the partition when it is FAT and a rule wants it.
@@ -213,7 +215,7 @@ impl Automounter {
 
     fn unmount(&mut self, sys: &mut dyn Sys, devname: &str) {
         // Gone while being looked at: its answer no longer matters.
-        self.probing.remove(devname);
+        self.waiting.remove(devname);
         let Some(target) = self.mounted.remove(devname) else {
             return;
         };
@@ -310,6 +312,7 @@ mod tests {
         let mut am = Automounter::new(
             rules("[[automount]]\nlabel = \"stick\"\npath = \"/mnt/stick\"\nread_only = false\noptions = \"utf8\"\n"),
             &root,
+            &crate::storage::probe::for_devices(&root),
         );
         let mut rec = Recorder::new();
         let ev = |action: &str, dev: &str| {
@@ -352,6 +355,7 @@ mod tests {
         let mut am = Automounter::new(
             rules("[[automount]]\nlabel = \"stick\"\npath = \"/mnt/stick\"\n"),
             &root,
+            &crate::storage::probe::for_devices(&root),
         );
         let mut rec = Recorder::new();
         let ev = |dev: &str| {

@@ -1,20 +1,24 @@
 //! Devices from boot to shutdown: the modules the boot config names, coldplug (every device
 //! present at boot), then each uevent as it arrives — its module, its node and rules
 //! (`devices`), its automount. The boot sequence and the event loop call in here; finding
-//! modaliases is `coldplug`'s job, loading `modules`', parsing messages `uevent`'s.
+//! modaliases is `coldplug`'s job, loading `modules`', parsing messages `uevent`'s; once the
+//! box runs, modules load on the loader thread (`load_thread`), never on the loop's.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, DeviceSpec};
 use crate::devices::automount::Automounter;
-use crate::devices::modules::{Loader, Summary};
+use crate::devices::load_thread::{self, Job, LoadThread, SecondPass};
+use crate::devices::modules::{not_loaded, Loader, Summary};
 use crate::devices::rules::Devices;
 use crate::devices::uevent::{self, Action, Uevent};
 use crate::devices::{coldplug, rules};
 use crate::events::Events;
-use crate::storage::scan::{self, Candidate};
+use crate::storage::extras::Extras;
+use crate::storage::probe::{self, DeviceProbes};
+use crate::storage::scan::Candidate;
+use crate::storage::search::{self, Search};
 use crate::sys::Sys;
 
 /// The file system modules the boot partition needs, loaded with coldplug rather than left to
@@ -32,33 +36,24 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(3);
 /// USB stick behind a Raspberry Pi's dwc2).
 pub const BOOT_FIRST_GRACE: Duration = Duration::from_secs(2);
 
-/// The coldplug modules left for after the boot partition: loaded by [`Deferred::load`], on a
-/// thread of its own once the box runs (`[modules] coldplug_after_box`).
-pub struct Deferred {
-    loader: Loader,
-    modules: Vec<String>,
-}
-
-impl Deferred {
-    /// Loads the modules (the uevents of their devices go to the event loop); one log line.
-    pub fn load(self, sys: &mut dyn Sys) {
-        let started = Instant::now();
-        let summary = self.loader.load(sys, &self.modules);
-        log_deferred(summary, started, "after the box started");
-    }
-}
-
-fn log_deferred(summary: Summary, started: Instant, when: &str) {
-    log::info!(
-        "modules of the other devices ({when}): {} loaded, {} already there, {} failed in {}ms",
-        summary.loaded,
-        summary.already,
-        summary.failed,
-        started.elapsed().as_millis()
-    );
-}
 /// How long boot waits for the automount probes of the devices already there.
 const BOOT_PROBE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Where module loading goes once the boot sequence hands over to the event loop.
+enum AfterBoot {
+    /// Still booting: modules load on this thread, in the boot sequence's order.
+    Booting,
+    /// Handed over ([`Hotplug::after_boot`]); the thread starts at the loop's first tick,
+    /// once the box has been started, with the second pass as its first job.
+    Ready {
+        sys: Box<dyn Sys + Send>,
+        second_pass: Option<Job>,
+    },
+    /// The loader thread runs; the loop sends it jobs.
+    Thread(LoadThread),
+    /// No thread could be had (out of memory): modules load on the loop's thread.
+    Inline,
+}
 
 /// Everything that acts on device events.
 pub struct Hotplug {
@@ -68,11 +63,21 @@ pub struct Hotplug {
     /// Coldplug's modules that can wait until the boot partition is mounted
     /// ([`coldplug::split_boot_first`]).
     deferred: Vec<String>,
-    /// Until the deferred modules are loaded or taken, new devices' modules that are not
-    /// [`coldplug::loads_first`] join them instead of loading at once.
+    /// The first pass did not read sysfs (`[modules] boot` named the boot disk's modules):
+    /// the second pass reads it.
+    walk_pending: bool,
+    /// Until the deferred modules are loaded or handed over, new devices' modules that are
+    /// not [`coldplug::loads_first`] join them instead of loading at once.
     boot_first_only: bool,
+    /// Where modules load once the box runs.
+    after_boot: AfterBoot,
     devices: Devices,
     automount: Automounter,
+    /// The reads of the block devices, a thread per device, shared by the boot partition
+    /// waits and automount: never two at once for one device.
+    probes: DeviceProbes,
+    /// The archives to unpack where the second pass starts ([`Hotplug::set_extras`]).
+    extras: Extras,
     /// `/` (a temp dir in tests): where `/sys` and `/dev` are read.
     root: PathBuf,
     /// `/dev` is not a devtmpfs (read once, from `/proc/mounts`): nodes are made by hand.
@@ -82,9 +87,15 @@ pub struct Hotplug {
 impl Hotplug {
     /// Reads the module index under `root` and takes the rules of `cfg`.
     pub fn new(cfg: &Config, cmdline: &str, root: &Path) -> Hotplug {
+        Hotplug::with_probes(cfg, cmdline, root, probe::for_devices(root))
+    }
+
+    /// [`Hotplug::new`], reading the block devices through `probes` (a test's may hang).
+    pub fn with_probes(cfg: &Config, cmdline: &str, root: &Path, probes: DeviceProbes) -> Hotplug {
         // No module wanted, no index read (and no complaint where there is none, as in a
         // PID-namespace test).
-        let wants_modules = cfg.modules.coldplug || !cfg.modules.load.is_empty();
+        let wants_modules =
+            cfg.modules.coldplug || !cfg.modules.load.is_empty() || !cfg.modules.boot.is_empty();
         let loader = wants_modules
             .then(|| Loader::open(root, &cfg.modules.params, cmdline, cfg.modules.parallel))
             .flatten();
@@ -94,18 +105,23 @@ impl Hotplug {
             loader,
             load_for_devices: cfg.modules.coldplug,
             deferred: Vec::new(),
+            walk_pending: false,
             boot_first_only: false,
+            after_boot: AfterBoot::Booting,
             devices: Devices::new(cfg.device.clone(), make_nodes, &root.join("dev")),
-            automount: Automounter::new(cfg.automount.clone(), root),
+            automount: Automounter::new(cfg.automount.clone(), root, &probes),
+            probes,
+            extras: Extras::default(),
             root: root.to_path_buf(),
         }
     }
 
     /// Boot: the named modules, then (with `coldplug`) the modules of the present devices that
-    /// can hold the boot partition ([`coldplug::loads_first`]), the boot file system's, and
-    /// those of the devices their drivers bring up, read from the uevent socket until it is
-    /// quiet. One log line with the counts and the time. The other devices' modules wait for
-    /// [`Hotplug::load_deferred`] or [`Hotplug::take_deferred`].
+    /// can hold the boot partition ([`coldplug::loads_first`]) — or, when `[modules] boot`
+    /// names them, those, without reading sysfs — the boot file system's, and those of the
+    /// devices their drivers bring up, read from the uevent socket until it is quiet. One log
+    /// line with the counts and the time. The other devices' modules wait for
+    /// [`Hotplug::load_deferred`] or [`Hotplug::after_boot`].
     pub fn boot(&mut self, sys: &mut dyn Sys, events: &Events, cfg: &Config) {
         let started = Instant::now();
         if self.make_nodes() {
@@ -115,10 +131,19 @@ impl Hotplug {
         let Some(loader) = &self.loader else {
             return;
         };
-        let mut wanted: Vec<String> = cfg.modules.load.clone();
+        let mut wanted: Vec<String> = cfg.modules.boot.clone();
+        wanted.extend(cfg.modules.load.iter().cloned());
         let mut devices = 0;
         let mut walk = Duration::ZERO;
-        if self.load_for_devices {
+        if self.load_for_devices && !cfg.modules.boot.is_empty() {
+            // the boot disk's modules are named: sysfs is read after the boot partition
+            log::debug!(
+                "coldplug: first [modules] boot: {}",
+                cfg.modules.boot.join(" ")
+            );
+            self.walk_pending = true;
+            self.boot_first_only = true;
+        } else if self.load_for_devices {
             let aliases = coldplug::known_modaliases(&self.root);
             devices = aliases.len();
             walk = started.elapsed();
@@ -132,6 +157,8 @@ impl Hotplug {
             wanted.extend(first);
             self.deferred = rest;
             self.boot_first_only = true;
+        }
+        if self.load_for_devices {
             for name in BOOT_FS_MODULES {
                 if loader.index.knows(name) {
                     wanted.push(name.to_string());
@@ -151,7 +178,7 @@ impl Hotplug {
             summary.already,
             summary.failed,
             started.elapsed().as_millis(),
-            if self.load_for_devices {
+            if self.load_for_devices && !self.walk_pending {
                 format!(
                     " (coldplug: {devices} device aliases read in {}ms)",
                     walk.as_millis()
@@ -182,7 +209,9 @@ impl Hotplug {
     /// Before the boot partition is looked for: when coldplug left modules for later, wait
     /// up to `grace` for a device that `spec` names; if none comes, load the other devices'
     /// modules now (the disk may be behind one of them), so the wait that follows can find it.
-    /// The partition found, for the mount not to scan again.
+    /// The partition found, for the mount not to search again. The devices are read through
+    /// [`Hotplug::probes`], as the wait that follows reads them: a device that hangs here
+    /// gets no second thread there.
     pub fn before_boot_partition(
         &mut self,
         sys: &mut dyn Sys,
@@ -190,28 +219,16 @@ impl Hotplug {
         spec: &DeviceSpec,
         grace: Duration,
     ) -> Option<Candidate> {
-        if self.deferred.is_empty() || *spec == DeviceSpec::None {
+        if (self.deferred.is_empty() && !self.walk_pending) || *spec == DeviceSpec::None {
             return None;
         }
         let deadline = crate::events::deadline_after(Instant::now(), grace);
-        let mut look = true;
-        loop {
-            if look {
-                let scan = scan::scan(&self.root);
-                if let Some(found) = scan::select(&scan.found, spec) {
-                    return Some(found.clone());
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            // Only a block device's uevent can change what a scan finds.
-            look = false;
-            for message in events.wait_uevent(deadline - now) {
-                look |= uevent::is_block(&message);
-                self.handle(sys, &message);
-            }
+        let mut search = Search::new(spec, &self.root, &self.probes);
+        let found = search::run(sys, events, &mut search, deadline, &mut |sys, message| {
+            self.handle(sys, message);
+        });
+        if found.is_some() {
+            return found;
         }
         log::info!(
             "boot partition {spec} not there {}ms after the storage drivers: loading the other devices' drivers too",
@@ -228,27 +245,159 @@ impl Hotplug {
     }
 
     fn load_deferred_now(&mut self, sys: &mut dyn Sys, events: &Events, when: &str) {
-        self.boot_first_only = false;
-        let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
-        let Some(loader) = self.loader.as_ref().filter(|_| !modules.is_empty()) else {
+        let pass = self.take_second_pass();
+        let Some(loader) = &self.loader else {
+            pass.extras.unpack(sys);
             return;
         };
         let started = Instant::now();
-        let mut summary = loader.load(sys, &modules);
+        let mut summary = load_thread::second_pass(loader, sys, pass);
         summary += self.settle(sys, events);
-        log_deferred(summary, started, when);
+        load_thread::log_second_pass(summary, started, when);
     }
 
-    /// The modules coldplug left for after the boot partition, to load away from the boot
-    /// sequence ([`Deferred::load`] on a thread); None when there are none.
-    pub fn take_deferred(&mut self) -> Option<Deferred> {
+    /// The archives of `[boot] extras` (on the boot partition, now mounted): unpacked where
+    /// the second pass starts, before the box ([`Hotplug::load_deferred`]) or on the loader
+    /// thread.
+    pub fn set_extras(&mut self, extras: Extras) {
+        self.extras = extras;
+    }
+
+    /// What coldplug's second pass has to do, taken: from now on nothing waits for it.
+    fn take_second_pass(&mut self) -> SecondPass {
         self.boot_first_only = false;
-        let modules = not_loaded(&self.root, std::mem::take(&mut self.deferred));
-        if modules.is_empty() {
-            return None;
+        SecondPass {
+            modules: std::mem::take(&mut self.deferred),
+            walk: std::mem::take(&mut self.walk_pending),
+            extras: std::mem::take(&mut self.extras),
+            coldplug: self.load_for_devices,
         }
-        let loader = self.loader.clone()?;
-        Some(Deferred { loader, modules })
+    }
+
+    /// The boot sequence is done: from now on modules load on the loader thread, which
+    /// makes its system calls through `sys` and starts at the event loop's first tick (once
+    /// the box has been started) with what coldplug left for after the boot partition.
+    /// Without a module index there is no thread: the extras are unpacked here.
+    pub fn after_boot(&mut self, mut sys: Box<dyn Sys + Send>) {
+        let pass = self.take_second_pass();
+        self.after_boot = match self.loader {
+            Some(_) => AfterBoot::Ready {
+                sys,
+                second_pass: (!pass.is_empty()).then_some(Job::SecondPass(pass)),
+            },
+            // nothing can ever be loaded
+            None => {
+                pass.extras.unpack(sys.as_mut());
+                AfterBoot::Inline
+            }
+        };
+    }
+
+    /// Starts the loader thread once it is due ([`AfterBoot::Ready`]) and has work: the second
+    /// pass, or with `for_job` a device's modules (no thread for a machine that never needs
+    /// one). Without a thread (out of memory) the second pass runs here, and later loads too.
+    fn start_loading(&mut self, sys: &mut dyn Sys, for_job: bool) {
+        match &self.after_boot {
+            AfterBoot::Ready { second_pass, .. } if for_job || second_pass.is_some() => {}
+            _ => return,
+        }
+        let (
+            AfterBoot::Ready {
+                sys: theirs,
+                second_pass,
+            },
+            Some(loader),
+        ) = (
+            std::mem::replace(&mut self.after_boot, AfterBoot::Inline),
+            &self.loader,
+        )
+        else {
+            return;
+        };
+        match LoadThread::spawn(loader.clone(), theirs, second_pass.clone()) {
+            Ok(thread) => self.after_boot = AfterBoot::Thread(thread),
+            Err(e) => {
+                log::warn!(
+                    "cannot start the module loading thread: {e}; modules load in the event loop"
+                );
+                if let Some(Job::SecondPass(pass)) = second_pass {
+                    let started = Instant::now();
+                    let summary = load_thread::second_pass(loader, sys, pass);
+                    load_thread::log_second_pass(summary, started, "in the event loop");
+                }
+            }
+        }
+    }
+
+    /// A new device's modules during the boot sequence: at once when they can hold the boot
+    /// partition, else (until the second pass) with the second pass.
+    fn load_while_booting(&mut self, sys: &mut dyn Sys, alias: &str, what: &str) -> Summary {
+        let Some(loader) = &self.loader else {
+            return Summary::default();
+        };
+        let mut modules = not_loaded(
+            &self.root,
+            coldplug::modules_for(&loader.index, [alias.to_string()].iter()),
+        );
+        if self.boot_first_only {
+            let (first, rest) = coldplug::split_boot_first(&loader.index, modules);
+            self.deferred.extend(rest);
+            modules = first;
+        }
+        if modules.is_empty() {
+            return Summary::default();
+        }
+        let summary = loader.load(sys, &modules);
+        log::info!(
+            "hotplug: {what} needs {}: {} loaded, {} failed",
+            modules.join(" "),
+            summary.loaded,
+            summary.failed
+        );
+        summary
+    }
+
+    /// A new device's modalias once the box runs: to the loader thread (or loaded here when
+    /// there is none).
+    fn load_after_boot(&mut self, sys: &mut dyn Sys, alias: &str, what: String) {
+        self.start_loading(sys, true);
+        let job = Job::Device {
+            alias: alias.to_string(),
+            what,
+        };
+        let job = match &self.after_boot {
+            AfterBoot::Thread(thread) => match thread.send(job) {
+                Ok(()) => return,
+                Err(job) => job,
+            },
+            _ => job,
+        };
+        if let (Job::Device { alias, what }, Some(loader)) = (job, &self.loader) {
+            load_thread::device(loader, sys, &alias, &what);
+        }
+    }
+
+    /// Whether the module `name` is there (loaded and live, or built in): `wait_for`'s
+    /// `module:NAME`.
+    pub fn module_ready(&self, name: &str) -> bool {
+        match &self.loader {
+            Some(loader) => loader.has(name),
+            None => crate::devices::modules::is_live(&self.root, name),
+        }
+    }
+
+    /// Whether coldplug is done: the second pass is over and no module load is queued
+    /// (`wait_for`'s `coldplug`). Devices that a driver announces later are not counted
+    /// until their uevent arrives.
+    pub fn coldplug_done(&self) -> bool {
+        match &self.after_boot {
+            AfterBoot::Booting => {
+                self.deferred.is_empty() && !self.walk_pending && self.extras.is_empty()
+            }
+            AfterBoot::Ready { second_pass, .. } => second_pass.is_none(),
+            AfterBoot::Thread(thread) => thread.idle(),
+            AfterBoot::Inline => true,
+        }
     }
 
     /// Once the boot partition's init.toml is read: its extra modules and parameters, its
@@ -281,6 +430,7 @@ impl Hotplug {
         if !self.load_for_devices {
             // the boot partition's init.toml turned coldplug off: no second pass either
             self.deferred.clear();
+            self.walk_pending = false;
         }
         self.devices.set_rules(cfg.device.clone());
         self.automount.set_rules(cfg.automount.clone());
@@ -314,9 +464,19 @@ impl Hotplug {
         self.make_nodes
     }
 
-    /// Timers of the event loop: the automount probes under way. Returns when to come back.
+    /// The reads of the block devices, for the boot partition wait (the same threads).
+    pub fn probes(&self) -> DeviceProbes {
+        self.probes.clone()
+    }
+
+    /// Timers of the event loop: the loader thread's start for the second pass (at the first
+    /// tick, once the box has been started), the automount probes under way, and reads that
+    /// have taken too long (named in a warning, once). Returns when to come back.
     pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
-        self.automount.tick(sys, now)
+        self.start_loading(sys, false);
+        let automount = self.automount.tick(sys, now);
+        let slow = search::name_slow(&self.probes, now);
+        automount.into_iter().chain(slow).min()
     }
 
     /// One message from the uevent socket: its module, its node and rules, its automount.
@@ -335,32 +495,22 @@ impl Hotplug {
             event.subsystem()
         );
         let mut summary = Summary::default();
-        if let (Action::Add, true, Some(loader), Some(alias)) = (
+        if let (Action::Add, true, Some(alias)) = (
             &event.action,
-            self.load_for_devices,
-            &self.loader,
+            self.load_for_devices && self.loader.is_some(),
             event.modalias(),
         ) {
-            let mut modules = not_loaded(
-                &self.root,
-                coldplug::modules_for(&loader.index, [alias.to_string()].iter()),
-            );
-            if self.boot_first_only {
-                let (first, rest) = coldplug::split_boot_first(&loader.index, modules);
-                self.deferred.extend(rest);
-                modules = first;
+            let what = format!("{} {}", event.subsystem(), event.kernel_name());
+            match self.after_boot {
+                AfterBoot::Booting => summary = self.load_while_booting(sys, alias, &what),
+                _ => self.load_after_boot(sys, alias, what),
             }
-            if !modules.is_empty() {
-                summary = loader.load(sys, &modules);
-                log::info!(
-                    "hotplug: {} {} needs {}: {} loaded, {} failed",
-                    event.subsystem(),
-                    event.kernel_name(),
-                    modules.join(" "),
-                    summary.loaded,
-                    summary.failed
-                );
-            }
+        }
+        if let (Action::Add | Action::Change | Action::Remove, "block", Some(name)) =
+            (&event.action, event.subsystem(), event.devname())
+        {
+            // what was read from it no longer holds (another card, a new partition table)
+            self.probes.forget(name);
         }
         self.devices.on_event(sys, event);
         self.automount.on_event(sys, event);
@@ -376,23 +526,24 @@ impl crate::supervision::event_loop::DeviceEvents for Hotplug {
     fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
         Hotplug::tick(self, sys, now)
     }
-}
 
-/// `names` without the modules the kernel already has ([`crate::devices::modules::is_loaded`]), each
-/// once: a device whose driver is loaded costs no log line and no plan.
-fn not_loaded(root: &Path, names: Vec<String>) -> Vec<String> {
-    let mut seen = BTreeSet::new();
-    names
-        .into_iter()
-        .filter(|name| seen.insert(crate::devices::modindex::normalize(name)))
-        .filter(|name| !crate::devices::modules::is_loaded(root, name))
-        .collect()
+    fn module_ready(&self, name: &str) -> bool {
+        Hotplug::module_ready(self, name)
+    }
+
+    fn coldplug_done(&self) -> bool {
+        Hotplug::coldplug_done(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::recorder::Recorder;
+    use crate::cpio;
+    use crate::storage::probe::{fake::Hang, Probes};
+    use crate::storage::scan::Look;
+    use crate::sys::recorder::{Call, Recorder};
+    use std::sync::Mutex;
 
     /// A root with a module tree for the running kernel's release and a devtmpfs /dev.
     fn fake_root(name: &str) -> (PathBuf, String) {
@@ -422,14 +573,31 @@ mod tests {
         (root, dir.display().to_string())
     }
 
+    /// Ends the loader thread once its queue is done; the calls it made.
+    fn finish_loading(hotplug: &mut Hotplug, calls: &Mutex<Vec<Call>>) -> String {
+        if let AfterBoot::Thread(thread) =
+            std::mem::replace(&mut hotplug.after_boot, AfterBoot::Inline)
+        {
+            thread.finish();
+        }
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{c}\n"))
+            .collect()
+    }
+
     #[test]
-    fn a_hot_added_device_gets_its_module_and_its_node_its_rule() {
+    fn once_the_box_runs_modules_load_on_the_loader_thread_not_the_loop() {
         let (root, dir) = fake_root("events");
         let cfg = Config {
             device: vec![toml::from_str("match = \"hwrng\"\nmode = \"0640\"").unwrap()],
             ..Config::default()
         };
         let mut hotplug = Hotplug::new(&cfg, "virtio_rng.current_quality=1000", &root);
+        let (thread_sys, thread_calls) = Recorder::shared();
+        hotplug.after_boot(Box::new(thread_sys));
         let mut rec = Recorder::new();
         for message in [
             // the PCI function: its driver is loaded already
@@ -441,13 +609,14 @@ mod tests {
         ] {
             hotplug.handle(&mut rec, message);
         }
+        // the loop's own calls: the node rule only
         assert_eq!(
             rec.transcript(),
-            format!(
-                "finit_module({dir}/kernel/virtio_rng.ko, \"current_quality=1000\")\n\
-                 chmod({}/dev/hwrng, 640)\n",
-                root.display()
-            )
+            format!("chmod({}/dev/hwrng, 640)\n", root.display())
+        );
+        assert_eq!(
+            finish_loading(&mut hotplug, &thread_calls),
+            format!("finit_module({dir}/kernel/virtio_rng.ko, \"current_quality=1000\")\n")
         );
         std::fs::remove_dir_all(&root).unwrap();
     }
@@ -476,14 +645,117 @@ mod tests {
             rec.transcript(),
             format!("finit_module({dir}/kernel/drivers/block/virtio_blk.ko, \"\")\n")
         );
-        let deferred = hotplug.take_deferred().unwrap();
-        assert_eq!(deferred.modules, ["virtio_rng"]);
-        deferred.load(&mut rec);
-        assert!(rec
-            .transcript()
-            .ends_with("/kernel/drivers/char/hw_random/virtio-rng.ko, \"\")\n"));
-        // from then on every device's module loads at once
-        assert!(hotplug.take_deferred().is_none());
+        assert_eq!(hotplug.deferred, ["virtio_rng"]);
+        assert!(!hotplug.coldplug_done());
+        // handed to the loader thread, which starts at the loop's first tick
+        let (thread_sys, thread_calls) = Recorder::shared();
+        hotplug.after_boot(Box::new(thread_sys));
+        assert!(hotplug.deferred.is_empty() && !hotplug.coldplug_done());
+        hotplug.tick(&mut rec, Instant::now());
+        assert_eq!(
+            finish_loading(&mut hotplug, &thread_calls),
+            format!("finit_module({dir}/kernel/drivers/char/hw_random/virtio-rng.ko, \"\")\n")
+        );
+        assert_eq!(rec.calls.len(), 1, "{}", rec.transcript());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn coldplug_is_done_once_the_thread_has_nothing_left() {
+        let (root, _) = fake_root("done");
+        let mut hotplug = Hotplug::new(&Config::default(), "", &root);
+        hotplug.deferred = vec!["virtio_rng".into()];
+        let (thread_sys, _calls) = Recorder::shared();
+        hotplug.after_boot(Box::new(thread_sys));
+        hotplug.tick(&mut Recorder::new(), Instant::now());
+        let until = Instant::now() + Duration::from_secs(10);
+        while !hotplug.coldplug_done() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(hotplug.coldplug_done());
+        // without a second pass it is done at once, and no thread starts for nothing
+        let mut none = Hotplug::new(&Config::default(), "", &root);
+        none.after_boot(Box::new(Recorder::new()));
+        none.tick(&mut Recorder::new(), Instant::now());
+        assert!(none.coldplug_done());
+        assert!(matches!(none.after_boot, AfterBoot::Ready { .. }));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A dead USB stick unplugged and plugged back many times, while an `[[automount]]`
+    /// rule waits for sticks: its first read never ends, and no other thread is started.
+    #[test]
+    fn a_dead_stick_plugged_in_again_and_again_costs_one_thread() {
+        let (root, _) = fake_root("dead-stick");
+        #[derive(serde::Deserialize)]
+        struct Rules {
+            automount: Vec<crate::config::Automount>,
+        }
+        let rules: Rules =
+            toml::from_str("[[automount]]\nlabel = \"stick\"\npath = \"/mnt/stick\"\n").unwrap();
+        let cfg = Config {
+            automount: rules.automount,
+            ..Config::default()
+        };
+        let hang = Hang::default();
+        let probes = Probes::new(hang.reader(&["sdb1"], |_| Look::default()));
+        let mut hotplug = Hotplug::with_probes(&cfg, "", &root, probes.clone());
+        let mut rec = Recorder::new();
+        let event = |action: &str| {
+            format!("{action}@/devices/usb1/1-1/host0/block/sdb/sdb1\0ACTION={action}\0SUBSYSTEM=block\0DEVNAME=sdb1")
+        };
+        for _ in 0..50 {
+            hotplug.handle(&mut rec, event("add").as_bytes());
+            hotplug.tick(&mut rec, Instant::now());
+            hotplug.handle(&mut rec, event("remove").as_bytes());
+        }
+        hotplug.handle(&mut rec, event("add").as_bytes());
+        assert_eq!(hang.reads(1), 1);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!((hang.reads(1), probes.reading()), (1, 1));
+        // given up on after the automount's limit, and nothing mounted
+        let later = Instant::now() + crate::devices::automount::PROBE_LIMIT * 2;
+        hotplug.tick(&mut rec, later);
+        assert_eq!(rec.transcript(), "");
+        hang.release();
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The grace wait and the boot partition wait after it read a device that hangs with one
+    /// thread between them.
+    #[test]
+    fn the_boot_waits_share_the_read_of_a_hung_device() {
+        let (root, _) = fake_root("boot-waits");
+        let class = root.join("sys/class/block");
+        std::fs::create_dir_all(class.join("vda")).unwrap();
+        std::fs::create_dir_all(class.join("vda1")).unwrap();
+        std::fs::write(class.join("vda1/partition"), "1\n").unwrap();
+        let hang = Hang::default();
+        let probes = Probes::new(hang.reader(&["vda1"], |_| Look::default()));
+        let mut hotplug = Hotplug::with_probes(&Config::default(), "", &root, probes.clone());
+        hotplug.deferred = vec!["virtio_rng".to_string()];
+        let events = Events::open().unwrap();
+        let spec: DeviceSpec = "LABEL=BOOT".parse().unwrap();
+        let mut rec = Recorder::new();
+        let limit = Duration::from_millis(300);
+        let t0 = Instant::now();
+        assert_eq!(
+            hotplug.before_boot_partition(&mut rec, &events, &spec, limit),
+            None
+        );
+        let found = crate::storage::bootpart::wait_for(
+            &mut rec,
+            &events,
+            &spec,
+            limit,
+            &root,
+            &hotplug.probes(),
+            &mut |_, _| {},
+        );
+        assert_eq!(found, None);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert_eq!((hang.reads(1), probes.reading()), (1, 1));
+        hang.release();
         std::fs::remove_dir_all(&root).unwrap();
     }
 
@@ -533,6 +805,77 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(not_loaded(&root, names), ["virtio_blk", "fs-vfat"]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The second pass unpacks the extras first, then loads: a driver whose module comes in
+    /// the archive (its device is there, its alias in modules.alias) is loaded after, even
+    /// when the modules coldplug left were loaded before the boot partition.
+    #[test]
+    fn the_second_pass_unpacks_the_extras_first() {
+        use crate::storage::extras::testing::{archive, gzipped};
+        let (root, dir) = fake_root("extras");
+        let release_dir = PathBuf::from(&dir);
+        std::fs::write(
+            release_dir.join("modules.dep"),
+            "kernel/drivers/char/hw_random/virtio-rng.ko:
+             kernel/drivers/net/wireless/brcmfmac.ko:
+",
+        )
+        .unwrap();
+        std::fs::write(
+            release_dir.join("modules.alias"),
+            "alias virtio:d00000004v* virtio_rng
+alias sdio:c*v02D0dA9A6* brcmfmac
+",
+        )
+        .unwrap();
+        let chip = root.join("sys/bus/sdio/devices/mmc1:0001:1");
+        std::fs::create_dir_all(&chip).unwrap();
+        std::fs::write(
+            chip.join("modalias"),
+            "sdio:c00v02D0dA9A6
+",
+        )
+        .unwrap();
+        let boot = root.join("boot");
+        std::fs::create_dir_all(&boot).unwrap();
+        let release = release_dir.file_name().unwrap().to_str().unwrap();
+        let module = format!("lib/modules/{release}/kernel/drivers/net/wireless/brcmfmac.ko");
+        std::fs::write(
+            boot.join("extras.cpio.gz"),
+            gzipped(&archive(&[
+                ("lib/firmware/brcm/chip.bin", cpio::S_IFREG | 0o644, b"fw"),
+                (&module, cpio::S_IFREG | 0o644, b"ko"),
+            ])),
+        )
+        .unwrap();
+        let mut hotplug = Hotplug::new(&Config::default(), "", &root);
+        hotplug.deferred = vec!["virtio_rng".into()];
+        hotplug.set_extras(Extras::new(&["extras.cpio.gz".into()], Some(&boot), &root));
+        let mut rec = Recorder::new();
+        let loader = hotplug.loader.clone().unwrap();
+        load_thread::second_pass(&loader, &mut rec, hotplug.take_second_pass());
+        let calls: Vec<String> = rec
+            .calls
+            .iter()
+            .filter(|c| !matches!(c, Call::Mkdir { .. }))
+            .map(|c| c.to_string())
+            .collect();
+        let r = root.display();
+        assert_eq!(
+            calls,
+            [
+                format!("create({r}/lib/firmware/brcm/.chip.bin.boxinit-new, 644, 2 bytes)"),
+                format!("create({r}/{}, 644, 2 bytes)", module.replace("brcmfmac.ko", ".brcmfmac.ko.boxinit-new")),
+                format!("renameat2({r}/lib/firmware/brcm/.chip.bin.boxinit-new, {r}/lib/firmware/brcm/chip.bin, NoReplace)"),
+                format!("renameat2({r}/{}, {r}/{module}, NoReplace)", module.replace("brcmfmac.ko", ".brcmfmac.ko.boxinit-new")),
+                format!("finit_module({dir}/kernel/drivers/char/hw_random/virtio-rng.ko, \"\")"),
+                format!("finit_module({dir}/kernel/drivers/net/wireless/brcmfmac.ko, \"\")"),
+            ]
+        );
+        // with nothing left and no extras, no second pass
+        assert!(hotplug.take_second_pass().is_empty());
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::devices::aliasindex::{PackedError, PACKED_FILE};
 use crate::devices::modindex::loadplan;
@@ -87,10 +88,11 @@ impl std::ops::AddAssign for Summary {
 }
 
 /// The module index of the running kernel with the parameters to load its modules with:
-/// what the boot sequence, coldplug and hotplug share.
+/// what the boot sequence, coldplug and hotplug share. A clone shares the index (the loader
+/// thread's copy, `load_thread.rs`).
 #[derive(Clone)]
 pub struct Loader {
-    pub index: ModuleIndex,
+    pub index: Arc<ModuleIndex>,
     /// `/lib/modules/<release>`
     pub dir: PathBuf,
     /// normalised module name -> parameters (`[modules] params`, then the command line's)
@@ -123,12 +125,22 @@ impl Loader {
             }
         };
         Some(Loader {
-            index,
+            index: Arc::new(index),
             dir,
             params: merge_params(config_params, cmdline),
             parallel,
             root: root.to_path_buf(),
         })
+    }
+
+    /// Where `/sys` is read (`/`, a temp dir in tests).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether the kernel has `name`: loaded and live, or built in (`modules.builtin`).
+    pub fn has(&self, name: &str) -> bool {
+        self.index.is_builtin(name) || is_live(&self.root, name)
     }
 
     /// Loads `names` (modules or aliases) and what they need; see [`load`].
@@ -154,6 +166,27 @@ pub fn is_loaded(root: &Path, name: &str) -> bool {
         .join(modindex::normalize(name))
         .join("initstate")
         .exists()
+}
+
+/// Whether the module `name` is loaded and done with its init (`initstate` reads `live`;
+/// `coming` while its init function runs).
+pub fn is_live(root: &Path, name: &str) -> bool {
+    let path = root
+        .join("sys/module")
+        .join(modindex::normalize(name))
+        .join("initstate");
+    std::fs::read_to_string(path).is_ok_and(|state| state.trim() == "live")
+}
+
+/// `names` without the modules the kernel already has ([`is_loaded`]), each once: a device
+/// whose driver is loaded costs no log line and no plan.
+pub fn not_loaded(root: &Path, names: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    names
+        .into_iter()
+        .filter(|name| seen.insert(modindex::normalize(name)))
+        .filter(|name| !is_loaded(root, name))
+        .collect()
 }
 
 /// Parameters from `[modules] params` with the command line's `module.param=value` words

@@ -23,10 +23,6 @@ use crate::sys::Sys;
 pub const CONFIG: &str = "init.toml";
 /// What the box reads to learn how the previous boot ended.
 pub const PREVIOUS_BOOT: &str = "run/boxinit/previous-boot.txt";
-/// Where boxinit's own mount of the card is (a folder only root may enter): the write
-/// windows remount it, never `/boot`, so the box never sees the card writable and cannot
-/// write to it during a window.
-pub const PRIVATE_MOUNT: &str = "run/boxinit/private/card";
 
 /// This boot's trial: which files run new, and their digests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,11 +103,7 @@ pub fn safe_config(mut cfg: Config) -> Config {
 
 /// The card mounted at `dir` and what boxinit keeps on it.
 pub struct Card {
-    /// Where the card is mounted (`/boot`): what is read, and where programs run from.
     pub(crate) dir: PathBuf,
-    /// boxinit's own mount of it ([`PRIVATE_MOUNT`]), where the windows write; `dir` when it
-    /// could not be made.
-    pub(crate) card_dir: PathBuf,
     /// Where `/run` and `/sys` are (`/`; a temp dir in tests).
     pub(crate) root: PathBuf,
     /// The card is mounted read-only: each write window remounts it.
@@ -153,10 +145,8 @@ impl Card {
             }
             Err(_) => (State::default(), 0),
         };
-        let card_dir = private_mount(sys, dir, root);
         let mut card = Card {
             dir: dir.to_path_buf(),
-            card_dir,
             root: root.to_path_buf(),
             read_only,
             state,
@@ -571,7 +561,7 @@ impl Card {
         if self.unwritable {
             return false;
         }
-        let mut w = match Window::open(sys, &self.card_dir, self.read_only, purpose) {
+        let mut w = match Window::open(sys, &self.dir, self.read_only, purpose) {
             Ok(w) => w,
             Err(e) => {
                 log::error!("card: cannot make {} writable ({e}): boxinit keeps no state, trial or report on it this boot (a write-protected card?)", self.dir.display());
@@ -594,26 +584,6 @@ impl Card {
                 );
                 false
             }
-        }
-    }
-}
-
-/// Bind-mounts the card at `root`'s [`PRIVATE_MOUNT`], in a folder only root may enter: the
-/// superblock is shared, but `/boot` keeps its own read-only flag while a window remounts this
-/// one read-write. Falls back to `dir` itself (the windows then remount `/boot`).
-fn private_mount(sys: &mut dyn Sys, dir: &Path, root: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let target = root.join(PRIVATE_MOUNT);
-    let made = std::fs::create_dir_all(&target).and_then(|()| {
-        let private = target.parent().unwrap_or(&target);
-        std::fs::set_permissions(private, std::fs::Permissions::from_mode(0o700))
-    });
-    let source = dir.display().to_string();
-    match made.and_then(|()| sys.mount(&source, &target, "", crate::sys::MountFlags::BIND, "")) {
-        Ok(()) => target,
-        Err(e) => {
-            log::debug!("card: no private mount at {} ({e}); write windows remount {source}", target.display());
-            dir.to_path_buf()
         }
     }
 }

@@ -1,22 +1,21 @@
 //! The boot partition: wait (bounded, woken by uevents) until the device that `[boot] device`
 //! names shows up, then mount it on /boot, read-only unless configured otherwise. Reading
-//! the disks is `scan`'s job.
+//! the disks is `scan`'s and `probe`'s job, choosing among them `search`'s.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::{Boot, DeviceSpec};
 use crate::events::Events;
-use crate::storage::probe::{Answer, Probe};
+use crate::storage::probe::DeviceProbes;
 use crate::storage::scan::{self, Candidate};
+use crate::storage::search::{self, OnUevent, Search};
 use crate::sys::{MountFlags, Sys};
-
-/// What the wait does with each uevent it reads (load the new device's module: `hotplug`).
-pub type OnUevent<'a> = &'a mut dyn FnMut(&mut dyn Sys, &[u8]);
 
 /// Finds the boot partition and mounts it on `target`, or mounts `seen` when a scan has just
 /// found it (hotplug's wait before the second coldplug pass). Returns whether it is mounted;
-/// every failure is logged with what was seen and how to fix it. The uevents read while
+/// every failure is logged with what was seen and how to fix it. The devices are read through
+/// `probes` (hotplug's, shared with its grace wait and automount); the uevents read while
 /// waiting are passed to `on_uevent`.
 pub fn mount_boot(
     sys: &mut dyn Sys,
@@ -24,6 +23,7 @@ pub fn mount_boot(
     boot: &Boot,
     target: &Path,
     seen: Option<Candidate>,
+    probes: &DeviceProbes,
     on_uevent: OnUevent,
 ) -> bool {
     let started = Instant::now();
@@ -34,6 +34,7 @@ pub fn mount_boot(
             &boot.device,
             boot.timeout,
             Path::new("/"),
+            probes,
             on_uevent,
         )
     });
@@ -63,7 +64,7 @@ pub fn mount_boot(
             }
             log::info!(
                 "boot partition {dev} ({}) mounted {} on {} after {}ms",
-                describe(&found),
+                scan::describe(&found),
                 if boot.read_only {
                     "read-only"
                 } else {
@@ -140,125 +141,28 @@ pub fn apply_read_only(
     }
 }
 
-/// How long one look at the block devices may keep the wait from reading uevents: a scan
-/// usually takes a millisecond; one that takes longer is waited for in steps this long.
-const SCAN_STEP: Duration = Duration::from_millis(50);
-
-/// Scans the block devices until one matches `spec` or `timeout` passes. Between scans it
-/// sleeps until the kernel announces a device (uevent), not on a fixed period; each uevent
-/// goes to `on_uevent` first (it may load the driver of the disk being waited for). Each scan
-/// runs in a thread of its own ([`Probe`]): a device that does not answer holds up that
-/// thread, never the wait beyond its timeout.
+/// Waits until the device `spec` names answers, or `timeout` passes (then logs what was
+/// seen, and which devices did not answer). Between looks it sleeps until a read answers or
+/// the kernel announces a device (uevent), not on a fixed period; each uevent goes to
+/// `on_uevent` first (it may load the driver of the disk being waited for). Each device is
+/// read by a probe thread of its own: a device that does not answer holds up that thread,
+/// never the wait beyond its timeout, nor the other devices.
 pub fn wait_for(
     sys: &mut dyn Sys,
     events: &Events,
     spec: &DeviceSpec,
     timeout: Duration,
     root: &Path,
+    probes: &DeviceProbes,
     on_uevent: OnUevent,
 ) -> Option<Candidate> {
     let deadline = crate::events::deadline_after(Instant::now(), timeout);
-    let mut scan = start_scan(root);
-    // The last scan that finished, and whether a device came since it started.
-    let mut last: Option<scan::Scan> = None;
-    let mut changed = false;
-    loop {
-        let now = Instant::now();
-        let step = deadline.saturating_duration_since(now);
-        if let Some(probe) = &scan {
-            match probe.wait(step.min(SCAN_STEP)) {
-                Answer::Ready(done) => {
-                    if let Some(found) = scan::select(&done.found, spec) {
-                        return Some(found.clone());
-                    }
-                    last = Some(done);
-                    scan = None;
-                }
-                Answer::NotYet => {}
-                Answer::Lost => scan = None,
-            }
-        }
-        if scan.is_none() && changed {
-            changed = false;
-            scan = start_scan(root);
-            continue;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            report_not_found(spec, timeout, last.as_ref(), scan.as_ref());
-            return None;
-        }
-        // A new device means: look again (once the scan under way is done). Signals stay
-        // queued for the main loop. While a scan runs, only what already arrived is read.
-        let wait = match scan {
-            Some(_) => Duration::ZERO,
-            None => deadline.saturating_duration_since(now),
-        };
-        for message in events.wait_uevent(wait) {
-            on_uevent(sys, &message);
-            changed |= crate::devices::uevent::is_block(&message);
-        }
+    let mut search = Search::new(spec, root, probes);
+    let found = search::run(sys, events, &mut search, deadline, on_uevent);
+    if found.is_none() {
+        search.report_not_found(timeout);
     }
-}
-
-/// A scan of the block devices under `root` in a thread of its own; `None` (logged) when no
-/// thread can be made.
-fn start_scan(root: &Path) -> Option<Probe<scan::Scan>> {
-    let root = root.to_path_buf();
-    match Probe::start("bootscan", move || scan::scan(&root)) {
-        Ok(probe) => Some(probe),
-        Err(e) => {
-            log::error!("cannot start a thread to scan the block devices: {e}");
-            None
-        }
-    }
-}
-
-/// The error of a wait that timed out: what the last finished scan saw, and the scan still
-/// stuck on a device if there is one.
-fn report_not_found(
-    spec: &DeviceSpec,
-    timeout: Duration,
-    last: Option<&scan::Scan>,
-    stuck: Option<&Probe<scan::Scan>>,
-) {
-    let found = last.map(|s| s.found.as_slice()).unwrap_or_default();
-    log::error!(
-        "boot partition {spec} not found after {}; block devices seen: {}; set [boot] device in the built-in init.toml or boxinit.boot= on the kernel command line (LABEL=, UUID=, PARTUUID=, /dev/..., auto), and check that the disk's driver is loaded",
-        crate::config::format_duration(timeout),
-        seen(found)
-    );
-    if let Some(probe) = stuck {
-        log::error!(
-            "a scan of the block devices has been reading for {}s: a device does not answer (a failing card or disk?)",
-            probe.started.elapsed().as_secs()
-        );
-    }
-    for e in last.map(|s| s.errors.as_slice()).unwrap_or_default() {
-        log::error!("  {e}");
-    }
-}
-
-fn seen(candidates: &[Candidate]) -> String {
-    if candidates.is_empty() {
-        return "none".to_string();
-    }
-    candidates
-        .iter()
-        .map(|c| format!("{} ({})", c.dev.display(), describe(c)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn describe(c: &Candidate) -> String {
-    match &c.fat {
-        Some(fat) => format!(
-            "FAT, label {}, UUID {}",
-            fat.label.as_deref().unwrap_or("none"),
-            fat.uuid
-        ),
-        None => "not FAT".to_string(),
-    }
+    found
 }
 
 #[cfg(test)]
@@ -338,6 +242,7 @@ mod tests {
             &spec,
             Duration::from_millis(300),
             &root,
+            &crate::storage::probe::for_devices(&root),
             &mut |_, _| {},
         );
         assert_eq!(found, None);

@@ -1,8 +1,10 @@
 //! The block devices under a root (`sys/class/block` + `dev`): which disks and partitions
-//! there are, their PARTUUIDs and FAT boot sectors read from the device nodes, and the one a
-//! `[boot] device` names. It only reads files: no blkid, no mount, no waiting for devices to
-//! appear (`bootpart` and `hotplug` do those); the bytes are parsed by `partition`.
+//! there are (`list`, sysfs only), what one device's first sectors say (`look`: its FAT boot
+//! sector, its PARTUUIDs), and whether a candidate is the one a `[boot] device` names
+//! (`matches`). It only reads files: no blkid, no mount, no threads, no waiting for devices
+//! (`probe`, `search` and `hotplug` do those); the bytes are parsed by `partition`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -93,20 +95,54 @@ fn read_upto(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// A block device as sysfs lists it, before anything is read from it: a candidate for the
+/// boot partition (a partition, or a disk without partitions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The kernel's name (`vda1`); its node is `/dev/<name>`.
+    pub name: String,
+    /// The whole disk it belongs to (`vda`), whose partition table holds its PARTUUID; empty
+    /// when sysfs does not list that disk.
+    pub disk: String,
+    /// Partition number; None for an unpartitioned disk (a "superfloppy").
+    pub number: Option<u32>,
+}
+
+/// The result of [`list`]: candidates in disk-name then partition-number order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub nodes: Vec<Node>,
+    /// sysfs entries that could not be read.
+    pub errors: Vec<ScanError>,
+}
+
+/// What one read of a device's first sectors found ([`look`]). Which part counts depends on
+/// what the device is: a partition's or a superfloppy's `fat`, a partitioned disk's
+/// `partuuids`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Look {
+    /// What the FAT boot sector says, when there is one.
+    pub fat: Option<FatInfo>,
+    /// (partition number, PARTUUID) of each entry of an MBR or GPT.
+    pub partuuids: Vec<(u32, String)>,
+    /// What could not be read.
+    pub errors: Vec<ScanError>,
+}
+
 /// A partition seen in sysfs: its name and number.
 struct SysPart {
     name: String,
     number: u32,
 }
 
-/// List every disk and partition under `root/sys/class/block`, read their partition tables and
-/// FAT boot sectors from `root/dev`, and return the candidates in the order [`select`] prefers.
+/// Every disk and partition under `root/sys/class/block`, from sysfs alone (no device is
+/// read: sysfs always answers, a device may not), in the order [`select`] prefers.
 ///
-/// Which partitions exist is taken from sysfs (the kernel already parsed the tables); the
-/// tables are read here only for PARTUUIDs. A disk with no partitions in sysfs is examined
-/// itself, as a FAT file system without a partition table.
-pub fn scan(root: &Path) -> Scan {
-    let mut out = Scan::default();
+/// Which partitions exist is taken from sysfs (the kernel already parsed the tables). A disk
+/// with no partitions in sysfs is a candidate itself, as a FAT file system without a
+/// partition table; partitions whose disk is not listed come last.
+pub fn list(root: &Path) -> Listing {
+    let mut out = Listing::default();
     let class = root.join("sys/class/block");
     let entries = match fs::read_dir(&class) {
         Ok(e) => e,
@@ -142,56 +178,105 @@ pub fn scan(root: &Path) -> Scan {
     }
     disks.sort();
     for disk in &disks {
-        scan_disk(root, disk, &mut parts, &mut out);
+        let (mut mine, rest): (Vec<SysPart>, Vec<SysPart>) = std::mem::take(&mut parts)
+            .into_iter()
+            .partition(|p| p.name == partition_name(disk, p.number));
+        parts = rest;
+        mine.sort_by_key(|p| p.number);
+        if mine.is_empty() {
+            out.nodes.push(Node {
+                name: disk.clone(),
+                disk: disk.clone(),
+                number: None,
+            });
+        }
+        out.nodes.extend(mine.into_iter().map(|p| Node {
+            name: p.name,
+            disk: disk.clone(),
+            number: Some(p.number),
+        }));
     }
     // partitions whose disk was not listed: still candidates, without a PARTUUID
     parts.sort_by(|a, b| a.name.cmp(&b.name));
-    for p in parts {
-        let fat = read_fat(root, &p.name, &mut out.errors);
-        out.found.push(Candidate {
-            dev: PathBuf::from("/dev").join(&p.name),
-            disk: String::new(),
-            number: Some(p.number),
-            partuuid: None,
-            fat,
-        });
+    out.nodes.extend(parts.into_iter().map(|p| Node {
+        name: p.name,
+        disk: String::new(),
+        number: Some(p.number),
+    }));
+    out
+}
+
+/// Reads the first sectors of `root/dev/<name>`: the FAT boot sector (and the label in its
+/// root directory) and the MBR or GPT, whichever the bytes hold. This is the read that may
+/// hang on a failing device: callers run it in a probe thread (`storage::probe`).
+pub fn look(root: &Path, name: &str) -> Look {
+    let dev = root.join("dev").join(name);
+    let mut out = Look::default();
+    let sector0 = match read_at(&dev, 0, 512) {
+        Ok(s) => s,
+        Err(e) => {
+            out.errors.push(ScanError {
+                path: dev,
+                message: e.to_string(),
+            });
+            return out;
+        }
+    };
+    out.fat = read_fat(&dev, &sector0);
+    match read_partuuids(&dev, &sector0, sector_size(root, name)) {
+        Ok(ids) => out.partuuids = ids,
+        Err(e) => out.errors.push(ScanError {
+            path: dev,
+            message: e.to_string(),
+        }),
     }
     out
 }
 
-/// Examine one whole disk; the partitions of `parts` that belong to it are taken out.
-fn scan_disk(root: &Path, disk: &str, parts: &mut Vec<SysPart>, out: &mut Scan) {
-    let (mut mine, rest): (Vec<SysPart>, Vec<SysPart>) = std::mem::take(parts)
-        .into_iter()
-        .partition(|p| p.name == partition_name(disk, p.number));
-    *parts = rest;
-    mine.sort_by_key(|p| p.number);
-    if mine.is_empty() {
-        let fat = read_fat(root, disk, &mut out.errors);
-        out.found.push(Candidate {
-            dev: PathBuf::from("/dev").join(disk),
-            disk: disk.to_string(),
-            number: None,
-            partuuid: None,
-            fat,
-        });
-        return;
-    }
-    let ids = read_partuuids(root, disk, &mut out.errors);
-    for p in mine {
-        let fat = read_fat(root, &p.name, &mut out.errors);
-        let partuuid = ids
+/// The candidate `node` is, from its own [`look`] and its disk's (None: not read, or no disk).
+pub fn candidate(node: &Node, own: &Look, disk: Option<&Look>) -> Candidate {
+    let partuuid = match (node.number, disk) {
+        (Some(number), Some(disk)) if !node.disk.is_empty() => disk
+            .partuuids
             .iter()
-            .find(|(n, _)| *n == p.number)
-            .map(|(_, id)| id.clone());
-        out.found.push(Candidate {
-            dev: PathBuf::from("/dev").join(&p.name),
-            disk: disk.to_string(),
-            number: Some(p.number),
-            partuuid,
-            fat,
-        });
+            .find(|(n, _)| *n == number)
+            .map(|(_, id)| id.clone()),
+        _ => None,
+    };
+    Candidate {
+        dev: PathBuf::from("/dev").join(&node.name),
+        disk: node.disk.clone(),
+        number: node.number,
+        partuuid,
+        fat: own.fat.clone(),
     }
+}
+
+/// Lists the block devices under `root` and reads each of them in turn, on this thread: every
+/// candidate with what was learnt about it. For a root whose devices all answer (tests, the
+/// fuzz target); the init reads through probes (`storage::search`).
+pub fn scan(root: &Path) -> Scan {
+    let listing = list(root);
+    let mut out = Scan {
+        found: Vec::new(),
+        errors: listing.errors,
+    };
+    let mut looks: BTreeMap<&str, Look> = BTreeMap::new();
+    for node in &listing.nodes {
+        for name in [node.name.as_str(), node.disk.as_str()] {
+            if !name.is_empty() && !looks.contains_key(name) {
+                let look = look(root, name);
+                out.errors.extend(look.errors.iter().cloned());
+                looks.insert(name, look);
+            }
+        }
+    }
+    for node in &listing.nodes {
+        let own = looks.get(node.name.as_str()).cloned().unwrap_or_default();
+        out.found
+            .push(candidate(node, &own, looks.get(node.disk.as_str())));
+    }
+    out
 }
 
 /// The disk's logical sector size from sysfs; 512 when unknown (GPT's LBA 1 is there).
@@ -207,39 +292,26 @@ fn sector_size(root: &Path, disk: &str) -> u64 {
         .unwrap_or(512)
 }
 
-/// (partition number, PARTUUID) for each entry of the disk's MBR or GPT.
-fn read_partuuids(root: &Path, disk: &str, errors: &mut Vec<ScanError>) -> Vec<(u32, String)> {
-    let dev = root.join("dev").join(disk);
-    let mut fail = |e: io::Error| {
-        errors.push(ScanError {
-            path: dev.clone(),
-            message: e.to_string(),
-        });
-        Vec::new()
-    };
-    let sector0 = match read_at(&dev, 0, 512) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let Some(mbr) = parse_mbr(&sector0) else {
-        return Vec::new();
+/// (partition number, PARTUUID) for each entry of the MBR or GPT that starts with `sector0`.
+fn read_partuuids(dev: &Path, sector0: &[u8], sector: u64) -> io::Result<Vec<(u32, String)>> {
+    let Some(mbr) = parse_mbr(sector0) else {
+        return Ok(Vec::new());
     };
     if !mbr.is_protective() {
-        return mbr
+        return Ok(mbr
             .partitions
             .iter()
             .map(|p| (p.number, mbr_partuuid(mbr.disk_signature, p.number)))
-            .collect();
+            .collect());
     }
-    match read_gpt(&dev, sector_size(root, disk)) {
-        Ok(Some(gpt)) => gpt
+    Ok(match read_gpt(dev, sector)? {
+        Some(gpt) => gpt
             .partitions
             .into_iter()
             .map(|p| (p.number, p.part_guid))
             .collect(),
-        Ok(None) => Vec::new(),
-        Err(e) => fail(e),
-    }
+        None => Vec::new(),
+    })
 }
 
 /// Read and parse the primary GPT: LBA 1, then its entry array.
@@ -256,27 +328,12 @@ fn read_gpt(dev: &Path, sector: u64) -> io::Result<Option<Gpt>> {
     Ok(parse_gpt(&header_bytes, &entries))
 }
 
-/// The FAT file system on `root/dev/<name>`, if that is what it holds: for automount rules.
-pub fn probe_fat(root: &Path, name: &str) -> Option<FatInfo> {
-    read_fat(root, name, &mut Vec::new())
-}
-
-/// The FAT boot sector of `root/dev/<name>`, with the label from the root directory if any.
-fn read_fat(root: &Path, name: &str, errors: &mut Vec<ScanError>) -> Option<FatInfo> {
-    let dev = root.join("dev").join(name);
-    let sector = match read_at(&dev, 0, 512) {
-        Ok(s) => s,
-        Err(e) => {
-            errors.push(ScanError {
-                path: dev,
-                message: e.to_string(),
-            });
-            return None;
-        }
-    };
-    let mut fat = parse_fat_boot_sector(&sector)?;
+/// The FAT file system whose boot sector is `sector0`, with the label from the root directory
+/// if any.
+fn read_fat(dev: &Path, sector0: &[u8]) -> Option<FatInfo> {
+    let mut fat = parse_fat_boot_sector(sector0)?;
     // a root directory that cannot be read leaves the boot sector label: not worth an error
-    if let Ok(dir) = read_upto(&dev, fat.root_dir_offset, fat.root_dir_len) {
+    if let Ok(dir) = read_upto(dev, fat.root_dir_offset, fat.root_dir_len) {
         if let Some(label) = volume_label_in_dir(&dir) {
             fat.label = Some(label);
         }
@@ -284,15 +341,14 @@ fn read_fat(root: &Path, name: &str, errors: &mut Vec<ScanError>) -> Option<FatI
     Some(fat)
 }
 
-/// The candidate `spec` names.
+/// Whether `c` is the boot partition `spec` names.
 ///
-/// `Auto` takes the first candidate with a FAT file system; `Label` and `Uuid` compare
-/// case-insensitively with the FAT label and volume id; `PartUuid` with the partition id.
-/// `Path` only matches a scanned candidate with that exact `/dev` path: when none does the
-/// caller may still try to mount the path as given (a device this scan does not list).
-pub fn select<'a>(cands: &'a [Candidate], spec: &DeviceSpec) -> Option<&'a Candidate> {
+/// `Auto` takes any candidate with a FAT file system; `Label` and `Uuid` compare
+/// case-insensitively with the FAT label and volume id; `PartUuid` with the partition id;
+/// `Path` the `/dev` path exactly.
+pub fn matches(c: &Candidate, spec: &DeviceSpec) -> bool {
     let eq = |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));
-    cands.iter().find(|c| match spec {
+    match spec {
         DeviceSpec::Auto => c.fat.is_some(),
         DeviceSpec::Label(l) => c.fat.as_ref().is_some_and(|f| eq(&f.label, l)),
         DeviceSpec::Uuid(u) => c
@@ -302,7 +358,27 @@ pub fn select<'a>(cands: &'a [Candidate], spec: &DeviceSpec) -> Option<&'a Candi
         DeviceSpec::PartUuid(p) => eq(&c.partuuid, p),
         DeviceSpec::Path(p) => c.dev == Path::new(p),
         DeviceSpec::None => false,
-    })
+    }
+}
+
+/// What a candidate holds, for messages: `FAT, label BOOT, UUID 1234-ABCD` or `not FAT`.
+pub fn describe(c: &Candidate) -> String {
+    match &c.fat {
+        Some(fat) => format!(
+            "FAT, label {}, UUID {}",
+            fat.label.as_deref().unwrap_or("none"),
+            fat.uuid
+        ),
+        None => "not FAT".to_string(),
+    }
+}
+
+/// The first candidate `spec` names ([`matches`]), in the order of the list.
+///
+/// `Path` only matches a scanned candidate with that exact `/dev` path: when none does the
+/// caller may still try to mount the path as given (a device this scan does not list).
+pub fn select<'a>(cands: &'a [Candidate], spec: &DeviceSpec) -> Option<&'a Candidate> {
+    cands.iter().find(|c| matches(c, spec))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::config::{BoxConfig, ExitAction};
 use crate::events::{self, Event, Events, Exit};
 use crate::supervision::program::{shell_program, Program, SHELL};
 use crate::supervision::supervisor::{outcome_of, Outcome, Supervisor};
+use crate::supervision::wait::{self, Facts};
 use crate::supervision::watchdog::Watchdog;
 use crate::sys::{Reboot, Sys};
 
@@ -117,6 +118,39 @@ pub trait DeviceEvents {
     /// Called on every turn of the loop (work under way, such as automount probes); returns
     /// when to be called again at the latest.
     fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant>;
+    /// Whether the kernel has the module (`wait_for`'s `module:NAME`).
+    fn module_ready(&self, name: &str) -> bool;
+    /// Whether coldplug is over (`wait_for`'s `coldplug`).
+    fn coldplug_done(&self) -> bool;
+}
+
+/// What `wait_for` asks, answered from the machine under `root`, the supervisors started so
+/// far and the devices.
+struct LoopFacts<'a> {
+    root: &'a Path,
+    started: Vec<String>,
+    devices: &'a dyn DeviceEvents,
+}
+
+impl Facts for LoopFacts<'_> {
+    fn path_exists(&self, path: &str) -> bool {
+        wait::under(self.root, path).exists()
+    }
+    fn module_ready(&self, name: &str) -> bool {
+        self.devices.module_ready(name)
+    }
+    fn interface_addressed(&self, glob: &str) -> bool {
+        wait::lease_exists(self.root, glob)
+    }
+    fn time_synced(&self) -> bool {
+        wait::under(self.root, wait::TIME_SYNCED).exists()
+    }
+    fn service_started(&self, name: &str) -> bool {
+        self.started.iter().any(|s| s == name)
+    }
+    fn coldplug_done(&self) -> bool {
+        self.devices.coldplug_done()
+    }
 }
 
 /// The event loop: reaps every child, restarts programs, pets the watchdog, reloads on
@@ -136,9 +170,23 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
     let mut box_exits = 0;
     loop {
         let now = Instant::now();
+        if supervisors.iter().any(Supervisor::is_held) {
+            // Device events already queued are handled before a wait is judged met, so that
+            // a program waiting for a device finds its node rules applied.
+            for message in events.wait_uevent(Duration::ZERO) {
+                devices.on_uevent(sys, &message);
+            }
+        }
         let box_before = supervisors.first().and_then(Supervisor::process_group);
         for i in 0..supervisors.len() {
-            let outcome = supervisors.get_mut(i).and_then(|s| s.tick(sys, now));
+            let facts = LoopFacts {
+                root: Path::new("/"),
+                started: started_names(supervisors),
+                devices: &*devices,
+            };
+            let outcome = supervisors
+                .get_mut(i)
+                .and_then(|s| s.tick(sys, now, &facts));
             if let Some(stop) = judge_box(judge, sys, supervisors, &mut box_exits, outcome, now) {
                 return stop;
             }
@@ -150,7 +198,9 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
         let box_after = supervisors.first().and_then(Supervisor::process_group);
         let mut beats = Beats::default();
         if let Some(wd) = watchdog.as_deref_mut() {
-            if box_after.is_some() && box_after != box_before {
+            // A box waiting for its wait_for owes no heartbeat yet.
+            let box_held = supervisors.first().is_some_and(Supervisor::is_held);
+            if box_held || (box_after.is_some() && box_after != box_before) {
                 wd.box_started(now);
             }
             wd.tick(now);
@@ -261,6 +311,44 @@ fn judge_box(
     *seen = exits;
     let exit = the_box.last_exit()?;
     judge.box_exited(sys, exit, outcome, now)
+}
+
+/// `mode = "exec"`: the box's `wait_for`, checked before PID 1 becomes the box (no loop
+/// comes after): device events handled as they come (their modules, rules, automounts), the
+/// needs checked on each and every [`wait::RECHECK`], until all are there or the timeout.
+pub fn wait_before_exec(
+    events: &Events,
+    sys: &mut dyn Sys,
+    devices: &mut dyn DeviceEvents,
+    program: &mut Supervisor,
+) {
+    loop {
+        let now = Instant::now();
+        for message in events.wait_uevent(Duration::ZERO) {
+            devices.on_uevent(sys, &message);
+        }
+        let facts = LoopFacts {
+            root: Path::new("/"),
+            started: Vec::new(),
+            devices: &*devices,
+        };
+        if program.ready(now, &facts) {
+            return;
+        }
+        let at = program.deadline().unwrap_or(now);
+        for message in events.wait_uevent(at.saturating_duration_since(now)) {
+            devices.on_uevent(sys, &message);
+        }
+    }
+}
+
+/// The names of the programs started so far (`wait_for`'s `service:NAME`).
+fn started_names(supervisors: &[Supervisor]) -> Vec<String> {
+    supervisors
+        .iter()
+        .filter(|s| s.has_started())
+        .map(|s| s.name().to_string())
+        .collect()
 }
 
 /// Carries out an outcome: a machine action ends the loop (with `why`), a shell is started.

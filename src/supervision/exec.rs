@@ -8,11 +8,13 @@
 //! `no_new_privs` stays, which does not keep PID 1 from rebooting.
 //!
 //! The system calls here change PID 1 itself and are undone on failure: they are not phase
-//! sequences for the recorder, and they run where no other thread of PID 1 is left.
+//! sequences for the recorder, and they run where no other thread of PID 1 is left but the
+//! probe threads still reading a block device that does not answer ([`keep_open`]).
 
 use rustix::process::{Gid, Resource, Rlimit, Uid};
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 
 use crate::supervision::program::Program;
 use crate::supervision::runnable::{check_program, User};
@@ -30,8 +32,9 @@ struct Saved {
 
 /// `mode = "exec"`: becomes `spec` and returns only when that failed, with what went wrong;
 /// PID 1 is then as it was (root, its console, its limits, every signal blocked), so its
-/// rescue action can run.
-pub fn exec(spec: &Program) -> String {
+/// rescue action can run. `reading` are the block devices a probe thread still reads (they
+/// have not answered): see [`keep_open`].
+pub fn exec(spec: &Program, reading: &[PathBuf]) -> String {
     let user = User::of(spec);
     if let Err(why) = check_program(&spec.program, &user) {
         return why;
@@ -55,6 +58,7 @@ pub fn exec(spec: &Program) -> String {
         },
         None => None,
     };
+    let kept = keep_open(reading);
     let mut saved = Saved {
         stdio: [None, None, None],
         umask: None,
@@ -72,7 +76,36 @@ pub fn exec(spec: &Program) -> String {
         Err(e) => format!("cannot set up {}: {e}", spec.program.display()),
     };
     undo(saved);
+    drop(kept);
     error
+}
+
+/// `execve` closes PID 1's close-on-exec descriptors, among them the one a probe thread holds
+/// on a block device that never answered; and the last close of a block device waits for the
+/// reads held on it (the kernel drops the device's page cache, `kill_bdev`), so that exec
+/// would wait for ever. One more descriptor of each such device, without close-on-exec, keeps
+/// that close from being the last; the box inherits it (the thread itself, in a killable
+/// wait, ends with the exec). Opening does not read: the device is open already.
+fn keep_open(devices: &[PathBuf]) -> Vec<OwnedFd> {
+    use rustix::fs::{open, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let mut kept = Vec::new();
+    for dev in devices {
+        match open(dev, flags, Mode::empty()) {
+            Ok(fd) => {
+                log::info!(
+                    "exec: {} has not answered a read: the box inherits a descriptor of it, so that the exec does not wait for that read",
+                    dev.display()
+                );
+                kept.push(fd);
+            }
+            Err(e) => log::warn!(
+                "exec: cannot open {} again ({e}), which has not answered a read: the exec may wait for that read",
+                dev.display()
+            ),
+        }
+    }
+    kept
 }
 
 fn open_console(tty: &CString) -> std::io::Result<OwnedFd> {

@@ -11,6 +11,7 @@ use crate::events::{self, Exit};
 use crate::supervision::backoff::Backoff;
 use crate::supervision::program::{spawn, Program};
 use crate::supervision::runnable::{check_program, User};
+use crate::supervision::wait::{self, Facts};
 use crate::sys::{KillTarget, Reboot, Sys};
 
 const SIGTERM: i32 = nix::sys::signal::Signal::SIGTERM as i32;
@@ -67,6 +68,15 @@ pub fn crash_looping(times: &mut VecDeque<Instant>, now: Instant, limit: &CrashL
 /// Where a program is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Not started yet: waiting since `since` for its `wait_for`, checked again at
+    /// `next_check` (or at any earlier tick), until `until`, when it starts anyway. `told`:
+    /// the wait has been logged.
+    Held {
+        since: Instant,
+        until: Instant,
+        next_check: Instant,
+        told: bool,
+    },
     /// Running as `pid` since `since`.
     Running { pid: i32, since: Instant },
     /// Waiting for its backoff delay to pass.
@@ -98,20 +108,33 @@ pub struct Supervisor {
     last_exit: Option<Exit>,
     /// Why it ended for good (the action taken), in words, once it has.
     why: String,
+    /// It has been started at least once (what a `service:` wait asks).
+    started: bool,
 }
 
 impl Supervisor {
-    /// A supervisor whose program starts at the first `tick`.
+    /// A supervisor whose program starts at the first `tick`, or, with a `wait_for`, at the
+    /// first tick that finds it all there (or at its `wait_timeout`).
     pub fn new(cfg: BoxConfig, spec: Program, now: Instant) -> Supervisor {
         let backoff = Backoff::from(&cfg.backoff);
+        let state = match cfg.wait_for.is_empty() {
+            true => State::Waiting { until: now },
+            false => State::Held {
+                since: now,
+                until: events::deadline_after(now, cfg.wait_timeout),
+                next_check: now,
+                told: false,
+            },
+        };
         Supervisor {
             cfg,
             spec,
             backoff,
             restarts: VecDeque::new(),
-            state: State::Waiting { until: now },
+            state,
             pending: Pending::None,
             kill_at: None,
+            started: false,
             exits: 0,
             last_exit: None,
             why: String::new(),
@@ -141,6 +164,16 @@ impl Supervisor {
         }
     }
 
+    /// Whether it has been started at least once.
+    pub fn has_started(&self) -> bool {
+        self.started
+    }
+
+    /// Whether it is waiting for its `wait_for` (not started yet).
+    pub fn is_held(&self) -> bool {
+        matches!(self.state, State::Held { .. })
+    }
+
     /// What log lines call it.
     pub fn name(&self) -> &str {
         &self.spec.name
@@ -163,14 +196,18 @@ impl Supervisor {
     pub fn deadline(&self) -> Option<Instant> {
         let waiting = match self.state {
             State::Waiting { until } => Some(until),
+            State::Held {
+                until, next_check, ..
+            } => Some(until.min(next_check)),
             _ => None,
         };
         waiting.into_iter().chain(self.kill_at).min()
     }
 
-    /// Starts the program when its delay has passed (a program that cannot start counts as a
-    /// failed run), and kills one that outlived a reload's grace period.
-    pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Outcome> {
+    /// Starts the program when its delay has passed and its `wait_for` is there (or its
+    /// timeout has passed: then an error names what never came); a program that cannot start
+    /// counts as a failed run. Kills one that outlived a reload's grace period.
+    pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant, facts: &dyn Facts) -> Option<Outcome> {
         if let (Some(at), Some(pgid)) = (self.kill_at, self.process_group()) {
             if at <= now {
                 log::warn!(
@@ -182,9 +219,13 @@ impl Supervisor {
                 self.kill_at = None;
             }
         }
-        match self.state {
-            State::Waiting { until } if until <= now => {}
-            _ => return None,
+        let due = match self.state {
+            State::Waiting { until } => until <= now,
+            State::Held { .. } => !self.still_held(now, facts),
+            _ => false,
+        };
+        if !due {
+            return None;
         }
         match spawn(&self.spec) {
             Ok(pid) => {
@@ -194,6 +235,7 @@ impl Supervisor {
                     self.spec.program.display()
                 );
                 self.state = State::Running { pid, since: now };
+                self.started = true;
                 None
             }
             Err(e) => {
@@ -215,6 +257,66 @@ impl Supervisor {
                 self.after_exit(Exit::Code(127), Duration::ZERO, now)
             }
         }
+    }
+
+    /// Whether it may start at `now` as far as its `wait_for` goes (met, or timed out: then
+    /// logged as in [`Supervisor::tick`]); for a box that PID 1 execs, which has no loop.
+    pub fn ready(&mut self, now: Instant, facts: &dyn Facts) -> bool {
+        if !self.is_held() {
+            return true;
+        }
+        if self.still_held(now, facts) {
+            return false;
+        }
+        self.state = State::Waiting { until: now };
+        true
+    }
+
+    /// A held program's `wait_for` checked at `now`: true while something is missing and the
+    /// timeout has not passed. Logs when the wait begins, and how it ended.
+    fn still_held(&mut self, now: Instant, facts: &dyn Facts) -> bool {
+        let State::Held {
+            since, until, told, ..
+        } = self.state
+        else {
+            return false;
+        };
+        let missing = wait::missing(&self.cfg.wait_for, facts);
+        let waited = now.saturating_duration_since(since).as_millis();
+        if missing.is_empty() {
+            if told {
+                log::info!(
+                    "{}: {} there after {waited}ms (wait_for)",
+                    self.name(),
+                    wait::list(&self.cfg.wait_for.iter().collect::<Vec<_>>())
+                );
+            }
+            return false;
+        }
+        if now >= until {
+            log::error!(
+                "{}: {} never came within {} (wait_for); starting it anyway",
+                self.name(),
+                wait::list(&missing),
+                crate::config::format_duration(self.cfg.wait_timeout)
+            );
+            return false;
+        }
+        if !told {
+            log::info!(
+                "{} waits for {} (wait_for, at most {})",
+                self.name(),
+                wait::list(&missing),
+                crate::config::format_duration(self.cfg.wait_timeout)
+            );
+        }
+        self.state = State::Held {
+            since,
+            until,
+            next_check: events::deadline_after(now, wait::RECHECK),
+            told: true,
+        };
+        true
     }
 
     /// Handles a reaped child; returns what the machine must do when this exit calls for it.
@@ -338,8 +440,110 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::supervision::program::resolve;
+    use crate::supervision::wait::testing::Table;
     use crate::sys::recorder::Recorder;
     use std::path::Path;
+
+    /// `/bin/true` supervised, with `wait_for`.
+    fn waiting(wait_for: &[&str], now: Instant) -> Supervisor {
+        let cfg = BoxConfig {
+            path: "/bin/true".into(),
+            wait_for: wait_for.iter().map(|w| w.parse().unwrap()).collect(),
+            wait_timeout: Duration::from_secs(5),
+            ..Config::default().box_
+        };
+        let spec = resolve(&cfg, None).unwrap();
+        Supervisor::new(cfg, spec, now)
+    }
+
+    /// Reaps the program `sup` started, if it did.
+    fn reap(sup: &Supervisor) {
+        if let Some(pid) = sup.process_group() {
+            let pid = rustix::process::Pid::from_raw(pid).unwrap();
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+        }
+    }
+
+    #[test]
+    fn a_wait_for_holds_the_start_until_all_is_there() {
+        let now = Instant::now();
+        let mut sup = waiting(&["/dev/spidev0.0", "module:spidev"], now);
+        let mut rec = Recorder::new();
+        assert!(sup.is_held() && !sup.has_started());
+        // nothing there: held, and checked again soon
+        assert_eq!(sup.tick(&mut rec, now, &Table(vec![])), None);
+        assert!(sup.is_held());
+        assert_eq!(
+            sup.deadline(),
+            Some(now + crate::supervision::wait::RECHECK)
+        );
+        // half of it: still held
+        let later = now + Duration::from_secs(1);
+        sup.tick(&mut rec, later, &Table(vec!["/dev/spidev0.0"]));
+        assert!(sup.is_held() && sup.process_group().is_none());
+        // all of it: started
+        let all = Table(vec!["/dev/spidev0.0", "module:spidev"]);
+        sup.tick(&mut rec, later, &all);
+        assert!(!sup.is_held() && sup.has_started(), "{:?}", sup.state);
+        reap(&sup);
+    }
+
+    #[test]
+    fn at_its_timeout_a_program_starts_without_what_never_came() {
+        let now = Instant::now();
+        let mut sup = waiting(&["net:eth0", "time-synced"], now);
+        let mut rec = Recorder::new();
+        let nothing = Table(vec![]);
+        sup.tick(&mut rec, now + Duration::from_millis(4999), &nothing);
+        assert!(sup.is_held());
+        assert_eq!(sup.deadline(), Some(now + Duration::from_secs(5)));
+        sup.tick(&mut rec, now + Duration::from_secs(5), &nothing);
+        assert!(!sup.is_held() && sup.has_started(), "{:?}", sup.state);
+        reap(&sup);
+        // `ready` (exec mode) says the same
+        let mut exec = waiting(&["coldplug"], now);
+        assert!(!exec.ready(now, &nothing));
+        assert!(exec.ready(now, &Table(vec!["coldplug"])));
+        assert_eq!(exec.state, State::Waiting { until: now });
+    }
+
+    #[test]
+    fn a_reload_keeps_a_wait_or_starts_a_new_one() {
+        let now = Instant::now();
+        let mut sup = waiting(&["service:db"], now);
+        let mut rec = Recorder::new();
+        sup.tick(&mut rec, now, &Table(vec![]));
+        let held = sup.state;
+        // the same configuration: the same wait, its timeout unchanged
+        let same = (sup.cfg.clone(), sup.spec.clone());
+        let later = now + Duration::from_secs(2);
+        sup.reconfigure(Some(same), Duration::from_secs(1), &mut rec, later);
+        assert_eq!(sup.state, held);
+        // another wait_for: a new wait from the reload on, nothing killed
+        let mut changed = sup.cfg.clone();
+        changed.wait_for = vec!["/dev/watchdog".parse().unwrap()];
+        let spec = sup.spec.clone();
+        sup.reconfigure(
+            Some((changed, spec)),
+            Duration::from_secs(1),
+            &mut rec,
+            later,
+        );
+        assert_eq!(rec.transcript(), "");
+        assert!(sup.is_held());
+        assert_eq!(sup.deadline(), Some(later));
+        sup.tick(&mut rec, later, &Table(vec!["service:db"]));
+        assert!(sup.is_held(), "the old need no longer counts");
+        sup.tick(&mut rec, later, &Table(vec!["/dev/watchdog"]));
+        assert!(sup.has_started());
+        reap(&sup);
+        // gone from the configuration while waiting: never started
+        let mut gone = waiting(&["coldplug"], now);
+        gone.reconfigure(None, Duration::from_secs(1), &mut rec, now);
+        assert_eq!(gone.state, State::Done);
+        assert_eq!(gone.tick(&mut rec, now, &Table(vec!["coldplug"])), None);
+        assert!(!gone.has_started());
+    }
 
     #[test]
     fn restart_policies() {
@@ -476,7 +680,7 @@ mod tests {
         let cfg = Config::default().box_;
         let now = Instant::now();
         let mut sup = supervisor(&cfg, now);
-        assert_eq!(sup.tick(&mut Recorder::new(), now), None);
+        assert_eq!(sup.tick(&mut Recorder::new(), now, &Table(vec![])), None);
         assert!(matches!(sup.state, State::Waiting { .. }));
     }
 
@@ -499,7 +703,7 @@ mod tests {
         sup.reconfigure(Some((changed, spec)), Duration::from_secs(1), &mut rec, now);
         assert_eq!(rec.transcript(), "kill(Group(42), 15)\n");
         // Still running a second later: SIGKILL.
-        sup.tick(&mut rec, now + Duration::from_secs(1));
+        sup.tick(&mut rec, now + Duration::from_secs(1), &Table(vec![]));
         assert_eq!(
             rec.transcript(),
             "kill(Group(42), 15)\nkill(Group(42), 9)\n"

@@ -112,6 +112,20 @@ impl Sys for Linux {
         file.write_all(contents.as_bytes())
     }
 
+    fn create_file(&mut self, path: &Path, mode: u32, contents: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        // create_new: O_CREAT | O_EXCL (std adds O_CLOEXEC)
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        file.write_all(contents)?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+    }
+
     fn overwrite(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
         use rustix::fs::{Mode, OFlags};
         let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;

@@ -58,6 +58,11 @@ pub enum Call {
         path: String,
         contents: String,
     },
+    CreateFile {
+        path: String,
+        mode: u32,
+        len: usize,
+    },
     Overwrite {
         path: String,
         contents: Vec<u8>,
@@ -142,6 +147,9 @@ impl std::fmt::Display for Call {
             }
             Call::UnmountDetach { target } => write!(f, "umount({target}, MNT_DETACH)"),
             Call::WriteFile { path, contents } => write!(f, "write({path}, {contents:?})"),
+            Call::CreateFile { path, mode, len } => {
+                write!(f, "create({path}, {mode:o}, {len} bytes)")
+            }
             Call::Overwrite { path, contents } => {
                 write!(f, "overwrite({path}, {} bytes)", contents.len())
             }
@@ -168,13 +176,15 @@ impl std::fmt::Display for Call {
     }
 }
 
-type CallPredicate = Box<dyn Fn(&Call) -> bool>;
+type CallPredicate = Box<dyn Fn(&Call) -> bool + Send>;
 
 /// A test double that records every call and fails the ones a test scripts to fail.
 pub struct Recorder {
     /// The calls made so far, in order.
     pub calls: Vec<Call>,
     failures: Vec<(CallPredicate, i32)>,
+    /// Where a recorder given to another thread shows its calls too ([`Recorder::shared`]).
+    mirror: Option<std::sync::Arc<std::sync::Mutex<Vec<Call>>>>,
 }
 
 impl Default for Recorder {
@@ -188,11 +198,23 @@ impl Recorder {
         Recorder {
             calls: Vec::new(),
             failures: Vec::new(),
+            mirror: None,
         }
     }
 
+    /// A recorder to give to another thread (the loader thread), and the list its calls
+    /// also go to, for the test to read.
+    pub fn shared() -> (Recorder, std::sync::Arc<std::sync::Mutex<Vec<Call>>>) {
+        let calls = std::sync::Arc::default();
+        let recorder = Recorder {
+            mirror: Some(std::sync::Arc::clone(&calls)),
+            ..Recorder::new()
+        };
+        (recorder, calls)
+    }
+
     /// Calls matching `predicate` fail with `errno`.
-    pub fn fail_when(&mut self, predicate: impl Fn(&Call) -> bool + 'static, errno: i32) {
+    pub fn fail_when(&mut self, predicate: impl Fn(&Call) -> bool + Send + 'static, errno: i32) {
         self.failures.push((Box::new(predicate), errno));
     }
 
@@ -207,6 +229,9 @@ impl Recorder {
             .iter()
             .find(|(p, _)| p(&call))
             .map(|(_, e)| *e);
+        if let Some(mirror) = &self.mirror {
+            mirror.lock().unwrap().push(call.clone());
+        }
         self.calls.push(call);
         match errno {
             Some(e) => Err(io::Error::from_raw_os_error(e)),
@@ -297,6 +322,13 @@ impl Sys for Recorder {
         self.record(Call::WriteFile {
             path: s(path),
             contents: contents.into(),
+        })
+    }
+    fn create_file(&mut self, path: &Path, mode: u32, contents: &[u8]) -> io::Result<()> {
+        self.record(Call::CreateFile {
+            path: s(path),
+            mode,
+            len: contents.len(),
         })
     }
     fn overwrite(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {

@@ -192,6 +192,9 @@ enum Task {
         /// Benchmark the small build (`build --small`) as boxinit
         #[arg(long)]
         small: bool,
+        /// Only the Raspberry Pi row, `--runs` rounds: print its figures, write no report
+        #[arg(long)]
+        pi_only: bool,
         #[command(flatten)]
         kernel: KernelFlags,
     },
@@ -257,7 +260,9 @@ struct ModuleArgs {
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     modules: Vec<String>,
     /// Pack Debian's wpa_supplicant with its shared libraries (about 15 MiB), for `[wifi]`
-    /// in the card's init.toml; done anyway when the built-in config (--config) has `[wifi]`
+    /// in the card's init.toml, into extras.cpio.gz beside the initramfs (copy it onto the boot
+    /// partition; `run` does), which the built-in config lists; done anyway when the
+    /// built-in config (--config) has `[wifi]`
     #[arg(long)]
     wifi: bool,
 }
@@ -394,6 +399,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                     label: None,
                     gpt,
                     hand_made: false,
+                    beside: Vec::new(),
                 },
             )
             .with_context(|| format!("cannot make the disk image {}", display_path(&out)))?;
@@ -453,6 +459,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             report,
             no_aarch64,
             small,
+            pi_only,
             kernel,
         } => {
             let report = if report.is_absolute() {
@@ -466,6 +473,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 report,
                 aarch64: !no_aarch64,
                 flavor: flavor(small),
+                pi_only,
             })?;
         }
         Task::BenchNet {

@@ -2,13 +2,15 @@
 //! process), the module index read from a kernel's `.ko` files and kmod's index files written
 //! for a selection (`modinfo`), the kernel and index shared by every pack (`context`), Debian's
 //! programs and firmware as initramfs entries (`debian`) beside the others an initramfs can be
-//! given (`extra`), and the gzip-compressed cpio itself with its built-in config (`initramfs`,
-//! the `initramfs` task). Takes `fetch/` (kernels, Debian's packages) and `tools/`; writes no
+//! given (`extra`), the gzip-compressed cpio itself with its built-in config (`initramfs`,
+//! the `initramfs` task), and the card's archive of what serves later than the box
+//! (`extras_archive`: Wi-Fi's supplicant, firmware and modules, out of the initramfs). Takes `fetch/` (kernels, Debian's packages) and `tools/`; writes no
 //! disk and boots nothing.
 
 pub mod binaries;
 pub mod context;
 pub mod debian;
 pub mod extra;
+pub mod extras_archive;
 pub mod initramfs;
 pub mod modinfo;

@@ -3,18 +3,8 @@
 
 use crate::bytes::{le16, le32, le64};
 
-/// CRC-32 (IEEE 802.3, as GPT uses), bitwise: a few KiB per boot does not need a table.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for b in data {
-        crc ^= u32::from(*b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
+/// CRC-32 (IEEE 802.3), as GPT uses: the one gzip uses too.
+pub use crate::crc32::crc32;
 
 /// The fields of a GPT header (LBA 1) needed to find and check the entry array.
 #[derive(Debug, Clone, PartialEq, Eq)]

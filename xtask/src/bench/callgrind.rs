@@ -144,6 +144,7 @@ fn fake_block_root(root: &Path) -> Result<()> {
             label: None,
             gpt: false,
             hand_made: false,
+            beside: Vec::new(),
         },
     )?;
     let bytes = std::fs::read(&disk)?;

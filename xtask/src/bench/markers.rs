@@ -121,6 +121,27 @@ pub fn number_after(console: &str, prefix: &str) -> Option<f64> {
     })
 }
 
+/// The kernel's first timestamp on the console (`[    0.000000] Booting Linux ...`): where
+/// its clock starts.
+pub fn kernel_start(console: &str) -> Option<f64> {
+    console.lines().find_map(stamp)
+}
+
+/// The kernel's timestamp of the first line containing `text` (`Run /init as init process`).
+/// On QEMU's `raspi3b` the kernel's clock and `CLOCK_BOOTTIME` drift apart during the boot
+/// (about 1.2 s by `/init`), so a span from the kernel's start is measured on the kernel's
+/// clock up to such a line, and on `CLOCK_BOOTTIME` after it.
+pub fn stamp_of(console: &str, text: &str) -> Option<f64> {
+    console.lines().filter(|l| l.contains(text)).find_map(stamp)
+}
+
+/// `[    1.234567] ...` → 1.234567.
+fn stamp(line: &str) -> Option<f64> {
+    let (_, rest) = line.split_once('[')?;
+    let (stamp, _) = rest.split_once(']')?;
+    stamp.trim().parse().ok()
+}
+
 /// PID 1's anonymous memory (heap, stack, data) in kB, from the box's `rss` line:
 /// `demo: init rss 804 kB (anon 80 kB, file 4 kB, shmem 720 kB)`. The rest of VmRSS is the
 /// binary's mapped pages (shmem: initramfs files are tmpfs pages), in RAM whether mapped or not.
@@ -201,6 +222,15 @@ mod tests {
         let reap = "boxinit: in 3ms: x\ndemo: reaped 200 zombies in 41.5ms: 4819 per second\n";
         assert_eq!(parse_reaping(reap), (Some(41.5), Some(4819.0)));
         assert_eq!(parse_reaping("demo: hello\n"), (None, None));
+        let pi = "\r\n[    0.000000] Booting Linux on physical CPU 0x0\n[    0.1] x\n";
+        assert_eq!(kernel_start(pi), Some(0.0));
+        assert_eq!(kernel_start(BOXINIT_CONSOLE), Some(2.717904));
+        assert_eq!(kernel_start("demo: [x] y\n"), None);
+        assert_eq!(
+            stamp_of(BOXINIT_CONSOLE, "Run /init as init process"),
+            Some(2.717904)
+        );
+        assert_eq!(stamp_of(BOXINIT_CONSOLE, "no such line"), None);
     }
 
     #[test]

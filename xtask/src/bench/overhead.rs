@@ -349,6 +349,7 @@ fn make_disk(dir: &Path, name: &str, demo_box: &Path, args: &[&str]) -> Result<P
             label: None,
             gpt: false,
             hand_made: false,
+            beside: Vec::new(),
         },
     )?;
     Ok(disk)

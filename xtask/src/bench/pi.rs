@@ -1,8 +1,10 @@
 //! The benchmark's Raspberry Pi row: boxinit against the seed's busybox script on QEMU
 //! `raspi3b`, with the same `rpi3` bundle (kernel, device tree, modules) and the same SD card;
-//! interleaved boots, medians, one ratio, and the report's section of them. The statistics
-//! (`bench/stats.rs`), the x86_64 rows (`bench/overhead.rs`) and the rest of the report
-//! (`bench/report.rs`) are elsewhere; this file prepares and boots the Pi's two variants.
+//! interleaved boots, medians, the median of the per-round ratios, kernel start to box, and
+//! the report's section of them with the bytes each board's bundle makes the firmware read
+//! (`media/boot_bytes.rs` measures those). The statistics (`bench/stats.rs`), the x86_64
+//! rows (`bench/overhead.rs`) and the rest of the report (`bench/report.rs`) are elsewhere;
+//! this file prepares and boots the Pi's two variants.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,10 +14,11 @@ use anyhow::{Context, Result};
 
 use crate::bench::boot::console_until;
 use crate::bench::inits::{applets, busybox_extras, busybox_script};
-use crate::bench::markers::{parse_sample, Variant, BOX_ARGS, LAST_LINE};
+use crate::bench::markers::{kernel_start, parse_sample, stamp_of, Variant, BOX_ARGS, LAST_LINE};
 use crate::bench::stats::Stats;
 use crate::fetch::busybox;
 use crate::media::board::Board;
+use crate::media::boot_bytes::{self, BootBytes};
 use crate::media::{bundle, init_toml};
 use crate::pack::extra::Extra;
 use crate::pack::initramfs;
@@ -29,13 +32,19 @@ const SCRIPT_MODULES: &[&str] = &["bcm2835", "vfat", "nls_cp437", "nls_ascii", "
 /// A Pi boot under TCG takes 5-30 s.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The Pi row's measurements: box start minus init start (ms) per variant.
+/// The Pi row's measurements: box start minus init start (ms) per variant, and the same
+/// from the kernel's start.
 #[derive(Debug, Default)]
 pub struct PiRow {
     pub boxinit_ms: Vec<f64>,
     pub busybox_ms: Vec<f64>,
     /// boxinit / busybox per round (both boots of the round measured)
     pub round_ratios: Vec<f64>,
+    /// the kernel's first timestamp to the box's start (ms), per variant
+    pub boxinit_kernel_ms: Vec<f64>,
+    pub busybox_kernel_ms: Vec<f64>,
+    /// the kernel's first timestamp to `/init`'s start (ms), every boot
+    pub kernel_to_init_ms: Vec<f64>,
     pub failures: Vec<String>,
 }
 
@@ -75,14 +84,24 @@ pub fn run(runs: usize) -> Result<PiRow> {
             match parse_sample(variant, &console) {
                 Ok(sample) => {
                     let ms = sample.overhead_ms();
+                    // kernel start to /init on the kernel's clock, then /init to box on
+                    // CLOCK_BOOTTIME (the two drift apart under QEMU: markers::stamp_of)
+                    let kernel = kernel_start(&console).unwrap_or(0.0);
+                    let to_init = stamp_of(&console, "Run /init as init process")
+                        .map_or(sample.init_start - kernel, |at| at - kernel)
+                        * 1e3;
+                    row.kernel_to_init_ms.push(to_init);
+                    let from_kernel = to_init + ms;
                     match variant {
                         Variant::Boxinit => {
                             overheads[0] = Some(ms);
                             row.boxinit_ms.push(ms);
+                            row.boxinit_kernel_ms.push(from_kernel);
                         }
                         _ => {
                             overheads[1] = Some(ms);
                             row.busybox_ms.push(ms);
+                            row.busybox_kernel_ms.push(from_kernel);
                         }
                     }
                 }
@@ -120,40 +139,89 @@ fn show(ms: Option<f64>) -> String {
 }
 
 impl PiRow {
-    /// The report's section: medians and the ratio.
+    /// The report's section: medians, the ratio, kernel start to box.
     pub fn markdown(&self) -> String {
         let mut out = String::from(
             "\n## Raspberry Pi 3 (QEMU raspi3b)\n\n\
-             The `rpi3` bundle (`cargo xtask bundle`): Debian's arm64 kernel and \
-             `bcm2837-rpi-3-b.dtb`, the same SD card image for both; boxinit coldplugs, the \
-             seed's busybox script insmods the SD host, FAT and watchdog modules and waits for \
-             `/dev/mmcblk0p1`. Overhead: the box's start minus the init's start \
-             (`CLOCK_BOOTTIME`), interleaved boots, TCG single-threaded.\n\n\
-             | init | median | IQR | n |\n| --- | --- | --- | --- |\n",
+             The `rpi3` bundle (`cargo xtask bundle`): Debian's arm64 kernel (gzip-compressed \
+             `kernel8.img`, which QEMU's `-kernel` inflates itself) and `bcm2837-rpi-3-b.dtb`, \
+             the same SD card image for both; boxinit coldplugs, the seed's busybox script \
+             insmods the SD host, FAT and watchdog modules and waits for `/dev/mmcblk0p1`. \
+             Overhead: the box's start minus the init's start (`CLOCK_BOOTTIME`); kernel start \
+             to box: the kernel's `Run /init as init process` line minus its first timestamp \
+             (0.000000: QEMU starts the kernel at once, there is no firmware stage), on the \
+             kernel's clock, plus the overhead (under QEMU the kernel's clock and \
+             `CLOCK_BOOTTIME` drift about 1.2 s apart before `/init`). Interleaved boots, the \
+             order alternating every round, TCG single-threaded.\n\n\
+             | init | `/init` → box, median | IQR | kernel start → box, median | IQR | n |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: |\n",
         );
-        for (name, values) in [
-            ("boxinit", &self.boxinit_ms),
-            ("busybox script", &self.busybox_ms),
+        for (name, values, from_kernel) in [
+            ("boxinit", &self.boxinit_ms, &self.boxinit_kernel_ms),
+            ("busybox script", &self.busybox_ms, &self.busybox_kernel_ms),
         ] {
-            match Stats::of(values) {
-                Some(s) => {
+            match (Stats::of(values), Stats::of(from_kernel)) {
+                (Some(s), Some(k)) => {
                     let _ = writeln!(
                         out,
-                        "| {name} | {:.1} ms | {:.1}-{:.1} ms | {} |",
-                        s.median, s.q1, s.q3, s.n
+                        "| {name} | {:.1} ms | {:.1}-{:.1} ms | {:.1} ms | {:.1}-{:.1} ms | {} |",
+                        s.median, s.q1, s.q3, k.median, k.q1, k.q3, s.n
                     );
                 }
-                None => {
-                    let _ = writeln!(out, "| {name} | no measurement | | 0 |");
+                _ => {
+                    let _ = writeln!(out, "| {name} | no measurement | | | | 0 |");
                 }
             }
+        }
+        if let Some(s) = Stats::of(&self.kernel_to_init_ms) {
+            let _ = writeln!(
+                out,
+                "\nKernel start → `/init`: {:.1} ms (median of {} boots, {:.1}-{:.1} ms).",
+                s.median, s.n, s.min, s.max
+            );
         }
         if let Some(s) = Stats::of(&self.round_ratios) {
             let _ = writeln!(
                 out,
                 "\nboxinit / busybox script: **{:.2}** (median of {} per-round ratios; IQR \
-                 {:.2}-{:.2})",
-                s.median, s.n, s.q1, s.q3
+                 {:.2}-{:.2}; min-max {:.2}-{:.2})",
+                s.median, s.n, s.q1, s.q3, s.min, s.max
+            );
+        }
+        out
+    }
+
+    /// The report's section on what each board's bundle makes the firmware read before the
+    /// kernel starts, and the kernel unpack before `/init`, to the byte.
+    pub fn bytes_markdown(rows: &[BootBytes]) -> String {
+        let mut out = String::from(
+            "\n## Bytes before the kernel and before `/init` (the Pi bundles)\n\n\
+             Each board's bundle (`cargo xtask bundle`) with the starter `init.toml`, with a \
+             `[wifi]` one (ssid and passphrase: the supplicant and the chip's firmware packed) \
+             and, for the Pi 3, with every `[board]` boot-time key back at the firmware's \
+             default. *Read before the kernel*: the files `config.txt` makes the firmware load \
+             (`bootcode.bin` where the board has one, the start/fixup pair, `config.txt`, \
+             `cmdline.txt`, the model's device tree, the kernel, the initramfs); *unpacked*: \
+             the initramfs's cpio, which the kernel unpacks before it starts `/init`.\n\n\
+             | bundle | files the firmware reads (bytes) | read before the kernel | initramfs \
+             compressed | unpacked before `/init` |\n| --- | --- | ---: | ---: | ---: |\n",
+        );
+        for row in rows {
+            let files: Vec<String> = row
+                .files
+                .iter()
+                .map(|(name, bytes)| format!("`{name}` {bytes}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| `{}`, {} | {} | **{}** ({}) | {} | {} |",
+                row.board.name(),
+                row.config.label(),
+                files.join(", "),
+                row.total(),
+                boot_bytes::mb(row.total()),
+                row.initramfs(),
+                row.unpacked
             );
         }
         out
@@ -164,10 +232,13 @@ impl PiRow {
         let median =
             |v: &[f64]| Stats::of(v).map_or("-".to_string(), |s| format!("{:.1} ms", s.median));
         format!(
-            "raspi3b: boxinit overhead median {}, busybox script {}, ratio {}\n",
+            "raspi3b: boxinit overhead median {}, busybox script {}, ratio {}; kernel start to \
+             box: boxinit {}, busybox script {}\n",
             median(&self.boxinit_ms),
             median(&self.busybox_ms),
-            Stats::of(&self.round_ratios).map_or("-".to_string(), |s| format!("{:.2}", s.median))
+            Stats::of(&self.round_ratios).map_or("-".to_string(), |s| format!("{:.2}", s.median)),
+            median(&self.boxinit_kernel_ms),
+            median(&self.busybox_kernel_ms),
         )
     }
 }
@@ -252,18 +323,49 @@ mod tests {
             boxinit_ms: vec![1900.0, 2600.0, 2000.0],
             busybox_ms: vec![870.0, 1000.0, 900.0],
             round_ratios: vec![2.18, 2.6, 2.22],
+            boxinit_kernel_ms: vec![4900.0, 5600.0, 5000.0],
+            busybox_kernel_ms: vec![3870.0, 4000.0, 3900.0],
+            kernel_to_init_ms: vec![3000.0; 6],
             failures: Vec::new(),
         };
         let text = row.markdown();
         assert!(text.contains("## Raspberry Pi 3 (QEMU raspi3b)"), "{text}");
         assert!(text.contains("| boxinit | 2000.0 ms |"), "{text}");
+        assert!(
+            text.contains("| 5000.0 ms | 4950.0-5300.0 ms | 3 |"),
+            "{text}"
+        );
         assert!(text.contains("| busybox script | 900.0 ms |"), "{text}");
+        assert!(text.contains("Kernel start → `/init`: 3000.0 ms"), "{text}");
         assert!(
             text.contains("boxinit / busybox script: **2.22**"),
             "{text}"
         );
         assert!(row.summary().contains("ratio 2.22"));
+        assert!(row.summary().contains("box: boxinit 5000.0 ms"));
         let empty = PiRow::default();
         assert!(empty.markdown().contains("| boxinit | no measurement |"));
+    }
+
+    #[test]
+    fn bytes_section_has_every_file_to_the_byte() {
+        let row = BootBytes {
+            board: Board::Rpi4,
+            config: boot_bytes::CardConfig::Wifi,
+            files: vec![
+                ("start4cd.elf".into(), 803_964),
+                ("kernel8.img".into(), 11_255_630),
+                ("initramfs.cpio.gz".into(), 9_369_072),
+            ],
+            unpacked: 16_000_000,
+        };
+        let text = PiRow::bytes_markdown(&[row]);
+        assert!(
+            text.contains(
+                "| `rpi4`, `[wifi]` | `start4cd.elf` 803964, `kernel8.img` 11255630, \
+                 `initramfs.cpio.gz` 9369072 | **21428666** (21.43 MB) | 9369072 | 16000000 |"
+            ),
+            "{text}"
+        );
     }
 }

@@ -25,6 +25,8 @@ pub struct Options {
     pub aarch64: bool,
     /// Which build of boxinit (and the demo box) to benchmark.
     pub flavor: crate::pack::binaries::Flavor,
+    /// Only the Raspberry Pi row, `runs` rounds; its summary printed, no report written.
+    pub pi_only: bool,
 }
 
 /// `cargo xtask bench`.
@@ -35,6 +37,14 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     machine::check_qemu(arch)?;
     let started = Instant::now();
+    if opts.pi_only {
+        let pi = crate::bench::pi::run(opts.runs)?;
+        print!("{}", pi.summary());
+        for f in &pi.failures {
+            eprintln!("xtask: bench: {f}");
+        }
+        return Ok(());
+    }
     let setup = overhead::prepare(arch, &opts.kernel, opts.flavor)?;
     let aarch64_size = if opts.aarch64 {
         match crate::pack::binaries::build_as(Arch::Aarch64, opts.flavor) {
@@ -59,10 +69,12 @@ pub fn run(opts: &Options) -> Result<()> {
     })?;
     results.failures.extend(extra.failures.iter().cloned());
 
-    // the Raspberry Pi row (bench/pi.rs): the rpi3 bundle on QEMU raspi3b
+    // the Raspberry Pi row (bench/pi.rs): the rpi3 bundle on QEMU raspi3b, as many rounds
+    // as the others (10 by default), and the bytes each board's bundle reads before /init
     progress!("raspberry pi: boxinit and the busybox script on raspi3b, the rpi3 bundle");
-    let pi = crate::bench::pi::run(opts.runs.min(5))?;
+    let pi = crate::bench::pi::run(opts.runs)?;
     results.failures.extend(pi.failures.iter().cloned());
+    let pi_bytes = crate::media::boot_bytes::measure_all()?;
 
     let report = Report {
         results: &results,
@@ -82,6 +94,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut text = report.markdown(&chart);
     text.push_str(&extra.markdown());
     text.push_str(&pi.markdown());
+    text.push_str(&crate::bench::pi::PiRow::bytes_markdown(&pi_bytes));
     text.push_str(kept.as_deref().unwrap_or(ANALYSIS_MARKER));
     std::fs::write(&opts.report, &text)
         .with_context(|| format!("cannot write {}", opts.report.display()))?;

@@ -1,5 +1,5 @@
 //! The Raspberry Pi boards a bundle is made for and what differs between them: the GPU
-//! firmware files, the device trees under both namings (and SPI0 switched on in Debian's, as
+//! firmware files (full or cut down), the device trees under both namings (and SPI0 switched on in Debian's, as
 //! `dtparam=spi=on` does in Raspberry Pi OS's), the modules packed for every bundle, the serial
 //! console. Writing the folder is `media/bundle.rs`'s.
 
@@ -34,13 +34,33 @@ impl Board {
         }
     }
 
-    /// The GPU firmware files this board's boot needs (from `raspi-firmware`).
-    pub fn firmware(self) -> &'static [&'static str] {
+    /// The second-stage boot loader the boot ROM reads from the card, on the boards that
+    /// have one: the Pi 4 boots from its EEPROM.
+    pub fn bootcode(self) -> Option<&'static str> {
         match self {
-            Board::Rpi3 | Board::Rpi02w => &["bootcode.bin", "start.elf", "fixup.dat"],
-            // the Pi 4 boots from its EEPROM: no bootcode.bin; its own start4/fixup4
-            Board::Rpi4 => &["start4.elf", "fixup4.dat"],
+            Board::Rpi3 | Board::Rpi02w => Some("bootcode.bin"),
+            Board::Rpi4 => None,
         }
+    }
+
+    /// The GPU firmware and its fixup file (a matched pair): the full one, or the cut-down
+    /// one (`start_cd.elf`: no codecs, no 3D, a limited framebuffer; the Pi 4's `start4cd.elf`).
+    pub fn start_fixup(self, cut_down: bool) -> [&'static str; 2] {
+        match (self, cut_down) {
+            (Board::Rpi3 | Board::Rpi02w, false) => ["start.elf", "fixup.dat"],
+            (Board::Rpi3 | Board::Rpi02w, true) => ["start_cd.elf", "fixup_cd.dat"],
+            (Board::Rpi4, false) => ["start4.elf", "fixup4.dat"],
+            (Board::Rpi4, true) => ["start4cd.elf", "fixup4cd.dat"],
+        }
+    }
+
+    /// The GPU firmware files this board's boot reads (from `raspi-firmware`), with the
+    /// full or the cut-down firmware: only these go in the folder.
+    pub fn firmware(self, cut_down: bool) -> Vec<&'static str> {
+        self.bootcode()
+            .into_iter()
+            .chain(self.start_fixup(cut_down))
+            .collect()
     }
 
     /// Device trees with the upstream kernel's names (Debian's kernel), one per model.
@@ -227,10 +247,15 @@ mod tests {
     #[test]
     fn boards_name_their_files() {
         assert_eq!(
-            Board::Rpi3.firmware(),
+            Board::Rpi3.firmware(false),
             ["bootcode.bin", "start.elf", "fixup.dat"]
         );
-        assert_eq!(Board::Rpi4.firmware(), ["start4.elf", "fixup4.dat"]);
+        assert_eq!(
+            Board::Rpi02w.firmware(true),
+            ["bootcode.bin", "start_cd.elf", "fixup_cd.dat"]
+        );
+        assert_eq!(Board::Rpi4.firmware(false), ["start4.elf", "fixup4.dat"]);
+        assert_eq!(Board::Rpi4.firmware(true), ["start4cd.elf", "fixup4cd.dat"]);
         assert!(Board::Rpi4.modules().contains(&"xhci_pci"));
         assert!(!Board::Rpi3.modules().contains(&"xhci_pci"));
         for board in [Board::Rpi3, Board::Rpi4, Board::Rpi02w] {

@@ -1,6 +1,7 @@
 //! Task `bundle`: the folder a Raspberry Pi boots from — copy it onto any FAT-formatted SD
-//! card. The GPU firmware (Debian's `raspi-firmware`: `bootcode.bin`, `start*.elf`,
-//! `fixup*.dat`), the kernel and the board's device trees (Debian's `linux-image-arm64`),
+//! card. The GPU firmware (Debian's `raspi-firmware`: `bootcode.bin`, the `start*.elf` and
+//! `fixup*.dat` that `config.txt` makes the board read), the kernel (gzip-compressed,
+//! `media/kernel_image.rs`) and the board's device trees (Debian's `linux-image-arm64`),
 //! `config.txt` and `cmdline.txt`, the initramfs (boxinit and the modules the board needs),
 //! `init.toml` and `box`. Optionally also an SD card image of that folder (MBR + FAT, the
 //! `image` task's writer). Every fetched input can be given as a path instead, so a folder
@@ -9,11 +10,13 @@
 //! files `media/init_toml.rs`'s, Wi-Fi's part `media/pi_wifi.rs`'s.
 //!
 //! What the firmware does with these files: the boot ROM loads `bootcode.bin` (Pi 3 and
-//! Zero 2 W; the Pi 4 has it in EEPROM), which loads `start.elf` (`start4.elf`), which reads
-//! `config.txt`, loads the kernel, the device tree of the board it runs on and the initramfs,
-//! and starts the kernel with `cmdline.txt`. With `upstream_kernel=1` it looks for the
-//! upstream device tree names (`bcm2837-rpi-3-b.dtb`) that Debian's kernel ships, instead of
-//! Raspberry Pi OS's (`bcm2710-rpi-3-b.dtb`).
+//! Zero 2 W; the Pi 4 has it in EEPROM), which reads `config.txt` and loads the GPU firmware
+//! it names (`start_cd.elf` by default, `start.elf` with sound or a display; the Pi 4's
+//! `start4*.elf`), which reads `config.txt`, loads the kernel (inflating it), the device tree
+//! of the board it runs on and the initramfs, and starts the kernel with `cmdline.txt`. With
+//! `upstream_kernel=1` it looks for the upstream device tree names (`bcm2837-rpi-3-b.dtb`)
+//! that Debian's kernel ships, instead of Raspberry Pi OS's (`bcm2710-rpi-3-b.dtb`). What
+//! all that adds up to per board is `media/boot_bytes.rs`'s.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +28,8 @@ use crate::media::board::{self, Board, DtbNames};
 use crate::media::config_txt::{self, INITRAMFS, KERNEL};
 use crate::media::image::{self, Image, ImageOptions};
 use crate::media::init_toml::{self, DEFAULT_CARD_CONFIG};
+use crate::media::kernel_image;
+use crate::pack::extras_archive::ARCHIVE;
 use crate::pack::initramfs::{self, Initramfs};
 use crate::tools::arch::Arch;
 use crate::{display_path, format_size, progress, target_dir};
@@ -123,13 +128,21 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         Some(dir) => dir.clone(),
         None => crate::fetch::firmware::boot_firmware()?,
     };
-    for name in opts.board.firmware() {
+    let card = init_toml::card_config(opts.config.as_deref())?;
+    // only the firmware files config.txt makes the board read go in the folder
+    let firmware_files = opts.board.firmware(card.board.cut_down());
+    for name in &firmware_files {
         if !firmware.join(name).is_file() {
             bail!(
-                "the firmware folder {} has no {name} ({} needs {})",
+                "the firmware folder {} has no {name} ({} needs {}{})",
                 firmware.display(),
                 opts.board.name(),
-                opts.board.firmware().join(", ")
+                firmware_files.join(", "),
+                if card.board.cut_down() {
+                    "; or set `cut_down_firmware = false` in [board] of init.toml"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -146,7 +159,6 @@ pub fn make(opts: &Options) -> Result<Bundle> {
     let init = pick(&opts.init, |b| b.init.clone());
     let box_path = pick(&opts.box_path, |b| b.demo_box.clone());
 
-    let card = init_toml::card_config(opts.config.as_deref())?;
     if card.board.usb_serial != UsbSerial::Off && opts.board == Board::Rpi3 {
         progress!(
             "warning: [board] usb_serial needs a USB device port: of the rpi3 family only the \
@@ -162,10 +174,13 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         files.push(name.to_string());
         Ok(())
     };
-    for name in opts.board.firmware() {
+    for name in &firmware_files {
         copy(&firmware.join(name), name)?;
     }
-    copy(&kernel.image, KERNEL)?;
+    copy(
+        &kernel_image::for_bundle(&kernel.image, card.board.gzip_kernel)?,
+        KERNEL,
+    )?;
     for name in &dtbs {
         copy(&dtb_dir.join(name), name)?;
     }
@@ -200,7 +215,7 @@ pub fn make(opts: &Options) -> Result<Bundle> {
     )?;
     write(
         "cmdline.txt",
-        config_txt::cmdline_txt(opts.board, dtb_names),
+        config_txt::cmdline_txt(opts.board, dtb_names, &card.board),
     )?;
     // boxinit's state and report files, preallocated: the init only overwrites them in place
     for (name, bytes) in boxinit::field::state::initial_files() {
@@ -228,18 +243,17 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         (None, true) => Some(crate::fetch::busybox::fetch(arch)?),
         (None, false) => None,
     };
-    let mut modules =
+    let modules =
         board::modules_to_pack(opts.board, &card, &opts.modules, |m| context.index.knows(m));
-    // Wi-Fi when a config asks for it: the supplicant, the chip's firmware, its modules
-    let (wifi, wifi_modules) = crate::media::pi_wifi::pi_bundle(opts.board, &card, &builtin)?;
-    modules.extend(
-        wifi_modules
-            .iter()
-            .filter(|m| context.index.knows(m))
-            .map(|m| m.to_string()),
-    );
+    // Wi-Fi when a config asks for it: the supplicant, the chip's firmware, its modules, all
+    // in the card's extras archive, out of the initramfs
+    let later =
+        crate::media::pi_wifi::pi_bundle(opts.board, &card, &builtin, |m| context.index.knows(m))?;
+    // an archive of an earlier bundle into this folder must not stay when this one has none
+    let _ = std::fs::remove_file(dir.join(ARCHIVE));
     let initramfs = initramfs::make_verbose(
-        &wifi,
+        &[],
+        &later,
         &initramfs::Options {
             arch,
             init: &init,
@@ -253,6 +267,9 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         &dir.join(INITRAMFS),
     )?;
     files.push(INITRAMFS.to_string());
+    if initramfs.extras.is_some() {
+        files.push(ARCHIVE.to_string());
+    }
     if let Some(extra) = &opts.files {
         copy_tree(extra, dir, &mut files)
             .with_context(|| format!("cannot copy the files of {}", extra.display()))?;

@@ -66,6 +66,10 @@ pub struct ImageOptions {
     /// leave out boxinit's own files (`boxinit/state.txt`, the reports), as on a card made
     /// by hand: the init then creates them once
     pub hand_made: bool,
+    /// files copied to the top of the partition under their own names (the extras archive
+    /// beside the initramfs, `pack/extras_archive.rs`); a file of `files` of the same name
+    /// wins (a scenario's damaged archive)
+    pub beside: Vec<PathBuf>,
 }
 
 /// What [`make`] wrote.
@@ -101,9 +105,16 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
     let part_bytes = disk_bytes - part_start - backup;
 
     let mut contents: Vec<(String, PathBuf)> = Vec::new();
+    for source in &opts.beside {
+        let name = source.file_name().unwrap_or_default().to_string_lossy();
+        contents.push((name.into_owned(), source.clone()));
+    }
     if let Some(dir) = &opts.files {
-        collect_files(dir, dir, &mut contents)
+        let mut files = Vec::new();
+        collect_files(dir, dir, &mut files)
             .with_context(|| format!("cannot list the files of {}", dir.display()))?;
+        contents.retain(|(n, _)| !files.iter().any(|(f, _)| f.eq_ignore_ascii_case(n)));
+        contents.extend(files);
     }
     for (name, source) in [("box", &opts.box_path), ("init.toml", &opts.config)] {
         if let Some(source) = source {
@@ -173,6 +184,7 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
         fat_type
     };
     let mut partition = partition.into_inner();
+    crate::media::fat_dots::repair(&mut partition)?;
     // fatfs writes 0 "hidden sectors" (sectors before the volume); record the real offset
     // as formatting tools do, in the boot sector and in FAT32's backup copy (sector 6).
     for sector in [0, 6] {
@@ -454,7 +466,25 @@ pub fn write_files(image: &Path, dir: &Path) -> Result<Vec<String>> {
         file.write_all(&data)?;
     }
     fs.unmount().context("cannot finish the FAT file system")?;
+    repair_dots(image, &partition)?;
     Ok(found.into_iter().map(|(n, _)| n).collect())
+}
+
+/// [`fat_dots::repair`](crate::media::fat_dots::repair) of the image's partition in place.
+fn repair_dots(image: &Path, partition: &Partition) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)?;
+    let mut bytes = vec![0u8; usize::try_from(partition.len)?];
+    file.seek(SeekFrom::Start(partition.start))?;
+    file.read_exact(&mut bytes)?;
+    if crate::media::fat_dots::repair(&mut bytes)? > 0 {
+        file.seek(SeekFrom::Start(partition.start))?;
+        file.write_all(&bytes)?;
+    }
+    Ok(())
 }
 
 /// Opens the image's FAT partition read-only: fatfs's bounds want `Write` even for reading,
@@ -622,6 +652,7 @@ mod tests {
                 label: None,
                 gpt: false,
                 hand_made: false,
+                beside: Vec::new(),
             },
         )
         .unwrap();
@@ -661,7 +692,17 @@ mod tests {
         assert_eq!(read_file(&out, "missing").unwrap(), None);
         assert_eq!(
             list_files(&out).unwrap(),
-            ["box", "config.txt", "init.toml", "overlays/a.dtbo"]
+            [
+                "box",
+                "boxinit/report-1.txt",
+                "boxinit/report-2.txt",
+                "boxinit/report-3.txt",
+                "boxinit/report-4.txt",
+                "boxinit/state.txt",
+                "config.txt",
+                "init.toml",
+                "overlays/a.dtbo"
+            ]
         );
         // the label is in the root directory too, where Linux (blkid, vfat) looks first
         let fs_label = with_fs(&out, |fs| Ok(fs.read_volume_label_from_root_dir()?)).unwrap();

@@ -1,5 +1,6 @@
 //! What a Raspberry Pi bundle adds for Wi-Fi: the chips of a board family, the modules, and
-//! the supplicant and firmware packed when a config turns Wi-Fi on.
+//! the supplicant and firmware packed when a config turns Wi-Fi on, into the card's extras
+//! archive (`pack/extras_archive.rs`): the box starts without waiting for them.
 
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use anyhow::{bail, Result};
 use crate::fetch::firmware::{PiWifi, PI_BOARDS, ZERO_2_W_MISSING};
 use crate::media::board::Board;
 use crate::pack::debian;
-use crate::pack::extra::Extra;
+use crate::pack::extras_archive::Later;
 use crate::progress;
 use crate::tools::arch::Arch;
 
@@ -37,23 +38,26 @@ pub fn pi_boards(board: Board) -> Vec<PiWifi> {
 pub const PI_MODULES: &[&str] = &["brcmfmac", "ctr", "ccm", "cmac", "aes_ce_ccm"];
 
 /// What a Pi bundle adds for Wi-Fi when the card's config (`card`) or the built-in one (the
-/// file `builtin`) turns it on: `wpa_supplicant` (arm64) with its libraries, the board's
-/// `brcmfmac` firmware, and [`PI_MODULES`]. Nothing when Wi-Fi is off. The bundle calls this.
+/// file `builtin`) turns it on, all of it for the card's extras archive, none for the
+/// initramfs: the board's `brcmfmac` firmware, `wpa_supplicant` (arm64) with its libraries
+/// (the program last), and [`PI_MODULES`] (those `knows` says this kernel has). Nothing
+/// when Wi-Fi is off. The bundle calls this.
 pub fn pi_bundle(
     board: Board,
     card: &boxinit::config::Config,
     builtin: &Path,
-) -> Result<(Vec<Extra>, &'static [&'static str])> {
+    knows: impl Fn(&str) -> bool,
+) -> Result<Later> {
     let from_card = matches!(card.wifi.source(), Ok(Some(_)));
     let programs = debian::programs_to_pack(&[], from_card, Some(builtin))?;
     if programs.is_empty() {
-        return Ok((Vec::new(), &[]));
+        return Ok(Later::default());
     }
     if let Err(e) = card.wifi.source() {
         bail!("{e}; fix it before it goes on the card");
     }
-    let mut entries = debian::program_entries(Arch::Aarch64, &programs)?;
-    entries.extend(debian::pi_firmware_entries(&pi_boards(board))?);
+    let mut entries = debian::pi_firmware_entries(&pi_boards(board))?;
+    entries.extend(debian::program_entries(Arch::Aarch64, &programs)?);
     if board == Board::Rpi02w {
         progress!(
             "warning: the Zero 2 W's Wi-Fi needs files Debian lacks ({}): add them to the \
@@ -61,7 +65,12 @@ pub fn pi_bundle(
             ZERO_2_W_MISSING.join(", ")
         );
     }
-    Ok((entries, PI_MODULES))
+    let modules = PI_MODULES
+        .iter()
+        .filter(|m| knows(m))
+        .map(|m| m.to_string())
+        .collect();
+    Ok(Later { entries, modules })
 }
 
 #[cfg(test)]
@@ -75,12 +84,13 @@ mod tests {
         assert_eq!(chips(Board::Rpi4), ["43455"]);
         assert!(chips(Board::Rpi02w).is_empty());
         // Wi-Fi off: the bundle gets nothing
-        let (extra, modules) = pi_bundle(
+        let later = pi_bundle(
             Board::Rpi3,
             &boxinit::config::Config::default(),
             Path::new("/nonexistent"),
+            |_| true,
         )
         .unwrap();
-        assert!(extra.is_empty() && modules.is_empty());
+        assert!(later.is_empty());
     }
 }

@@ -1,13 +1,14 @@
-//! Debian's files in an initramfs, as `extra::Extra` entries: the programs a scenario or
-//! `--wifi` names, with their libraries (`wpa_supplicant` also when the built-in config turns
-//! Wi-Fi on, as the init's own `Wifi::source` reads it), Wi-Fi's regulatory database, and a
-//! Pi's Wi-Fi firmware. Fetching them is `fetch/`'s; this file decides what is packed.
+//! Debian's files in an initramfs or the card's extras archive, as `extra::Extra` entries:
+//! the programs a scenario or `--wifi` names, with their libraries (`wpa_supplicant` also when
+//! the built-in config turns Wi-Fi on, as the init's own `Wifi::source` reads it; it goes to
+//! the extras, a program after its libraries), Wi-Fi's regulatory database, and a Pi's Wi-Fi
+//! firmware. Fetching them is `fetch/`'s; this file decides what is packed.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::fetch::closure::Entry;
+use crate::fetch::closure::{Closure, Entry};
 use crate::fetch::firmware::{self, PiWifi};
 use crate::fetch::programs::{self, DebianProgram, WPA_SUPPLICANT};
 use crate::pack::extra::Extra;
@@ -46,16 +47,18 @@ pub fn programs_to_pack(
     Ok(out)
 }
 
-/// The initramfs entries for `programs`: each one, its ELF interpreter and its shared
-/// libraries from Debian's packages for `arch`, then the regulatory database (none when
-/// `programs` is empty).
+/// The initramfs entries for `programs`: each one's ELF interpreter and shared libraries
+/// from Debian's packages for `arch`, then the program itself (so that, unpacked in this
+/// order from the card's extras, it appears after what it needs), then the regulatory
+/// database (none when `programs` is empty).
 pub fn program_entries(arch: Arch, programs: &[DebianProgram]) -> Result<Vec<Extra>> {
     let mut entries = Vec::new();
     if programs.is_empty() {
         return Ok(entries);
     }
     for program in programs {
-        for (path, entry) in programs::fetch(arch, program)? {
+        let closure = programs::fetch(arch, program)?;
+        for (path, entry) in program_last(closure, program.path) {
             entries.push(match entry {
                 Entry::File(source, mode) => Extra::File {
                     data: std::fs::read(&source)
@@ -69,6 +72,24 @@ pub fn program_entries(arch: Arch, programs: &[DebianProgram]) -> Result<Vec<Ext
     }
     entries.extend(firmware_entries(programs::regulatory_db(arch)?));
     Ok(entries)
+}
+
+/// The paths of a program's closure in the order to unpack them: the libraries and the ELF
+/// interpreter (by path), then the program at `program`.
+fn program_last(mut closure: Closure, program: &str) -> Vec<(String, Entry)> {
+    let own = closure.remove(program);
+    let mut out: Vec<(String, Entry)> = closure.into_iter().collect();
+    out.extend(own.map(|entry| (program.to_string(), entry)));
+    out
+}
+
+/// [`program_entries`] of `programs`, split: those that serve later than the box
+/// ([`DebianProgram::later`]: `wpa_supplicant`) for the card's extras archive, the others
+/// (a test's `hostapd`) for the initramfs. (initramfs entries, extras entries)
+pub fn split_entries(arch: Arch, programs: &[DebianProgram]) -> Result<(Vec<Extra>, Vec<Extra>)> {
+    let (later, now): (Vec<DebianProgram>, Vec<DebianProgram>) =
+        programs.iter().partition(|p| p.later);
+    Ok((program_entries(arch, &now)?, program_entries(arch, &later)?))
 }
 
 /// The Wi-Fi firmware of a Pi's `boards` as initramfs entries (`fetch/firmware.rs`).
@@ -91,6 +112,26 @@ fn firmware_entries(files: Vec<(String, Vec<u8>)>) -> Vec<Extra> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_comes_after_its_libraries() {
+        let closure: Closure = [
+            ("lib/ld.so", Entry::Symlink("x".into())),
+            ("sbin/wpa_supplicant", Entry::File("/x".into(), 0o755)),
+            ("usr/lib/libssl.so.3", Entry::File("/y".into(), 0o644)),
+        ]
+        .into_iter()
+        .map(|(p, e)| (p.to_string(), e))
+        .collect();
+        let order: Vec<String> = program_last(closure, "sbin/wpa_supplicant")
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            order,
+            ["lib/ld.so", "usr/lib/libssl.so.3", "sbin/wpa_supplicant"]
+        );
+    }
 
     #[test]
     fn builtin_config_turns_wifi_on() {

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use crate::fetch::kernel::Kernel;
 use crate::pack::debian;
 use crate::pack::extra::{self, Extra};
+use crate::pack::extras_archive::{self, Archive, Later};
 use crate::pack::modinfo::{self, packed_path, ModIndex, Selection};
 use crate::tools::arch::Arch;
 use crate::tools::cpio;
@@ -50,6 +51,8 @@ pub struct Initramfs {
     pub selection: Selection,
     /// the text of `/etc/init.toml`
     pub config: String,
+    /// the card's archive of what serves later ([`make_split`]), beside the initramfs
+    pub extras: Option<Archive>,
 }
 
 /// Links to `/init` at the paths where the kernel and busybox habits look for these tools;
@@ -82,6 +85,15 @@ pub fn make(opts: &Options, out: &Path) -> Result<Initramfs> {
 
 /// [`make`], with `extra` entries packed last (over any entry at the same path).
 pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramfs> {
+    make_split(opts, extra, &Later::default(), out)
+}
+
+/// [`make_with`], and what serves later than the box (`later`: its entries, and the `.ko`
+/// files of its modules that the initramfs's own do not need) written instead into the card's
+/// extras archive beside `out` ([`extras_archive::ARCHIVE`]), which the built-in config then
+/// lists. The module index files list every module, so coldplug finds those too once they
+/// are unpacked.
+pub fn make_split(opts: &Options, extra: &[Extra], later: &Later, out: &Path) -> Result<Initramfs> {
     // The user's file, checked with the init's own code, packed as it is.
     let (config_text, config_load) = match opts.config {
         Some(path) => {
@@ -99,8 +111,20 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
         None => (None, Vec::new()),
     };
     let requested = requested_modules(opts, &config_load);
-    let selection = opts.index.select(&requested)?;
-    let config = builtin_config(config_text.as_deref());
+    let mut selection = opts.index.select(&requested)?;
+    let mut later_modules = Vec::new();
+    if !later.modules.is_empty() {
+        let mut all = requested.clone();
+        all.extend(later.modules.iter().cloned());
+        let own = std::mem::replace(&mut selection, opts.index.select(&all)?);
+        later_modules = selection.load_order.clone();
+        later_modules.retain(|m| !own.load_order.contains(m));
+    }
+    let mut config = builtin_config(config_text.as_deref());
+    if !later.is_empty() {
+        config = extras_archive::list_in_config(&config)?;
+    }
+    let mut later_entries = Vec::new();
 
     let init = std::fs::read(opts.init)
         .with_context(|| format!("cannot read the init binary {}", opts.init.display()))?;
@@ -156,10 +180,15 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
     for name in &selection.load_order {
         let module = &opts.index.modules[name];
         let data = modinfo::read_module(&opts.index.dir.join(&module.path))?;
-        tree.add(
-            &format!("{moddir}/{}", packed_path(&module.path)),
-            Node::File(0o644, data),
-        );
+        let path = format!("{moddir}/{}", packed_path(&module.path));
+        match later_modules.contains(name) {
+            true => later_entries.push(Extra::File {
+                path,
+                mode: 0o644,
+                data,
+            }),
+            false => tree.add(&path, Node::File(0o644, data)),
+        }
     }
     let alias = opts.index.modules_alias(&selection.load_order);
     // The alias index built here rather than by the init at every boot (aliasindex.rs).
@@ -208,6 +237,22 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
         }
     }
 
+    let extras = match later.is_empty() {
+        true => None,
+        false => {
+            // what the initramfs holds itself stays there
+            later_entries.extend(later.entries.iter().cloned());
+            later_entries.retain(|e| match e {
+                Extra::File { path, .. } | Extra::Symlink { path, .. } => {
+                    !tree.0.contains_key(path)
+                }
+                Extra::Omit { .. } => false,
+            });
+            let path = out.with_file_name(extras_archive::ARCHIVE);
+            Some(extras_archive::write(&later_entries, &path)?)
+        }
+    };
+
     let file =
         std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let gzip = flate2::write::GzEncoder::new(
@@ -226,6 +271,7 @@ pub fn make_with(opts: &Options, extra: &[Extra], out: &Path) -> Result<Initramf
         size,
         selection,
         config,
+        extras,
     })
 }
 
@@ -256,6 +302,9 @@ pub fn describe(initramfs: &Initramfs) -> String {
     }
     if !initramfs.selection.builtin.is_empty() {
         line += &format!(" (built in: {})", initramfs.selection.builtin.join(" "));
+    }
+    if let Some(archive) = &initramfs.extras {
+        line += &format!("\n{}", extras_archive::describe(archive));
     }
     line
 }
@@ -370,23 +419,33 @@ pub struct Request<'a> {
     pub no_net: bool,
 }
 
-/// [`make_with`] what `request` asks for into `out`.
+/// [`make_split`] what `request` asks for into `out`: `wpa_supplicant` and its libraries into
+/// the card's extras archive beside it, the other Debian programs into the initramfs.
 pub fn make_requested(request: &Request, out: &Path) -> Result<Initramfs> {
     let options = &request.options;
     let programs = debian::programs_to_pack(request.debian_programs, request.wifi, options.config)?;
-    let mut extra = debian::program_entries(options.arch, &programs)?;
+    let (mut extra, later) = debian::split_entries(options.arch, &programs)?;
     if request.no_console {
         extra.push(extra::no_console());
     }
     if request.no_net {
         extra.push(extra::no_net());
     }
-    make_with(options, &extra, out)
+    let later = Later {
+        entries: later,
+        modules: Vec::new(),
+    };
+    make_split(options, &extra, &later, out)
 }
 
-/// Prints progress and returns [`make_with`]'s result (the bundle uses this).
-pub fn make_verbose(extra: &[Extra], opts: &Options, out: &Path) -> Result<Initramfs> {
-    let initramfs = make_with(opts, extra, out)?;
+/// Prints progress and returns [`make_split`]'s result (the bundle uses this).
+pub fn make_verbose(
+    extra: &[Extra],
+    later: &Later,
+    opts: &Options,
+    out: &Path,
+) -> Result<Initramfs> {
+    let initramfs = make_split(opts, extra, later, out)?;
     progress!("{}", describe(&initramfs));
     Ok(initramfs)
 }
@@ -540,6 +599,75 @@ mod tests {
         assert!(table.get("boot").is_none(), "{config}");
         assert_eq!(table["modules"]["coldplug"].as_bool(), Some(true));
         assert!(table["modules"].get("load").is_none(), "{config}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What serves later goes into the extras archive beside the initramfs: its modules'
+    /// files (listed in the initramfs's index all the same) and its entries, not what the
+    /// initramfs has itself; the built-in config lists the archive.
+    #[test]
+    fn what_serves_later_goes_into_the_extras_archive() {
+        let dir = crate::tools::testing::temp_dir("initramfs-later");
+        let (kernel, index) = fake_tree(&dir);
+        let init = dir.join("boxinit");
+        std::fs::write(&init, b"init").unwrap();
+        let modules = vec!["fat".to_string()];
+        let opts = options(&kernel, &index, &init, &modules);
+        let file = |path: &str, data: &[u8]| Extra::File {
+            path: path.into(),
+            mode: 0o755,
+            data: data.to_vec(),
+        };
+        let later = Later {
+            entries: vec![
+                file("lib/libc.so", b"libc"),
+                file("init", b"not this"),
+                file("sbin/prog", b"prog"),
+            ],
+            modules: vec!["vfat".to_string()],
+        };
+        let out = dir.join("initramfs.cpio.gz");
+        let made = make_split(&opts, &[], &later, &out).unwrap();
+        let m = "lib/modules/6.1.0-test";
+        let names: Vec<String> = unpack(&out).into_iter().map(|e| e.name).collect();
+        assert!(names.contains(&format!("{m}/kernel/fs/fat/fat.ko")));
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.ends_with("vfat.ko") || n.contains("prog")),
+            "{names:?}"
+        );
+        let dep = unpack(&out)
+            .into_iter()
+            .find(|e| e.name == format!("{m}/modules.dep"))
+            .unwrap();
+        assert!(String::from_utf8(dep.data)
+            .unwrap()
+            .contains("vfat.ko: kernel/fs/fat/fat.ko"));
+        assert!(
+            made.config.contains("extras = [\"extras.cpio.gz\"]"),
+            "{}",
+            made.config
+        );
+        let archive = made.extras.unwrap();
+        assert_eq!(archive.path, dir.join("extras.cpio.gz"));
+        let bytes = std::fs::read(&archive.path).unwrap();
+        let cpio = boxinit::gzip::decompress_all(&bytes, 1 << 20).unwrap();
+        let items = boxinit::storage::extras::verify(&cpio).unwrap();
+        let files: Vec<&str> = items
+            .iter()
+            .filter(|i| !matches!(i.kind, boxinit::storage::extras::Kind::Dir(_)))
+            .map(|i| i.path)
+            .collect();
+        // the modules first, then the entries in their order
+        assert_eq!(
+            files,
+            [
+                format!("{m}/kernel/fs/fat/vfat.ko").as_str(),
+                "lib/libc.so",
+                "sbin/prog"
+            ]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -35,20 +35,25 @@ pub fn watch(
         child,
         expected,
         wait_for_exit,
-        timeout,
-        Duration::ZERO,
+        (timeout, Duration::ZERO),
         monitor,
+        &mut || {},
     )
 }
 
-/// [`watch`], but QEMU is stopped only `settle` after every expected line was seen.
+/// [`watch`], but QEMU is stopped only `settle` after every expected line was seen; and
+/// `on_ending` is called once the console shows the machine on its way out (the init's
+/// shutdown, or the kernel's last words: [`transcript::ending_begun`]): to let go of what would keep the
+/// guest's power-off from finishing. A hung disk's held read does (`test/nbd_hang.rs`): the
+/// guest kernel resets its virtio devices as it powers off, and QEMU drains the device's
+/// requests inside that register write, holding the vCPU until the read ends.
 pub fn watch_settled(
     child: &mut Child,
     expected: &[String],
     wait_for_exit: bool,
-    timeout: Duration,
-    settle: Duration,
+    (timeout, settle): (Duration, Duration),
     monitor: Option<Monitor>,
+    on_ending: &mut dyn FnMut(),
 ) -> Result<(String, Ending)> {
     let watched = watch_with(
         child,
@@ -61,6 +66,7 @@ pub fn watch_settled(
             cut: None,
             marks: &[],
             cut_when_seen: false,
+            on_ending,
         },
     )?;
     Ok((watched.raw, watched.ending))
@@ -82,6 +88,8 @@ pub struct Watch<'a> {
     pub marks: &'a [String],
     /// Kill QEMU (a power cut) as soon as every expected line has been seen.
     pub cut_when_seen: bool,
+    /// Called once the console shows the machine on its way out ([`watch_settled`]).
+    pub on_ending: &'a mut dyn FnMut(),
 }
 
 /// What a watched boot showed.
@@ -103,6 +111,7 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
         cut,
         marks,
         cut_when_seen,
+        on_ending,
     } = watch;
     let Some(mut stdout) = child.stdout.take() else {
         bail!("QEMU's stdout is not piped")
@@ -125,6 +134,8 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
     // When every expected line has been seen (and QEMU is to be stopped), stop it then.
     let mut stop_at: Option<Instant> = None;
     let mut cut_at: Option<Instant> = None;
+    // Whether the console has shown the guest's end (on_ending called).
+    let mut ended = false;
     let ending = loop {
         let now = Instant::now();
         if cut_at.is_some_and(|at| now >= at) {
@@ -151,6 +162,10 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
             Ok(bytes) => {
                 raw.extend_from_slice(&bytes);
                 got = true;
+                if !ended && transcript::ending_begun(&String::from_utf8_lossy(&raw)) {
+                    ended = true;
+                    on_ending();
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {

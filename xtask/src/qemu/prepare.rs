@@ -142,6 +142,8 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
             label: None,
             gpt: opts.gpt,
             hand_made: opts.hand_made,
+            // the card's archive of what serves later, beside the initramfs
+            beside: initramfs.extras.iter().map(|a| a.path.clone()).collect(),
         },
     )?;
     progress!("{}", image::describe(&image));
@@ -159,7 +161,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
 
 /// The bundle of the Raspberry Pi 3 as QEMU's `raspi3b` boots it: the folder in
 /// `out_dir/bundle/`, its SD card image as `out_dir/disk.img`, and a [`Prepared`] boot of
-/// its kernel, device tree (`bcm2837-rpi-3-b.dtb`), initramfs and card (for `run --board`
+/// its kernel (gzip-compressed, checked, as the Pi's firmware reads it), device tree (`bcm2837-rpi-3-b.dtb`), initramfs and card (for `run --board`
 /// and the scenarios with `board` = `raspi3b`). Its built-in config, unless given, is
 /// [`init_toml::builtin_config_for_qemu`].
 pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
@@ -190,6 +192,21 @@ pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared
         ..bundle::Options::new(Board::Rpi3, &folder)
     })?;
     let image = made.image.clone().context("the bundle wrote no image")?;
+    // QEMU boots the card's own kernel8.img, gzip-compressed as the Pi's firmware reads it
+    // (QEMU's -kernel inflates it the same way), unless the card's [board] asks for the raw
+    // Image: the raspi3b scenarios boot what a Pi would
+    let card = init_toml::card_config(opts.config.as_deref())?;
+    let mut magic = [0u8; 2];
+    std::fs::File::open(&made.kernel)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .with_context(|| format!("cannot read {}", made.kernel.display()))?;
+    if crate::media::kernel_image::is_gzip(&magic) != card.board.gzip_kernel {
+        anyhow::bail!(
+            "the bundle's {} is not what [board] gzip_kernel = {} asks for",
+            made.kernel.display(),
+            card.board.gzip_kernel
+        );
+    }
     Ok(Prepared {
         arch: Arch::Aarch64,
         machine: Machine::Raspi3b,

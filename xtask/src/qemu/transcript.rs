@@ -89,6 +89,21 @@ pub fn ending_of(raw_console: &str) -> Ending {
     }
 }
 
+/// Whether the console shows the machine on its way out: the init's shutdown steps (also
+/// those of `poweroff -f`, boxinit as a tool), its last line before `reboot(2)`
+/// (`shutdown::finish`), or the kernel's last words.
+pub fn ending_begun(raw_console: &str) -> bool {
+    [
+        "boxinit: shutdown: ",
+        "boxinit: powering off",
+        "boxinit: rebooting",
+        "boxinit: halting",
+    ]
+    .iter()
+    .any(|words| raw_console.contains(words))
+        || ending_of(raw_console) != Ending::Exited
+}
+
 /// What softdog prints when it resets the machine: it calls `emergency_restart()`, which
 /// prints no `reboot:` line (drivers/watchdog/softdog.c).
 const WATCHDOG_RESET: &str = "softdog: Initiating system reboot";
@@ -214,6 +229,34 @@ fn strip_timestamp(line: &str) -> &str {
     {
         Some((stamp, rest)) if stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.') => rest,
         _ => line,
+    }
+}
+
+/// The kernel's timestamp of a console line (`[    9.375364] ...`), in seconds.
+fn timestamp(line: &str) -> Option<f64> {
+    let (stamp, _) = line.trim_start().strip_prefix('[')?.split_once("] ")?;
+    stamp.trim().parse().ok()
+}
+
+/// Seconds of guest time, by the kernel's timestamps, from the first kernel record whose
+/// cleaned line matches `from` to the first one after it matching `to` (`*` wildcards, as in
+/// `expected`): what a scenario's `within` bounds. Only kmsg records (the init's lines) carry
+/// a timestamp; the box's lines do not.
+pub fn seconds_between(raw_console: &str, from: &str, to: &str) -> Result<f64, String> {
+    let stamped: Vec<(f64, String)> = untangle(raw_console)
+        .iter()
+        .filter_map(|l| Some((timestamp(l)?, mask(strip_timestamp(l)))))
+        .collect();
+    let Some(start) = stamped.iter().position(|(_, l)| line_matches(from, l)) else {
+        return Err(format!("no timestamped line matches `{from}`"));
+    };
+    let (t0, rest) = match (stamped.get(start), stamped.get(start + 1..)) {
+        (Some((t0, _)), Some(rest)) => (*t0, rest),
+        _ => return Err(format!("no line after `{from}`")),
+    };
+    match rest.iter().find(|(_, l)| line_matches(to, l)) {
+        Some((t1, _)) => Ok(t1 - t0),
+        None => Err(format!("no timestamped line matches `{to}` after `{from}`")),
     }
 }
 
@@ -432,6 +475,24 @@ mod tests {
     }
 
     #[test]
+    fn guest_time_between_two_lines() {
+        let raw = "[    1.500000] boxinit: modules: 3 loaded in 12ms\r\n\
+                   demo: hello\r\n[    2.000000] boxinit: started box /boot/box (pid 80)\r\n\
+                   [    4.250000] boxinit: started box /boot/box (pid 81)\r\n";
+        let between = |from, to| seconds_between(raw, from, to);
+        assert_eq!(
+            between("boxinit: modules: *", "boxinit: started box *"),
+            Ok(0.5)
+        );
+        assert_eq!(
+            between("boxinit: started box *", "boxinit: started box *"),
+            Ok(2.25)
+        );
+        assert!(between("demo: hello", "boxinit: *").is_err());
+        assert!(between("boxinit: modules: *", "boxinit: powering off").is_err());
+    }
+
+    #[test]
     fn endings() {
         assert_eq!(
             ending_of("x\n[ 1.0] reboot: Power down\n"),
@@ -449,6 +510,12 @@ mod tests {
         let amid = "[ 8.0] boxinit: rebooting\r\n[ 9.1] softdog: Initiating system reboot\r\n";
         assert_eq!(ending_of(amid), Ending::WatchdogReset);
         assert_eq!(Ending::WatchdogReset.line(), "qemu: watchdog reset");
+        // the machine is on its way out from the init's first shutdown step on
+        assert!(!ending_begun("[ 8.0] boxinit: setup done in 3ms\r\n"));
+        assert!(ending_begun("[ 8.0] boxinit: shutdown: synced in 0ms\r\n"));
+        assert!(ending_begun("[ 8.0] boxinit: powering off\r\n"));
+        assert!(ending_begun(amid));
+        assert!(ending_begun("x\n[ 1.0] reboot: Power down\n"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! once the boot's lines are seen. Reading the scenario's folder is `test/scenario.rs`'s,
 //! watching and cleaning the console `qemu/`'s, cuts at random instants `test/power_cuts.rs`'s.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -102,7 +102,15 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             .map(|_| ()),
         };
         made.with_context(|| format!("cannot make the disk {}", disk.name))?;
-        disks.push((disk.name.clone(), path));
+        disks.push((disk.name.clone(), path.display().to_string()));
+    }
+    // Dropped (their connections closed) when the run ends, also on an error.
+    let mut hung = Vec::new();
+    for disk in &scenario.hung_disks {
+        let server = crate::test::nbd_hang::HungDisk::start(disk.size_mib)
+            .with_context(|| format!("cannot serve the hung disk {}", disk.name))?;
+        disks.push((disk.name.clone(), server.url()));
+        hung.push(server);
     }
     let responder = scenario
         .sntp
@@ -142,6 +150,8 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
     let mut matched = 0;
     let mut last_ending = Ending::Exited;
     let mut window = (None, None);
+    // QEMU cannot exit while a hung disk's read is held: let them fail once the guest ends.
+    let mut release = || hung.iter().for_each(|h| h.release());
     for (n, expected) in boots.iter().enumerate() {
         if n > 0 {
             if let Some(dir) = scenario.files_for_boot(n + 1) {
@@ -188,6 +198,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
                 cut: None,
                 marks: if n == 0 { &marks } else { &[] },
                 cut_when_seen: cut,
+                on_ending: &mut release,
             },
         )?;
         if n == 0 {
@@ -227,6 +238,16 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         let mut text = transcript.join("\n");
         text.push('\n');
         std::fs::write(scenario.dir.join("expected"), text)?;
+    }
+    for w in &scenario.within {
+        match transcript::seconds_between(&raw_all, &w.from, &w.to) {
+            Ok(took) if took <= w.seconds => {}
+            Ok(took) => failures.push(format!(
+                "`{}` to `{}` took {took:.3}s of guest time, more than {}s",
+                w.from, w.to, w.seconds
+            )),
+            Err(e) => failures.push(format!("within: {e}")),
+        }
     }
     if failures.is_empty() && last_ending != Ending::StoppedByTest {
         failures.extend(check_after(&scenario.after, &prepared.disk));
@@ -268,11 +289,11 @@ fn blank_disk(path: &Path, size_mib: u32) -> Result<()> {
     Ok(())
 }
 
-/// `text` with every `{NAME}` of `disks` replaced by that disk's path.
-fn substitute(text: &str, disks: &[(String, PathBuf)]) -> String {
+/// `text` with every `{NAME}` of `disks` replaced by that disk's path (or a hung disk's URL).
+fn substitute(text: &str, disks: &[(String, String)]) -> String {
     let mut out = text.to_string();
     for (name, path) in disks {
-        out = out.replace(&format!("{{{name}}}"), &path.display().to_string());
+        out = out.replace(&format!("{{{name}}}"), path);
     }
     out
 }
@@ -392,7 +413,7 @@ mod tests {
 
     #[test]
     fn disks_are_named_in_arguments() {
-        let disks = vec![("stick".to_string(), PathBuf::from("/t/stick.img"))];
+        let disks = vec![("stick".to_string(), "/t/stick.img".to_string())];
         assert_eq!(
             substitute("drive_add 0 if=none,id=s,file={stick},format=raw", &disks),
             "drive_add 0 if=none,id=s,file=/t/stick.img,format=raw"

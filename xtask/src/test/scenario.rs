@@ -55,6 +55,13 @@ pub struct Scenario {
     /// The demo box built for this architecture goes on the disk (`box-arch`), e.g. an
     /// aarch64 box on an x86_64 machine.
     pub box_arch: Option<Arch>,
+    /// Disks that stop answering (`nbd-hang`: `NAME [SIZE_MiB]` a line), each served by the
+    /// harness's NBD server (`test/nbd_hang.rs`); `{NAME}` in `qemu-args` is its
+    /// `nbd://127.0.0.1:PORT`.
+    pub hung_disks: Vec<HungDiskSpec>,
+    /// Bounds on guest time between two init lines (`within`: `DURATION FROM => TO` a line),
+    /// by the kernel's timestamps.
+    pub within: Vec<Within>,
     /// The boot disk has a GPT (a `gpt` file exists).
     pub gpt: bool,
     /// No `/dev/console` in the initramfs (a `no-console` file exists).
@@ -87,6 +94,22 @@ pub struct ExtraDisk {
     pub name: String,
     pub label: String,
     pub size_mib: u32,
+}
+
+/// A disk that answers its partition table and nothing else: `NAME [SIZE_MiB]` in `nbd-hang`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HungDiskSpec {
+    pub name: String,
+    pub size_mib: u32,
+}
+
+/// `DURATION FROM => TO` in `within`: from the first init line matching FROM to the first one
+/// after it matching TO (patterns as in `expected`) at most DURATION of guest time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Within {
+    pub seconds: f64,
+    pub from: String,
+    pub to: String,
 }
 
 /// A check of the disk image once QEMU has exited.
@@ -126,6 +149,10 @@ impl Scenario {
             .collect();
         let disks =
             parse_disks(&read("disks")).with_context(|| format!("{}/disks", dir.display()))?;
+        let hung_disks = parse_hung_disks(&read("nbd-hang"))
+            .with_context(|| format!("{}/nbd-hang", dir.display()))?;
+        let within =
+            parse_within(&read("within")).with_context(|| format!("{}/within", dir.display()))?;
         let monitor = parse_monitor(&read("monitor"))
             .with_context(|| format!("{}/monitor", dir.display()))?;
         let modules = data_lines(&read("modules"))
@@ -170,6 +197,8 @@ impl Scenario {
             qemu_args,
             busybox: dir.join("busybox").exists(),
             disks,
+            hung_disks,
+            within,
             monitor,
             modules,
             machine,
@@ -248,6 +277,53 @@ fn parse_disks(text: &str) -> Result<Vec<ExtraDisk>> {
         });
     }
     Ok(disks)
+}
+
+fn parse_hung_disks(text: &str) -> Result<Vec<HungDiskSpec>> {
+    data_lines(text)
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (name, size_mib) = match words.as_slice() {
+                [name] => (*name, image::DEFAULT_SIZE_MIB),
+                [name, size] => (
+                    *name,
+                    size.parse()
+                        .with_context(|| format!("`{size}` is not a size in MiB"))?,
+                ),
+                _ => bail!("expected `NAME [SIZE_MiB]`, found `{line}`"),
+            };
+            if size_mib < 2 {
+                bail!("`{line}`: a hung disk needs at least 2 MiB (its partition starts at 1 MiB)");
+            }
+            Ok(HungDiskSpec {
+                name: name.to_string(),
+                size_mib,
+            })
+        })
+        .collect()
+}
+
+fn parse_within(text: &str) -> Result<Vec<Within>> {
+    data_lines(text)
+        .map(|line| {
+            let parsed = line.split_once(' ').and_then(|(limit, rest)| {
+                let seconds = match limit.strip_suffix("ms") {
+                    Some(ms) => ms.parse::<f64>().ok()? / 1000.0,
+                    None => limit.strip_suffix('s')?.parse::<f64>().ok()?,
+                };
+                let (from, to) = rest.split_once("=>")?;
+                let (from, to) = (from.trim(), to.trim());
+                (!from.is_empty() && !to.is_empty()).then(|| Within {
+                    seconds,
+                    from: from.to_string(),
+                    to: to.to_string(),
+                })
+            });
+            parsed.with_context(|| {
+                format!("expected `DURATION FROM => TO` (e.g. `3s boxinit: a * => boxinit: b *`), found `{line}`")
+            })
+        })
+        .collect()
 }
 
 fn parse_monitor(text: &str) -> Result<Vec<MonitorStep>> {
@@ -413,6 +489,38 @@ mod tests {
         );
         assert!(parse_disks("stick\n").is_err());
         assert!(parse_disks("stick WAYTOOLONGLABEL\n").is_err());
+        assert_eq!(
+            parse_hung_disks("# a dead disk\nhung\nslow 16\n").unwrap(),
+            [
+                HungDiskSpec {
+                    name: "hung".into(),
+                    size_mib: image::DEFAULT_SIZE_MIB
+                },
+                HungDiskSpec {
+                    name: "slow".into(),
+                    size_mib: 16
+                },
+            ]
+        );
+        assert!(parse_hung_disks("hung 1\n").is_err());
+        assert_eq!(
+            parse_within("# bound\n2.5s boxinit: a * => boxinit: b\n300ms x=>y\n").unwrap(),
+            [
+                Within {
+                    seconds: 2.5,
+                    from: "boxinit: a *".into(),
+                    to: "boxinit: b".into()
+                },
+                Within {
+                    seconds: 0.3,
+                    from: "x".into(),
+                    to: "y".into()
+                },
+            ]
+        );
+        assert!(parse_within("3 boxinit: a => boxinit: b\n").is_err());
+        assert!(parse_within("3s boxinit: a\n").is_err());
+        assert!(parse_hung_disks("hung big\n").is_err());
         let steps = parse_monitor("demo: hello * => device_add virtio-rng-pci,id=rng1\n").unwrap();
         assert_eq!(
             steps,

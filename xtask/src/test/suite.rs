@@ -1,6 +1,8 @@
 //! Task `test` (`cargo xtask test`): makes sure the tools are there (QEMU, the musl target, the kernel),
-//! runs the unit tests of the whole workspace, then every QEMU boot scenario, then the fuzz
-//! targets for a bounded time (`test/fuzz.rs`). A missing tool is installed when this machine can
+//! runs the unit tests of the whole workspace, the repo checks that need the kernel (the
+//! coldplug and instruction-count baselines, the README's Pi bytes table when a `raspi3b`
+//! scenario runs), then every QEMU boot scenario, then the fuzz targets for a bounded time
+//! (`test/fuzz.rs`). A missing tool is installed when this machine can
 //! (root with apt-get, rustup, cargo install) or named precisely; never skipped.
 
 use std::process::Command;
@@ -75,6 +77,16 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     if scenarios.iter().any(|s| s.small) {
         crate::pack::binaries::built_as(opts.arch, crate::pack::binaries::Flavor::Small)?;
+    }
+    if scenarios
+        .iter()
+        .any(|s| s.machine == Some(machine::Machine::Raspi3b))
+    {
+        // The README's table of the bytes each Pi bundle makes the firmware read, against
+        // bundles made now (`UPDATE_README=1` rewrites it): it cannot go stale.
+        let rows = crate::media::boot_bytes::measure_all()?;
+        let update = std::env::var_os("UPDATE_README").is_some_and(|v| v == "1");
+        crate::media::boot_bytes::check_readme(&rows, update)?;
     }
     progress!("running {} QEMU boot scenario(s)", scenarios.len());
     let (passed, failed) = boot::run_all(&scenarios, opts.arch, &opts.kernel);

@@ -1,47 +1,15 @@
-//! The cpio "newc" archive format, as the kernel unpacks an initramfs: a writer, and a reader
-//! for tests and for listing what an initramfs holds. No compression here (see `pack/initramfs.rs`).
-//!
-//! Format (`man 5 cpio`, kernel `Documentation/driver-api/early-userspace/buffer-format.rst`):
-//! each member is a 110-byte ASCII header, the path name, then the data.
-//!
-//! ```text
-//! offset  size  field        notes
-//!      0     6  magic        "070701" (newc, no checksum)
-//!      6     8  ino          each field is 8 ASCII hex digits, upper or lower case
-//!     14     8  mode         file type bits | permission bits (S_IFREG 0o100000, ...)
-//!     22     8  uid
-//!     30     8  gid
-//!     38     8  nlink
-//!     46     8  mtime        seconds since the epoch; 0 here, for reproducible archives
-//!     54     8  filesize     data bytes; for a symlink, the target's length
-//!     62     8  devmajor     device holding the file (unused by the kernel)
-//!     70     8  devminor
-//!     78     8  rdevmajor    for character and block device nodes
-//!     86     8  rdevminor
-//!     94     8  namesize     name length including its terminating NUL
-//!    102     8  check        0 (only the "070702" crc format uses it)
-//!    110        name, NUL, then NUL padding so that header + name is a multiple of 4
-//!               data, then NUL padding to a multiple of 4 (a symlink's data is its target)
-//! ```
-//!
-//! The archive ends with a member named `TRAILER!!!` (all fields 0, nlink 1). Names carry no
-//! leading `/`. The kernel creates members in order, so a directory must precede its contents.
+//! The cpio "newc" archive format, as the kernel unpacks an initramfs: the writer, and a
+//! reader for tests and for listing what an initramfs holds. No compression here (see
+//! `pack/initramfs.rs`). The format itself (its constants, a member's header, the strict
+//! reader) is the init's `boxinit::cpio`, which reads the extras archives xtask writes: one
+//! description of the format for both.
 
 use std::io::{self, Write};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Result};
+use boxinit::cpio::{self as newc, Fields, TRAILER};
 
-/// `S_IFDIR`, `S_IFREG`, `S_IFLNK`, `S_IFCHR`, `S_IFBLK` and the mask of file type bits.
-pub const S_IFMT: u32 = 0o170000;
-pub const S_IFDIR: u32 = 0o040000;
-pub const S_IFREG: u32 = 0o100000;
-pub const S_IFLNK: u32 = 0o120000;
-pub const S_IFCHR: u32 = 0o020000;
-pub const S_IFBLK: u32 = 0o060000;
-
-const MAGIC: &[u8; 6] = b"070701";
-const HEADER_LEN: usize = 110;
-const TRAILER: &str = "TRAILER!!!";
+pub use boxinit::cpio::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 
 /// Writes a newc archive member by member; call [`Writer::finish`] to add the trailer.
 pub struct Writer<W: Write> {
@@ -101,39 +69,24 @@ impl<W: Write> Writer<W> {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "member over 4 GiB"))?;
         let ino = self.next_ino;
         self.next_ino += 1;
-        let fields = [
-            ino,
-            mode,
-            0, // uid: root
-            0, // gid: root
-            nlink,
-            0, // mtime
-            filesize,
-            0, // devmajor
-            0, // devminor
-            rdev.0,
-            rdev.1,
-            name.len() as u32 + 1,
-            0, // check
-        ];
-        let mut header = Vec::with_capacity(HEADER_LEN + name.len() + 4);
-        header.extend_from_slice(MAGIC);
-        for field in fields {
-            header.extend_from_slice(format!("{field:08x}").as_bytes());
-        }
-        header.extend_from_slice(name.as_bytes());
-        header.push(0);
-        header.resize(align4(header.len()), 0);
+        let header = newc::member_start(
+            Fields {
+                ino,
+                mode,
+                nlink,
+                filesize,
+                rdevmajor: rdev.0,
+                rdevminor: rdev.1,
+                ..Fields::default()
+            },
+            name,
+        );
         self.out.write_all(&header)?;
         self.out.write_all(data)?;
-        let padding = align4(data.len()) - data.len();
+        let padding = data.len().next_multiple_of(4) - data.len();
         self.out.write_all(&[0; 3][..padding])?;
         Ok(())
     }
-}
-
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
 }
 
 /// One member read back from an archive.
@@ -157,64 +110,24 @@ impl Entry {
     }
 }
 
-/// Reads an uncompressed newc archive up to its trailer (which is not returned).
-/// Strict about the format: magic, hex fields, NUL after the name, and the padding.
+/// Reads an uncompressed newc archive up to its trailer (which is not returned), with the
+/// init's strict reader (`boxinit::cpio::read`).
 pub fn read_archive(bytes: &[u8]) -> Result<Vec<Entry>> {
-    let mut entries = Vec::new();
-    let mut pos = 0;
-    loop {
-        let header = bytes
-            .get(pos..pos + HEADER_LEN)
-            .with_context(|| format!("truncated cpio header at offset {pos}"))?;
-        if &header[..6] != MAGIC {
-            bail!("bad cpio magic at offset {pos}: {:?}", &header[..6]);
-        }
-        let mut fields = [0u32; 13];
-        for (i, field) in fields.iter_mut().enumerate() {
-            let hex = std::str::from_utf8(&header[6 + 8 * i..14 + 8 * i])?;
-            *field = u32::from_str_radix(hex, 16)
-                .with_context(|| format!("bad cpio field {i} at offset {pos}: {hex:?}"))?;
-        }
-        let [ino, mode, uid, gid, nlink, mtime, filesize, _, _, rmaj, rmin, namesize, _] = fields;
-        let name_start = pos + HEADER_LEN;
-        let name_end = name_start + namesize as usize;
-        let name = bytes
-            .get(name_start..name_end)
-            .with_context(|| format!("truncated cpio name at offset {name_start}"))?;
-        let Some((0, name)) = name.split_last() else {
-            bail!("cpio name at offset {name_start} is not NUL-terminated");
-        };
-        let name = String::from_utf8(name.to_vec())?;
-        let data_start = align4(name_end);
-        if bytes[name_end..data_start.min(bytes.len())]
-            .iter()
-            .any(|&b| b != 0)
-        {
-            bail!("non-NUL name padding in {name}");
-        }
-        if name == TRAILER {
-            return Ok(entries);
-        }
-        let data_end = data_start + filesize as usize;
-        let data = bytes
-            .get(data_start..data_end)
-            .with_context(|| format!("truncated data of {name}"))?;
-        entries.push(Entry {
-            name,
-            ino,
-            mode,
-            uid,
-            gid,
-            nlink,
-            mtime,
-            rdev: (rmaj, rmin),
-            data: data.to_vec(),
-        });
-        pos = align4(data_end);
-        if pos > bytes.len() {
-            bail!("truncated data padding at end of archive");
-        }
-    }
+    let members = newc::read(bytes, usize::MAX).map_err(|e| anyhow!("cpio: {e}"))?;
+    Ok(members
+        .into_iter()
+        .map(|m| Entry {
+            name: m.name.to_string(),
+            ino: m.fields.ino,
+            mode: m.fields.mode,
+            uid: m.fields.uid,
+            gid: m.fields.gid,
+            nlink: m.fields.nlink,
+            mtime: m.fields.mtime,
+            rdev: (m.fields.rdevmajor, m.fields.rdevminor),
+            data: m.data.to_vec(),
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -281,11 +194,11 @@ mod tests {
             .windows(trailer.len())
             .rposition(|w| w == trailer)
             .unwrap();
-        let header = &bytes[at - HEADER_LEN..at];
+        let header = &bytes[at - newc::HEADER_LEN..at];
         assert_eq!(&header[..6], b"070701");
         assert_eq!(&header[94..102], b"0000000b");
         // header (aligned) 110 + name 11 = 121 -> padded to 124, the end of the archive
-        assert_eq!((at - HEADER_LEN) % 4, 0);
+        assert_eq!((at - newc::HEADER_LEN) % 4, 0);
         assert_eq!(bytes.len(), at + trailer.len() + 3);
     }
 
