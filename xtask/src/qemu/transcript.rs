@@ -198,7 +198,8 @@ fn untangle(raw_console: &str) -> Vec<String> {
         }
         match mid_line_record(line) {
             Some(at) => {
-                carry = Some(line[..at].to_string());
+                // the box's own line end (`\r` of its `\r\n`) may precede the record
+                carry = Some(line[..at].trim_end_matches('\r').to_string());
                 lines.push(line[at..].to_string());
             }
             None => lines.push(line.to_string()),
@@ -425,7 +426,8 @@ mod tests {
     #[test]
     fn kernel_records_inside_a_box_line_are_put_apart() {
         let raw = "demo: hello from the box[    3.005876] boxinit: started box /boot/box (pid 77)\r\n\r\n\
-                   demo: pid 77\r\ndemo: hel[    3.1] boxinit: x\r\nlo\r\ndemo: a [b] c\r\n";
+                   demo: pid 77\r\ndemo: hel[    3.1] boxinit: x\r\nlo\r\ndemo: a [b] c\r\n\
+                   demo: bye\r[    5.8] boxinit: y\r\n\n";
         assert_eq!(
             clean(raw),
             [
@@ -436,6 +438,9 @@ mod tests {
                 "boxinit: x",
                 "demo: hello",
                 "demo: a [b] c",
+                // the record after the box's `\r`, before its `\n`: no `\r` left in the line
+                "boxinit: y",
+                "demo: bye",
             ]
         );
     }
