@@ -3,8 +3,10 @@
 //! `/proc/mounts` that shutdown uses to choose the unmount order. The boot partition's mount is
 //! in `bootpart`.
 
+use std::ffi::OsString;
 use std::io;
-use std::path::Path;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 
 use crate::sys::{MountFlags, NodeKind, Sys};
 
@@ -219,32 +221,47 @@ fn ensure_dir(sys: &mut dyn Sys, path: &str) {
     let _ = sys.mkdir(Path::new(path), 0o755);
 }
 
-/// One line of `/proc/mounts`.
+/// One line of `/proc/mounts`. Source and target are bytes as the kernel gave them (a mount
+/// point need not be UTF-8), the octal escapes (`\040` for a space) decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
-    pub source: String,
-    pub target: String,
+    pub source: OsString,
+    pub target: PathBuf,
     pub fstype: String,
     pub options: String,
 }
 
+/// Reads and parses `root/proc/mounts` as bytes; the error names the file.
+pub fn read_mounts(root: &Path) -> io::Result<Vec<MountEntry>> {
+    let path = root.join("proc/mounts");
+    std::fs::read(&path)
+        .map(|bytes| parse_mounts(&bytes))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
+}
+
 /// Parses `/proc/mounts` (octal escapes such as `\040` for a space are decoded).
-pub fn parse_mounts(text: &str) -> Vec<MountEntry> {
-    text.lines()
+pub fn parse_mounts(bytes: &[u8]) -> Vec<MountEntry> {
+    bytes
+        .split(|&b| b == b'\n')
         .filter_map(|line| {
-            let mut fields = line.split_whitespace();
+            let mut fields = line
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|f| !f.is_empty());
+            let source = unescape(fields.next()?);
+            let target = unescape(fields.next()?);
+            let fstype = String::from_utf8_lossy(fields.next()?).into_owned();
+            let options = String::from_utf8_lossy(fields.next().unwrap_or(b"")).into_owned();
             Some(MountEntry {
-                source: unescape(fields.next()?),
-                target: unescape(fields.next()?),
-                fstype: fields.next()?.to_string(),
-                options: fields.next().unwrap_or("").to_string(),
+                source: OsString::from_vec(source),
+                target: PathBuf::from(OsString::from_vec(target)),
+                fstype,
+                options,
             })
         })
         .collect()
 }
 
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
+fn unescape(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
@@ -263,7 +280,7 @@ fn unescape(field: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Kernel API filesystems that hold no data and that the init itself keeps using until the
@@ -295,7 +312,7 @@ pub fn unmount_order(mounts: &[MountEntry]) -> Vec<MountEntry> {
     mounts
         .iter()
         .rev()
-        .filter(|m| m.target != "/" && !API_FILESYSTEMS.contains(&m.fstype.as_str()))
+        .filter(|m| m.target != Path::new("/") && !API_FILESYSTEMS.contains(&m.fstype.as_str()))
         .cloned()
         .collect()
 }
@@ -407,17 +424,32 @@ mod tests {
     fn unmount_order_is_reverse_and_skips_api_filesystems() {
         let text = "rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\ndevtmpfs /dev devtmpfs rw 0 0\n\
                     tmpfs /run tmpfs rw 0 0\n/dev/vda1 /boot vfat ro 0 0\n/dev/sdb1 /media/my\\040stick vfat rw 0 0\n";
-        let order: Vec<String> = unmount_order(&parse_mounts(text))
+        let order: Vec<PathBuf> = unmount_order(&parse_mounts(text.as_bytes()))
             .into_iter()
             .map(|m| m.target)
             .collect();
-        assert_eq!(order, ["/media/my stick", "/boot", "/run"]);
+        assert_eq!(
+            order,
+            ["/media/my stick", "/boot", "/run"].map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn mount_points_that_are_not_utf8_are_kept_as_bytes() {
+        // A stick mounted by the box on a Latin-1 path: the line must not make the whole file
+        // unreadable (it once did: read_to_string failed and shutdown unmounted nothing).
+        let text = b"/dev/vda1 /boot vfat rw 0 0\n/dev/sda1 /media/caf\xe9\\040bar vfat rw 0 0\n";
+        let order: Vec<Vec<u8>> = unmount_order(&parse_mounts(text))
+            .into_iter()
+            .map(|m| m.target.into_os_string().into_vec())
+            .collect();
+        assert_eq!(order, [b"/media/caf\xe9 bar".to_vec(), b"/boot".to_vec()]);
     }
 
     #[test]
     fn parse_mounts_tolerates_short_lines() {
-        assert_eq!(parse_mounts("a b\n\n").len(), 0);
-        assert_eq!(parse_mounts("a b c\n")[0].options, "");
-        assert_eq!(unescape("x\\0"), "x\\0");
+        assert_eq!(parse_mounts(b"a b\n\n").len(), 0);
+        assert_eq!(parse_mounts(b"a b c\n")[0].options, "");
+        assert_eq!(unescape(b"x\\0"), b"x\\0");
     }
 }
