@@ -22,7 +22,7 @@ pub mod wifi;
 pub use boot_device::DeviceSpec;
 pub use duration::{format_duration, parse_duration, MAX_DURATION};
 pub use error::{edit_distance, suggest, ConfigError};
-pub use layer::{Layer, Place};
+pub use layer::{Layer, Place, MAX_FILE_BYTES};
 pub use schema::*;
 pub use validate::{MAX_CRASH_LOOP, MAX_GROUPS, MAX_HOSTNAME, MAX_NOFILE};
 pub use wait_for::Need;
@@ -36,6 +36,9 @@ fn validate(layer: &Layer) -> Result<toml::Table, ConfigError> {
     match layer {
         Layer::Text { name, text } => validate_text(name, text, Place::Early),
         Layer::File { name, bytes, place } => {
+            if bytes.len() > MAX_FILE_BYTES {
+                return Err(too_big(name));
+            }
             validate_text(name, locate::utf8(name, bytes)?, *place)
         }
         Layer::Table { name, table } => {
@@ -77,6 +80,20 @@ fn validate_text(name: &str, text: &str, place: Place) -> Result<toml::Table, Co
     }
 }
 
+/// A file over [`MAX_FILE_BYTES`] (readers stop one byte past it, so its size is unknown).
+fn too_big(name: &str) -> ConfigError {
+    ConfigError {
+        source: name.to_string(),
+        line: None,
+        column: None,
+        key: None,
+        message: format!(
+            "larger than {} KiB, the most a config file may be; the file is ignored (an init.toml is a few KiB: is this the right file?)",
+            MAX_FILE_BYTES / 1024
+        ),
+    }
+}
+
 /// `[boot] device` or `timeout` in the boot partition's own file: the partition is already
 /// found when that file is read, so they would silently do nothing.
 fn too_late(table: &toml::Table) -> Option<validate::Problem> {
@@ -114,6 +131,9 @@ pub fn merge(base: &mut toml::Table, top: toml::Table) {
 /// with the others) and the error returned. Only the first error of a layer is reported.
 pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
     let mut merged = toml::Table::new();
+    // What the accepted layers make; the layer that does not fit them is the one left out,
+    // so a merge that fails can never drop the layers below it (the built-in locks).
+    let mut config = Config::default();
     let mut errors = Vec::new();
     for layer in layers {
         let table = match validate(layer) {
@@ -132,22 +152,23 @@ pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
         // under a relative box path): then it is the one ignored.
         let mut with_layer = merged.clone();
         merge(&mut with_layer, table);
-        match merged_problem(&with_layer) {
-            Some(problem) => errors.push(problem_error(layer.name(), layer.text(), &problem)),
-            None => merged = with_layer,
+        match fit(&with_layer) {
+            Err(problem) if problem.path.is_empty() => errors.push(ConfigError {
+                source: layer.name().to_string(),
+                line: None,
+                column: None,
+                key: None,
+                message: problem.message,
+            }),
+            Err(problem) => errors.push(problem_error(layer.name(), layer.text(), &problem)),
+            Ok(fitted) => {
+                merged = with_layer;
+                config = fitted;
+            }
         }
     }
-    // Layers valid alone merge into a valid whole; this fallback is a safety net only.
-    match merged.try_into::<Config>() {
-        Ok(mut config) => {
-            add_board_features(&mut config);
-            (config, errors)
-        }
-        Err(e) => {
-            errors.push(to_config_error("merged configuration", None, &e));
-            (Config::default(), errors)
-        }
-    }
+    add_board_features(&mut config);
+    (config, errors)
 }
 
 /// Adds what `[board]`'s features need to `config`: their modules to `modules.load`, and for the
@@ -200,12 +221,25 @@ pub fn load_with_cmdline(layers: &[Layer], cmdline_text: &str) -> (Config, Vec<C
     (config, errors)
 }
 
-/// The first problem of the merged layers as a whole, if any.
-fn merged_problem(merged: &toml::Table) -> Option<validate::Problem> {
-    let mut config = merged.clone().try_into::<Config>().ok()?;
+/// The merged layers as a configuration, or their first problem as a whole. A table that
+/// does not deserialize is a problem too (it was once taken for "no problem", and `load` then
+/// fell back to the defaults, dropping the built-in locks).
+fn fit(merged: &toml::Table) -> Result<Config, validate::Problem> {
+    let config = merged
+        .clone()
+        .try_into::<Config>()
+        .map_err(|e| validate::Problem {
+            path: String::new(),
+            field: None,
+            message: format!("does not fit the layers below it: {e}"),
+        })?;
     // as the init will run it: `[board] usb_serial = "shell"` adds a service to wait for
-    add_board_features(&mut config);
-    validate::merged_problems(&config).into_iter().next()
+    let mut with_features = config.clone();
+    add_board_features(&mut with_features);
+    match validate::merged_problems(&with_features).into_iter().next() {
+        Some(problem) => Err(problem),
+        None => Ok(config),
+    }
 }
 
 /// `boxinit check`, and xtask's `--config`: every error of one config file as the init

@@ -124,7 +124,7 @@ fn check_config(args: &[OsString]) -> i32 {
         return 2;
     };
     let name = Path::new(path).display().to_string();
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_capped(Path::new(path)) {
         Ok(bytes) => bytes,
         Err(e) => {
             eprintln!("{name}: {e}");
@@ -480,7 +480,7 @@ fn early_setup(sys: &mut dyn Sys) {
 /// UTF-8); a missing or unreadable file is an empty layer.
 fn read_layer(path: &Path, place: Place) -> Layer {
     let name = path.display().to_string();
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_capped(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             log::info!("{name}: not found, using the defaults");
@@ -492,6 +492,17 @@ fn read_layer(path: &Path, place: Place) -> Layer {
         }
     };
     Layer::File { name, bytes, place }
+}
+
+/// A config file's bytes, at most one past [`config::MAX_FILE_BYTES`]: `config::load` says
+/// the file is too big without a 50 MB file ever being held whole.
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(config::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Merges the layers with the command line on top. Every error is logged with where it is,

@@ -637,3 +637,51 @@ mod wait_for_tests {
         .is_ok());
     }
 }
+
+#[test]
+fn a_config_file_over_the_size_cap_is_an_error_naming_it() {
+    let file = |bytes: Vec<u8>| Layer::File {
+        name: "/boot/init.toml".into(),
+        bytes,
+        place: Place::BootPartition,
+    };
+    // 1 MiB exactly (comments) is read; one byte more is not, in the loader and in `check`.
+    let mut at_cap = b"[box]\nargs = [\"big\"]\n".to_vec();
+    at_cap.resize(MAX_FILE_BYTES, b'#');
+    let (config, errors) = load(&[file(at_cap.clone())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(config.box_.args, ["big"]);
+    let mut over = at_cap;
+    over.push(b'#');
+    let builtin = text("/etc/init.toml", "[box]\nargs = [\"builtin\"]\n");
+    let (config, errors) = load(&[builtin, file(over.clone())]);
+    assert_eq!(config.box_.args, ["builtin"]);
+    let expected = "/boot/init.toml: larger than 1024 KiB, the most a config file may be; the file is ignored (an init.toml is a few KiB: is this the right file?)";
+    assert_eq!(
+        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        [expected]
+    );
+    let checked = check_file("/boot/init.toml", over, Place::BootPartition);
+    assert_eq!(
+        checked.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        [expected]
+    );
+}
+
+#[test]
+fn a_merge_that_does_not_deserialize_fails_closed() {
+    // Each layer is validated alone first, so no real layer reaches this today; if one did,
+    // it must be the layer left out, never the built-in locks (it once fell to the defaults).
+    let mut bad = toml::Table::new();
+    bad.insert("box".into(), toml::Value::Integer(5));
+    let problem = fit(&bad).unwrap_err();
+    assert!(
+        problem
+            .message
+            .starts_with("does not fit the layers below it: "),
+        "{problem:?}"
+    );
+    assert!(problem.path.is_empty());
+    let good: toml::Table = "[system]\nlocked = [\"box\"]\n".parse().unwrap();
+    assert_eq!(fit(&good).unwrap().system.locked, ["box"]);
+}
