@@ -15,6 +15,7 @@ mod locate;
 mod lock;
 pub mod network;
 mod schema;
+pub mod tmpfs;
 mod validate;
 pub mod wait_for;
 pub mod wifi;

@@ -529,6 +529,7 @@ fn unreported<'a>(
 }
 
 fn apply_system(sys: &mut dyn Sys, cfg: &Config) {
+    mounts::resize_tmpfs(sys, &cfg.system);
     if let Some(name) = &cfg.system.hostname {
         if let Err(e) = sys.sethostname(name) {
             log::warn!("cannot set the hostname to {name:?}: {e}");

@@ -58,7 +58,8 @@ const EARLY: &[Early] = &[
         target: "/dev/shm",
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
-        data: "mode=1777",
+        // config::tmpfs's default; [system] can change it once the config is read.
+        data: "mode=1777,size=10%",
         essential: false,
     },
     Early {
@@ -66,7 +67,8 @@ const EARLY: &[Early] = &[
         target: "/run",
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
-        data: "mode=0755",
+        // config::tmpfs's default; [system] can change it once the config is read.
+        data: "mode=0755,size=10%",
         essential: false,
     },
     Early {
@@ -74,7 +76,8 @@ const EARLY: &[Early] = &[
         target: "/tmp",
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
-        data: "mode=1777",
+        // config::tmpfs's default; [system] can change it once the config is read.
+        data: "mode=1777,size=25%",
         essential: false,
     },
 ];
@@ -85,6 +88,28 @@ pub fn hidden_by_early_mounts(path: &Path) -> bool {
     std::iter::once("/dev")
         .chain(EARLY.iter().map(|e| e.target))
         .any(|target| path.starts_with(target))
+}
+
+/// Gives `/run`, `/tmp` and `/dev/shm` the sizes `[system]` asks for; they were mounted with
+/// the defaults before any config was read, so only a size that differs is a remount. A
+/// failed remount (less than the tmpfs holds already) keeps the default and says so.
+pub fn resize_tmpfs(sys: &mut dyn Sys, system: &crate::config::System) {
+    use crate::config::tmpfs::{DEFAULT_RUN_SIZE, DEFAULT_SHM_SIZE, DEFAULT_TMP_SIZE};
+    for (target, size, default) in [
+        ("/dev/shm", &system.shm_size, DEFAULT_SHM_SIZE),
+        ("/run", &system.run_size, DEFAULT_RUN_SIZE),
+        ("/tmp", &system.tmp_size, DEFAULT_TMP_SIZE),
+    ] {
+        if size == default {
+            continue;
+        }
+        match sys.remount_with(Path::new(target), NOSUID_NODEV, &format!("size={size}")) {
+            Ok(()) => log::info!("{target}: a tmpfs of at most {size}"),
+            Err(e) => log::warn!(
+                "cannot make {target} a tmpfs of {size}: {e}; it stays at {default} of the RAM"
+            ),
+        }
+    }
 }
 
 /// Nodes a tmpfs /dev needs when the kernel has no devtmpfs: (name, major, minor, mode).
@@ -444,6 +469,43 @@ mod tests {
             .map(|m| m.target.into_os_string().into_vec())
             .collect();
         assert_eq!(order, [b"/media/caf\xe9 bar".to_vec(), b"/boot".to_vec()]);
+    }
+
+    #[test]
+    fn tmpfs_are_bounded_and_resized_only_when_asked() {
+        use crate::config::tmpfs::{DEFAULT_RUN_SIZE, DEFAULT_SHM_SIZE, DEFAULT_TMP_SIZE};
+        // Mounted before any config: with the defaults, whose sum leaves the RAM's rest.
+        for (target, size) in [
+            ("/run", DEFAULT_RUN_SIZE),
+            ("/tmp", DEFAULT_TMP_SIZE),
+            ("/dev/shm", DEFAULT_SHM_SIZE),
+        ] {
+            let early = EARLY.iter().find(|e| e.target == target).unwrap();
+            assert!(
+                early.data.ends_with(&format!(",size={size}")),
+                "{target}: {}",
+                early.data
+            );
+        }
+        let mut rec = Recorder::new();
+        resize_tmpfs(&mut rec, &crate::config::System::default());
+        assert_eq!(rec.transcript(), "");
+        let system = crate::config::System {
+            tmp_size: "64m".into(),
+            shm_size: "1%".into(),
+            ..Default::default()
+        };
+        let mut rec = Recorder::new();
+        rec.fail_when(
+            |c| matches!(c, crate::sys::recorder::Call::RemountWith { target, .. } if target == "/dev/shm"),
+            16,
+        );
+        resize_tmpfs(&mut rec, &system);
+        assert_eq!(
+            rec.transcript(),
+            "remount(/dev/shm, MountFlags(NODEV | NOSUID), \"size=1%\")\n\
+             remount(/tmp, MountFlags(NODEV | NOSUID), \"size=64m\")\n"
+        );
     }
 
     #[test]

@@ -685,3 +685,16 @@ fn a_merge_that_does_not_deserialize_fails_closed() {
     let good: toml::Table = "[system]\nlocked = [\"box\"]\n".parse().unwrap();
     assert_eq!(fit(&good).unwrap().system.locked, ["box"]);
 }
+
+#[test]
+fn tmpfs_sizes() {
+    let c = parse("[system]\ntmp_size = \"64m\"\n").unwrap();
+    assert_eq!(
+        (c.system.tmp_size.as_str(), c.system.run_size.as_str()),
+        ("64m", "10%")
+    );
+    assert_eq!(
+        parse("[system]\nshm_size = \"0\"\n").unwrap_err(),
+        "/boot/init.toml:2:12: `system.shm_size`: \"0\" would leave it unbounded (tmpfs reads 0 as no limit); give a size, e.g. \"25%\""
+    );
+}
