@@ -235,9 +235,10 @@ fn fit(merged: &toml::Table) -> Result<Config, validate::Problem> {
             message: format!("does not fit the layers below it: {e}"),
         })?;
     // as the init will run it: `[board] usb_serial = "shell"` adds a service to wait for
-    let mut with_features = config.clone();
-    add_board_features(&mut with_features);
-    match validate::merged_problems(&with_features).into_iter().next() {
+    // (idempotent: `load` adds them again to what the last layer left)
+    let mut config = config;
+    add_board_features(&mut config);
+    match validate::merged_problems(&config).into_iter().next() {
         Some(problem) => Err(problem),
         None => Ok(config),
     }
