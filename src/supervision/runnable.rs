@@ -60,7 +60,9 @@ pub enum Format {
     /// An ELF file: its class (1: 32-bit, 2: 64-bit), byte order (1: little-endian) and machine.
     Elf { class: u8, data: u8, machine: u16 },
     /// A `#!` script and the interpreter it names.
-    Script { interpreter: String },
+    /// `crlf`: the line ends in a carriage return, which the kernel keeps (a file saved with
+    /// Windows line endings): it is part of the interpreter's name or of its argument.
+    Script { interpreter: String, crlf: bool },
     /// Neither: `execve` fails with ENOEXEC.
     Unknown,
 }
@@ -77,9 +79,17 @@ pub fn format_of(head: &[u8]) -> Format {
     }
     if let Some(line) = head.strip_prefix(b"#!") {
         let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
-        let text = String::from_utf8_lossy(line);
-        let interpreter = text.split_whitespace().next().unwrap_or("").to_string();
-        return Format::Script { interpreter };
+        let crlf = line.ends_with(b"\r");
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // As the kernel reads it (fs/binfmt_script.c): blanks are spaces and tabs only.
+        let interpreter = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .find(|word| !word.is_empty())
+            .unwrap_or_default();
+        return Format::Script {
+            interpreter: String::from_utf8_lossy(interpreter).into_owned(),
+            crlf,
+        };
     }
     Format::Unknown
 }
@@ -164,7 +174,10 @@ fn check_file(path: &Path, user: &User, scripts_allowed: bool) -> Result<(), Str
             }
             Ok(())
         }
-        Format::Script { interpreter } if scripts_allowed => {
+        Format::Script { crlf: true, .. } if scripts_allowed => Err(format!(
+            "{shown}: its #! line ends in CR: the script has Windows (CRLF) line endings; convert it with dos2unix"
+        )),
+        Format::Script { interpreter, .. } if scripts_allowed => {
             if interpreter.is_empty() {
                 return Err(format!("{shown} starts with #! but names no interpreter"));
             }
@@ -251,9 +264,25 @@ mod tests {
         assert_eq!(
             format_of(b"#! /bin/busybox sh -e\necho"),
             Format::Script {
-                interpreter: "/bin/busybox".into()
+                interpreter: "/bin/busybox".into(),
+                crlf: false
             }
         );
+        // Saved on Windows: the kernel keeps the CR (in the name, or in the last argument).
+        for (head, interpreter) in [
+            (&b"#!/bin/sh\r\necho"[..], "/bin/sh"),
+            (b"#!/bin/sh -e\r\n", "/bin/sh"),
+            (b"#!\t/bin/sh\r", "/bin/sh"),
+        ] {
+            assert_eq!(
+                format_of(head),
+                Format::Script {
+                    interpreter: interpreter.into(),
+                    crlf: true
+                },
+                "{head:?}"
+            );
+        }
         assert_eq!(format_of(b"MZ\x90\0"), Format::Unknown);
         assert_eq!(format_of(b""), Format::Unknown);
         assert_eq!(
@@ -316,6 +345,8 @@ mod tests {
             0o755,
         );
         write(&dir.join("text"), b"echo hi\n", 0o755);
+        // /bin/sh exists, but the kernel looks for "/bin/sh\r".
+        write(&dir.join("crlf"), b"#!/bin/sh\r\necho hi\r\n", 0o755);
         std::fs::create_dir_all(dir.join("adir")).unwrap();
         let user = User {
             uid: 1000,
@@ -341,6 +372,9 @@ mod tests {
         assert!(err("dynamic", &root()).contains("needs /nonexistent/ld.so.1"));
         assert!(err("script", &root()).contains("a script for /nonexistent/sh"));
         assert!(err("text", &root()).contains("neither a program"));
+        assert!(err("crlf", &root()).ends_with(
+            "crlf: its #! line ends in CR: the script has Windows (CRLF) line endings; convert it with dos2unix"
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
