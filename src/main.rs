@@ -163,7 +163,7 @@ fn boot() -> ! {
     let mut phase = Instant::now();
     // 3. Built-in config (and BOXINIT_CONFIG) + kernel command line.
     let cmdline = read_cmdline();
-    let early_layers = config_layers(None);
+    let early_layers = early_config_layers();
     let (cfg, reported) = load_config(&early_layers, &cmdline, &[]);
     log::set_max_level(cfg.system.log_level.into());
     log::debug!("phase start and early mounts: {}us", early.as_micros());
@@ -215,8 +215,7 @@ fn boot() -> ! {
             bootpart::prefetch(&dir.join(&cfg.box_.path));
             // The early layers as read then (not read, parsed and reported again), plus the
             // boot partition's file; errors already logged are not logged twice.
-            let mut layers = early_layers;
-            layers.push(boot_layer(dir));
+            let layers = with_boot_layer(&early_layers, Some(dir));
             let (full, _) = load_config(&layers, &cmdline, &reported);
             bootpart::apply_read_only(&mut sys, cfg.boot.read_only, &full.boot, dir);
             full
@@ -281,7 +280,8 @@ fn boot() -> ! {
         Instant::now(),
     );
     let mut reload = || {
-        let (cfg, _) = load_config(&config_layers(boot_dir), &cmdline, &[]);
+        let layers = with_boot_layer(&reload_early_layers(&early_layers), boot_dir);
+        let (cfg, _) = load_config(&layers, &cmdline, &[]);
         log::set_max_level(cfg.system.log_level.into());
         let mut programs = match program::resolve(&cfg.box_, boot_dir) {
             Ok(program) => vec![(cfg.box_.clone(), with_heartbeat(program, &cfg))],
@@ -383,12 +383,37 @@ fn setup_network(sys: &mut dyn Sys, cfg: &Config, boot_dir: Option<&Path>) {
     net::write_resolver_files(root, cfg);
 }
 
-/// The config files, lowest precedence first: built-in, `BOXINIT_CONFIG`, the boot partition's.
-fn config_layers(boot_dir: Option<&Path>) -> Vec<Layer> {
+/// The early config files, lowest precedence first: built-in, `BOXINIT_CONFIG`.
+fn early_config_layers() -> Vec<Layer> {
     let mut layers = vec![read_layer(Path::new(BUILTIN_CONFIG), Place::Early)];
     if let Some(path) = std::env::var_os(CONFIG_ENV) {
         layers.push(read_layer(Path::new(&path), Place::Early));
     }
+    layers
+}
+
+/// The early layers a reload uses: each file read again (a container's config edited in
+/// place), except one that was missing (or empty) at boot or lies under the boot partition, whose
+/// bytes from boot are reused. `BOXINIT_CONFIG` may come from the kernel command line, on a
+/// Pi `cmdline.txt` on the card: read again on SIGHUP, a path on `/boot` (not mounted at
+/// boot) would become an early layer that may clear the built-in locks.
+fn reload_early_layers(at_boot: &[Layer]) -> Vec<Layer> {
+    at_boot
+        .iter()
+        .map(|layer| match layer {
+            Layer::File { name, bytes, place }
+                if !bytes.is_empty() && !Path::new(name).starts_with(BOOT_DIR) =>
+            {
+                read_layer(Path::new(name), *place)
+            }
+            _ => layer.clone(),
+        })
+        .collect()
+}
+
+/// The early layers as read at boot, then the boot partition's `init.toml` read now.
+fn with_boot_layer(early: &[Layer], boot_dir: Option<&Path>) -> Vec<Layer> {
+    let mut layers = early.to_vec();
     if let Some(dir) = boot_dir {
         layers.push(boot_layer(dir));
     }
@@ -457,7 +482,7 @@ fn early_setup(sys: &mut dyn Sys) {
             }
             // No /proc, so no command line: the built-in config (and BOXINIT_CONFIG) say
             // which rescue action to take.
-            let (cfg, _) = load_config(&config_layers(None), "", &[]);
+            let (cfg, _) = load_config(&early_config_layers(), "", &[]);
             rescue(sys, &cfg, &e.to_string());
         }
     }
@@ -638,5 +663,51 @@ mod tests {
             new,
             ["/boot/init.toml:2:1: unknown key `argz` in [box], did you mean `args`?"]
         );
+    }
+
+    #[test]
+    fn a_reload_reuses_the_early_layers_read_at_boot() {
+        let dir = std::env::temp_dir().join(format!("boxinit-reload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let evil = dir.join("evil.toml");
+        std::fs::write(
+            dir.join("builtin.toml"),
+            "[system]\nlocked = [\"box\"]\n[box]\nuser = 65534\n",
+        )
+        .unwrap();
+        // At boot BOXINIT_CONFIG names a file on the card, not mounted yet: not found.
+        let early = vec![
+            read_layer(&dir.join("builtin.toml"), Place::Early),
+            read_layer(&evil, Place::Early),
+        ];
+        // Once the card is mounted, the file is there and the card's init.toml too.
+        std::fs::write(&evil, "[system]\nlocked = []\n[box]\nuser = 0\n").unwrap();
+        std::fs::write(dir.join(BOOT_CONFIG), "[watchdog]\n").unwrap();
+        let layers = with_boot_layer(&reload_early_layers(&early), Some(&dir));
+        let names: Vec<&str> = layers.iter().map(Layer::name).collect();
+        assert_eq!(names.len(), 3);
+        let (cfg, _) = load_config(&layers, "", &[]);
+        assert_eq!(cfg.box_.user, Some(65534), "the lock must hold on reload");
+        assert_eq!(cfg.system.locked, ["box"]);
+        // A file that was there at boot (a container's config) is read again.
+        std::fs::write(
+            dir.join("builtin.toml"),
+            "[system]\nlocked = [\"box\"]\n[box]\nuser = 1000\n",
+        )
+        .unwrap();
+        let (cfg, _) = load_config(&reload_early_layers(&early), "", &[]);
+        assert_eq!(cfg.box_.user, Some(1000));
+        // Under the boot partition's mount point: never read again.
+        let on_card = Layer::File {
+            name: format!("{BOOT_DIR}/evil.toml"),
+            bytes: b"# was there\n".to_vec(),
+            place: Place::Early,
+        };
+        assert_eq!(
+            reload_early_layers(std::slice::from_ref(&on_card)),
+            [on_card]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
