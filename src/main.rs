@@ -305,10 +305,17 @@ fn boot() -> ! {
         &mut supervisors,
     );
     // 8. Orderly shutdown.
-    let groups: Vec<(String, i32)> = supervisors
+    // The network and time programs (the binary beside the init) stop last.
+    let net_exe = net::program_beside(&std::env::current_exe().unwrap_or_else(|_| "/init".into()));
+    let (network, groups): (Vec<_>, Vec<_>) = supervisors
         .iter()
-        .filter_map(|s| Some((s.name().to_string(), s.process_group()?)))
-        .collect();
+        .filter_map(|s| {
+            let group = (s.name().to_string(), s.process_group()?);
+            Some((s.spec().program == net_exe, group))
+        })
+        .partition(|(is_net, _)| *is_net);
+    let groups: Vec<(String, i32)> = groups.into_iter().map(|(_, g)| g).collect();
+    let network: Vec<(String, i32)> = network.into_iter().map(|(_, g)| g).collect();
     // The watchdog is petted from a thread through every wait of the shutdown (grace, sync,
     // unmount), up to a limit, then disarmed.
     let keeper = watchdog.map(|w| w.keep_petting(shutdown::time_limit(cfg.shutdown.grace)));
@@ -316,6 +323,7 @@ fn boot() -> ! {
         &mut sys,
         Some(&events),
         &groups,
+        &network,
         cfg.shutdown.grace,
         Path::new("/"),
     );
@@ -582,7 +590,7 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str) -> ! {
             log::error!("rescue: {how:?} in {}", config::format_duration(delay));
             std::thread::sleep(delay);
             // As the orderly shutdown: whatever runs is stopped, the cards are left clean.
-            shutdown::stop_everything(sys, None, &[], Duration::ZERO, Path::new("/"));
+            shutdown::stop_everything(sys, None, &[], &[], Duration::ZERO, Path::new("/"));
             shutdown::finish(sys, how)
         }
         None => loop {
@@ -619,7 +627,7 @@ fn rescue_shell(sys: &mut dyn Sys) -> ! {
             program::SHELL
         ),
     }
-    shutdown::stop_everything(sys, None, &[], Duration::ZERO, Path::new("/"));
+    shutdown::stop_everything(sys, None, &[], &[], Duration::ZERO, Path::new("/"));
     shutdown::finish(sys, Reboot::Restart)
 }
 

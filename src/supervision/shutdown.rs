@@ -27,7 +27,9 @@ const SYNC_AND_UNMOUNT_LIMIT: Duration = Duration::from_secs(60);
 /// How long a shutdown with this grace period may take at most, waits included: after that
 /// the watchdog (if any) is no longer petted and resets a machine whose shutdown hangs.
 pub fn time_limit(grace: Duration) -> Duration {
+    // Twice: the box and services, then the network and time programs.
     grace
+        .saturating_add(grace)
         .saturating_add(TERM_ALL_GRACE)
         .saturating_add(KILL_WAIT)
         .saturating_add(SYNC_AND_UNMOUNT_LIMIT)
@@ -42,31 +44,14 @@ pub fn stop_everything(
     sys: &mut dyn Sys,
     events: Option<&Events>,
     groups: &[(String, i32)],
+    network: &[(String, i32)],
     grace: Duration,
     root: &Path,
 ) {
     let start = Instant::now();
-    if !groups.is_empty() {
-        for (_, pgid) in groups {
-            // ESRCH: the group is already gone, which is what we want.
-            let _ = sys.kill(KillTarget::Group(*pgid), SIGTERM);
-        }
-        wait_until(events, grace, || {
-            groups.iter().all(|(_, g)| !group_alive(*g))
-        });
-        for (name, pgid) in groups {
-            match group_alive(*pgid) {
-                false => log::info!("shutdown: {name} stopped after {}", ms(start.elapsed())),
-                true => log::warn!(
-                    "shutdown: {name} still running {} after SIGTERM ([shutdown] grace)",
-                    ms(start.elapsed())
-                ),
-            }
-        }
-    }
+    let stubborn = stop_in_order(sys, events, groups, network, grace, start);
     // A group that outlived its grace ignored SIGTERM: no second round for it and whatever
     // it forks (a fork bomb would outrun every walk of /proc), SIGKILL to all at once.
-    let stubborn = groups.iter().any(|(_, g)| group_alive(*g));
     if stubborn {
         kill_all(sys, events, root);
     } else if events::has_children() || any_process_left(root) {
@@ -84,6 +69,58 @@ pub fn stop_everything(
     }
     sync_and_unmount(sys, root);
     log::info!("shutdown: done in {}", ms(start.elapsed()));
+}
+
+/// The box and the services first, each group SIGTERMed and given the grace; then the network
+/// and time programs (`network`, in start order), stopped in reverse start order with a grace
+/// of their own: a box that uploads its last state on SIGTERM keeps its address and route
+/// (the DHCP client releases the lease when it stops). Returns whether a group outlived its
+/// grace.
+fn stop_in_order(
+    sys: &mut dyn Sys,
+    events: Option<&Events>,
+    groups: &[(String, i32)],
+    network: &[(String, i32)],
+    grace: Duration,
+    start: Instant,
+) -> bool {
+    let first = stop_groups(sys, events, groups, grace, start);
+    let last: Vec<(String, i32)> = network.iter().rev().cloned().collect();
+    let then = stop_groups(sys, events, &last, grace, start);
+    first || then
+}
+
+/// SIGTERM to each group in order, then up to `grace` for all of them to end; one line each.
+/// Returns whether one is still there.
+fn stop_groups(
+    sys: &mut dyn Sys,
+    events: Option<&Events>,
+    groups: &[(String, i32)],
+    grace: Duration,
+    start: Instant,
+) -> bool {
+    if groups.is_empty() {
+        return false;
+    }
+    for (_, pgid) in groups {
+        // ESRCH: the group is already gone, which is what we want.
+        let _ = sys.kill(KillTarget::Group(*pgid), SIGTERM);
+    }
+    if groups.iter().any(|(_, g)| group_alive(*g)) {
+        wait_until(events, grace, || {
+            groups.iter().all(|(_, g)| !group_alive(*g))
+        });
+    }
+    for (name, pgid) in groups {
+        match group_alive(*pgid) {
+            false => log::info!("shutdown: {name} stopped after {}", ms(start.elapsed())),
+            true => log::warn!(
+                "shutdown: {name} still running {} after SIGTERM ([shutdown] grace)",
+                ms(start.elapsed())
+            ),
+        }
+    }
+    groups.iter().any(|(_, g)| group_alive(*g))
 }
 
 /// Sync, then unmount what holds data (read-only where it stays busy), so that a card mounted
@@ -467,6 +504,43 @@ mod tests {
         }
         assert_eq!(processes_left(&root), ["77 (box)", "78 (gone) (x)"]);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_network_stops_after_the_box_in_reverse_start_order() {
+        // Groups that no longer exist (past any pid_max): signalled, nothing to wait for.
+        let g = |name: &str, pgid: i32| (name.to_string(), pgid);
+        let groups = [g("box", 2_000_000_001), g("logger", 2_000_000_002)];
+        let network = [
+            g("dhcp-eth0", 2_000_000_003),
+            g("time", 2_000_000_004),
+            g("wifi-wlan0", 2_000_000_005),
+        ];
+        let mut rec = Recorder::new();
+        let stubborn = stop_in_order(
+            &mut rec,
+            None,
+            &groups,
+            &network,
+            Duration::ZERO,
+            Instant::now(),
+        );
+        assert!(!stubborn);
+        let signalled: Vec<String> = rec
+            .transcript()
+            .lines()
+            .map(|l| l.replace("kill(Group(", "").replace("), 15)", ""))
+            .collect();
+        assert_eq!(
+            signalled,
+            [
+                "2000000001",
+                "2000000002",
+                "2000000005",
+                "2000000004",
+                "2000000003"
+            ]
+        );
     }
 
     #[test]
