@@ -269,7 +269,10 @@ fn boot() -> ! {
         box_program,
         Instant::now(),
     )];
-    for (service, program) in service_programs(&cfg, boot_dir) {
+    // DHCP globs expand to the interfaces present now, and to these same ones at every reload:
+    // a glob's client that adopted an interface since keeps it (README, "Network and time").
+    let interfaces_at_boot = net::link::interfaces(Path::new("/"));
+    for (service, program) in service_programs(&cfg, boot_dir, &interfaces_at_boot) {
         supervisors.push(Supervisor::new(service, program, Instant::now()));
     }
     // From here on modules load on the loader thread, which starts once the box has.
@@ -290,7 +293,7 @@ fn boot() -> ! {
                 return None;
             }
         };
-        programs.extend(service_programs(&cfg, boot_dir));
+        programs.extend(service_programs(&cfg, boot_dir, &interfaces_at_boot));
         Some((programs, cfg.shutdown.grace))
     };
     let how = event_loop::run(
@@ -345,7 +348,11 @@ fn with_heartbeat(mut program: Program, cfg: &Config) -> Program {
 }
 
 /// The `[[service]]`s that can run; each one that cannot is logged and left out.
-fn service_programs(cfg: &Config, boot_dir: Option<&Path>) -> Vec<(config::BoxConfig, Program)> {
+fn service_programs(
+    cfg: &Config,
+    boot_dir: Option<&Path>,
+    present: &[String],
+) -> Vec<(config::BoxConfig, Program)> {
     let mut programs = Vec::new();
     for service in cfg.named_services() {
         match program::resolve(&service, boot_dir) {
@@ -357,8 +364,7 @@ fn service_programs(cfg: &Config, boot_dir: Option<&Path>) -> Vec<(config::BoxCo
     let init_exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
     let exe = net::program_beside(&init_exe);
     let mut network = net::wifi::programs(cfg, &exe, boot_dir, Path::new("/"));
-    let present = net::link::interfaces(Path::new("/"));
-    network.extend(net::programs(cfg, &exe, &present, boot_dir));
+    network.extend(net::programs(cfg, &exe, present, boot_dir));
     if !network.is_empty() && !exe.is_file() {
         // Said once here, rather than as a failed start of each program with backoff.
         let names: Vec<&str> = network.iter().map(|(_, p)| p.name.as_str()).collect();

@@ -76,26 +76,150 @@ impl Wifi {
         }
     }
 
-    /// The `wpa_supplicant.conf` for `ssid`/`psk` (None without an ssid). The SSID is written
-    /// in hex, so no character of it needs quoting; the passphrase is quoted (the supplicant
-    /// reads up to the last quote, and a passphrase has no newline: see [`check_psk`]).
-    pub fn supplicant_conf(&self) -> Option<String> {
-        let ssid = self.ssid.as_ref()?;
-        let hex: String = ssid.bytes().map(|b| format!("{b:02x}")).collect();
+    /// The network `ssid`/`psk` name, as PID 1 hands it to `boxinit-net wifi` (None without
+    /// an ssid). The passphrase is not made into the key here: that is PBKDF2, which PID 1's
+    /// binary does not carry (`src/bin/boxinit-net/wifi_key.rs` does it).
+    pub fn network(&self) -> Option<Network> {
+        let ssid = self.ssid.as_ref()?.as_bytes().to_vec();
+        let key = match &self.psk {
+            None => Key::Open,
+            Some(psk) => match raw_key(psk) {
+                Some(raw) => Key::Psk(raw),
+                None => Key::Passphrase(psk.as_bytes().to_vec()),
+            },
+        };
+        Some(Network {
+            ssid,
+            key,
+            country: self.country.clone(),
+        })
+    }
+}
+
+/// A network given by `[wifi] ssid`/`psk`: what PID 1 writes for `boxinit-net wifi` in a file
+/// only root reads, and what that program writes the supplicant's config from. Every value is
+/// in hex there, so no character of an SSID or a passphrase meets a parser that quotes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub ssid: Vec<u8>,
+    pub key: Key,
+    pub country: Option<String>,
+}
+
+/// How a network is secured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// No `psk`: an open network.
+    Open,
+    /// A WPA passphrase (8 to 63 printable ASCII characters): the key is derived from it and
+    /// the SSID.
+    Passphrase(Vec<u8>),
+    /// 64 hex digits in `psk`: the key itself.
+    Psk([u8; 32]),
+}
+
+/// The 32 bytes that 64 hex digits spell, if they are that.
+fn raw_key(text: &str) -> Option<[u8; 32]> {
+    let bytes = from_hex(text)?;
+    bytes.try_into().ok()
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Network {
+    /// The file's text: `ssid=HEX`, then `passphrase=HEX` or `psk=HEX` (none: open), then
+    /// `country=XX`.
+    pub fn to_text(&self) -> String {
+        let mut text = format!(
+            "# written by boxinit from init.toml's [wifi], for boxinit-net wifi\nssid={}\n",
+            to_hex(&self.ssid)
+        );
+        match &self.key {
+            Key::Open => {}
+            Key::Passphrase(p) => text += &format!("passphrase={}\n", to_hex(p)),
+            Key::Psk(k) => text += &format!("psk={}\n", to_hex(k)),
+        }
+        if let Some(country) = &self.country {
+            text += &format!("country={country}\n");
+        }
+        text
+    }
+
+    /// Reads [`Network::to_text`] back, checked as `[wifi]` checks its keys.
+    pub fn parse(text: &str) -> Result<Network, String> {
+        let mut ssid = None;
+        let mut key = Key::Open;
+        let mut country = None;
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (name, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("`{line}` is not NAME=VALUE"))?;
+            let hex = || from_hex(value).ok_or_else(|| format!("{name}: not hex digits"));
+            match name {
+                "ssid" => ssid = Some(hex()?),
+                "passphrase" => key = Key::Passphrase(hex()?),
+                "psk" => {
+                    key = Key::Psk(
+                        raw_key(value).ok_or("psk: not 64 hex digits (32 bytes)".to_string())?,
+                    )
+                }
+                "country" => {
+                    check_country(value)?;
+                    country = Some(value.to_string());
+                }
+                _ => return Err(format!("unknown name `{name}`")),
+            }
+        }
+        let ssid = ssid.ok_or("no ssid")?;
+        if !(1..=32).contains(&ssid.len()) {
+            return Err(format!(
+                "an ssid is 1 to 32 bytes, this one has {}",
+                ssid.len()
+            ));
+        }
+        if let Key::Passphrase(p) = &key {
+            let printable = p.iter().all(|b| (b' '..=b'~').contains(b));
+            if !(8..=63).contains(&p.len()) || !printable {
+                return Err("a passphrase is 8 to 63 printable ASCII characters".into());
+            }
+        }
+        Ok(Network { ssid, key, country })
+    }
+
+    /// The `wpa_supplicant.conf` for this network, with `psk` its 32-byte key (derived from
+    /// the passphrase by the caller; None for an open network). The SSID and the key are
+    /// written in hex (wpa_supplicant.conf(5): `ssid` as hex digits, `psk` as 64 of them), so
+    /// nothing in it is quoted: wpa_supplicant 2.10 cuts a line at a `#` after a second `"`
+    /// (DESIGN.md), which a passphrase may hold.
+    pub fn supplicant_conf(&self, psk: Option<&[u8; 32]>) -> String {
         let mut text = String::from(
             "# written by boxinit from init.toml's [wifi]\nctrl_interface=/run/wpa_supplicant\n",
         );
         if let Some(country) = &self.country {
             text += &format!("country={country}\n");
         }
-        text += &format!("network={{\n\tssid={hex}\n\tscan_ssid=1\n");
-        match &self.psk {
-            Some(psk) if psk.len() == 64 => text += &format!("\tpsk={psk}\n"),
-            Some(psk) => text += &format!("\tpsk=\"{psk}\"\n"),
+        text += &format!("network={{\n\tssid={}\n\tscan_ssid=1\n", to_hex(&self.ssid));
+        match psk {
+            Some(key) => text += &format!("\tpsk={}\n", to_hex(key)),
             None => text += "\tkey_mgmt=NONE\n",
         }
         text += "}\n";
-        Some(text)
+        text
     }
 }
 
@@ -166,7 +290,7 @@ mod tests {
         let w = wifi("").unwrap();
         assert_eq!(w, Wifi::default());
         assert_eq!(w.source(), Ok(None));
-        assert_eq!(w.supplicant_conf(), None);
+        assert_eq!(w.network(), None);
         assert_eq!(wifi("[wifi]\n").unwrap().source(), Ok(None));
     }
 
@@ -174,26 +298,89 @@ mod tests {
     fn a_file_or_a_network() {
         let w = wifi("[wifi]\nconfig = \"wpa_supplicant.conf\"\n").unwrap();
         assert_eq!(w.source(), Ok(Some(Source::File("wpa_supplicant.conf"))));
+        assert_eq!(w.network(), None);
         let w =
             wifi("[wifi]\nssid = \"box\"\npsk = \"correct horse\"\ncountry = \"DE\"\n").unwrap();
         assert_eq!(w.source(), Ok(Some(Source::Network)));
+        let network = w.network().unwrap();
         assert_eq!(
-            w.supplicant_conf().unwrap(),
-            "# written by boxinit from init.toml's [wifi]\nctrl_interface=/run/wpa_supplicant\n\
-             country=DE\nnetwork={\n\tssid=626f78\n\tscan_ssid=1\n\tpsk=\"correct horse\"\n}\n"
+            network,
+            Network {
+                ssid: b"box".to_vec(),
+                key: Key::Passphrase(b"correct horse".to_vec()),
+                country: Some("DE".into()),
+            }
+        );
+        let key = [0xab; 32];
+        assert_eq!(
+            network.supplicant_conf(Some(&key)),
+            format!(
+                "# written by boxinit from init.toml's [wifi]\nctrl_interface=/run/wpa_supplicant\n\
+                 country=DE\nnetwork={{\n\tssid=626f78\n\tscan_ssid=1\n\tpsk={}\n}}\n",
+                "ab".repeat(32)
+            )
         );
         let raw = "a".repeat(64);
         let w = wifi(&format!("[wifi]\nssid = \"x\\\"y\"\npsk = \"{raw}\"\n")).unwrap();
-        assert!(w.supplicant_conf().unwrap().contains("\tssid=782279\n"));
-        assert!(w
-            .supplicant_conf()
+        let network = w.network().unwrap();
+        assert_eq!(network.key, Key::Psk([0xaa; 32]));
+        assert!(network
+            .supplicant_conf(Some(&[0xaa; 32]))
+            .contains("\tssid=782279\n"));
+        let open = wifi("[wifi]\nssid = \"cafe\"\n")
             .unwrap()
-            .contains(&format!("\tpsk={raw}\n")));
-        let open = wifi("[wifi]\nssid = \"cafe\"\n").unwrap();
-        assert!(open
-            .supplicant_conf()
-            .unwrap()
-            .contains("\tkey_mgmt=NONE\n"));
+            .network()
+            .unwrap();
+        assert_eq!(open.key, Key::Open);
+        assert!(open.supplicant_conf(None).contains("\tkey_mgmt=NONE\n"));
+    }
+
+    /// Issue 17: a passphrase with `"` and `#` and an SSID with an accent reach the file for
+    /// `boxinit-net wifi` as hex, and back unchanged; what is not such a file is an error.
+    #[test]
+    fn the_network_file_round_trips_any_passphrase() {
+        let w = wifi("[wifi]\nssid = \"Caf\u{e9} puzzle box\"\npsk = 'p\"ss #word; 42'\n").unwrap();
+        let network = w.network().unwrap();
+        let text = network.to_text();
+        assert!(!text.contains('"') && !text.contains("#word"), "{text}");
+        assert!(
+            text.contains("\nssid=436166c3a92070757a7a6c6520626f78\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\npassphrase=702273732023776f72643b203432\n"),
+            "{text}"
+        );
+        assert_eq!(Network::parse(&text), Ok(network));
+        for open in [
+            wifi("[wifi]\nssid = \"a\"\ncountry = \"GB\"\n").unwrap(),
+            wifi(&format!(
+                "[wifi]\nssid = \"a\"\npsk = \"{}\"\n",
+                "0f".repeat(32)
+            ))
+            .unwrap(),
+        ] {
+            let n = open.network().unwrap();
+            assert_eq!(Network::parse(&n.to_text()), Ok(n));
+        }
+        for (bad, want) in [
+            ("", "no ssid"),
+            ("ssid=zz\n", "ssid: not hex"),
+            ("ssid=616\n", "ssid: not hex"),
+            ("ssid=61\npsk=00\n", "psk: not 64 hex"),
+            ("ssid=61\npassphrase=3132\n", "8 to 63 printable"),
+            (
+                "ssid=61\npassphrase=0a0a0a0a0a0a0a0a0a\n",
+                "8 to 63 printable",
+            ),
+            ("ssid=61\ncountry=de\n", "not a country code"),
+            ("ssid=61\nwhat=1\n", "unknown name `what`"),
+            ("ssid\n", "not NAME=VALUE"),
+            (&format!("ssid={}\n", "61".repeat(33)), "1 to 32 bytes"),
+        ] {
+            let e = Network::parse(bad).unwrap_err();
+            assert!(e.contains(want), "{bad:?}: {e}");
+        }
     }
 
     #[test]

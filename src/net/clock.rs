@@ -32,6 +32,19 @@ pub fn step_to(now: i64, floor: Option<i64>) -> Option<i64> {
     floor.filter(|f| *f > now)
 }
 
+/// The initramfs's build time under `root` ([`BUILD_TIME_FILE`]), if it has one: a time known
+/// to have passed.
+pub fn build_time(root: &Path) -> Option<i64> {
+    std::fs::read_to_string(root.join(BUILD_TIME_FILE.trim_start_matches('/')))
+        .ok()
+        .and_then(|t| parse_seconds(&t))
+}
+
+/// Whole seconds since 1970 of a time in nanoseconds (rounded down).
+pub fn seconds_of(nanos: i128) -> i64 {
+    i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX)
+}
+
 /// Reads the floor's sources and steps the clock up to it when it is behind; says what it did.
 /// `saved` is the file of the last time seen (on the boot partition), if configured.
 pub fn apply_floor(sys: &mut dyn Sys, root: &Path, saved: Option<&Path>) {
@@ -40,7 +53,7 @@ pub fn apply_floor(sys: &mut dyn Sys, root: &Path, saved: Option<&Path>) {
             .ok()
             .and_then(|t| parse_seconds(&t))
     };
-    let build = read(&root.join(BUILD_TIME_FILE.trim_start_matches('/')));
+    let build = build_time(root);
     let last = saved.and_then(read);
     let now = now_seconds();
     if let Some(to) = step_to(now, floor(&[build, last])) {

@@ -61,8 +61,14 @@ impl fmt::Display for Cidr {
 pub enum RouteRequest {
     /// `RTM_NEWLINK` setting `IFF_UP`.
     LinkUp { index: u32 },
-    /// `RTM_NEWADDR`; replaces the same address (so a renewal may repeat it).
-    AddAddress { index: u32, cidr: Cidr },
+    /// `RTM_NEWADDR`; replaces the same address (so a renewal may repeat it). With
+    /// `valid_for` (seconds) the kernel removes the address when that runs out
+    /// (`IFA_CACHEINFO`): a leased address does not outlive its lease when its client dies.
+    AddAddress {
+        index: u32,
+        cidr: Cidr,
+        valid_for: Option<u32>,
+    },
     /// `RTM_DELADDR`: an expired or released lease.
     DeleteAddress { index: u32, cidr: Cidr },
     /// `RTM_NEWROUTE`: the default route through `gateway` on the interface.
@@ -73,7 +79,17 @@ impl fmt::Display for RouteRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RouteRequest::LinkUp { index } => write!(f, "link {index} up"),
-            RouteRequest::AddAddress { index, cidr } => write!(f, "address {cidr} on link {index}"),
+            RouteRequest::AddAddress {
+                index,
+                cidr,
+                valid_for,
+            } => {
+                write!(f, "address {cidr} on link {index}")?;
+                match valid_for {
+                    Some(s) => write!(f, " for {s}s"),
+                    None => Ok(()),
+                }
+            }
             RouteRequest::DeleteAddress { index, cidr } => {
                 write!(f, "remove address {cidr} from link {index}")
             }
@@ -85,10 +101,20 @@ impl fmt::Display for RouteRequest {
 }
 
 impl RouteRequest {
-    /// What gives interface `index` the address `cidr` and, with a `gateway`, the default
-    /// route through it, in that order: a lease's or a static address's requests.
-    pub fn address(index: u32, cidr: Cidr, gateway: Option<Ipv4Addr>) -> Vec<RouteRequest> {
-        let mut requests = vec![RouteRequest::AddAddress { index, cidr }];
+    /// What gives interface `index` the address `cidr` (for `valid_for` seconds, or for ever)
+    /// and, with a `gateway`, the default route through it, in that order: a lease's or a
+    /// static address's requests.
+    pub fn address(
+        index: u32,
+        cidr: Cidr,
+        gateway: Option<Ipv4Addr>,
+        valid_for: Option<u32>,
+    ) -> Vec<RouteRequest> {
+        let mut requests = vec![RouteRequest::AddAddress {
+            index,
+            cidr,
+            valid_for,
+        }];
         requests.extend(gateway.map(|gateway| RouteRequest::AddDefaultRoute { index, gateway }));
         requests
     }
@@ -108,6 +134,7 @@ const IFF_UP: u32 = 0x1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
+const IFA_CACHEINFO: u16 = 6;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_HOST: u8 = 254;
 const RT_TABLE_MAIN: u8 = 254;
@@ -128,7 +155,8 @@ pub fn encode(request: &RouteRequest, seq: u32) -> Vec<u8> {
             body.extend_from_slice(&IFF_UP.to_ne_bytes());
             (RTM_NEWLINK, 0)
         }
-        RouteRequest::AddAddress { index, cidr } | RouteRequest::DeleteAddress { index, cidr } => {
+        RouteRequest::AddAddress { index, cidr, .. }
+        | RouteRequest::DeleteAddress { index, cidr } => {
             let scope = if cidr.address.is_loopback() {
                 RT_SCOPE_HOST
             } else {
@@ -139,9 +167,18 @@ pub fn encode(request: &RouteRequest, seq: u32) -> Vec<u8> {
             body.extend_from_slice(&index.to_ne_bytes());
             attribute(&mut body, IFA_LOCAL, &cidr.address.octets());
             attribute(&mut body, IFA_ADDRESS, &cidr.address.octets());
-            if matches!(request, RouteRequest::AddAddress { .. }) {
+            if let RouteRequest::AddAddress { valid_for, .. } = *request {
                 if cidr.prefix < 31 {
                     attribute(&mut body, IFA_BROADCAST, &cidr.broadcast().octets());
+                }
+                if let Some(secs) = valid_for {
+                    // struct ifa_cacheinfo: preferred, valid (seconds from now), then two
+                    // timestamps the kernel fills in; a valid time of 0 is refused (EINVAL)
+                    let secs = secs.max(1);
+                    let mut info = [0u8; 16];
+                    info[..4].copy_from_slice(&secs.to_ne_bytes());
+                    info[4..8].copy_from_slice(&secs.to_ne_bytes());
+                    attribute(&mut body, IFA_CACHEINFO, &info);
                 }
                 (RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE)
             } else {
@@ -304,7 +341,7 @@ mod tests {
     #[test]
     fn an_address_then_its_default_route() {
         let shown = |gateway: Option<Ipv4Addr>| -> Vec<String> {
-            RouteRequest::address(3, cidr("10.0.2.15/24"), gateway)
+            RouteRequest::address(3, cidr("10.0.2.15/24"), gateway, None)
                 .iter()
                 .map(|r| r.to_string())
                 .collect()
@@ -317,6 +354,10 @@ mod tests {
             ]
         );
         assert_eq!(shown(None), ["address 10.0.2.15/24 on link 3"]);
+        assert_eq!(
+            RouteRequest::address(3, cidr("10.0.2.15/24"), None, Some(600))[0].to_string(),
+            "address 10.0.2.15/24 on link 3 for 600s"
+        );
     }
 
     #[test]
@@ -377,6 +418,7 @@ mod tests {
             &RouteRequest::AddAddress {
                 index: 2,
                 cidr: cidr("10.0.2.15/24"),
+                valid_for: None,
             },
             1,
         );
@@ -392,10 +434,36 @@ mod tests {
             &RouteRequest::AddAddress {
                 index: 1,
                 cidr: cidr("127.0.0.1/8"),
+                valid_for: None,
             },
             1,
         );
         assert_eq!(lo[19], RT_SCOPE_HOST);
+        // issue 17: a lease's address carries its lifetime (IFA_CACHEINFO, type 6): preferred
+        // and valid 600 s, the kernel's timestamps zero
+        let leased = encode(
+            &RouteRequest::AddAddress {
+                index: 2,
+                cidr: cidr("10.0.2.15/24"),
+                valid_for: Some(600),
+            },
+            1,
+        );
+        assert_eq!(leased.len(), 48 + 20);
+        assert_eq!(&leased[48..52], &[20, 0, 6, 0]);
+        assert_eq!(&leased[52..56], &600u32.to_ne_bytes());
+        assert_eq!(&leased[56..60], &600u32.to_ne_bytes());
+        assert_eq!(&leased[60..68], &[0; 8]);
+        // none left: still one second (0 is EINVAL)
+        let last = encode(
+            &RouteRequest::AddAddress {
+                index: 2,
+                cidr: cidr("10.0.2.15/24"),
+                valid_for: Some(0),
+            },
+            1,
+        );
+        assert_eq!(&last[56..60], &1u32.to_ne_bytes());
         let del = encode(
             &RouteRequest::DeleteAddress {
                 index: 2,

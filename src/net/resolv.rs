@@ -2,11 +2,16 @@
 //! are made from: every interface's client writes its own file (address, router, name
 //! servers, time servers, domain), and whoever changes one rewrites resolv.conf from all of
 //! them, so several interfaces (and the `[network] dns` list) add up. The box reads these
-//! files too (README "Network and time").
+//! files too (README "Network and time"). Several programs publish at once (a DHCP client per
+//! interface, `static`, PID 1 at boot): each read-modify-write holds a lock file
+//! (`flock(2)`), and each writer's temporary files have names of their own.
 
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::net::protocol::dhcp_state::Lease;
 
@@ -111,6 +116,42 @@ pub fn hosts(hostname: Option<&str>) -> String {
     out
 }
 
+/// The lock file every publisher holds while it reads the lease files and rewrites
+/// resolv.conf, under [`NET_DIR`]; a dot-file, as the temporary files, so no reader takes it
+/// for an interface's.
+const LOCK: &str = ".lock";
+/// How long a publisher waits for the lock before it writes without it (a holder stopped
+/// with SIGSTOP must not stop every other, and PID 1 never waits long): the files stay whole,
+/// only a concurrent change may be missed until the next.
+const LOCK_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Takes the publishers' lock in `dir` (None, said at debug level, when it cannot be had in
+/// [`LOCK_PATIENCE`]); held until the fd is dropped.
+fn lock(dir: &Path) -> Option<OwnedFd> {
+    use rustix::fs::{flock, FlockOperation, Mode, OFlags};
+    let path = dir.join(LOCK);
+    let fd = rustix::fs::open(
+        &path,
+        OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .inspect_err(|e| log::debug!("cannot open {}: {e}", path.display()))
+    .ok()?;
+    let started = Instant::now();
+    loop {
+        match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Some(fd),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK && started.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => {
+                log::debug!("cannot lock {}: {e}; writing without it", path.display());
+                return None;
+            }
+        }
+    }
+}
+
 /// The facts of every file under `dir`, in name order (`config` sorts before `eth0`).
 pub fn read_all(dir: &Path) -> Vec<Facts> {
     read_all_but(dir, "", None)
@@ -122,7 +163,12 @@ fn read_all_but(dir: &Path, name: &str, facts: Option<&Facts>) -> Vec<Facts> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    files.retain(|p| p.extension().is_none() && !is_name(p));
+    // the lock and temporary files are dot-files; an interface's name may hold a dot (eth0.5)
+    let hidden = |p: &Path| {
+        p.file_name()
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+    };
+    files.retain(|p| !hidden(p) && !is_name(p));
     if facts.is_some() {
         files.push(dir.join(name));
     }
@@ -139,10 +185,13 @@ fn read_all_but(dir: &Path, name: &str, facts: Option<&Facts>) -> Vec<Facts> {
 /// Writes (or with None, removes) one source's file under `root/run/boxinit/net/`, and
 /// rewrites `root/etc/resolv.conf` from all of them: resolv.conf first when a file is
 /// written, since a box waits for the file (README) and may then read resolv.conf at once.
-/// Writes go through a temporary file and a rename, so a reader never sees half a file.
+/// Writes go through a temporary file and a rename, so a reader never sees half a file; the
+/// whole read-modify-write holds the publishers' lock, so two publishers at once cannot
+/// leave out each other's servers.
 pub fn publish(root: &Path, name: &str, facts: Option<&Facts>) -> io::Result<()> {
     let dir = root.join(NET_DIR.trim_start_matches('/'));
     std::fs::create_dir_all(&dir).map_err(|e| named(&dir, e))?;
+    let _lock = lock(&dir);
     let file = dir.join(name);
     let conf = resolv_conf(&read_all_but(&dir, name, facts));
     let resolv = root.join(RESOLV_CONF.trim_start_matches('/'));
@@ -164,13 +213,24 @@ pub fn publish(root: &Path, name: &str, facts: Option<&Facts>) -> io::Result<()>
     }
 }
 
-/// Writes `text` to `path` through `path.tmp` and a rename.
+/// Writes `text` to `path` through a temporary file beside it and a rename. The temporary
+/// name is this writer's own (`.NAME.PID.N.tmp`): with one name for all, one writer could
+/// rename another's half-written file into place, or find its own gone.
 pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text).map_err(|e| named(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| named(path, e))
+    static COUNT: AtomicU32 = AtomicU32::new(0);
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(
+        ".{file_name}.{}.{}.tmp",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = std::fs::write(&tmp, text)
+        .map_err(|e| named(&tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| named(path, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn named(path: &Path, e: io::Error) -> io::Error {
@@ -241,6 +301,63 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/proc/no-such/run/boxinit/net"), "{e}");
+    }
+
+    /// Issue 17: publishers at once (a DHCP client per interface, `static`, PID 1) neither
+    /// trip over each other's temporary files nor lose each other's servers.
+    #[test]
+    fn publishers_at_once_lose_nothing() {
+        let root = std::env::temp_dir().join(format!("boxinit-publishers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let threads: Vec<_> = (1..=4u8)
+            .map(|n| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let name = format!("eth{n}");
+                    let facts = Facts {
+                        dns: vec![Ipv4Addr::new(10, 0, n, 3)],
+                        ..Facts::default()
+                    };
+                    let mine = format!("nameserver 10.0.{n}.3\n");
+                    for round in 0..150 {
+                        let f = (round % 3 != 1).then_some(&facts);
+                        publish(&root, &name, f).unwrap();
+                        // once published, its server stays until it withdraws it: no other
+                        // publisher writes a resolv.conf made before this one's file was
+                        let conf = std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap();
+                        assert_eq!(conf.contains(&mine), f.is_some(), "round {round}: {conf}");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let conf = std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap();
+        for n in 1..=4 {
+            assert!(conf.contains(&format!("nameserver 10.0.{n}.3\n")), "{conf}");
+        }
+        let mut left: Vec<String> = std::fs::read_dir(root.join("etc"))
+            .unwrap()
+            .chain(std::fs::read_dir(root.join("run/boxinit/net")).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != LOCK)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["eth1", "eth2", "eth3", "eth4", "resolv.conf"]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn lease_files_of_interfaces_with_a_dot_count() {
+        let dir = std::env::temp_dir().join(format!("boxinit-dotted-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("eth0.5"), "dns=10.0.5.3\n").unwrap();
+        std::fs::write(dir.join(".eth0.7.1.tmp"), "dns=10.0.7.3\n").unwrap();
+        std::fs::write(dir.join(LOCK), "").unwrap();
+        assert_eq!(read_all(&dir), [Facts::parse("dns=10.0.5.3\n")]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

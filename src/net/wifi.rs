@@ -1,6 +1,7 @@
 //! Wi-Fi as PID 1 sees it: `[wifi]` turned into the supervised service `wifi-IFACE`, which is
-//! the network programs' binary as `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT`, and, for an
-//! ssid/psk, the supplicant's config written where only root reads it. What that service does
+//! the network programs' binary as `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT [NETWORK]`,
+//! and, for an ssid/psk, the network written where only root reads it (`NETWORK`, from which
+//! that program writes `CONF` with the key derived from the passphrase). What that service does
 //! (wait for the interface, run Debian's `wpa_supplicant`, turn its event lines into log lines)
 //! is `src/bin/boxinit-net/wifi.rs`; the 802.11 and WPA work never runs in PID 1. The address
 //! comes from DHCP (`[wifi] dhcp`), which waits until the link is up, that is, associated.
@@ -11,11 +12,11 @@ use crate::config::wifi::{Source, Wifi};
 use crate::config::{BoxConfig, Config, ExitAction, RestartPolicy};
 use crate::supervision::program::{self, Program};
 
-/// Where PID 1 writes the supplicant's config for `[wifi] ssid`/`psk` (a tmpfs: the
-/// passphrase never goes back to the card).
+/// Where PID 1 writes the network of `[wifi] ssid`/`psk`, and `boxinit-net wifi` the
+/// supplicant's config for it (a tmpfs: the passphrase never goes back to the card).
 pub const GENERATED_DIR: &str = "run/boxinit";
 
-/// The service `[wifi]` asks for, as `exe wifi IFACE CONF DRIVER SUPPLICANT`; none when Wi-Fi
+/// The service `[wifi]` asks for, as `exe wifi IFACE CONF DRIVER SUPPLICANT [NETWORK]`; none when Wi-Fi
 /// is off or cannot run (logged: what is wrong and how to fix it). `root` is `/` (a temp dir in
 /// tests): the supplicant is looked for there and a generated config written there.
 pub fn programs(
@@ -63,10 +64,13 @@ fn service(
             wifi.supplicant
         ));
     }
-    let conf = match source {
+    // For ssid/psk, the network goes to a file of its own and `boxinit-net wifi` writes the
+    // supplicant's config from it, with the key derived from the passphrase (PBKDF2, which
+    // stays out of PID 1's binary): the passphrase never reaches the supplicant's parser.
+    let (conf, network) = match source {
         Source::File(path) => match boot_dir {
-            _ if Path::new(path).is_absolute() => PathBuf::from(path),
-            Some(dir) => dir.join(path),
+            _ if Path::new(path).is_absolute() => (PathBuf::from(path), None),
+            Some(dir) => (dir.join(path), None),
             None => {
                 return Err(format!(
                     "config = {path:?} is relative but there is no boot partition"
@@ -74,22 +78,28 @@ fn service(
             }
         },
         Source::Network => {
-            let text = wifi.supplicant_conf().unwrap_or_default();
-            let name = format!("wifi-{}.conf", wifi.interface);
+            let text = wifi.network().map(|n| n.to_text()).unwrap_or_default();
+            let name = format!("wifi-{}.network", wifi.interface);
             write_private(&inside(GENERATED_DIR), &name, &text)?;
-            Path::new("/").join(GENERATED_DIR).join(name)
+            let dir = Path::new("/").join(GENERATED_DIR);
+            (
+                dir.join(format!("wifi-{}.conf", wifi.interface)),
+                Some(dir.join(name)),
+            )
         }
     };
+    let mut args = vec![
+        "wifi".into(),
+        wifi.interface.clone(),
+        conf.display().to_string(),
+        wifi.driver.clone(),
+        wifi.supplicant.clone(),
+    ];
+    args.extend(network.map(|n| n.display().to_string()));
     Ok(Some(BoxConfig {
         name: Some(format!("wifi-{}", wifi.interface)),
         path: exe.display().to_string(),
-        args: vec![
-            "wifi".into(),
-            wifi.interface.clone(),
-            conf.display().to_string(),
-            wifi.driver.clone(),
-            wifi.supplicant.clone(),
-        ],
+        args,
         restart: RestartPolicy::Always,
         on_exit: ExitAction::Wait,
         ..BoxConfig::default()
@@ -171,11 +181,24 @@ mod tests {
         );
         let p = programs(&cfg, Path::new("/boxinit-net"), None, &root);
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].1.args[2], "/run/boxinit/wifi-wlan1.conf");
-        let file = root.join("run/boxinit/wifi-wlan1.conf");
-        assert!(std::fs::read_to_string(&file)
-            .unwrap()
-            .contains("psk=\"12345678\""));
+        assert_eq!(
+            p[0].1.args[1..],
+            [
+                "wlan1",
+                "/run/boxinit/wifi-wlan1.conf",
+                "nl80211",
+                "/sbin/wpa_supplicant",
+                "/run/boxinit/wifi-wlan1.network"
+            ]
+        );
+        // the network for boxinit-net, which writes the supplicant's config from it
+        let file = root.join("run/boxinit/wifi-wlan1.network");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.contains("\nssid=626f78\npassphrase=3132333435363738\n"),
+            "{text}"
+        );
+        assert!(!root.join("run/boxinit/wifi-wlan1.conf").exists());
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
             0o600

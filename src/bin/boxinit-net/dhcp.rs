@@ -8,11 +8,11 @@ use std::ffi::OsString;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use boxinit::net::clock;
 use boxinit::net::link::{self, RouteRequest};
-use boxinit::net::protocol::dhcp_state::{Action, Client};
+use boxinit::net::protocol::dhcp_state::{Action, Client, Lease};
 use boxinit::net::protocol::{dhcp, ipv4};
 use boxinit::net::resolv::{self, Facts};
 use boxinit::sys::linux::{send_link_broadcast, Linux};
@@ -20,6 +20,7 @@ use boxinit::sys::Sys;
 
 use crate::interface;
 use crate::process::{start, wait, Woke};
+use nix::sys::signalfd::SignalFd;
 
 const DHCP_SERVER_PORT: u16 = 67;
 const DHCP_CLIENT_PORT: u16 = 68;
@@ -102,7 +103,23 @@ fn random_u32() -> u32 {
     }
 }
 
-/// `boxinit-net dhcp IFACE`: a DHCP client for one interface, for as long as it runs.
+/// How often a client looks whether its interface is still the one it serves (a USB adapter
+/// pulled out, or pulled and plugged back: a new interface, perhaps with the same name).
+const STILL_THERE: Duration = Duration::from_secs(1);
+
+/// How serving an interface ended.
+enum Served {
+    /// A stop signal: the lease was released.
+    Stopped,
+    /// The interface went away (or came back as another): wait for one again.
+    Gone,
+    /// The client cannot work on it (no socket); the supervisor restarts the program.
+    Failed,
+}
+
+/// `boxinit-net dhcp IFACE`: a DHCP client for one interface, for as long as it runs. When
+/// the interface goes away (a USB adapter unplugged) it waits for one matching IFACE again,
+/// and serves that: an adapter plugged back gets its lease again.
 pub fn main(args: &[String]) -> i32 {
     let [pattern] = args else {
         eprintln!(
@@ -114,15 +131,40 @@ pub fn main(args: &[String]) -> i32 {
         return 1;
     };
     let mut sys = Linux;
-    let Some(iface) = interface::up_and_running("dhcp", pattern, &signals, &mut sys) else {
-        return 0;
-    };
+    loop {
+        let Some(iface) = interface::up_and_running("dhcp", pattern, &signals, &mut sys) else {
+            return 0;
+        };
+        match serve(&mut sys, &iface, &signals) {
+            Served::Stopped => return 0,
+            Served::Failed => return 1,
+            Served::Gone => {
+                // its addresses went with it; what was published about it goes too
+                if let Err(e) = resolv::publish(Path::new("/"), &iface.name, None) {
+                    log::warn!("dhcp: {}: cannot publish the lease: {e}", iface.name);
+                }
+                log::info!(
+                    "dhcp: {} is gone; waiting for {pattern} to come back",
+                    iface.name
+                );
+            }
+        }
+    }
+}
+
+/// Whether `iface` is still there as the same interface (same index).
+fn still_there(iface: &link::Interface) -> bool {
+    link::interface(Path::new("/"), &iface.name).is_ok_and(|now| now.index == iface.index)
+}
+
+/// Runs the client on `iface` until a stop signal, or until the interface is gone.
+fn serve(sys: &mut dyn Sys, iface: &link::Interface, signals: &SignalFd) -> Served {
     let name = iface.name.clone();
     let socket = match dhcp_socket(&name) {
         Ok(s) => s,
         Err(e) => {
             log::error!("dhcp: {name}: cannot open its socket on port 68: {e}");
-            return 1;
+            return Served::Failed;
         }
     };
     let packet = packet_socket()
@@ -139,17 +181,33 @@ pub fn main(args: &[String]) -> i32 {
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty() && h != "(none)");
-    let mut client = Client::new(iface.mac, hostname, random_u32(), Instant::now());
+    let mut client = match previous_lease(&name) {
+        Some(previous) => {
+            log::info!(
+                "dhcp: {name}: {} from a previous run; asking to keep it (INIT-REBOOT)",
+                previous.cidr
+            );
+            Client::rebooting(iface.mac, hostname, random_u32(), previous, Instant::now())
+        }
+        None => Client::new(iface.mac, hostname, random_u32(), Instant::now()),
+    };
     let mut buf = [0u8; 1500];
     loop {
         let actions = client.on_timeout(Instant::now());
-        act(&mut sys, &iface, &sockets, actions);
-        let timeout = client.deadline().saturating_duration_since(Instant::now());
-        match wait(&signals, Some(socket), timeout) {
+        act(sys, iface, &sockets, actions);
+        let timeout = client
+            .deadline()
+            .saturating_duration_since(Instant::now())
+            .min(STILL_THERE);
+        let woke = wait(signals, Some(socket), timeout);
+        if !matches!(woke, Woke::Stop) && !still_there(iface) {
+            return Served::Gone;
+        }
+        match woke {
             Woke::Stop => {
                 let actions = client.release(Instant::now());
-                act(&mut sys, &iface, &sockets, actions);
-                return 0;
+                act(sys, iface, &sockets, actions);
+                return Served::Stopped;
             }
             Woke::Timeout => {}
             Woke::Readable => {
@@ -159,11 +217,34 @@ pub fn main(args: &[String]) -> i32 {
                 match dhcp::parse(buf.get(..n).unwrap_or_default()) {
                     Ok(message) => {
                         let actions = client.on_message(&message, Instant::now());
-                        act(&mut sys, &iface, &sockets, actions);
+                        act(sys, iface, &sockets, actions);
                     }
                     Err(e) => log::debug!("dhcp: {name}: ignoring a packet from {from}: {e}"),
                 }
             }
+        }
+    }
+}
+
+/// What a previous run of the client left for interface `name` (it was killed, or crashed,
+/// and is restarted): its lease file, if it names an address. A file that names none is
+/// removed.
+fn previous_lease(name: &str) -> Option<Lease> {
+    let path = Path::new(resolv::NET_DIR).join(name);
+    let facts = Facts::parse(&std::fs::read_to_string(path).ok()?);
+    match facts.address.as_deref().map(str::parse::<link::Cidr>) {
+        Some(Ok(cidr)) => Some(Lease::previous(
+            cidr,
+            facts.router,
+            facts.dns,
+            facts.ntp,
+            Instant::now(),
+        )),
+        _ => {
+            if let Err(e) = resolv::publish(Path::new("/"), name, None) {
+                log::warn!("dhcp: {name}: cannot publish the lease: {e}");
+            }
+            None
         }
     }
 }
@@ -182,7 +263,10 @@ fn act(sys: &mut dyn Sys, iface: &link::Interface, sockets: &Sockets, actions: V
                 }
             }
             Action::Configure(lease) => {
-                for r in RouteRequest::address(iface.index, lease.cidr, lease.router) {
+                // the lease's time left goes with the address: should this program die, the
+                // kernel still takes the address off when the lease runs out (RFC 2131 4.4.5)
+                let valid_for = Some(lease.valid_for(Instant::now()));
+                for r in RouteRequest::address(iface.index, lease.cidr, lease.router, valid_for) {
                     if let Err(e) = sys.netlink_route(&r) {
                         log::error!("dhcp: {name}: cannot set {r}: {e}");
                     }
@@ -221,8 +305,12 @@ fn act(sys: &mut dyn Sys, iface: &link::Interface, sockets: &Sockets, actions: V
                     index: iface.index,
                     cidr: lease.cidr,
                 };
-                if let Err(e) = sys.netlink_route(&r) {
-                    log::warn!("dhcp: {name}: cannot take the address off ({r}): {e}");
+                match sys.netlink_route(&r) {
+                    // already gone: the kernel took it off when its lifetime ran out, or a
+                    // previous run's address went with a restart of the interface
+                    Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {}
+                    Err(e) => log::warn!("dhcp: {name}: cannot take the address off ({r}): {e}"),
+                    Ok(()) => {}
                 }
                 if let Err(e) = resolv::publish(Path::new("/"), name, None) {
                     log::warn!("dhcp: {name}: cannot publish the lease: {e}");

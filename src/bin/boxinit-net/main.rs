@@ -1,6 +1,7 @@
 //! boxinit-net: the network programs PID 1 supervises, one multi-call binary beside `/init`
 //! (`net::PROGRAM`): `boxinit-net dhcp IFACE`, `static IFACE CIDR [GATEWAY]`, `time ...` and
-//! `wifi IFACE CONF DRIVER SUPPLICANT`, a file each here; `process.rs` is what dhcp, static and
+//! `wifi IFACE CONF DRIVER SUPPLICANT [NETWORK]`, a file each here (`wifi_key.rs`: the Wi-Fi
+//! key derived from a passphrase); `process.rs` is what dhcp, static and
 //! time do around their work (log like PID 1, read their stop signals), `interface.rs` the
 //! wait for an interface all four share. The protocols are the library's (`net::protocol`, pure and fuzzed). A binary of its
 //! own so that PID 1's carries none of this code (ARCHITECTURE.md, "Network clients are
@@ -12,6 +13,7 @@ mod process;
 mod static_address;
 mod time;
 mod wifi;
+mod wifi_key;
 
 use boxinit::net;
 use std::ffi::OsString;

@@ -31,16 +31,21 @@ pub fn start(what: &str) -> Option<SignalFd> {
         .unwrap_or_default();
     kmsg::init(level.into());
     let _ = kmsg::open_kmsg();
-    let set = stop_signals();
-    let signals = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .and_then(|()| SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK));
-    match signals {
+    match signal_fd() {
         Ok(fd) => Some(fd),
         Err(e) => {
             log::error!("{what}: cannot set up its signals: {e}");
             None
         }
     }
+}
+
+/// SIGTERM, SIGINT and SIGHUP blocked (in the calling thread: the program has no other when
+/// it starts) and a signalfd that reads them.
+pub fn signal_fd() -> nix::Result<SignalFd> {
+    let set = stop_signals();
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
 }
 
 /// What woke a wait.

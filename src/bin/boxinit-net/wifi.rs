@@ -1,23 +1,31 @@
-//! `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT`, the service PID 1 makes of `[wifi]`
-//! (`net::wifi`): waits for the supplicant program (it may be unpacked from the card's extras
-//! after the box started), then for the interface to appear (its driver may be waiting for firmware:
+//! `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT [NETWORK]`, the service PID 1 makes of
+//! `[wifi]` (`net::wifi`): writes CONF from PID 1's NETWORK file when given one
+//! (`wifi_key.rs`), waits for the supplicant program (it may be unpacked from the card's
+//! extras after the box started), then for the interface to appear (its driver may be waiting for firmware:
 //! gokrazy#111 restart-looped instead), starts Debian's `wpa_supplicant` and turns its event
-//! lines into log lines: "associated", "wrong key", "network not found". The supplicant does
-//! the 802.11 work; the address comes from the DHCP program, which waits for the link.
+//! lines into log lines: "associated", "wrong key", "network not found"; a supplicant that
+//! ends soon after its start gets its last lines logged. The supplicant does the 802.11 work;
+//! the address comes from the DHCP program, which waits for the link.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use boxinit::kmsg;
 
-use crate::interface;
+use crate::{interface, wifi_key};
 
 /// How often the service looks for its interface while it waits.
 const POLL: Duration = Duration::from_millis(250);
 /// After this long without the interface, say what may be missing (and go on waiting).
 const PATIENCE: Duration = Duration::from_secs(15);
+/// A supplicant that ends within this of its start has its last lines of output logged: it
+/// could not start (a config it cannot parse, a driver it cannot use), and said why.
+const EARLY_END: Duration = Duration::from_secs(10);
+/// How many of its last lines are kept for that.
+const LAST_LINES: usize = 8;
 /// How long it waits for the supplicant program, which may come after it starts: unpacked
 /// from the card's extras (`[boot] extras`) once the box runs. Then it gives up, saying so,
 /// and is restarted with backoff.
@@ -60,7 +68,7 @@ pub fn parse_event(line: &str) -> Event {
     }
     if text.starts_with("CTRL-EVENT-SSID-TEMP-DISABLED") && text.contains("reason=WRONG_KEY") {
         return Event::WrongKey {
-            ssid: quoted(text, "ssid=\"").unwrap_or_default(),
+            ssid: ssid_text(&quoted(text, "ssid=\"").unwrap_or_default()),
         };
     }
     if text.starts_with("CTRL-EVENT-NETWORK-NOT-FOUND") {
@@ -68,7 +76,7 @@ pub fn parse_event(line: &str) -> Event {
     }
     if text.starts_with("Trying to associate with ") {
         return Event::Associating {
-            ssid: quoted(text, "SSID='").unwrap_or_default(),
+            ssid: ssid_text(&quoted(text, "SSID='").unwrap_or_default()),
         };
     }
     Event::Other
@@ -81,6 +89,50 @@ fn quoted(text: &str, open: &str) -> Option<String> {
     let rest = text.get(start..)?;
     let end = rest.rfind(close)?;
     rest.get(..end).map(str::to_string)
+}
+
+/// An SSID as the supplicant prints it (`wpa_ssid_txt`: bytes outside printable ASCII as
+/// `\xNN`, and `\\`, `\"`, `\n`, `\r`, `\t`, `\e`) as text: `Caf\xc3\xa9` is `Café`. An
+/// SSID that is not UTF-8 is shown as the supplicant printed it.
+pub fn ssid_text(printed: &str) -> String {
+    let mut bytes = Vec::with_capacity(printed.len());
+    let mut rest = printed.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'\\' {
+            bytes.push(b);
+            continue;
+        }
+        let Some((&e, tail)) = rest.split_first() else {
+            bytes.push(b);
+            break;
+        };
+        rest = tail;
+        match e {
+            b'n' => bytes.push(b'\n'),
+            b'r' => bytes.push(b'\r'),
+            b't' => bytes.push(b'\t'),
+            b'e' => bytes.push(0x1b),
+            b'x' => {
+                let byte = rest
+                    .get(..2)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match byte {
+                    Some(v) => {
+                        bytes.push(v);
+                        rest = rest.get(2..).unwrap_or_default();
+                    }
+                    None => bytes.extend_from_slice(b"\\x"),
+                }
+            }
+            other => bytes.push(other),
+        }
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(char::is_control) => text,
+        _ => printed.to_string(),
+    }
 }
 
 /// The service's state between lines: what to say, said once.
@@ -165,18 +217,29 @@ fn wait_for_program(
     }
 }
 
-/// `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT`: waits for the supplicant program (it may
-/// come with the card's extras), then for the interface, then runs the supplicant with its
-/// output read line by line; exits with the supplicant's status (the supervisor restarts it),
-/// or 1 when the program did not come.
+/// `boxinit-net wifi IFACE CONF DRIVER SUPPLICANT [NETWORK]`: writes CONF from NETWORK when
+/// given, waits for the supplicant program (it may come with the card's extras), then for
+/// the interface, then runs the supplicant with its output read line by line; exits with the
+/// supplicant's status (the supervisor restarts it), 1 when the program did not come, or 0
+/// when stopped while it waited.
 pub fn main(args: &[String]) -> i32 {
     // Logged to kmsg, or (a PID namespace, a host: no /dev/kmsg) to the console.
     kmsg::init(log::LevelFilter::Info);
     let _ = kmsg::open_kmsg();
-    let [iface, conf, driver, supplicant] = args else {
-        eprintln!("usage: boxinit-net wifi IFACE CONF DRIVER SUPPLICANT");
-        return 2;
+    let (iface, conf, driver, supplicant, network) = match args {
+        [i, c, d, s] => (i, c, d, s, None),
+        [i, c, d, s, n] => (i, c, d, s, Some(n)),
+        _ => {
+            eprintln!("usage: boxinit-net wifi IFACE CONF DRIVER SUPPLICANT [NETWORK]");
+            return 2;
+        }
     };
+    if let Some(network) = network {
+        if let Err(e) = wifi_key::write_conf(Path::new(network), Path::new(conf)) {
+            log::error!("wifi: {e}; not started");
+            return 1;
+        }
+    }
     // Its signals keep their default action (SIGTERM ends it, and the supplicant it starts
     // gets them as they are): it waits for as long as it takes, nothing asks it to stop.
     if !wait_for_program(
@@ -208,30 +271,43 @@ pub fn main(args: &[String]) -> i32 {
         return 1;
     }
     log::info!("wifi: starting {supplicant} on {iface}");
-    let child = Command::new(supplicant)
-        .args(["-i", iface, "-c", conf, "-D", driver])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
+    // Its stdout and stderr on one pipe: events and error messages in the order written.
+    let started = Instant::now();
+    let spawned = std::io::pipe().and_then(|(reader, writer)| {
+        let child = Command::new(supplicant)
+            .args(["-i", iface, "-c", conf, "-D", driver])
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(writer)
+            .spawn()?;
+        // The Command and its copies of the write end are gone here: the reads below end
+        // when the supplicant (and whatever it started) closes its own.
+        Ok((child, reader))
+    });
+    let (mut child, reader) = match spawned {
+        Ok(spawned) => spawned,
         Err(e) => {
             log::error!("wifi: cannot run {supplicant}: {e}");
             return 1;
         }
     };
     let mut watcher = Watcher::default();
-    if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            match watcher.on_line(iface, &line) {
-                Some((level, text)) => log::log!(level, "{text}"),
-                None => log::debug!("wifi: {line}"),
-            }
+    let mut last = VecDeque::with_capacity(LAST_LINES);
+    for line in BufReader::new(reader).lines().map_while(Result::ok) {
+        match watcher.on_line(iface, &line) {
+            Some((level, text)) => log::log!(level, "{text}"),
+            None => log::debug!("wifi: {line}"),
         }
+        if last.len() == LAST_LINES {
+            last.pop_front();
+        }
+        last.push_back(line);
     }
     match child.wait() {
         Ok(status) => {
-            log::warn!("wifi: {supplicant} ended ({status})");
+            for (level, text) in ending(supplicant, &status.to_string(), started.elapsed(), &last) {
+                log::log!(level, "{text}");
+            }
             status.code().unwrap_or(1)
         }
         Err(e) => {
@@ -239,6 +315,37 @@ pub fn main(args: &[String]) -> i32 {
             1
         }
     }
+}
+
+/// What to log when the supplicant ended (`status` in words) `ran` after its start, with
+/// `last` its last lines: soon after its start, those lines, since they say why it could not
+/// run (a config it cannot parse, a driver it cannot use); later, that it ended.
+fn ending(
+    supplicant: &str,
+    status: &str,
+    ran: Duration,
+    last: &VecDeque<String>,
+) -> Vec<(log::Level, String)> {
+    if ran >= EARLY_END {
+        return vec![(
+            log::Level::Warn,
+            format!("wifi: {supplicant} ended ({status})"),
+        )];
+    }
+    let mut lines = vec![(
+        log::Level::Error,
+        format!(
+            "wifi: {supplicant} ended ({status}) {}ms after its start; its last lines:",
+            ran.as_millis()
+        ),
+    )];
+    for line in last {
+        lines.push((
+            log::Level::Error,
+            format!("wifi: {supplicant} said: {line}"),
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -268,9 +375,80 @@ mod tests {
             ("Successfully initialized wpa_supplicant", Event::Other),
             ("", Event::Other),
             ("wlan0: Trying to associate with 02:00 (SSID=", Event::Associating { ssid: String::new() }),
+            // issue 17: SSIDs as text, not as the supplicant escapes them
+            (
+                "wlan0: Trying to associate with 02:00:00:00:01:00 (SSID='Caf\\xc3\\xa9 puzzle box' freq=2437 MHz)",
+                Event::Associating { ssid: "Caf\u{e9} puzzle box".into() },
+            ),
+            (
+                "wlan0: CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid=\"Caf\\xc3\\xa9 \\\"box\\\"\" auth_failures=1 duration=10 reason=WRONG_KEY",
+                Event::WrongKey { ssid: "Caf\u{e9} \"box\"".into() },
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(parse_event(line), want, "{line}");
+        }
+    }
+
+    /// Issue 17: a supplicant that ends at once has its last lines logged (here wpa_supplicant
+    /// 2.10's own, for the config boxinit wrote before it wrote the key in hex).
+    #[test]
+    fn an_early_end_shows_the_last_lines() {
+        let last: VecDeque<String> = [
+            "Line 6: invalid quoted string",
+            "Line 6: failed to parse psk '\"p\"ss'.",
+            "Failed to read or parse configuration '/run/boxinit/wifi-wlan0.conf'.",
+        ]
+        .map(String::from)
+        .into();
+        let shown: Vec<String> = ending(
+            "/sbin/wpa_supplicant",
+            "exit status: 255",
+            Duration::from_millis(40),
+            &last,
+        )
+        .into_iter()
+        .map(|(level, text)| format!("{level}: {text}"))
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "ERROR: wifi: /sbin/wpa_supplicant ended (exit status: 255) 40ms after its start; its last lines:",
+                "ERROR: wifi: /sbin/wpa_supplicant said: Line 6: invalid quoted string",
+                "ERROR: wifi: /sbin/wpa_supplicant said: Line 6: failed to parse psk '\"p\"ss'.",
+                "ERROR: wifi: /sbin/wpa_supplicant said: Failed to read or parse configuration '/run/boxinit/wifi-wlan0.conf'.",
+            ]
+        );
+        let later = ending(
+            "/sbin/wpa_supplicant",
+            "signal: 15 (SIGTERM)",
+            EARLY_END,
+            &last,
+        );
+        assert_eq!(
+            later,
+            [(
+                log::Level::Warn,
+                "wifi: /sbin/wpa_supplicant ended (signal: 15 (SIGTERM))".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn ssids_as_text() {
+        let table = [
+            ("boxinit test", "boxinit test"),
+            ("Caf\\xc3\\xa9 puzzle box", "Caf\u{e9} puzzle box"),
+            ("a\\\\b \\\"q\\\"", "a\\b \"q\""),
+            // not UTF-8, a control character, a cut-off escape: as printed
+            ("\\xff\\xfe", "\\xff\\xfe"),
+            ("a\\nb", "a\\nb"),
+            ("a\\x4", "a\\x4"),
+            ("a\\", "a\\"),
+            ("", ""),
+        ];
+        for (printed, want) in table {
+            assert_eq!(ssid_text(printed), want, "{printed}");
         }
     }
 

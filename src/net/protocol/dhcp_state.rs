@@ -1,5 +1,6 @@
 //! The DHCP client's lease state machine (RFC 2131 §4.4): INIT → SELECTING → REQUESTING →
-//! BOUND → RENEWING (T1) → REBINDING (T2) → expired, and RELEASE. Pure: time comes in as an
+//! BOUND → RENEWING (T1) → REBINDING (T2) → expired, and RELEASE; INIT-REBOOT for an address a
+//! previous run of the client left (§3.2). Pure: time comes in as an
 //! `Instant` and packets as decoded messages; what to do comes out as [`Action`]s, so the
 //! tests drive it with a fake clock. The sockets and netlink calls are `boxinit-net dhcp`'s.
 
@@ -16,6 +17,9 @@ const FIRST_RETRANSMIT: Duration = Duration::from_secs(4);
 const MAX_RETRANSMIT: Duration = Duration::from_secs(64);
 /// REQUESTs sent in REQUESTING before starting over with a DISCOVER.
 const MAX_REQUESTS: u32 = 4;
+/// REQUESTs sent in INIT-REBOOT (4 s, then 8 s) before the previous address is given up and
+/// a DISCOVER goes out: a server that knows the client answers at once.
+const MAX_REBOOT_REQUESTS: u32 = 2;
 /// In RENEWING and REBINDING the wait is half the time left, but at least this (§4.4.5).
 const MIN_RENEW_RETRANSMIT: Duration = Duration::from_secs(60);
 /// A lease without option 51 (it is mandatory in an ACK; some servers forget it).
@@ -88,6 +92,38 @@ impl Lease {
     pub fn expires_at(&self) -> Instant {
         self.granted + self.duration
     }
+
+    /// The seconds left at `now`, as the kernel takes an address's lifetime: whole seconds,
+    /// at most `u32::MAX - 1` (`u32::MAX` is "for ever").
+    pub fn valid_for(&self, now: Instant) -> u32 {
+        let left = self.expires_at().saturating_duration_since(now).as_secs();
+        u32::try_from(left)
+            .unwrap_or(u32::MAX - 1)
+            .min(u32::MAX - 1)
+    }
+
+    /// What a previous run of the client left (its lease file): the address and what came
+    /// with it, with no server and no time left known, for INIT-REBOOT.
+    pub fn previous(
+        cidr: Cidr,
+        router: Option<Ipv4Addr>,
+        dns: Vec<Ipv4Addr>,
+        ntp: Vec<Ipv4Addr>,
+        now: Instant,
+    ) -> Lease {
+        Lease {
+            cidr,
+            router,
+            dns,
+            ntp,
+            domain: None,
+            server: Ipv4Addr::UNSPECIFIED,
+            duration: Duration::ZERO,
+            renew_after: Duration::ZERO,
+            rebind_after: Duration::ZERO,
+            granted: now,
+        }
+    }
 }
 
 /// Without a subnet mask option: the address's old class (A /8, B /16, C /24).
@@ -112,6 +148,16 @@ pub enum State {
     Renewing,
     /// Asking any server (broadcast), until the lease expires.
     Rebinding,
+    /// INIT-REBOOT: asking to keep the address a previous run left (REQUEST sent `sent`
+    /// times), until a server answers or the client gives it up.
+    Rebooting { sent: u32 },
+}
+
+impl State {
+    /// Whether a REQUEST of ours is out, which a server answers with an ACK or a NAK.
+    fn awaits_ack(&self) -> bool {
+        !matches!(self, State::Selecting | State::Bound)
+    }
 }
 
 /// What the client's process must do.
@@ -146,6 +192,22 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client that starts in INIT-REBOOT at `now`: it asks to keep `previous` (what a
+    /// previous run left on the interface), takes it off if a server refuses or none answers,
+    /// and then starts over with a DISCOVER.
+    pub fn rebooting(
+        mac: [u8; 6],
+        hostname: Option<String>,
+        xid: u32,
+        previous: Lease,
+        now: Instant,
+    ) -> Client {
+        let mut client = Client::new(mac, hostname, xid, now);
+        client.state = State::Rebooting { sent: 0 };
+        client.lease = Some(previous);
+        client
+    }
+
     /// A client that sends its first DISCOVER at `now`. `xid` seeds the transaction ids.
     pub fn new(mac: [u8; 6], hostname: Option<String>, xid: u32, now: Instant) -> Client {
         Client {
@@ -196,6 +258,19 @@ impl Client {
                 vec![self.request_offer(&offer, now)]
             }
             State::Requesting { .. } => self.restart(now, Vec::new()),
+            State::Rebooting { sent } if sent < MAX_REBOOT_REQUESTS => {
+                if sent == 0 {
+                    self.new_exchange(now);
+                }
+                self.state = State::Rebooting { sent: sent + 1 };
+                self.backoff(now);
+                vec![self.request_previous(now)]
+            }
+            // no server answered: the previous address is unconfirmed, so it goes
+            State::Rebooting { .. } => {
+                let previous = self.lease.clone().map(Action::Deconfigure);
+                self.restart(now, previous.into_iter().collect())
+            }
             State::Bound | State::Renewing | State::Rebinding => self.lease_timer(now),
         }
     }
@@ -246,10 +321,8 @@ impl Client {
                 self.backoff(now);
                 vec![self.request_offer(m, now)]
             }
-            (State::Requesting { .. } | State::Renewing | State::Rebinding, MessageType::Ack) => {
-                self.bind(m, now)
-            }
-            (State::Requesting { .. } | State::Renewing | State::Rebinding, MessageType::Nak) => {
+            (state, MessageType::Ack) if state.awaits_ack() => self.bind(m, now),
+            (state, MessageType::Nak) if state.awaits_ack() => {
                 let why = m
                     .options
                     .message
@@ -268,6 +341,13 @@ impl Client {
         let Some(lease) = self.lease.take() else {
             return Vec::new();
         };
+        if let State::Rebooting { .. } = self.state {
+            // no server known to release it to: only off the interface
+            self.state = State::Selecting;
+            self.retransmit = Duration::ZERO;
+            self.deadline = now;
+            return vec![Action::Deconfigure(lease)];
+        }
         self.new_exchange(now);
         let options = Options {
             server_id: Some(lease.server),
@@ -349,6 +429,20 @@ impl Client {
         let options = Options {
             requested_ip: Some(offer.yiaddr),
             server_id: offer.options.server_id,
+            ..Options::default()
+        };
+        let message = self.message(MessageType::Request, Ipv4Addr::UNSPECIFIED, options, now);
+        Action::Send {
+            message,
+            to: Ipv4Addr::BROADCAST,
+        }
+    }
+
+    /// The INIT-REBOOT REQUEST: the previous address asked for, no server named, from
+    /// 0.0.0.0 (§4.3.2), broadcast.
+    fn request_previous(&self, now: Instant) -> Action {
+        let options = Options {
+            requested_ip: self.lease.as_ref().map(|l| l.cidr.address),
             ..Options::default()
         };
         let message = self.message(MessageType::Request, Ipv4Addr::UNSPECIFIED, options, now);
@@ -611,6 +705,75 @@ mod tests {
             c.release(t0 + secs(11)).is_empty(),
             "nothing left to release"
         );
+    }
+
+    fn previous(now: Instant) -> Lease {
+        let cidr = Cidr {
+            address: ME,
+            prefix: 24,
+        };
+        Lease::previous(cidr, Some(SERVER), vec![], vec![], now)
+    }
+
+    /// Issue 17: a client that finds what a previous run left asks to keep it (INIT-REBOOT)
+    /// and is bound again at once when the server agrees, without taking it off first.
+    #[test]
+    fn init_reboot_keeps_the_address_when_the_server_agrees() {
+        let t0 = Instant::now();
+        let mut c = Client::rebooting(MAC, None, 3, previous(t0), t0);
+        let a = c.on_timeout(t0);
+        let (request, to) = sent(&a);
+        assert_eq!(a.len(), 1, "nothing taken off: {a:?}");
+        assert_eq!(request.kind, MessageType::Request);
+        assert_eq!(to, Ipv4Addr::BROADCAST);
+        assert_eq!(request.ciaddr, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(request.options.requested_ip, Some(ME));
+        assert_eq!(request.options.server_id, None);
+        assert!(request.broadcast);
+        assert_eq!(c.state(), &State::Rebooting { sent: 1 });
+        let request = request.clone();
+        let a = c.on_message(&reply(&request, MessageType::Ack, 600), t0 + secs(1));
+        assert!(
+            matches!(a.as_slice(), [Action::Configure(l)] if l.cidr.address == ME),
+            "{a:?}"
+        );
+        assert_eq!(c.state(), &State::Bound);
+        // the time left, for the kernel's address lifetime; never "for ever" (u32::MAX)
+        assert_eq!(c.lease().unwrap().valid_for(t0 + secs(100)), 500);
+        assert_eq!(c.lease().unwrap().valid_for(t0 + secs(5000)), 0);
+        assert_eq!(
+            bound(t0, u32::MAX).lease().unwrap().valid_for(t0),
+            u32::MAX - 1
+        );
+    }
+
+    #[test]
+    fn init_reboot_refused_or_unanswered_gives_the_address_up() {
+        let t0 = Instant::now();
+        // refused: off the interface, a DISCOVER
+        let mut c = Client::rebooting(MAC, None, 3, previous(t0), t0);
+        let request = sent(&c.on_timeout(t0)).0.clone();
+        let a = c.on_message(&reply(&request, MessageType::Nak, 0), t0 + secs(1));
+        assert!(matches!(a.first(), Some(Action::Refused(_))), "{a:?}");
+        assert!(matches!(a.get(1), Some(Action::Deconfigure(l)) if l.cidr.address == ME));
+        assert_eq!(sent(&a).0.kind, MessageType::Discover);
+        assert_eq!(c.state(), &State::Selecting);
+        // unanswered: a second REQUEST 4 s later, then off and a DISCOVER 8 s after that
+        let mut c = Client::rebooting(MAC, None, 3, previous(t0), t0);
+        c.on_timeout(t0);
+        assert_eq!(c.deadline(), t0 + secs(4));
+        let a = c.on_timeout(t0 + secs(4));
+        assert_eq!(sent(&a).0.kind, MessageType::Request);
+        assert_eq!(c.deadline(), t0 + secs(12));
+        let a = c.on_timeout(t0 + secs(12));
+        assert!(matches!(a.first(), Some(Action::Deconfigure(l)) if l.cidr.address == ME));
+        assert_eq!(sent(&a).0.kind, MessageType::Discover);
+        assert!(c.lease().is_none());
+        // stopped meanwhile: off the interface, nothing sent (no server to release it to)
+        let mut c = Client::rebooting(MAC, None, 3, previous(t0), t0);
+        c.on_timeout(t0);
+        let a = c.release(t0 + secs(1));
+        assert!(matches!(a.as_slice(), [Action::Deconfigure(_)]), "{a:?}");
     }
 
     #[test]

@@ -17,7 +17,9 @@ const NTP_TO_UNIX: u64 = 2_208_988_800;
 /// LI = 0, VN = 4, mode = 3 (client).
 const CLIENT_FIRST_BYTE: u8 = 0b00_100_011;
 const MODE_SERVER: u8 = 4;
-const MODE_BROADCAST: u8 = 5;
+/// Strata 1-15 are synchronised servers; 0 is a kiss-o'-death, 16 and above mean unsynchronised
+/// (RFC 5905 7.3).
+const MAX_STRATUM: u8 = 15;
 
 /// A wall-clock time as nanoseconds since the Unix epoch (signed: a clock before 1970 is
 /// possible on a board without a real-time clock only in theory, but the arithmetic is safe).
@@ -74,7 +76,8 @@ pub struct Reply {
 pub enum SntpError {
     /// Not 48 bytes or more.
     TooShort(usize),
-    /// Not a server (or broadcast) mode packet.
+    /// Not a server (mode 4) packet: a client's, a broadcast (mode 5, which a unicast client
+    /// must not take: RFC 4330 5), a symmetric peer's.
     NotAServer { mode: u8 },
     /// Version outside 1-4.
     BadVersion(u8),
@@ -82,9 +85,12 @@ pub enum SntpError {
     KissOfDeath(String),
     /// Leap indicator 3: the server's clock is not synchronised.
     Unsynchronised,
+    /// Stratum 16 or above: the server's clock is not synchronised either.
+    BadStratum(u8),
     /// The originate timestamp is not our request's: a late or forged answer.
     NotOurRequest,
-    /// The server's transmit timestamp is zero.
+    /// The server's receive or transmit timestamp is zero (RFC 4330 5: a server that has
+    /// never been synchronised).
     NoTime,
 }
 
@@ -96,6 +102,9 @@ impl fmt::Display for SntpError {
             SntpError::BadVersion(v) => write!(f, "NTP version {v} unknown"),
             SntpError::KissOfDeath(code) => write!(f, "the server refused (kiss code {code})"),
             SntpError::Unsynchronised => write!(f, "the server's own clock is not synchronised"),
+            SntpError::BadStratum(s) => {
+                write!(f, "stratum {s}: the server's own clock is not synchronised")
+            }
             SntpError::NotOurRequest => write!(f, "the answer is not to our request"),
             SntpError::NoTime => write!(f, "the answer carries no time"),
         }
@@ -118,7 +127,7 @@ pub fn parse_reply(p: &[u8], sent: UnixNanos, received: UnixNanos) -> Result<Rep
     }
     let first = p.first().copied().unwrap_or(0);
     let (leap, version, mode) = (first >> 6, (first >> 3) & 7, first & 7);
-    if mode != MODE_SERVER && mode != MODE_BROADCAST {
+    if mode != MODE_SERVER {
         return Err(SntpError::NotAServer { mode });
     }
     if !(1..=4).contains(&version) {
@@ -138,10 +147,13 @@ pub fn parse_reply(p: &[u8], sent: UnixNanos, received: UnixNanos) -> Result<Rep
     if leap == 3 {
         return Err(SntpError::Unsynchronised);
     }
+    if stratum > MAX_STRATUM {
+        return Err(SntpError::BadStratum(stratum));
+    }
     if stamp(p, 24) != to_ntp(sent) {
         return Err(SntpError::NotOurRequest);
     }
-    if stamp(p, 40) == [0; 8] {
+    if stamp(p, 32) == [0; 8] || stamp(p, 40) == [0; 8] {
         return Err(SntpError::NoTime);
     }
     let t2 = from_ntp(stamp(p, 32));
@@ -152,6 +164,26 @@ pub fn parse_reply(p: &[u8], sent: UnixNanos, received: UnixNanos) -> Result<Rep
         delay: (t4 - t1) - (t3 - t2),
         stratum,
     })
+}
+
+/// What a kiss-o'-death asks of the client (RFC 4330 8, RFC 5905 7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kiss {
+    /// `DENY`, `RSTR`: stop sending to that server.
+    Stop,
+    /// `RATE` (and any other code): ask less often.
+    SlowDown,
+}
+
+impl SntpError {
+    /// What a kiss-o'-death asks for; None for the other errors.
+    pub fn kiss(&self) -> Option<Kiss> {
+        match self {
+            SntpError::KissOfDeath(code) if code == "DENY" || code == "RSTR" => Some(Kiss::Stop),
+            SntpError::KissOfDeath(_) => Some(Kiss::SlowDown),
+            _ => None,
+        }
+    }
 }
 
 /// A server's reply to `request` with its clock at `server_time` (for tests and the test
@@ -255,12 +287,49 @@ mod tests {
         let mut p = good;
         p[40..48].fill(0);
         assert_eq!(parse_reply(&p, t1, t1), Err(SntpError::NoTime));
-        // version 3 servers and broadcast mode are fine; extensions after 48 bytes ignored
+        // issue 17: a zero receive timestamp, stratum 16 and above, a broadcast (mode 5)
+        let mut p = good;
+        p[32..40].fill(0);
+        assert_eq!(parse_reply(&p, t1, t1), Err(SntpError::NoTime));
+        for stratum in [16, 17, 255] {
+            let mut p = good;
+            p[1] = stratum;
+            assert_eq!(parse_reply(&p, t1, t1), Err(SntpError::BadStratum(stratum)));
+        }
+        let mut p = good;
+        p[1] = 15;
+        assert!(parse_reply(&p, t1, t1).is_ok());
+        for mode in [0, 1, 2, 5, 6, 7] {
+            let mut p = good;
+            p[0] = (p[0] & !7) | mode;
+            assert_eq!(parse_reply(&p, t1, t1), Err(SntpError::NotAServer { mode }));
+        }
+        // version 3 servers are fine; extensions after 48 bytes ignored
         let mut p = good.to_vec();
-        p[0] = 0b00_011_101;
+        p[0] = 0b00_011_100;
         p.extend_from_slice(&[0; 20]);
         assert!(parse_reply(&p, t1, t1).is_ok());
         assert!(reply_to(&good, T).is_none(), "not a request");
+    }
+
+    #[test]
+    fn kisses_of_death() {
+        let good = reply_to(&request(T), T).unwrap();
+        let table = [
+            ("DENY", Some(Kiss::Stop)),
+            ("RSTR", Some(Kiss::Stop)),
+            ("RATE", Some(Kiss::SlowDown)),
+            ("XYZZ", Some(Kiss::SlowDown)),
+        ];
+        for (code, want) in table {
+            let mut p = good;
+            p[1] = 0;
+            p[12..16].copy_from_slice(code.as_bytes());
+            let e = parse_reply(&p, T, T).unwrap_err();
+            assert_eq!(e, SntpError::KissOfDeath(code.into()));
+            assert_eq!(e.kiss(), want, "{code}");
+        }
+        assert_eq!(SntpError::NoTime.kiss(), None);
     }
 
     /// What the time program logs for an answer it drops (`time: ignoring an answer from
@@ -284,6 +353,10 @@ mod tests {
             (
                 SntpError::Unsynchronised,
                 "the server's own clock is not synchronised",
+            ),
+            (
+                SntpError::BadStratum(16),
+                "stratum 16: the server's own clock is not synchronised",
             ),
             (SntpError::NotOurRequest, "the answer is not to our request"),
             (SntpError::NoTime, "the answer carries no time"),

@@ -2,7 +2,10 @@
 //! libraries, found in an unpacked root as the dynamic linker would find them, read from the
 //! ELF headers (`PT_INTERP`, `DT_NEEDED`: `tools/elf.rs`) — no `ldd`, no chroot, so the answer
 //! is the same for an arm64 program on an amd64 host. Every `DT_NEEDED` must be found in the
-//! root's library directories, else a clear error names it. Fetching and unpacking the
+//! root's library directories, else a clear error names it; every ELF file must be for the
+//! architecture asked for (`e_machine`), else an error names the file and both machines.
+//! Libraries a program loads with `dlopen` (no `DT_NEEDED` names them) are given by the
+//! caller (`closure_with`). Fetching and unpacking the
 //! packages is `fetch/deb.rs`'s; what to pack and when is the callers' choice.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +44,12 @@ pub type Closure = BTreeMap<String, Entry>;
 /// `usr/lib`). A library that cannot be found is an error naming it and who needs it.
 /// `RUNPATH` is not followed: Debian's packaged libraries do not use it.
 pub fn closure(root: &Path, program: &str, arch: Arch) -> Result<Closure> {
+    closure_with(root, program, &[], arch)
+}
+
+/// [`closure`], with `loaded` too (paths inside `root`): the files `program` opens with
+/// `dlopen`, which no `DT_NEEDED` names (OpenSSL's providers), with their own libraries.
+pub fn closure_with(root: &Path, program: &str, loaded: &[String], arch: Arch) -> Result<Closure> {
     let triple = multiarch(arch);
     let search: Vec<String> = [
         format!("lib/{triple}"),
@@ -50,7 +59,16 @@ pub fn closure(root: &Path, program: &str, arch: Arch) -> Result<Closure> {
     ]
     .into();
     let mut out = Closure::new();
-    let mut queue = vec![(program.trim_start_matches('/').to_string(), String::new())];
+    let mut queue: Vec<(String, String)> = loaded
+        .iter()
+        .map(|p| {
+            (
+                p.trim_start_matches('/').to_string(),
+                format!("{program} (dlopen)"),
+            )
+        })
+        .collect();
+    queue.push((program.trim_start_matches('/').to_string(), String::new()));
     let mut seen = BTreeSet::new();
     while let Some((path, needed_by)) = queue.pop() {
         if !seen.insert(path.clone()) {
@@ -62,6 +80,17 @@ pub fn closure(root: &Path, program: &str, arch: Arch) -> Result<Closure> {
         })?;
         let data =
             std::fs::read(root.join(&file)).with_context(|| format!("cannot read {file}"))?;
+        // a package fetched for another architecture (a host apt that is not amd64, a
+        // mirror's mistake) would be packed and fail only at run time, as "not found"
+        let machine = boxinit::elf::header(&data).map_or(0, |h| h.machine);
+        if machine != arch.elf_machine() {
+            bail!(
+                "{file} in {} is for ELF machine {machine}, not {arch} ({}): its package was \
+                 fetched for another architecture",
+                root.display(),
+                arch.elf_machine()
+            );
+        }
         let deps = elf_deps(&data).with_context(|| format!("{file} in {}", root.display()))?;
         if let Some(interp) = deps.interpreter {
             queue.push((interp.trim_start_matches('/').to_string(), file.clone()));
@@ -226,6 +255,50 @@ mod tests {
     /// The host's own `/bin/sh` (dash or bash, dynamically linked on Debian): a real ELF.
     fn host_program() -> &'static str {
         "bin/sh"
+    }
+
+    /// Issue 17: a program for another machine is refused by name, and a `dlopen`ed file
+    /// comes with its own libraries.
+    #[test]
+    fn machines_are_checked_and_loaded_files_packed() {
+        let e = closure(Path::new("/"), host_program(), Arch::Aarch64).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("is for ELF machine 62, not aarch64 (183)"),
+            "{e}"
+        );
+        // the host's libz as if a program dlopened it: it and libc come along
+        let libz = [
+            "usr/lib/x86_64-linux-gnu/libz.so.1",
+            "lib/x86_64-linux-gnu/libz.so.1",
+        ]
+        .into_iter()
+        .find(|p| Path::new("/").join(p).exists())
+        .expect("the host has libz (Debian's zlib1g)");
+        let with = closure_with(
+            Path::new("/"),
+            host_program(),
+            &[libz.to_string()],
+            Arch::X86_64,
+        )
+        .unwrap();
+        let without = closure(Path::new("/"), host_program(), Arch::X86_64).unwrap();
+        assert!(
+            with.contains_key(libz) && !without.contains_key(libz),
+            "{with:#?}"
+        );
+        let missing = closure_with(
+            Path::new("/"),
+            host_program(),
+            &["usr/lib/no-such-provider.so".to_string()],
+            Arch::X86_64,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{missing:#}")
+                .contains("usr/lib/no-such-provider.so, needed by bin/sh (dlopen)"),
+            "{missing:#}"
+        );
     }
 
     #[test]

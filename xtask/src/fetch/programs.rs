@@ -19,9 +19,28 @@ pub struct DebianProgram {
     pub package: &'static str,
     /// where the package puts it (and so where it goes in the initramfs), no leading `/`
     pub path: &'static str,
+    /// files it loads with `dlopen` (no `DT_NEEDED` names them), `{multiarch}` standing for
+    /// the library directory's triple: packed with their libraries
+    pub loaded: &'static [&'static str],
     /// it serves later than the box: packed into the card's extras archive
     /// (`pack/extras_archive.rs`), not the initramfs
     pub later: bool,
+}
+
+/// OpenSSL 3's legacy provider: wpa_supplicant and hostapd 2.10 load it
+/// (`OSSL_PROVIDER_load(NULL, "legacy")`) for MD4, which MSCHAPv2 needs (PEAP and TTLS
+/// inner authentication, WPA-Enterprise's usual); libcrypto looks for it in its
+/// compiled-in `MODULESDIR`. Without it the handshake fails in the EAP phase (scenario 113).
+const OPENSSL_LEGACY: &str = "usr/lib/{multiarch}/ossl-modules/legacy.so";
+
+impl DebianProgram {
+    /// [`DebianProgram::loaded`] for `arch`.
+    pub fn loaded(&self, arch: Arch) -> Vec<String> {
+        self.loaded
+            .iter()
+            .map(|p| p.replace("{multiarch}", closure::multiarch(arch)))
+            .collect()
+    }
 }
 
 /// The Wi-Fi client (`[wifi] supplicant` defaults to its path).
@@ -29,6 +48,7 @@ pub const WPA_SUPPLICANT: DebianProgram = DebianProgram {
     name: "wpa_supplicant",
     package: "wpasupplicant",
     path: "sbin/wpa_supplicant",
+    loaded: &[OPENSSL_LEGACY],
     later: true,
 };
 
@@ -38,6 +58,7 @@ pub const HOSTAPD: DebianProgram = DebianProgram {
     name: "hostapd",
     package: "hostapd",
     path: "usr/sbin/hostapd",
+    loaded: &[OPENSSL_LEGACY],
     later: false,
 };
 
@@ -67,7 +88,8 @@ pub fn fetch(arch: Arch, program: &DebianProgram) -> Result<Closure> {
     let dir = target_dir().join("debian").join(arch.name());
     let packages = apt.library_packages(program.package)?;
     let root = deb::unpacked_root(&apt, &packages, &dir, &dir.join(program.name))?;
-    let closure = closure::closure(&root, program.path, arch).with_context(|| {
+    let loaded = program.loaded(arch);
+    let closure = closure::closure_with(&root, program.path, &loaded, arch).with_context(|| {
         format!(
             "{} from {} (packages: {})",
             program.name,
@@ -123,6 +145,10 @@ mod tests {
         assert!(
             format!("{err}").contains("known: wpa_supplicant, hostapd"),
             "{err}"
+        );
+        assert_eq!(
+            WPA_SUPPLICANT.loaded(Arch::Aarch64),
+            ["usr/lib/aarch64-linux-gnu/ossl-modules/legacy.so"]
         );
         // the init's default supplicant path is where the package puts it
         assert_eq!(

@@ -165,6 +165,7 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
         fat_type
     };
     let mut partition = partition.into_inner();
+    crate::media::fat_dots::repair(&mut partition)?;
     // fatfs writes 0 "hidden sectors" (sectors before the volume); record the real offset
     // as formatting tools do, in the boot sector and in FAT32's backup copy (sector 6).
     for sector in [0, 6] {
@@ -651,6 +652,47 @@ mod tests {
         assert_eq!(
             std::fs::read(&b.path).unwrap(),
             std::fs::read(&c.path).unwrap()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A folder on the image is one `fsck.fat` (dosfstools) accepts: fatfs writes long-name
+    /// entries before `.` and `..`, which `media/fat_dots.rs` repairs.
+    #[test]
+    fn fsck_accepts_the_folders() {
+        let dir = std::env::temp_dir().join(format!("xtask-fsck-{}", std::process::id()));
+        let files = dir.join("files");
+        std::fs::create_dir_all(files.join("overlays")).unwrap();
+        std::fs::write(files.join("overlays/a.dtbo"), [1, 2, 3]).unwrap();
+        let disk = dir.join("d.img");
+        let opts = ImageOptions {
+            size_mib: 16,
+            files: Some(files.clone()),
+            ..Default::default()
+        };
+        make(&disk, &opts).unwrap();
+        let partition = read_partition(&disk).unwrap();
+        let mut bytes = vec![0u8; partition.len as usize];
+        let mut f = File::open(&disk).unwrap();
+        f.seek(SeekFrom::Start(partition.start)).unwrap();
+        f.read_exact(&mut bytes).unwrap();
+        let volume = dir.join("volume.img");
+        std::fs::write(&volume, &bytes).unwrap();
+        let out = ["fsck.fat", "/usr/sbin/fsck.fat", "/sbin/fsck.fat"]
+            .iter()
+            .find_map(|p| {
+                std::process::Command::new(p)
+                    .arg("-n")
+                    .arg(&volume)
+                    .output()
+                    .ok()
+            })
+            .expect("fsck.fat: apt-get install dosfstools");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        assert!(
+            !text.contains("Expected a valid") && !text.contains("Bad short file name"),
+            "{text}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -23,6 +23,15 @@ impl Arch {
         }
     }
 
+    /// The ELF `e_machine` of this architecture's programs (62 `EM_X86_64`, 183
+    /// `EM_AARCH64`).
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => 62,
+            Arch::Aarch64 => 183,
+        }
+    }
+
     /// The Rust target triple the static binaries are built for.
     pub fn triple(self) -> &'static str {
         match self {
