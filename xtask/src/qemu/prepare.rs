@@ -69,6 +69,8 @@ pub struct Prepared {
     pub disk: PathBuf,
     pub initramfs: Initramfs,
     pub image: Image,
+    /// a Pi card's `cmdline.txt`, the command line its boot starts from
+    pub card_cmdline: Option<String>,
 }
 
 impl Prepared {
@@ -79,6 +81,7 @@ impl Prepared {
         boot.dtb = self.dtb.clone();
         boot.disk = Some(self.disk.clone());
         boot.append = append.to_string();
+        boot.card_cmdline = self.card_cmdline.clone();
         boot
     }
 }
@@ -153,6 +156,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
         disk,
         initramfs,
         image,
+        card_cmdline: None,
     })
 }
 
@@ -204,6 +208,11 @@ pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared
             card.board.gzip_kernel
         );
     }
+    // the kernel starts with the card's cmdline.txt, as the firmware starts it: its console is
+    // the mini UART (ttyS1), the one that takes input under QEMU as on a Pi's GPIO pins
+    let cmdline_txt = made.dir.join("cmdline.txt");
+    let card_cmdline = std::fs::read_to_string(&cmdline_txt)
+        .with_context(|| format!("cannot read {}", cmdline_txt.display()))?;
     Ok(Prepared {
         arch: Arch::Aarch64,
         machine: Machine::Raspi3b,
@@ -213,5 +222,6 @@ pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared
         disk,
         initramfs: made.initramfs,
         image,
+        card_cmdline: Some(card_cmdline),
     })
 }

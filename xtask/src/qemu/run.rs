@@ -28,6 +28,13 @@ pub fn run_with(
     };
     let mut boot = prepared.boot(append);
     boot.extra_args.extend(extra_args.iter().cloned());
+    if boot.card_cmdline.is_some() {
+        progress!(
+            "the card as a Pi boots it, but for the firmware's part: QEMU loads kernel8.img, \
+             the device tree and the initramfs itself and starts the kernel with cmdline.txt \
+             (bootcode.bin, start*.elf and config.txt are not read)"
+        );
+    }
     progress!(
         "booting {} with `{}`; quit with Ctrl-A X (QEMU also exits when the guest powers off)",
         boot.arch.qemu_binary(),
@@ -35,6 +42,20 @@ pub fn run_with(
     );
     let status = machine::command(&boot, true)
         .status()
-        .with_context(|| format!("cannot run {}", boot.arch.qemu_binary()))?;
-    Ok(status.code().unwrap_or(1))
+        .with_context(|| format!("cannot run {}", boot.arch.qemu_binary()));
+    restore_line_wrap();
+    Ok(status?.code().unwrap_or(1))
 }
+
+/// Turns the terminal's line wrap back on: the PC's firmware (SeaBIOS) turns it off
+/// (`ESC[?7l`) and nothing turns it back on when QEMU exits.
+fn restore_line_wrap() {
+    use std::io::{IsTerminal as _, Write as _};
+    let mut out = std::io::stdout();
+    if out.is_terminal() {
+        let _ = out.write_all(LINE_WRAP_ON).and_then(|()| out.flush());
+    }
+}
+
+/// DECAWM on: the terminal wraps long lines again.
+const LINE_WRAP_ON: &[u8] = b"\x1b[?7h";
