@@ -389,6 +389,8 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 Some(path) => path,
                 None => binary::build_as(arch, flavor(small))?.demo_box,
             };
+            // no initramfs here: the box's architecture (--arch) and format only
+            xtask::pack::box_check::check(&box_path, arch, None)?;
             let made = image::make(
                 &out,
                 &image::ImageOptions {

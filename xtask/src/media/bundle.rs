@@ -29,6 +29,7 @@ use crate::media::config_txt::{self, INITRAMFS, KERNEL};
 use crate::media::image::{self, Image, ImageOptions};
 use crate::media::init_toml::{self, DEFAULT_CARD_CONFIG};
 use crate::media::kernel_image;
+use crate::pack::box_check;
 use crate::pack::extras_archive::ARCHIVE;
 use crate::pack::initramfs::{self, Initramfs};
 use crate::tools::arch::Arch;
@@ -158,6 +159,9 @@ pub fn make(opts: &Options) -> Result<Bundle> {
     };
     let init = pick(&opts.init, |b| b.init.clone());
     let box_path = pick(&opts.box_path, |b| b.demo_box.clone());
+    // the box's architecture before anything is written; its loader or interpreter once the
+    // initramfs is made
+    box_check::check(&box_path, arch, None)?;
 
     if card.board.usb_serial != UsbSerial::Off && opts.board == Board::Rpi3 {
         progress!(
@@ -258,6 +262,11 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         &dir.join(INITRAMFS),
     )?;
     files.push(INITRAMFS.to_string());
+    box_check::check(
+        &box_path,
+        arch,
+        Some(&box_check::Contents::read(&initramfs.path)?),
+    )?;
     if initramfs.extras.is_some() {
         files.push(ARCHIVE.to_string());
     }

@@ -3,6 +3,7 @@
 
 use anyhow::{Context as _, Result};
 
+use crate::pack::box_check;
 use crate::progress;
 use crate::qemu::machine::{self, Machine};
 use crate::qemu::prepare::{self, PrepareOptions};
@@ -26,6 +27,15 @@ pub fn run_with(
         Some(Machine::Raspi3b) => prepare::prepare_raspi3b(opts, &out_dir)?,
         _ => prepare::prepare(opts, &out_dir)?,
     };
+    // the box checked as the init will check it (the bundle checks its own); the scenarios,
+    // which boot wrong boxes on purpose, do not come through here
+    if let (Some(box_path), false) = (&opts.box_path, machine == Some(Machine::Raspi3b)) {
+        box_check::check(
+            box_path,
+            opts.arch,
+            Some(&box_check::Contents::read(&prepared.initrd)?),
+        )?;
+    }
     let mut boot = prepared.boot(append);
     boot.extra_args.extend(extra_args.iter().cloned());
     if boot.card_cmdline.is_some() {
