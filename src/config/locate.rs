@@ -126,7 +126,10 @@ pub(crate) fn to_config_error(
     let (key, message) = match unknown_field(raw) {
         Some((field, known)) => unknown_key(section.as_deref(), field, &known, line.is_some()),
         None => match section {
-            Some(key) => (Some(key.clone()), format!("`{key}`: {raw}")),
+            Some(key) => (
+                Some(key.clone()),
+                format!("`{key}`: {raw}{}", list_hint(raw).unwrap_or_default()),
+            ),
             None => (None, raw.to_string()),
         },
     };
@@ -137,6 +140,15 @@ pub(crate) fn to_config_error(
         key,
         message,
     }
+}
+
+/// For one string where a list is wanted (`dhcp = "eth0"`), how to write the list:
+/// `; write a list: ["eth0"]` (serde quotes the string as TOML's basic strings do).
+fn list_hint(raw: &str) -> Option<String> {
+    let quoted = raw
+        .strip_prefix("invalid type: string ")?
+        .strip_suffix(", expected a sequence")?;
+    Some(format!("; write a list: [{quoted}]"))
 }
 
 /// (dotted key, message) for an unknown key `field` in `section` (None: the top level).

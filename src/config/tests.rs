@@ -236,7 +236,11 @@ fn error_messages() {
         ),
         (
             "[box]\nargs = \"--fast\"\n",
-            "/boot/init.toml:2:8: `box.args`: invalid type: string \"--fast\", expected a sequence",
+            "/boot/init.toml:2:8: `box.args`: invalid type: string \"--fast\", expected a sequence; write a list: [\"--fast\"]",
+        ),
+        (
+            "[network]\ndhcp = \"eth0\"\n",
+            "/boot/init.toml:2:8: `network.dhcp`: invalid type: string \"eth0\", expected a sequence; write a list: [\"eth0\"]",
         ),
         (
             "[box]\npath = \"abc\n",

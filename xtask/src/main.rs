@@ -30,6 +30,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Check an init.toml as boxinit will read it (`boxinit check` on this machine, the
+    /// init's own code): each error as file:line:column, or `FILE: ok`
+    Check {
+        /// The init.toml to check (the card's, unless --builtin)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Check it as the initramfs's built-in /etc/init.toml (it may then set [boot]
+        /// device and timeout, and lock keys)
+        #[arg(long)]
+        builtin: bool,
+    },
     /// Build boxinit and the demo box as static musl binaries (cargo build --release) and
     /// print their paths and sizes
     Build {
@@ -326,6 +337,18 @@ fn flavor(small: bool) -> binary::Flavor {
 
 fn dispatch(task: Task) -> Result<ExitCode> {
     match task {
+        Task::Check { file, builtin } => {
+            let place = match builtin {
+                true => Place::Early,
+                false => Place::BootPartition,
+            };
+            let ok = xtask::tools::config::report(&file, place)?;
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
         Task::Build { arch, small } => {
             let built = binary::build_as(arch, flavor(small))?;
             print!("{}", binary::describe(&built)?);
