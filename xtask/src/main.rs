@@ -155,6 +155,20 @@ enum Task {
     /// Make the folder a Raspberry Pi boots from (copy it onto any FAT card): GPU firmware,
     /// kernel, device trees, config.txt, cmdline.txt, the initramfs, init.toml and box; with
     /// --image also an SD card image of it. Every fetched input can be given as a path
+    #[command(
+        mut_arg("box_path", |a| a.help(
+            "Static aarch64 program to put on the card as `box`, checked as boxinit will check \
+             it (default: the demo box, built)"
+        )),
+        mut_arg("config", |a| a.help(
+            "init.toml for the card, checked as `cargo xtask check` does; its [board] keys \
+             shape config.txt (default: a short commented starter file)"
+        )),
+        mut_arg("modules", |a| a.help(
+            "More modules to pack besides the board's (SD host, FAT, watchdog, USB, HID, and \
+             what init.toml's [board] asks for): names, aliases; comma-separated or repeated"
+        )),
+    )]
     Bundle {
         /// The board: rpi3 (3 B/B+/A+, CM3), rpi4 (4 B, 400, CM4), rpi02w (Zero 2 W)
         #[arg(long, value_enum)]
@@ -549,4 +563,26 @@ fn dispatch(task: Task) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bundle --help` says what bundle does with each flag it shares with the QEMU tasks
+    /// (issue 18: `--box` named `--arch`, `--config` "default: none", `--modules` QEMU's).
+    #[test]
+    fn bundle_help_is_the_bundles() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("bundle")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for stale in ["--arch", "default: none", "QEMU's virtio"] {
+            assert!(!help.contains(stale), "`{stale}` in bundle --help:\n{help}");
+        }
+        assert!(help.contains("starter file"), "{help}");
+    }
 }

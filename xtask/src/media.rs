@@ -10,6 +10,7 @@
 pub mod board;
 pub mod boot_bytes;
 pub mod bundle;
+pub mod bundle_manifest;
 pub mod config_txt;
 pub mod fdt;
 pub mod image;
