@@ -137,6 +137,11 @@ enum Task {
         /// implies --arch aarch64
         #[arg(long, value_enum)]
         board: Option<Board>,
+        /// With --board rpi3: boot this bundle folder as it is (your `cargo xtask bundle
+        /// --out DIR`, edited or not) instead of making one: its kernel, device tree,
+        /// initramfs and cmdline.txt, on an SD card made of the folder
+        #[arg(long, value_name = "DIR", requires = "board")]
+        card: Option<PathBuf>,
         /// The small build: nightly Rust rebuilding the standard library for size, with
         /// panic = "immediate-abort" (needs `rustup toolchain install nightly --component rust-src`)
         #[arg(long)]
@@ -526,6 +531,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             modules,
             builtin_config,
             board,
+            card,
             small,
             kernel,
             net,
@@ -558,7 +564,10 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 no_net: false,
                 flavor: flavor(small),
             };
-            let code = xtask::qemu::run::run_with(&opts, machine, &append, &network)?;
+            let code = match card {
+                Some(dir) => xtask::qemu::run::run_card(&dir, machine, &append, &network)?,
+                None => xtask::qemu::run::run_with(&opts, machine, &append, &network)?,
+            };
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
     }

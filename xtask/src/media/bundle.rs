@@ -403,7 +403,9 @@ pub fn card_size_mib(bytes: u64) -> u32 {
 }
 
 /// An SD card image (MBR, one FAT partition labelled BOOT) holding the folder.
-fn write_image(dir: &Path, path: &Path, size_mib: u32) -> Result<Image> {
+/// An SD card image of the folder `dir` (MBR + FAT) at `path`; `size_mib` 0: the next power
+/// of two that fits (QEMU's SD card needs one).
+pub fn write_image(dir: &Path, path: &Path, size_mib: u32) -> Result<Image> {
     let size_mib = match size_mib {
         0 => card_size_mib(folder_size(dir)?),
         size => size,

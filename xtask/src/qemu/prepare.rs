@@ -225,3 +225,87 @@ pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared
         card_cmdline: Some(card_cmdline),
     })
 }
+
+/// A Raspberry Pi 3 bundle folder booted as it is on QEMU's `raspi3b`: the kernel and
+/// initramfs its `config.txt` names (`kernel=`, `initramfs`), the device tree
+/// `bcm2837-rpi-3-b.dtb` (or its `device_tree=`), its `cmdline.txt`, and an SD card image of
+/// the folder in `out_dir/card.img`. The firmware's part is not emulated: QEMU loads those
+/// files itself.
+pub fn prepare_card(dir: &Path, out_dir: &Path) -> Result<Boot> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .with_context(|| format!("{} is not a bundle folder: no {name}", dir.display()))
+    };
+    let config_txt = read("config.txt")?;
+    let cmdline = read("cmdline.txt")?;
+    let mut kernel = None;
+    let mut initramfs = None;
+    let mut dtb = "bcm2837-rpi-3-b.dtb".to_string();
+    for line in config_txt.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("kernel=") {
+            kernel = Some(name.trim().to_string());
+        } else if let Some(name) = line.strip_prefix("device_tree=") {
+            dtb = name.trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("initramfs ") {
+            initramfs = rest.split_whitespace().next().map(str::to_string);
+        }
+    }
+    let file = |name: Option<String>, what: &str| -> Result<PathBuf> {
+        let name = name.with_context(|| format!("{}/config.txt names no {what}", dir.display()))?;
+        let path = dir.join(&name);
+        anyhow::ensure!(path.is_file(), "{} has no {name} ({what})", dir.display());
+        Ok(path)
+    };
+    let kernel = file(kernel, "kernel")?;
+    let initrd = file(initramfs, "initramfs")?;
+    let dtb = file(Some(dtb), "device tree")?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let disk = out_dir.join("card.img");
+    let image = bundle::write_image(dir, &disk, 0)?;
+    let mut boot = Boot::new(Arch::Aarch64, &kernel, &initrd);
+    boot.machine = crate::qemu::machine::Machine::Raspi3b;
+    boot.dtb = Some(dtb);
+    boot.disk = Some(image.path);
+    boot.card_cmdline = Some(cmdline);
+    Ok(boot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_card_folder_boots_with_its_own_files() {
+        let dir = std::env::temp_dir().join(format!("xtask-card-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let put = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+        put(
+            "config.txt",
+            "arm_64bit=1\nkernel=kernel8.img\ninitramfs initramfs.cpio.gz followkernel\n",
+        );
+        put("kernel8.img", "k");
+        put("initramfs.cpio.gz", "i");
+        put("bcm2837-rpi-3-b.dtb", "d");
+        put("box", "b");
+        let out = dir.join("out");
+        // no cmdline.txt: not a bundle folder
+        let err = prepare_card(&dir, &out).unwrap_err().to_string();
+        assert!(err.contains("no cmdline.txt"), "{err}");
+        put(
+            "cmdline.txt",
+            "console=ttyS1,115200 panic=10 boxinit.boot=LABEL=MINE\n",
+        );
+        let boot = prepare_card(&dir, &out).unwrap();
+        assert_eq!(boot.kernel, dir.join("kernel8.img"));
+        assert_eq!(boot.initrd, dir.join("initramfs.cpio.gz"));
+        assert_eq!(boot.dtb, Some(dir.join("bcm2837-rpi-3-b.dtb")));
+        assert_eq!(
+            boot.cmdline(),
+            "console=ttyS1,115200 panic=10 boxinit.boot=LABEL=MINE"
+        );
+        assert!(boot.disk.as_ref().unwrap().is_file());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

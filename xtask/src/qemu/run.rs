@@ -38,6 +38,36 @@ pub fn run_with(
     }
     let mut boot = prepared.boot(append);
     boot.extra_args.extend(extra_args.iter().cloned());
+    interactive(&boot)
+}
+
+/// `cargo xtask run --board rpi3 --card DIR`: boots a bundle folder as it is
+/// ([`prepare::prepare_card`]), the console on this terminal. Returns QEMU's exit code.
+pub fn run_card(
+    dir: &std::path::Path,
+    machine: Option<Machine>,
+    append: &str,
+    extra_args: &[String],
+) -> Result<i32> {
+    if machine != Some(Machine::Raspi3b) {
+        anyhow::bail!("--card boots a Raspberry Pi 3 folder: add --board rpi3");
+    }
+    machine::check_qemu(crate::tools::arch::Arch::Aarch64)?;
+    let out_dir = crate::target_dir().join("run");
+    let mut boot = prepare::prepare_card(dir, &out_dir)?;
+    // DESIGN.md: QEMU 7.2's raspi3b resets the machine the moment bcm2835_wdt is armed
+    progress!(
+        "note: QEMU's raspi3b resets as soon as the watchdog is armed: a folder whose built-in \
+         config has [watchdog] (bundle's default) ends there; bundle it with a \
+         --builtin-config without [watchdog] to watch the box in QEMU"
+    );
+    boot.append = append.to_string();
+    boot.extra_args.extend(extra_args.iter().cloned());
+    interactive(&boot)
+}
+
+/// Boots `boot` with the console on this terminal; QEMU's exit code.
+fn interactive(boot: &machine::Boot) -> Result<i32> {
     if boot.card_cmdline.is_some() {
         progress!(
             "the card as a Pi boots it, but for the firmware's part: QEMU loads kernel8.img, \
@@ -50,7 +80,7 @@ pub fn run_with(
         boot.arch.qemu_binary(),
         boot.cmdline()
     );
-    let status = machine::command(&boot, true)
+    let status = machine::command(boot, true)
         .status()
         .with_context(|| format!("cannot run {}", boot.arch.qemu_binary()));
     restore_line_wrap();
