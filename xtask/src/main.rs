@@ -140,8 +140,12 @@ enum Task {
         /// With --board rpi3: boot this bundle folder as it is (your `cargo xtask bundle
         /// --out DIR`, edited or not) instead of making one: its kernel, device tree,
         /// initramfs and cmdline.txt, on an SD card made of the folder
-        #[arg(long, value_name = "DIR", requires = "board")]
+        #[arg(long, value_name = "DIR", requires = "board", conflicts_with = "image")]
         card: Option<PathBuf>,
+        /// With --board rpi3: boot this SD card image as it is (`bundle --image`, or a card
+        /// read with dd): the files --card takes, read from its FAT partition
+        #[arg(long, value_name = "FILE", requires = "board")]
+        image: Option<PathBuf>,
         /// The small build: nightly Rust rebuilding the standard library for size, with
         /// panic = "immediate-abort" (needs `rustup toolchain install nightly --component rust-src`)
         #[arg(long)]
@@ -532,6 +536,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             builtin_config,
             board,
             card,
+            image,
             small,
             kernel,
             net,
@@ -564,7 +569,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 no_net: false,
                 flavor: flavor(small),
             };
-            let code = match card {
+            let code = match card.or(image) {
                 Some(dir) => xtask::qemu::run::run_card(&dir, machine, &append, &network)?,
                 None => xtask::qemu::run::run_with(&opts, machine, &append, &network)?,
             };

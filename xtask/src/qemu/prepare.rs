@@ -232,6 +232,14 @@ pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared
 /// the folder in `out_dir/card.img`. The firmware's part is not emulated: QEMU loads those
 /// files itself.
 pub fn prepare_card(dir: &Path, out_dir: &Path) -> Result<Boot> {
+    let mut boot = folder_boot(dir, out_dir)?;
+    let image = bundle::write_image(dir, &out_dir.join("card.img"), 0)?;
+    boot.disk = Some(image.path);
+    Ok(boot)
+}
+
+/// The boot a Pi bundle folder's `config.txt` and `cmdline.txt` describe, without a disk.
+fn folder_boot(dir: &Path, out_dir: &Path) -> Result<Boot> {
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name))
             .with_context(|| format!("{} is not a bundle folder: no {name}", dir.display()))
@@ -261,13 +269,54 @@ pub fn prepare_card(dir: &Path, out_dir: &Path) -> Result<Boot> {
     let dtb = file(Some(dtb), "device tree")?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let disk = out_dir.join("card.img");
-    let image = bundle::write_image(dir, &disk, 0)?;
     let mut boot = Boot::new(Arch::Aarch64, &kernel, &initrd);
     boot.machine = crate::qemu::machine::Machine::Raspi3b;
     boot.dtb = Some(dtb);
-    boot.disk = Some(image.path);
     boot.card_cmdline = Some(cmdline);
+    Ok(boot)
+}
+
+/// A Raspberry Pi 3 SD card image booted as it is on QEMU's `raspi3b` (`run --image`): the
+/// files [`prepare_card`] takes read from its FAT partition into `out_dir/image-files/`, the
+/// image itself the SD card (QEMU wants a power-of-two size; `bundle --image` makes one).
+pub fn prepare_image(image: &Path, out_dir: &Path) -> Result<Boot> {
+    let size = std::fs::metadata(image)
+        .with_context(|| format!("cannot read {}", image.display()))?
+        .len();
+    anyhow::ensure!(
+        size.is_power_of_two(),
+        "{} is {size} bytes: QEMU's SD card must be a power of two (`truncate -s 64M` it, or \
+         make it with `cargo xtask bundle --image`)",
+        image.display()
+    );
+    let files = out_dir.join("image-files");
+    let _ = std::fs::remove_dir_all(&files);
+    std::fs::create_dir_all(&files)
+        .with_context(|| format!("cannot create {}", files.display()))?;
+    let extract = |name: &str| -> Result<()> {
+        let bytes = crate::media::image::read_file(image, name)?
+            .with_context(|| format!("{} has no {name} on its FAT partition", image.display()))?;
+        std::fs::write(files.join(name), bytes)?;
+        Ok(())
+    };
+    extract("config.txt")?;
+    extract("cmdline.txt")?;
+    let config_txt = std::fs::read_to_string(files.join("config.txt"))?;
+    let mut names = crate::media::config_txt::files_named(&config_txt);
+    if !config_txt
+        .lines()
+        .any(|l| l.trim().starts_with("device_tree="))
+    {
+        names.push("bcm2837-rpi-3-b.dtb".to_string());
+    }
+    for name in names
+        .iter()
+        .filter(|n| !n.ends_with(".elf") && !n.ends_with(".dat"))
+    {
+        extract(name)?;
+    }
+    let mut boot = folder_boot(&files, out_dir)?;
+    boot.disk = Some(image.to_path_buf());
     Ok(boot)
 }
 
@@ -305,7 +354,17 @@ mod tests {
             boot.cmdline(),
             "console=ttyS1,115200 panic=10 boxinit.boot=LABEL=MINE"
         );
-        assert!(boot.disk.as_ref().unwrap().is_file());
+        let card = boot.disk.clone().unwrap();
+        assert!(card.is_file());
+        // the same card as an image: its files read back from the FAT partition
+        let from_image = prepare_image(&card, &out.join("again")).unwrap();
+        assert_eq!(
+            std::fs::read(&from_image.kernel).unwrap(),
+            b"k",
+            "{from_image:?}"
+        );
+        assert_eq!(from_image.cmdline(), boot.cmdline());
+        assert_eq!(from_image.disk, Some(card));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -50,11 +50,15 @@ pub fn run_card(
     extra_args: &[String],
 ) -> Result<i32> {
     if machine != Some(Machine::Raspi3b) {
-        anyhow::bail!("--card boots a Raspberry Pi 3 folder: add --board rpi3");
+        anyhow::bail!("--card and --image boot a Raspberry Pi 3's: add --board rpi3");
     }
     machine::check_qemu(crate::tools::arch::Arch::Aarch64)?;
     let out_dir = crate::target_dir().join("run");
-    let mut boot = prepare::prepare_card(dir, &out_dir)?;
+    // a folder, or an SD card image (`run --image`)
+    let mut boot = match dir.is_file() {
+        true => prepare::prepare_image(dir, &out_dir)?,
+        false => prepare::prepare_card(dir, &out_dir)?,
+    };
     // DESIGN.md: QEMU 7.2's raspi3b resets the machine the moment bcm2835_wdt is armed
     progress!(
         "note: QEMU's raspi3b resets as soon as the watchdog is armed: a folder whose built-in \
