@@ -94,12 +94,33 @@ fn interactive(boot: &machine::Boot) -> Result<i32> {
 /// Turns the terminal's line wrap back on: the PC's firmware (SeaBIOS) turns it off
 /// (`ESC[?7l`) and nothing turns it back on when QEMU exits.
 fn restore_line_wrap() {
-    use std::io::{IsTerminal as _, Write as _};
-    let mut out = std::io::stdout();
-    if out.is_terminal() {
-        let _ = out.write_all(LINE_WRAP_ON).and_then(|()| out.flush());
-    }
+    use std::io::IsTerminal as _;
+    let out = std::io::stdout();
+    let terminal = out.is_terminal();
+    let _ = line_wrap_on(&mut out.lock(), terminal);
 }
 
-/// DECAWM on: the terminal wraps long lines again.
-const LINE_WRAP_ON: &[u8] = b"\x1b[?7h";
+/// Writes DECAWM on (`ESC[?7h`: the terminal wraps long lines again) to `out` when it is a
+/// terminal; a pipe or file gets nothing.
+fn line_wrap_on(out: &mut dyn std::io::Write, terminal: bool) -> std::io::Result<()> {
+    if terminal {
+        out.write_all(b"\x1b[?7h")?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_wrap_is_turned_back_on_for_a_terminal_only() {
+        let mut terminal = Vec::new();
+        line_wrap_on(&mut terminal, true).unwrap();
+        assert_eq!(terminal, b"\x1b[?7h");
+        let mut pipe = Vec::new();
+        line_wrap_on(&mut pipe, false).unwrap();
+        assert!(pipe.is_empty());
+    }
+}
