@@ -33,52 +33,94 @@ use locate::{problem_error, to_config_error};
 
 /// Check one layer against the schema and the values that can never work; its table when
 /// valid. The first problem is the error.
-fn validate(layer: &Layer) -> Result<toml::Table, ConfigError> {
+fn validate(layer: &Layer) -> Result<toml::Table, Vec<ConfigError>> {
     match layer {
         Layer::Text { name, text } => validate_text(name, text, Place::Early),
         Layer::File { name, bytes, place } => {
             if bytes.len() > MAX_FILE_BYTES {
-                return Err(too_big(name));
+                return Err(vec![too_big(name)]);
             }
-            validate_text(name, locate::utf8(name, bytes)?, *place)
+            validate_text(
+                name,
+                locate::utf8(name, bytes).map_err(|e| vec![e])?,
+                *place,
+            )
         }
         Layer::Table { name, table } => {
             let config = table
                 .clone()
                 .try_into::<Config>()
-                .map_err(|e| to_config_error(name, None, &e))?;
+                .map_err(|e| vec![to_config_error(name, None, &e)])?;
             match validate::problems(&config).first() {
-                Some(problem) => Err(problem_error(name, None, problem)),
+                Some(problem) => Err(vec![problem_error(name, None, problem)]),
                 None => Ok(table.clone()),
             }
         }
     }
 }
 
+/// How many schema errors of one file are looked for before giving up (each costs a
+/// deserialization of the whole table).
+const MAX_ERRORS: usize = 32;
+
 /// A text layer: text to table (syntax errors carry their span), table to schema (errors
 /// carry the key's path; `to_config_error` finds its line and column in the text), then the
-/// keys its place forbids and the values that cannot work.
+/// keys its place forbids and the values that cannot work. Every error of the file, in the
+/// order of its lines: a schema error's key is taken out and the rest deserialized again, so
+/// that one run of `boxinit check` shows them all (a syntax error stops at the first).
 ///
 /// The schema is deserialized from tables only, never straight from text: each serde
 /// deserializer instantiates all of the schema's code again, and the second one cost the
 /// static binary 130 KiB.
-fn validate_text(name: &str, text: &str, place: Place) -> Result<toml::Table, ConfigError> {
+fn validate_text(name: &str, text: &str, place: Place) -> Result<toml::Table, Vec<ConfigError>> {
     let table = text
         .parse::<toml::Table>()
-        .map_err(|e| to_config_error(name, Some(text), &e))?;
-    let config = table
-        .clone()
-        .try_into::<Config>()
-        .map_err(|e| to_config_error(name, Some(text), &e))?;
+        .map_err(|e| vec![to_config_error(name, Some(text), &e)])?;
+    let mut errors = Vec::new();
+    let mut rest = table.clone();
+    let config = loop {
+        match rest.clone().try_into::<Config>() {
+            Ok(config) => break Some(config),
+            Err(e) => {
+                let error = to_config_error(name, Some(text), &e);
+                let removed = errors.len() < MAX_ERRORS
+                    && error
+                        .key
+                        .as_deref()
+                        .is_some_and(|key| locate::remove_key(&mut rest, key));
+                errors.push(error);
+                if !removed {
+                    break None;
+                }
+            }
+        }
+    };
     if place == Place::BootPartition {
         if let Some(problem) = too_late(&table) {
-            return Err(problem_error(name, Some(text), &problem));
+            errors.push(problem_error(name, Some(text), &problem));
         }
     }
-    match validate::problems(&config).first() {
-        Some(problem) => Err(problem_error(name, Some(text), problem)),
-        None => Ok(table),
+    if let Some(config) = config {
+        for problem in validate::problems(&config) {
+            errors.push(problem_error(name, Some(text), &problem));
+        }
     }
+    if errors.is_empty() {
+        return Ok(table);
+    }
+    // one error a key: the first said (a key the boot partition cannot set, not its value too)
+    let mut keys = Vec::new();
+    errors.retain(|e| match &e.key {
+        Some(key) if keys.contains(key) => false,
+        Some(key) => {
+            keys.push(key.clone());
+            true
+        }
+        None => true,
+    });
+    // in the order of the file's lines; an error without a place last
+    errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(0)));
+    Err(errors)
 }
 
 /// A file over [`MAX_FILE_BYTES`] (readers stop one byte past it, so its size is unknown).
@@ -129,7 +171,7 @@ pub fn merge(base: &mut toml::Table, top: toml::Table) {
 /// Build the configuration from `layers`, lowest precedence first.
 ///
 /// Each layer is validated alone; a layer with an error is skipped entirely (boot goes on
-/// with the others) and the error returned. Only the first error of a layer is reported.
+/// with the others) and its errors returned, every one of a file in the order of its lines.
 pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
     let mut merged = toml::Table::new();
     // What the accepted layers make; the layer that does not fit them is the one left out,
@@ -140,7 +182,7 @@ pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
         let table = match validate(layer) {
             Ok(table) => table,
             Err(e) => {
-                errors.push(e);
+                errors.extend(e);
                 continue;
             }
         };

@@ -236,7 +236,11 @@ fn error_messages() {
         ),
         (
             "[box]\nargs = \"--fast\"\n",
-            "/boot/init.toml:2:8: `box.args`: invalid type: string \"--fast\", expected a sequence",
+            "/boot/init.toml:2:8: `box.args`: invalid type: string \"--fast\", expected a sequence; write a list: [\"--fast\"]",
+        ),
+        (
+            "[network]\ndhcp = \"eth0\"\n",
+            "/boot/init.toml:2:8: `network.dhcp`: invalid type: string \"eth0\", expected a sequence; write a list: [\"eth0\"]",
         ),
         (
             "[box]\npath = \"abc\n",
@@ -697,4 +701,41 @@ fn tmpfs_sizes() {
         parse("[system]\nshm_size = \"0\"\n").unwrap_err(),
         "/boot/init.toml:2:12: `system.shm_size`: \"0\" would leave it unbounded (tmpfs reads 0 as no limit); give a size, e.g. \"25%\""
     );
+}
+
+/// `boxinit check` shows every error of a file in one run, in the order of its lines (issue
+/// 18: one a run, not always the first).
+#[test]
+fn every_error_of_a_file_in_line_order() {
+    let text = "[network]\ndhcp = \"eth0\"\n\n[box]\nrestat = \"always\"\nargs = \"--fast\"\n\n\
+                [[service]]\nname = \"a\"\npath = \"/a\"\nrestart = \"sometimes\"\n\n\
+                [shutdown]\ngrace = \"5 parsecs\"\n\n[boot]\ntimeout = \"1s\"\n";
+    let errors = check_file(
+        "/boot/init.toml",
+        text.as_bytes().to_vec(),
+        Place::BootPartition,
+    );
+    let at: Vec<(Option<usize>, Option<String>)> =
+        errors.iter().map(|e| (e.line, e.key.clone())).collect();
+    let key = |k: &str| Some(k.to_string());
+    assert_eq!(
+        at,
+        [
+            (Some(2), key("network.dhcp")),
+            (Some(5), key("box.restat")),
+            (Some(6), key("box.args")),
+            (Some(11), key("service.restart")),
+            (Some(14), key("shutdown.grace")),
+            (Some(17), key("boot.timeout")),
+        ],
+        "{errors:#?}"
+    );
+    // the init logs the same, and ignores the whole file
+    let (config, loaded) = load(&[Layer::File {
+        name: "/boot/init.toml".into(),
+        bytes: text.as_bytes().to_vec(),
+        place: Place::BootPartition,
+    }]);
+    assert_eq!(loaded, errors);
+    assert!(config.network.dhcp.is_empty());
 }

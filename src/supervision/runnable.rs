@@ -12,9 +12,9 @@ use crate::supervision::program::Program;
 
 /// The ELF machine (`e_machine`) of the programs this boxinit can run: its own.
 #[cfg(target_arch = "x86_64")]
-const OWN_MACHINE: u16 = 62;
+const OWN_MACHINE: u16 = elf::MACHINE_X86_64;
 #[cfg(target_arch = "aarch64")]
-const OWN_MACHINE: u16 = 183;
+const OWN_MACHINE: u16 = elf::MACHINE_AARCH64;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const OWN_MACHINE: u16 = 0;
 
@@ -117,7 +117,7 @@ pub fn check_program(path: &Path, user: &User) -> Result<(), String> {
 fn check_file(path: &Path, user: &User, scripts_allowed: bool) -> Result<(), String> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{shown} does not exist"),
+        std::io::ErrorKind::NotFound => missing_error(&shown.to_string()),
         _ => format!("{shown}: {e}"),
     })?;
     if !meta.is_file() {
@@ -149,30 +149,59 @@ fn check_file(path: &Path, user: &User, scripts_allowed: bool) -> Result<(), Str
         ));
     }
     let file = read_start(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let head = file.get(..256).unwrap_or(&file);
+    let loader_exists = |loader: &str| Path::new(loader).exists();
+    match check_contents(
+        &shown.to_string(),
+        &file,
+        OWN_MACHINE,
+        &loader_exists,
+        scripts_allowed,
+    )? {
+        None => Ok(()),
+        Some(interpreter) => check_file(Path::new(&interpreter), user, false)
+            .map_err(|why| script_error(&shown.to_string(), &interpreter, &why)),
+    }
+}
+
+/// What a program's bytes (its first 64 KiB: the ELF header, the program headers, the
+/// loader's name; or the `#!` line) say about running it on a machine of ELF machine number
+/// `machine` (62 x86_64, 183 aarch64), whose files `loader_exists` answers for: `Ok(None)`, an
+/// ELF for that machine, static or with its loader there; `Ok(Some(interpreter))`, a `#!`
+/// script (when `scripts_allowed`) whose interpreter must pass the same checks (the caller's:
+/// on the running system or in an initramfs, [`script_error`] its message); or why it cannot
+/// run, `shown` naming it. The init's check of a box and xtask's before it packs one (the same
+/// words at build time as at boot).
+pub fn check_contents(
+    shown: &str,
+    file: &[u8],
+    machine: u16,
+    loader_exists: &dyn Fn(&str) -> bool,
+    scripts_allowed: bool,
+) -> Result<Option<String>, String> {
+    let head = file.get(..256).unwrap_or(file);
     match format_of(head) {
         Format::Elf {
             class,
             data,
-            machine,
+            machine: its,
         } => {
-            if machine != OWN_MACHINE || class != elf::CLASS_64 || data != elf::LITTLE_ENDIAN {
+            if its != machine || class != elf::CLASS_64 || data != elf::LITTLE_ENDIAN {
                 return Err(format!(
                     "{shown} is a program for {} ({}-bit), this machine runs {}: build it for {}",
-                    machine_name(machine),
+                    machine_name(its),
                     if class == 1 { 32 } else { 64 },
-                    machine_name(OWN_MACHINE),
-                    machine_name(OWN_MACHINE)
+                    machine_name(machine),
+                    machine_name(machine)
                 ));
             }
-            if let Some(loader) = elf::interpreter(&file) {
-                if !Path::new(&loader).exists() {
+            if let Some(loader) = elf::interpreter(file) {
+                if !loader_exists(&loader) {
                     return Err(format!(
                         "{shown} is dynamically linked and needs {loader}, which is not in the initramfs: link it statically (e.g. the *-linux-musl targets)"
                     ));
                 }
             }
-            Ok(())
+            Ok(None)
         }
         Format::Script { crlf: true, .. } if scripts_allowed => Err(format!(
             "{shown}: its #! line ends in CR: the script has Windows (CRLF) line endings; convert it with dos2unix"
@@ -181,14 +210,22 @@ fn check_file(path: &Path, user: &User, scripts_allowed: bool) -> Result<(), Str
             if interpreter.is_empty() {
                 return Err(format!("{shown} starts with #! but names no interpreter"));
             }
-            check_file(Path::new(&interpreter), user, false).map_err(|why| {
-                format!("{shown} is a script for {interpreter}, which cannot run: {why}")
-            })
+            Ok(Some(interpreter))
         }
         Format::Script { .. } | Format::Unknown => Err(format!(
             "{shown} is neither a program (ELF) nor a #! script for one"
         )),
     }
+}
+
+/// Why the script `shown` cannot run: its `interpreter` cannot, for the reason `why`.
+pub fn script_error(shown: &str, interpreter: &str, why: &str) -> String {
+    format!("{shown} is a script for {interpreter}, which cannot run: {why}")
+}
+
+/// Why a program cannot run when its file is not there.
+pub fn missing_error(shown: &str) -> String {
+    format!("{shown} does not exist")
 }
 
 /// The first 64 KiB of a file: the ELF header, its program headers and the loader's name are

@@ -11,6 +11,7 @@
 pub mod board;
 pub mod boot_bytes;
 pub mod bundle;
+pub mod bundle_manifest;
 pub mod config_txt;
 pub mod fat_dots;
 pub mod fdt;

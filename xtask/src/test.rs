@@ -1,7 +1,8 @@
 //! Task `test`, everything in order (`suite`): the unit tests, the QEMU boot scenarios of
 //! `tests/boot/` (`scenario`: a folder read; `boot`: one run and its verdict), the test SNTP
 //! server they ask the time (`sntp_responder`), the NBD server of a disk that stops answering
-//! (`nbd_hang`), the host-made Pi card a scenario can ask for (`host_card`), and the fuzz
+//! (`nbd_hang`), the host-made Pi card a scenario can ask for (`host_card`), README's size of
+//! `/init` against the build (`readme_size`), and the fuzz
 //! targets (`fuzz`, also the `fuzz` task). Takes `qemu/` (boots,
 //! consoles), `media/`, `pack/`, `fetch/`, and from `bench/` the instruction counts and the
 //! coldplug-at-scale check it runs.
@@ -10,6 +11,7 @@ pub mod boot;
 pub mod fuzz;
 pub mod host_card;
 pub mod nbd_hang;
+pub mod readme_size;
 pub mod scenario;
 pub mod sntp_responder;
 pub mod suite;

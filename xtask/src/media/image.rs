@@ -135,7 +135,12 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
     .context("cannot format the FAT partition")?;
     partition.set_position(0);
     let fat_type = {
-        let fs = fatfs::FileSystem::new(&mut partition, fatfs::FsOptions::new())?;
+        // the files' dates: the build time (SOURCE_DATE_EPOCH when set), not 1980-00-00
+        let stamp: &'static BuildTime = Box::leak(Box::new(BuildTime(fat_date_time(
+            crate::pack::initramfs::build_time(),
+        ))));
+        let fs =
+            fatfs::FileSystem::new(&mut partition, fatfs::FsOptions::new().time_provider(stamp))?;
         for (name, source) in &contents {
             let root = fs.root_dir();
             let data = std::fs::read(source)
@@ -408,6 +413,41 @@ pub fn list_files(image: &Path) -> Result<Vec<String>> {
     })
 }
 
+/// The date and time fatfs stamps on every file it writes: one instant, the build's.
+#[derive(Debug)]
+struct BuildTime(fatfs::DateTime);
+
+impl fatfs::TimeProvider for BuildTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        self.0.date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        self.0
+    }
+}
+
+/// Seconds since 1970 (UTC) as a FAT date and time, within FAT's years 1980-2107.
+fn fat_date_time(seconds: u64) -> fatfs::DateTime {
+    const FIRST: u64 = 315_532_800; // 1980-01-01
+    const LAST: u64 = 4_354_819_199; // 2107-12-31 23:59:59
+    let seconds = seconds.clamp(FIRST, LAST) as i64;
+    let (year, month, day) = boxinit::net::clock::civil_from_days(seconds.div_euclid(86_400));
+    let rest = seconds.rem_euclid(86_400);
+    fatfs::DateTime {
+        date: fatfs::Date {
+            year: year as u16,
+            month: month as u16,
+            day: day as u16,
+        },
+        time: fatfs::Time {
+            hour: (rest / 3600) as u16,
+            min: (rest / 60 % 60) as u16,
+            sec: (rest % 60) as u16,
+            millis: 0,
+        },
+    }
+}
+
 /// Opens the image's FAT partition read-only: fatfs's bounds want `Write` even for reading,
 /// and a `File` opened for reading refuses writes at run time, so the image stays untouched.
 fn with_fs<R>(
@@ -494,6 +534,24 @@ impl<T: Seek> Seek for Slice<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fat_dates_of_seconds() {
+        let shown = |s: u64| {
+            let t = fat_date_time(s);
+            (
+                t.date.year,
+                t.date.month,
+                t.date.day,
+                t.time.hour,
+                t.time.min,
+                t.time.sec,
+            )
+        };
+        assert_eq!(shown(1_796_608_800), (2026, 12, 7, 2, 0, 0));
+        assert_eq!(shown(0), (1980, 1, 1, 0, 0, 0));
+        assert_eq!(shown(u64::MAX), (2107, 12, 31, 23, 59, 59));
+    }
     use boxinit::storage::partition::FatKind;
 
     #[test]
@@ -614,6 +672,16 @@ mod tests {
             list_files(&out).unwrap(),
             ["box", "config.txt", "init.toml", "overlays/a.dtbo"]
         );
+        // the files are dated by the build time, not FAT's zero (1980-00-00)
+        let year = with_fs(&out, |fs| {
+            let entry = fs
+                .root_dir()
+                .iter()
+                .find_map(|e| e.ok().filter(|e| e.is_file()));
+            Ok(entry.unwrap().modified().date.year)
+        })
+        .unwrap();
+        assert!(year >= 2025, "{year}");
         // the label is in the root directory too, where Linux (blkid, vfat) looks first
         let fs_label = with_fs(&out, |fs| Ok(fs.read_volume_label_from_root_dir()?)).unwrap();
         assert_eq!(fs_label.as_deref().map(str::trim_end), Some("BOOT"));

@@ -1,6 +1,6 @@
 //! Reading a QEMU boot's console: until every expected line has been seen (QEMU is then
-//! stopped), QEMU exits, or the time is up; and QEMU's human monitor, sent commands when a
-//! console line appears. Cleaning and matching the lines is `qemu/transcript.rs`'s; what a
+//! stopped), QEMU exits, or the time is up; and what is sent when a console line appears:
+//! commands to QEMU's human monitor, lines typed on the console (QEMU's stdin). Cleaning and matching the lines is `qemu/transcript.rs`'s; what a
 //! scenario expects, the harness's.
 
 use std::io::Read;
@@ -13,8 +13,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::qemu::transcript::{self, Ending};
 
-/// `PATTERN => COMMAND` in `monitor`: when a cleaned console line matches PATTERN (`*`
-/// wildcards, as in `expected`), COMMAND goes to QEMU's human monitor.
+/// `PATTERN => COMMAND` in `monitor` (or `console-input`): when a cleaned console line
+/// matches PATTERN (`*` wildcards, as in `expected`), COMMAND goes to QEMU's human monitor
+/// (or is typed on the console, a line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorStep {
     pub when: String,
@@ -36,7 +37,7 @@ pub fn watch(
         expected,
         wait_for_exit,
         (timeout, Duration::ZERO),
-        monitor,
+        monitor.into_iter().collect(),
         &mut || {},
     )
 }
@@ -52,7 +53,7 @@ pub fn watch_settled(
     expected: &[String],
     wait_for_exit: bool,
     (timeout, settle): (Duration, Duration),
-    mut monitor: Option<Monitor>,
+    mut senders: Vec<Monitor>,
     on_ending: &mut dyn FnMut(),
 ) -> Result<(String, Ending)> {
     let Some(mut stdout) = child.stdout.take() else {
@@ -99,9 +100,11 @@ pub fn watch_settled(
                 break transcript::ending_of(&String::from_utf8_lossy(&raw));
             }
         }
-        if let Some(monitor) = &mut monitor {
+        if !senders.is_empty() {
             let seen = transcript::clean(&String::from_utf8_lossy(&raw));
-            sent.extend(monitor.send_due(&seen));
+            for sender in &mut senders {
+                sent.extend(sender.send_due(&seen));
+            }
         }
         if !wait_for_exit && !expected.is_empty() && stop_at.is_none() {
             let seen = transcript::clean(&String::from_utf8_lossy(&raw));
@@ -117,7 +120,7 @@ pub fn watch_settled(
     };
     let _ = reader.join();
     for line in sent {
-        raw.extend_from_slice(format!("\nqemu: monitor: {line}\n").as_bytes());
+        raw.extend_from_slice(format!("\nqemu: {line}\n").as_bytes());
     }
     let mut stderr = String::new();
     if let Some(mut err) = child.stderr.take() {
@@ -131,10 +134,13 @@ pub fn watch_settled(
     Ok((text, ending))
 }
 
-/// QEMU's human monitor on a unix socket, and the steps still to send.
+/// Where steps are sent, QEMU's human monitor on a unix socket or the console (QEMU's
+/// stdin, the serial port), and the steps still to send.
 pub struct Monitor {
-    stream: std::os::unix::net::UnixStream,
+    stream: Box<dyn std::io::Write + Send>,
     pending: std::collections::VecDeque<MonitorStep>,
+    /// `monitor` or `console`: what the transcript's `qemu: WHAT: TEXT` line says
+    what: &'static str,
 }
 
 impl Monitor {
@@ -161,9 +167,20 @@ impl Monitor {
             while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
         });
         Ok(Monitor {
-            stream,
+            stream: Box::new(stream),
             pending: steps.into(),
+            what: "monitor",
         })
+    }
+
+    /// Lines typed on the console: written to QEMU's stdin, which `-serial stdio` makes the
+    /// guest's serial port.
+    pub fn console(stdin: std::process::ChildStdin, steps: Vec<MonitorStep>) -> Monitor {
+        Monitor {
+            stream: Box::new(stdin),
+            pending: steps.into(),
+            what: "console",
+        }
     }
 
     /// Sends every step whose line has appeared in `seen` (in order: a step waits for the
@@ -180,11 +197,13 @@ impl Monitor {
             let ok = self
                 .stream
                 .write_all(format!("{command}\n").as_bytes())
+                .and_then(|()| self.stream.flush())
                 .is_ok();
+            let what = self.what;
             sent.push(if ok {
-                command
+                format!("{what}: {command}")
             } else {
-                format!("cannot send `{command}`")
+                format!("{what}: cannot send `{command}`")
             });
         }
         sent

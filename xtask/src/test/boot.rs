@@ -116,7 +116,12 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         Some(r) => text.replace("{sntp_port}", &r.port.to_string()),
         None => text.to_string(),
     };
-    let mut boot = prepared.boot(&port(&scenario.cmdline));
+    // a Pi card's cmdline.txt has `panic=10`: QEMU (`-no-reboot`) exits at a panic at once
+    let append = match prepared.card_cmdline {
+        Some(_) => format!("panic=-1 {}", port(&scenario.cmdline)),
+        None => port(&scenario.cmdline),
+    };
+    let mut boot = prepared.boot(&append);
     boot.extra_args.extend(
         scenario
             .qemu_args
@@ -137,15 +142,23 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         boot.monitor = Some(socket);
     }
     let started = Instant::now();
-    let mut child = machine::command(&boot, false)
+    let mut command = machine::command(&boot, false);
+    if !scenario.console_input.is_empty() {
+        // what is typed on the console: QEMU's stdin is the serial port (-serial stdio)
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {}", arch.qemu_binary()))?;
-    let monitor = match &boot.monitor {
-        Some(socket) => Some(Monitor::connect(socket, monitor_steps)?),
-        None => None,
-    };
+    let mut senders = Vec::new();
+    if let Some(socket) = &boot.monitor {
+        senders.push(Monitor::connect(socket, monitor_steps)?);
+    }
+    if let Some(stdin) = child.stdin.take() {
+        senders.push(Monitor::console(stdin, scenario.console_input.clone()));
+    }
     let expected = if update {
         Vec::new()
     } else {
@@ -159,7 +172,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         &expected,
         wait_for_exit,
         (DEFAULT_TIMEOUT, SETTLE),
-        monitor,
+        senders,
         &mut release,
     )?;
     std::fs::write(out_dir.join("console.log"), &raw).ok();
