@@ -15,6 +15,7 @@ mod locate;
 mod lock;
 pub mod network;
 mod schema;
+pub mod tmpfs;
 pub mod update;
 mod validate;
 pub mod wait_for;
@@ -23,7 +24,7 @@ pub mod wifi;
 pub use boot_device::DeviceSpec;
 pub use duration::{format_duration, parse_duration, MAX_DURATION};
 pub use error::{edit_distance, suggest, ConfigError};
-pub use layer::{Layer, Place};
+pub use layer::{Layer, Place, MAX_FILE_BYTES};
 pub use schema::*;
 pub use validate::{MAX_CRASH_LOOP, MAX_GROUPS, MAX_HOSTNAME, MAX_NOFILE};
 pub use wait_for::Need;
@@ -33,48 +34,107 @@ use locate::{problem_error, to_config_error};
 
 /// Check one layer against the schema and the values that can never work; its table when
 /// valid. The first problem is the error.
-fn validate(layer: &Layer) -> Result<toml::Table, ConfigError> {
+fn validate(layer: &Layer) -> Result<toml::Table, Vec<ConfigError>> {
     match layer {
         Layer::Text { name, text } => validate_text(name, text, Place::Early),
         Layer::File { name, bytes, place } => {
-            validate_text(name, locate::utf8(name, bytes)?, *place)
+            if bytes.len() > MAX_FILE_BYTES {
+                return Err(vec![too_big(name)]);
+            }
+            validate_text(
+                name,
+                locate::utf8(name, bytes).map_err(|e| vec![e])?,
+                *place,
+            )
         }
         Layer::Table { name, table } => {
             let config = table
                 .clone()
                 .try_into::<Config>()
-                .map_err(|e| to_config_error(name, None, &e))?;
+                .map_err(|e| vec![to_config_error(name, None, &e)])?;
             match validate::problems(&config).first() {
-                Some(problem) => Err(problem_error(name, None, problem)),
+                Some(problem) => Err(vec![problem_error(name, None, problem)]),
                 None => Ok(table.clone()),
             }
         }
     }
 }
 
+/// How many schema errors of one file are looked for before giving up (each costs a
+/// deserialization of the whole table).
+const MAX_ERRORS: usize = 32;
+
 /// A text layer: text to table (syntax errors carry their span), table to schema (errors
 /// carry the key's path; `to_config_error` finds its line and column in the text), then the
-/// keys its place forbids and the values that cannot work.
+/// keys its place forbids and the values that cannot work. Every error of the file, in the
+/// order of its lines: a schema error's key is taken out and the rest deserialized again, so
+/// that one run of `boxinit check` shows them all (a syntax error stops at the first).
 ///
 /// The schema is deserialized from tables only, never straight from text: each serde
 /// deserializer instantiates all of the schema's code again, and the second one cost the
 /// static binary 130 KiB.
-fn validate_text(name: &str, text: &str, place: Place) -> Result<toml::Table, ConfigError> {
+fn validate_text(name: &str, text: &str, place: Place) -> Result<toml::Table, Vec<ConfigError>> {
     let table = text
         .parse::<toml::Table>()
-        .map_err(|e| to_config_error(name, Some(text), &e))?;
-    let config = table
-        .clone()
-        .try_into::<Config>()
-        .map_err(|e| to_config_error(name, Some(text), &e))?;
+        .map_err(|e| vec![to_config_error(name, Some(text), &e)])?;
+    let mut errors = Vec::new();
+    let mut rest = table.clone();
+    let config = loop {
+        match rest.clone().try_into::<Config>() {
+            Ok(config) => break Some(config),
+            Err(e) => {
+                let error = to_config_error(name, Some(text), &e);
+                let removed = errors.len() < MAX_ERRORS
+                    && error
+                        .key
+                        .as_deref()
+                        .is_some_and(|key| locate::remove_key(&mut rest, key));
+                errors.push(error);
+                if !removed {
+                    break None;
+                }
+            }
+        }
+    };
     if place == Place::BootPartition {
         if let Some(problem) = too_late(&table) {
-            return Err(problem_error(name, Some(text), &problem));
+            errors.push(problem_error(name, Some(text), &problem));
         }
     }
-    match validate::problems(&config).first() {
-        Some(problem) => Err(problem_error(name, Some(text), problem)),
-        None => Ok(table),
+    if let Some(config) = config {
+        for problem in validate::problems(&config) {
+            errors.push(problem_error(name, Some(text), &problem));
+        }
+    }
+    if errors.is_empty() {
+        return Ok(table);
+    }
+    // one error a key: the first said (a key the boot partition cannot set, not its value too)
+    let mut keys = Vec::new();
+    errors.retain(|e| match &e.key {
+        Some(key) if keys.contains(key) => false,
+        Some(key) => {
+            keys.push(key.clone());
+            true
+        }
+        None => true,
+    });
+    // in the order of the file's lines; an error without a place last
+    errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(0)));
+    Err(errors)
+}
+
+/// A file over [`MAX_FILE_BYTES`] (readers stop one byte past it, so its size is unknown).
+fn too_big(name: &str) -> ConfigError {
+    ConfigError {
+        source: name.to_string(),
+        line: None,
+        column: None,
+        key: None,
+        message: format!(
+            "larger than {} KiB, the most a config file may be; the file is ignored (an init.toml is a few KiB: is this the right file?)",
+            MAX_FILE_BYTES / 1024
+        ),
     }
 }
 
@@ -112,15 +172,18 @@ pub fn merge(base: &mut toml::Table, top: toml::Table) {
 /// Build the configuration from `layers`, lowest precedence first.
 ///
 /// Each layer is validated alone; a layer with an error is skipped entirely (boot goes on
-/// with the others) and the error returned. Only the first error of a layer is reported.
+/// with the others) and its errors returned, every one of a file in the order of its lines.
 pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
     let mut merged = toml::Table::new();
+    // What the accepted layers make; the layer that does not fit them is the one left out,
+    // so a merge that fails can never drop the layers below it (the built-in locks).
+    let mut config = Config::default();
     let mut errors = Vec::new();
     for layer in layers {
         let table = match validate(layer) {
             Ok(table) => table,
             Err(e) => {
-                errors.push(e);
+                errors.extend(e);
                 continue;
             }
         };
@@ -133,22 +196,23 @@ pub fn load(layers: &[Layer]) -> (Config, Vec<ConfigError>) {
         // under a relative box path): then it is the one ignored.
         let mut with_layer = merged.clone();
         merge(&mut with_layer, table);
-        match merged_problem(&with_layer) {
-            Some(problem) => errors.push(problem_error(layer.name(), layer.text(), &problem)),
-            None => merged = with_layer,
+        match fit(&with_layer) {
+            Err(problem) if problem.path.is_empty() => errors.push(ConfigError {
+                source: layer.name().to_string(),
+                line: None,
+                column: None,
+                key: None,
+                message: problem.message,
+            }),
+            Err(problem) => errors.push(problem_error(layer.name(), layer.text(), &problem)),
+            Ok(fitted) => {
+                merged = with_layer;
+                config = fitted;
+            }
         }
     }
-    // Layers valid alone merge into a valid whole; this fallback is a safety net only.
-    match merged.try_into::<Config>() {
-        Ok(mut config) => {
-            add_board_features(&mut config);
-            (config, errors)
-        }
-        Err(e) => {
-            errors.push(to_config_error("merged configuration", None, &e));
-            (Config::default(), errors)
-        }
-    }
+    add_board_features(&mut config);
+    (config, errors)
 }
 
 /// Adds what `[board]`'s features need to `config`: their modules to `modules.load`, and for the
@@ -201,12 +265,26 @@ pub fn load_with_cmdline(layers: &[Layer], cmdline_text: &str) -> (Config, Vec<C
     (config, errors)
 }
 
-/// The first problem of the merged layers as a whole, if any.
-fn merged_problem(merged: &toml::Table) -> Option<validate::Problem> {
-    let mut config = merged.clone().try_into::<Config>().ok()?;
+/// The merged layers as a configuration, or their first problem as a whole. A table that
+/// does not deserialize is a problem too (it was once taken for "no problem", and `load` then
+/// fell back to the defaults, dropping the built-in locks).
+fn fit(merged: &toml::Table) -> Result<Config, validate::Problem> {
+    let config = merged
+        .clone()
+        .try_into::<Config>()
+        .map_err(|e| validate::Problem {
+            path: String::new(),
+            field: None,
+            message: format!("does not fit the layers below it: {e}"),
+        })?;
     // as the init will run it: `[board] usb_serial = "shell"` adds a service to wait for
+    // (idempotent: `load` adds them again to what the last layer left)
+    let mut config = config;
     add_board_features(&mut config);
-    validate::merged_problems(&config).into_iter().next()
+    match validate::merged_problems(&config).into_iter().next() {
+        Some(problem) => Err(problem),
+        None => Ok(config),
+    }
 }
 
 /// `boxinit check`, and xtask's `--config`: every error of one config file as the init

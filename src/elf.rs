@@ -16,6 +16,10 @@ pub const CLASS_64: u8 = 2;
 pub const LITTLE_ENDIAN: u8 = 1;
 /// `e_ident[EI_DATA]` of a big-endian file.
 pub const BIG_ENDIAN: u8 = 2;
+/// `e_machine` of x86_64 (`EM_X86_64`).
+pub const MACHINE_X86_64: u16 = 62;
+/// `e_machine` of aarch64 (`EM_AARCH64`).
+pub const MACHINE_AARCH64: u16 = 183;
 
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;

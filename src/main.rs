@@ -125,7 +125,7 @@ fn check_config(args: &[OsString]) -> i32 {
         return 2;
     };
     let name = Path::new(path).display().to_string();
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_capped(Path::new(path)) {
         Ok(bytes) => bytes,
         Err(e) => {
             eprintln!("{name}: {e}");
@@ -164,7 +164,7 @@ fn boot() -> ! {
     let mut phase = Instant::now();
     // 3. Built-in config (and BOXINIT_CONFIG) + kernel command line.
     let cmdline = read_cmdline();
-    let early_layers = config_layers(None, field::card::CONFIG);
+    let early_layers = early_config_layers();
     let (cfg, reported) = load_config(&early_layers, &cmdline, &[]);
     log::set_max_level(cfg.system.log_level.into());
     log::debug!("phase start and early mounts: {}us", early.as_micros());
@@ -226,8 +226,7 @@ fn boot() -> ! {
             bootpart::prefetch(&dir.join(&cfg.box_.path));
             // The early layers as read then (not read, parsed and reported again), plus the
             // boot partition's file; errors already logged are not logged twice.
-            let mut layers = early_layers;
-            layers.push(boot_layer(dir, field::card::CONFIG));
+            let layers = with_boot_layer(&early_layers, Some(dir), field::card::CONFIG);
             let (full, _) = load_config(&layers, &cmdline, &reported);
             let read_only =
                 bootpart::apply_read_only(&mut sys, cfg.boot.read_only, &full.boot, dir);
@@ -309,11 +308,12 @@ fn boot() -> ! {
         card.keep_time(save, cfg.time.interval, Instant::now());
     }
     let mut reload = || {
-        let (cfg, _) = load_config(
-            &config_layers(boot_dir, &trial.config_name()),
-            &cmdline,
-            &[],
+        let layers = with_boot_layer(
+            &reload_early_layers(&early_layers),
+            boot_dir,
+            &trial.config_name(),
         );
+        let (cfg, _) = load_config(&layers, &cmdline, &[]);
         log::set_max_level(cfg.system.log_level.into());
         let mut programs = match program::resolve(&cfg.box_, boot_dir) {
             Ok(program) => {
@@ -349,10 +349,17 @@ fn boot() -> ! {
         &mut supervisors,
     );
     // 8. Orderly shutdown.
-    let groups: Vec<(String, i32)> = supervisors
+    // The network and time programs (the binary beside the init) stop last.
+    let net_exe = net::program_beside(&std::env::current_exe().unwrap_or_else(|_| "/init".into()));
+    let (network, groups): (Vec<_>, Vec<_>) = supervisors
         .iter()
-        .filter_map(|s| Some((s.name().to_string(), s.process_group()?)))
-        .collect();
+        .filter_map(|s| {
+            let group = (s.name().to_string(), s.process_group()?);
+            Some((s.spec().program == net_exe, group))
+        })
+        .partition(|(is_net, _)| *is_net);
+    let groups: Vec<(String, i32)> = groups.into_iter().map(|(_, g)| g).collect();
+    let network: Vec<(String, i32)> = network.into_iter().map(|(_, g)| g).collect();
     // The watchdog is petted from a thread through every wait of the shutdown (grace, sync,
     // unmount), up to a limit, then disarmed.
     let keeper = watchdog.map(|w| w.keep_petting(shutdown::time_limit(cfg.shutdown.grace)));
@@ -361,6 +368,7 @@ fn boot() -> ! {
         &mut sys,
         Some(&events),
         &groups,
+        &network,
         cfg.shutdown.grace,
         Path::new("/"),
     );
@@ -511,13 +519,38 @@ fn setup_network(sys: &mut dyn Sys, cfg: &Config, boot_dir: Option<&Path>) {
     net::write_resolver_files(root, cfg);
 }
 
-/// The config files, lowest precedence first: built-in, `BOXINIT_CONFIG`, the boot
-/// partition's (`name`: `init.toml`, or `init.toml.new` during its trial).
-fn config_layers(boot_dir: Option<&Path>, name: &str) -> Vec<Layer> {
+/// The early config files, lowest precedence first: built-in, `BOXINIT_CONFIG`.
+fn early_config_layers() -> Vec<Layer> {
     let mut layers = vec![read_layer(Path::new(BUILTIN_CONFIG), Place::Early)];
     if let Some(path) = std::env::var_os(CONFIG_ENV) {
         layers.push(read_layer(Path::new(&path), Place::Early));
     }
+    layers
+}
+
+/// The early layers a reload uses: each file read again (a container's config edited in
+/// place), except one that was missing (or empty) at boot or lies under the boot partition, whose
+/// bytes from boot are reused. `BOXINIT_CONFIG` may come from the kernel command line, on a
+/// Pi `cmdline.txt` on the card: read again on SIGHUP, a path on `/boot` (not mounted at
+/// boot) would become an early layer that may clear the built-in locks.
+fn reload_early_layers(at_boot: &[Layer]) -> Vec<Layer> {
+    at_boot
+        .iter()
+        .map(|layer| match layer {
+            Layer::File { name, bytes, place }
+                if !bytes.is_empty() && !Path::new(name).starts_with(BOOT_DIR) =>
+            {
+                read_layer(Path::new(name), *place)
+            }
+            _ => layer.clone(),
+        })
+        .collect()
+}
+
+/// The early layers as read at boot, then the boot partition's config file `name` read now
+/// (`init.toml`, or `init.toml.new` during its trial).
+fn with_boot_layer(early: &[Layer], boot_dir: Option<&Path>, name: &str) -> Vec<Layer> {
+    let mut layers = early.to_vec();
     if let Some(dir) = boot_dir {
         layers.push(boot_layer(dir, name));
     }
@@ -586,7 +619,7 @@ fn early_setup(sys: &mut dyn Sys) {
             }
             // No /proc, so no command line: the built-in config (and BOXINIT_CONFIG) say
             // which rescue action to take.
-            let (cfg, _) = load_config(&config_layers(None, field::card::CONFIG), "", &[]);
+            let (cfg, _) = load_config(&early_config_layers(), "", &[]);
             rescue(sys, &cfg, &e.to_string(), None);
         }
     }
@@ -609,7 +642,7 @@ fn early_setup(sys: &mut dyn Sys) {
 /// UTF-8); a missing or unreadable file is an empty layer.
 fn read_layer(path: &Path, place: Place) -> Layer {
     let name = path.display().to_string();
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_capped(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             log::info!("{name}: not found, using the defaults");
@@ -621,6 +654,17 @@ fn read_layer(path: &Path, place: Place) -> Layer {
         }
     };
     Layer::File { name, bytes, place }
+}
+
+/// A config file's bytes, at most one past [`config::MAX_FILE_BYTES`]: `config::load` says
+/// the file is too big without a 50 MB file ever being held whole.
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(config::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Merges the layers with the command line on top. Every error is logged with where it is,
@@ -647,6 +691,7 @@ fn unreported<'a>(
 }
 
 fn apply_system(sys: &mut dyn Sys, cfg: &Config) {
+    mounts::resize_tmpfs(sys, &cfg.system);
     if let Some(name) = &cfg.system.hostname {
         if let Err(e) = sys.sethostname(name) {
             log::warn!("cannot set the hostname to {name:?}: {e}");
@@ -690,7 +735,7 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str, card: Option<&mut Card>) -
 /// The end of the rescue paths: everything stopped, the report on the card, the cards left
 /// clean, then `reboot(2)`.
 fn stop_and_report(sys: &mut dyn Sys, card: Option<&mut Card>, stop: Stop) -> ! {
-    let stopped = shutdown::stop_processes(sys, None, &[], Duration::ZERO, Path::new("/"));
+    let stopped = shutdown::stop_processes(sys, None, &[], &[], Duration::ZERO, Path::new("/"));
     if let Some(card) = card {
         card.shutdown(sys, &stop, stopped);
     }
@@ -774,5 +819,55 @@ mod tests {
             new,
             ["/boot/init.toml:2:1: unknown key `argz` in [box], did you mean `args`?"]
         );
+    }
+
+    #[test]
+    fn a_reload_reuses_the_early_layers_read_at_boot() {
+        let dir = std::env::temp_dir().join(format!("boxinit-reload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let evil = dir.join("evil.toml");
+        std::fs::write(
+            dir.join("builtin.toml"),
+            "[system]\nlocked = [\"box\"]\n[box]\nuser = 65534\n",
+        )
+        .unwrap();
+        // At boot BOXINIT_CONFIG names a file on the card, not mounted yet: not found.
+        let early = vec![
+            read_layer(&dir.join("builtin.toml"), Place::Early),
+            read_layer(&evil, Place::Early),
+        ];
+        // Once the card is mounted, the file is there and the card's init.toml too.
+        std::fs::write(&evil, "[system]\nlocked = []\n[box]\nuser = 0\n").unwrap();
+        std::fs::write(dir.join(field::card::CONFIG), "[watchdog]\n").unwrap();
+        let layers = with_boot_layer(
+            &reload_early_layers(&early),
+            Some(&dir),
+            field::card::CONFIG,
+        );
+        let names: Vec<&str> = layers.iter().map(Layer::name).collect();
+        assert_eq!(names.len(), 3);
+        let (cfg, _) = load_config(&layers, "", &[]);
+        assert_eq!(cfg.box_.user, Some(65534), "the lock must hold on reload");
+        assert_eq!(cfg.system.locked, ["box"]);
+        // A file that was there at boot (a container's config) is read again.
+        std::fs::write(
+            dir.join("builtin.toml"),
+            "[system]\nlocked = [\"box\"]\n[box]\nuser = 1000\n",
+        )
+        .unwrap();
+        let (cfg, _) = load_config(&reload_early_layers(&early), "", &[]);
+        assert_eq!(cfg.box_.user, Some(1000));
+        // Under the boot partition's mount point: never read again.
+        let on_card = Layer::File {
+            name: format!("{BOOT_DIR}/evil.toml"),
+            bytes: b"# was there\n".to_vec(),
+            place: Place::Early,
+        };
+        assert_eq!(
+            reload_early_layers(std::slice::from_ref(&on_card)),
+            [on_card]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,8 +3,10 @@
 //! `/proc/mounts` that shutdown uses to choose the unmount order. The boot partition's mount is
 //! in `bootpart`.
 
+use std::ffi::OsString;
 use std::io;
-use std::path::Path;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 
 use crate::sys::{MountFlags, NodeKind, Sys};
 
@@ -56,7 +58,8 @@ const EARLY: &[Early] = &[
         target: "/dev/shm",
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
-        data: "mode=1777",
+        // config::tmpfs's default; [system] can change it once the config is read.
+        data: "mode=1777,size=10%",
         essential: false,
     },
     Early {
@@ -64,7 +67,8 @@ const EARLY: &[Early] = &[
         target: "/run",
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
-        data: "mode=0755",
+        // config::tmpfs's default; [system] can change it once the config is read.
+        data: "mode=0755,size=10%",
         essential: false,
     },
     Early {
@@ -72,7 +76,8 @@ const EARLY: &[Early] = &[
         target: "/tmp",
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
-        data: "mode=1777",
+        // config::tmpfs's default; [system] can change it once the config is read.
+        data: "mode=1777,size=25%",
         essential: false,
     },
 ];
@@ -83,6 +88,28 @@ pub fn hidden_by_early_mounts(path: &Path) -> bool {
     std::iter::once("/dev")
         .chain(EARLY.iter().map(|e| e.target))
         .any(|target| path.starts_with(target))
+}
+
+/// Gives `/run`, `/tmp` and `/dev/shm` the sizes `[system]` asks for; they were mounted with
+/// the defaults before any config was read, so only a size that differs is a remount. A
+/// failed remount (less than the tmpfs holds already) keeps the default and says so.
+pub fn resize_tmpfs(sys: &mut dyn Sys, system: &crate::config::System) {
+    use crate::config::tmpfs::{DEFAULT_RUN_SIZE, DEFAULT_SHM_SIZE, DEFAULT_TMP_SIZE};
+    for (target, size, default) in [
+        ("/dev/shm", &system.shm_size, DEFAULT_SHM_SIZE),
+        ("/run", &system.run_size, DEFAULT_RUN_SIZE),
+        ("/tmp", &system.tmp_size, DEFAULT_TMP_SIZE),
+    ] {
+        if size == default {
+            continue;
+        }
+        match sys.remount_with(Path::new(target), NOSUID_NODEV, &format!("size={size}")) {
+            Ok(()) => log::info!("{target}: a tmpfs of at most {size}"),
+            Err(e) => log::warn!(
+                "cannot make {target} a tmpfs of {size}: {e}; it stays at {default} of the RAM"
+            ),
+        }
+    }
 }
 
 /// Nodes a tmpfs /dev needs when the kernel has no devtmpfs: (name, major, minor, mode).
@@ -219,32 +246,47 @@ fn ensure_dir(sys: &mut dyn Sys, path: &str) {
     let _ = sys.mkdir(Path::new(path), 0o755);
 }
 
-/// One line of `/proc/mounts`.
+/// One line of `/proc/mounts`. Source and target are bytes as the kernel gave them (a mount
+/// point need not be UTF-8), the octal escapes (`\040` for a space) decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
-    pub source: String,
-    pub target: String,
+    pub source: OsString,
+    pub target: PathBuf,
     pub fstype: String,
     pub options: String,
 }
 
+/// Reads and parses `root/proc/mounts` as bytes; the error names the file.
+pub fn read_mounts(root: &Path) -> io::Result<Vec<MountEntry>> {
+    let path = root.join("proc/mounts");
+    std::fs::read(&path)
+        .map(|bytes| parse_mounts(&bytes))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
+}
+
 /// Parses `/proc/mounts` (octal escapes such as `\040` for a space are decoded).
-pub fn parse_mounts(text: &str) -> Vec<MountEntry> {
-    text.lines()
+pub fn parse_mounts(bytes: &[u8]) -> Vec<MountEntry> {
+    bytes
+        .split(|&b| b == b'\n')
         .filter_map(|line| {
-            let mut fields = line.split_whitespace();
+            let mut fields = line
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|f| !f.is_empty());
+            let source = unescape(fields.next()?);
+            let target = unescape(fields.next()?);
+            let fstype = String::from_utf8_lossy(fields.next()?).into_owned();
+            let options = String::from_utf8_lossy(fields.next().unwrap_or(b"")).into_owned();
             Some(MountEntry {
-                source: unescape(fields.next()?),
-                target: unescape(fields.next()?),
-                fstype: fields.next()?.to_string(),
-                options: fields.next().unwrap_or("").to_string(),
+                source: OsString::from_vec(source),
+                target: PathBuf::from(OsString::from_vec(target)),
+                fstype,
+                options,
             })
         })
         .collect()
 }
 
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
+fn unescape(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
@@ -263,7 +305,7 @@ fn unescape(field: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Kernel API filesystems that hold no data and that the init itself keeps using until the
@@ -295,7 +337,7 @@ pub fn unmount_order(mounts: &[MountEntry]) -> Vec<MountEntry> {
     mounts
         .iter()
         .rev()
-        .filter(|m| m.target != "/" && !API_FILESYSTEMS.contains(&m.fstype.as_str()))
+        .filter(|m| m.target != Path::new("/") && !API_FILESYSTEMS.contains(&m.fstype.as_str()))
         .cloned()
         .collect()
 }
@@ -407,17 +449,69 @@ mod tests {
     fn unmount_order_is_reverse_and_skips_api_filesystems() {
         let text = "rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\ndevtmpfs /dev devtmpfs rw 0 0\n\
                     tmpfs /run tmpfs rw 0 0\n/dev/vda1 /boot vfat ro 0 0\n/dev/sdb1 /media/my\\040stick vfat rw 0 0\n";
-        let order: Vec<String> = unmount_order(&parse_mounts(text))
+        let order: Vec<PathBuf> = unmount_order(&parse_mounts(text.as_bytes()))
             .into_iter()
             .map(|m| m.target)
             .collect();
-        assert_eq!(order, ["/media/my stick", "/boot", "/run"]);
+        assert_eq!(
+            order,
+            ["/media/my stick", "/boot", "/run"].map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn mount_points_that_are_not_utf8_are_kept_as_bytes() {
+        // A stick mounted by the box on a Latin-1 path: the line must not make the whole file
+        // unreadable (it once did: read_to_string failed and shutdown unmounted nothing).
+        let text = b"/dev/vda1 /boot vfat rw 0 0\n/dev/sda1 /media/caf\xe9\\040bar vfat rw 0 0\n";
+        let order: Vec<Vec<u8>> = unmount_order(&parse_mounts(text))
+            .into_iter()
+            .map(|m| m.target.into_os_string().into_vec())
+            .collect();
+        assert_eq!(order, [b"/media/caf\xe9 bar".to_vec(), b"/boot".to_vec()]);
+    }
+
+    #[test]
+    fn tmpfs_are_bounded_and_resized_only_when_asked() {
+        use crate::config::tmpfs::{DEFAULT_RUN_SIZE, DEFAULT_SHM_SIZE, DEFAULT_TMP_SIZE};
+        // Mounted before any config: with the defaults, whose sum leaves the RAM's rest.
+        for (target, size) in [
+            ("/run", DEFAULT_RUN_SIZE),
+            ("/tmp", DEFAULT_TMP_SIZE),
+            ("/dev/shm", DEFAULT_SHM_SIZE),
+        ] {
+            let early = EARLY.iter().find(|e| e.target == target).unwrap();
+            assert!(
+                early.data.ends_with(&format!(",size={size}")),
+                "{target}: {}",
+                early.data
+            );
+        }
+        let mut rec = Recorder::new();
+        resize_tmpfs(&mut rec, &crate::config::System::default());
+        assert_eq!(rec.transcript(), "");
+        let system = crate::config::System {
+            tmp_size: "64m".into(),
+            shm_size: "1%".into(),
+            ..Default::default()
+        };
+        let mut rec = Recorder::new();
+        rec.fail_when(
+            |c| matches!(c, crate::sys::recorder::Call::RemountWith { target, .. } if target == "/dev/shm"),
+            16,
+        );
+        resize_tmpfs(&mut rec, &system);
+        assert_eq!(
+            rec.transcript(),
+            "remount(/dev/shm, MountFlags(NODEV | NOSUID), \"size=1%\")\n\
+             remount(/tmp, MountFlags(NODEV | NOSUID), \"size=64m\")\n"
+        );
     }
 
     #[test]
     fn parse_mounts_tolerates_short_lines() {
-        assert_eq!(parse_mounts("a b\n\n").len(), 0);
-        assert_eq!(parse_mounts("a b c\n")[0].options, "");
-        assert_eq!(unescape("x\\0"), "x\\0");
+        assert_eq!(parse_mounts(b"a b\n\n").len(), 0);
+        assert_eq!(parse_mounts(b"a b c\n")[0].options, "");
+        assert_eq!(unescape(b"x\\0"), b"x\\0");
     }
 }

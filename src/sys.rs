@@ -75,6 +75,8 @@ pub trait Sys {
     /// [`mount(2)`] with `MS_REMOUNT | flags`: read-only when unmount fails at shutdown, or
     /// read-write when the boot partition's own init.toml asks for it.
     fn remount(&mut self, target: &Path, flags: MountFlags) -> io::Result<()>;
+    /// [`mount(2)`] with `MS_REMOUNT | flags` and file-system options: a tmpfs's `size=`.
+    fn remount_with(&mut self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()>;
     /// [`mkdir(2)`](https://man7.org/linux/man-pages/man2/mkdir.2.html).
     fn mkdir(&mut self, path: &Path, mode: u32) -> io::Result<()>;
     /// [`mknod(2)`](https://man7.org/linux/man-pages/man2/mknod.2.html).

@@ -253,7 +253,9 @@ impl Ns {
     /// PID 1's open fds and VmRSS (kB) at rest: the least of a few samples, since a spawn in
     /// progress holds a pipe for a moment.
     fn settled_fds_and_rss(&self) -> (usize, u64) {
-        (0..20)
+        // The least of many samples: a restart under way holds its exec pipe open for a
+        // moment, and under load (a busy CI machine) 20 samples all caught one.
+        (0..100)
             .map(|_| {
                 std::thread::sleep(Duration::from_millis(5));
                 self.init_fds_and_rss()
@@ -563,9 +565,8 @@ fn shutdown_stops_services_then_kills_what_ignores_sigterm() {
             "box-got-TERM",
             "shutdown: box stopped",
             "shutdown: stubborn still running",
-            "shutdown: killing 1 process(es) that ignored SIGTERM: ",
+            "shutdown: killed 1 process(es) still running after SIGTERM: ",
             "(sleep)",
-            "shutdown: other processes stopped in",
             "shutdown: synced in",
             "shutdown: unmounted /tmp in",
             "shutdown: done in",

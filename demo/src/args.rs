@@ -30,6 +30,8 @@ pub const HELP: &[&str] = &[
     "wait-mount=PATH   wait up to 20 s until something is mounted on PATH",
     "wait-unmount=PATH wait up to 20 s until nothing is mounted on PATH",
     "clock             show the wall clock (UTC)",
+    "addresses         show this machine's IPv4 addresses (with [network] dhcp, 10.0.2.15 in QEMU)",
+    "serve=PORT        answer HTTP on PORT with one line, in the background (run --forward 8080:80)",
     "clock-not-before=PATH  say whether the clock is at or after the seconds in PATH",
     "wait              sleep forever",
     "interactive       read these words from stdin (not at the prompt)",
@@ -85,6 +87,10 @@ pub enum Action {
     WaitMount(PathBuf, bool),
     /// `clock`: print the wall clock.
     Clock,
+    /// `addresses`: print the IPv4 addresses of this machine.
+    Addresses,
+    /// `serve=PORT`: answer HTTP on PORT from a thread.
+    Serve(u16),
     /// `clock-not-before=PATH`: compare the clock with the seconds since 1970 in a file.
     ClockNotBefore(PathBuf),
     /// `wait`: sleep forever.
@@ -189,6 +195,11 @@ pub fn parse(word: &str) -> Result<Action, ParseError> {
         }
         ("wait", None) => Ok(Action::Wait),
         ("clock", None) => Ok(Action::Clock),
+        ("addresses", None) => Ok(Action::Addresses),
+        ("serve", Some(port)) => port
+            .parse()
+            .map(Action::Serve)
+            .map_err(|_| bad("expected a port, e.g. serve=80")),
         ("clock-not-before", Some(path)) if !path.is_empty() => {
             Ok(Action::ClockNotBefore(PathBuf::from(path)))
         }
@@ -232,6 +243,9 @@ mod tests {
         assert_eq!(parse("ls=/dev/hwrng"), Ok(Action::Ls("/dev/hwrng".into())));
         assert_eq!(parse("cat=/sys/x"), Ok(Action::Cat("/sys/x".into())));
         assert_eq!(parse("clock"), Ok(Action::Clock));
+        assert_eq!(parse("addresses"), Ok(Action::Addresses));
+        assert_eq!(parse("serve=80"), Ok(Action::Serve(80)));
+        assert!(matches!(parse("serve=http"), Err(ParseError::BadValue(_))));
         assert_eq!(
             parse("clock-not-before=/etc/t"),
             Ok(Action::ClockNotBefore("/etc/t".into()))

@@ -247,6 +247,19 @@ fn run(action: Action) {
             say!("waiting");
             sleep_forever();
         }
+        Action::Addresses => match fs::read_to_string("/proc/net/fib_trie") {
+            Ok(trie) => {
+                let found = local_addresses(&trie);
+                if found.is_empty() {
+                    say!("no IPv4 address");
+                }
+                for address in found {
+                    say!("address {address}");
+                }
+            }
+            Err(error) => say!("cannot read /proc/net/fib_trie: {error}"),
+        },
+        Action::Serve(port) => serve(port),
         Action::Interactive => interactive(),
         Action::Help => {
             for line in args::HELP {
@@ -254,6 +267,45 @@ fn run(action: Action) {
             }
         }
     }
+}
+
+/// The local IPv4 addresses in `/proc/net/fib_trie` (an address line followed by
+/// `/32 host LOCAL`), each once, in order, loopback left out.
+fn local_addresses(trie: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut last = "";
+    for line in trie.lines() {
+        let line = line.trim_start_matches([' ', '|', '+', '-']).trim();
+        if line.ends_with("host LOCAL") {
+            if !last.starts_with("127.") && !found.iter().any(|a| a == last) {
+                found.push(last.to_string());
+            }
+        } else if line.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            last = line.split_whitespace().next().unwrap_or("");
+        }
+    }
+    found
+}
+
+/// `serve=PORT`: a thread answering every HTTP request on PORT with one line, so that
+/// `cargo xtask run --forward 8080:80` has something to show at http://127.0.0.1:8080.
+fn serve(port: u16) {
+    use std::io::{Read, Write};
+    let listener = match std::net::TcpListener::bind(("0.0.0.0", port)) {
+        Ok(listener) => listener,
+        Err(error) => return say!("cannot listen on port {port}: {error}"),
+    };
+    say!("serving HTTP on port {port}");
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(
+                b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello from the box\n",
+            );
+        }
+    });
 }
 
 /// Writes `line 1`..`line N`, one write per line, 20 ms apart, without fsync: a power-off in
@@ -682,6 +734,15 @@ mod tests {
         );
         assert_eq!(parse_stat("7 (a) b (c)) S 3 7 7 0 -1"), Some(('S', 3)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn addresses_from_fib_trie() {
+        let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n\
+                    \x20    |-- 10.0.2.15\n        /32 host LOCAL\n     |-- 127.0.0.1\n\
+                    \x20       /32 host LOCAL\nLocal:\n     |-- 10.0.2.15\n        /32 host LOCAL\n";
+        assert_eq!(local_addresses(trie), ["10.0.2.15"]);
+        assert!(local_addresses("").is_empty());
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! or an already built table such as the command line's), and the [`Place`] a file was found
 //! in, which decides what it may set. `config::load` validates and merges them.
 
+/// The largest config file read: 1 MiB, a hundred times the largest real one. The TOML parse
+/// takes about 40 times a file's size in memory, so a 50 MB file took 2 GB and the kernel
+/// panicked at every boot. A larger file is an error naming it, and the layer is ignored.
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+
 /// Where a config file was found, which decides what it may set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {

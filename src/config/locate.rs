@@ -82,6 +82,34 @@ pub(crate) fn key_offset(text: &str, path: Option<&str>, field: Option<&str>) ->
     offset
 }
 
+/// Takes the key at the dotted `path` (as [`ConfigError::key`] names it: `box.restat`,
+/// `service[1].name`, or `device.mode` for the first `[[device]]` that has a `mode`) out of
+/// `table`; whether there was one.
+pub(crate) fn remove_key(table: &mut toml::Table, path: &str) -> bool {
+    let Some((first, rest)) = path.split_once('.') else {
+        let (name, _) = path.split_once('[').unwrap_or((path, ""));
+        return table.remove(name).is_some();
+    };
+    let (name, index) = match first.split_once('[') {
+        Some((name, i)) => (name, i.trim_end_matches(']').parse::<usize>().ok()),
+        None => (first, None),
+    };
+    let next = rest.split(['.', '[']).next().unwrap_or(rest);
+    match (table.get_mut(name), index) {
+        (Some(toml::Value::Table(inner)), _) => remove_key(inner, rest),
+        (Some(toml::Value::Array(items)), Some(n)) => match items.get_mut(n) {
+            Some(toml::Value::Table(inner)) => remove_key(inner, rest),
+            _ => false,
+        },
+        (Some(toml::Value::Array(items)), None) => items
+            .iter_mut()
+            .filter_map(|item| item.as_table_mut())
+            .find(|t| t.contains_key(next))
+            .is_some_and(|inner| remove_key(inner, rest)),
+        _ => false,
+    }
+}
+
 /// The words between backquotes in `s`.
 fn backquoted(s: &str) -> Vec<&str> {
     s.split('`').skip(1).step_by(2).collect()
@@ -126,7 +154,10 @@ pub(crate) fn to_config_error(
     let (key, message) = match unknown_field(raw) {
         Some((field, known)) => unknown_key(section.as_deref(), field, &known, line.is_some()),
         None => match section {
-            Some(key) => (Some(key.clone()), format!("`{key}`: {raw}")),
+            Some(key) => (
+                Some(key.clone()),
+                format!("`{key}`: {raw}{}", list_hint(raw).unwrap_or_default()),
+            ),
             None => (None, raw.to_string()),
         },
     };
@@ -137,6 +168,15 @@ pub(crate) fn to_config_error(
         key,
         message,
     }
+}
+
+/// For one string where a list is wanted (`dhcp = "eth0"`), how to write the list:
+/// `; write a list: ["eth0"]` (serde quotes the string as TOML's basic strings do).
+fn list_hint(raw: &str) -> Option<String> {
+    let quoted = raw
+        .strip_prefix("invalid type: string ")?
+        .strip_suffix(", expected a sequence")?;
+    Some(format!("; write a list: [{quoted}]"))
 }
 
 /// (dotted key, message) for an unknown key `field` in `section` (None: the top level).

@@ -82,6 +82,10 @@ pub struct System {
     /// Keys (`"box.user"`, or a whole section: `"box"`) that only the built-in config may set:
     /// the card's `init.toml` and the kernel command line cannot (`lock.rs`).
     pub locked: Vec<String>,
+    /// `size=` of the tmpfs on `/run`, `/tmp` and `/dev/shm` (`config/tmpfs.rs`).
+    pub run_size: String,
+    pub tmp_size: String,
+    pub shm_size: String,
 }
 
 impl Default for System {
@@ -93,6 +97,9 @@ impl Default for System {
             rescue_delay: Duration::from_secs(10),
             ctrl_alt_del: ExitAction::Reboot,
             locked: Vec::new(),
+            run_size: super::tmpfs::DEFAULT_RUN_SIZE.to_string(),
+            tmp_size: super::tmpfs::DEFAULT_TMP_SIZE.to_string(),
+            shm_size: super::tmpfs::DEFAULT_SHM_SIZE.to_string(),
         }
     }
 }

@@ -236,7 +236,11 @@ fn error_messages() {
         ),
         (
             "[box]\nargs = \"--fast\"\n",
-            "/boot/init.toml:2:8: `box.args`: invalid type: string \"--fast\", expected a sequence",
+            "/boot/init.toml:2:8: `box.args`: invalid type: string \"--fast\", expected a sequence; write a list: [\"--fast\"]",
+        ),
+        (
+            "[network]\ndhcp = \"eth0\"\n",
+            "/boot/init.toml:2:8: `network.dhcp`: invalid type: string \"eth0\", expected a sequence; write a list: [\"eth0\"]",
         ),
         (
             "[box]\npath = \"abc\n",
@@ -636,4 +640,102 @@ mod wait_for_tests {
         )
         .is_ok());
     }
+}
+
+#[test]
+fn a_config_file_over_the_size_cap_is_an_error_naming_it() {
+    let file = |bytes: Vec<u8>| Layer::File {
+        name: "/boot/init.toml".into(),
+        bytes,
+        place: Place::BootPartition,
+    };
+    // 1 MiB exactly (comments) is read; one byte more is not, in the loader and in `check`.
+    let mut at_cap = b"[box]\nargs = [\"big\"]\n".to_vec();
+    at_cap.resize(MAX_FILE_BYTES, b'#');
+    let (config, errors) = load(&[file(at_cap.clone())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(config.box_.args, ["big"]);
+    let mut over = at_cap;
+    over.push(b'#');
+    let builtin = text("/etc/init.toml", "[box]\nargs = [\"builtin\"]\n");
+    let (config, errors) = load(&[builtin, file(over.clone())]);
+    assert_eq!(config.box_.args, ["builtin"]);
+    let expected = "/boot/init.toml: larger than 1024 KiB, the most a config file may be; the file is ignored (an init.toml is a few KiB: is this the right file?)";
+    assert_eq!(
+        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        [expected]
+    );
+    let checked = check_file("/boot/init.toml", over, Place::BootPartition);
+    assert_eq!(
+        checked.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        [expected]
+    );
+}
+
+#[test]
+fn a_merge_that_does_not_deserialize_fails_closed() {
+    // Each layer is validated alone first, so no real layer reaches this today; if one did,
+    // it must be the layer left out, never the built-in locks (it once fell to the defaults).
+    let mut bad = toml::Table::new();
+    bad.insert("box".into(), toml::Value::Integer(5));
+    let problem = fit(&bad).unwrap_err();
+    assert!(
+        problem
+            .message
+            .starts_with("does not fit the layers below it: "),
+        "{problem:?}"
+    );
+    assert!(problem.path.is_empty());
+    let good: toml::Table = "[system]\nlocked = [\"box\"]\n".parse().unwrap();
+    assert_eq!(fit(&good).unwrap().system.locked, ["box"]);
+}
+
+#[test]
+fn tmpfs_sizes() {
+    let c = parse("[system]\ntmp_size = \"64m\"\n").unwrap();
+    assert_eq!(
+        (c.system.tmp_size.as_str(), c.system.run_size.as_str()),
+        ("64m", "10%")
+    );
+    assert_eq!(
+        parse("[system]\nshm_size = \"0\"\n").unwrap_err(),
+        "/boot/init.toml:2:12: `system.shm_size`: \"0\" would leave it unbounded (tmpfs reads 0 as no limit); give a size, e.g. \"25%\""
+    );
+}
+
+/// `boxinit check` shows every error of a file in one run, in the order of its lines (issue
+/// 18: one a run, not always the first).
+#[test]
+fn every_error_of_a_file_in_line_order() {
+    let text = "[network]\ndhcp = \"eth0\"\n\n[box]\nrestat = \"always\"\nargs = \"--fast\"\n\n\
+                [[service]]\nname = \"a\"\npath = \"/a\"\nrestart = \"sometimes\"\n\n\
+                [shutdown]\ngrace = \"5 parsecs\"\n\n[boot]\ntimeout = \"1s\"\n";
+    let errors = check_file(
+        "/boot/init.toml",
+        text.as_bytes().to_vec(),
+        Place::BootPartition,
+    );
+    let at: Vec<(Option<usize>, Option<String>)> =
+        errors.iter().map(|e| (e.line, e.key.clone())).collect();
+    let key = |k: &str| Some(k.to_string());
+    assert_eq!(
+        at,
+        [
+            (Some(2), key("network.dhcp")),
+            (Some(5), key("box.restat")),
+            (Some(6), key("box.args")),
+            (Some(11), key("service.restart")),
+            (Some(14), key("shutdown.grace")),
+            (Some(17), key("boot.timeout")),
+        ],
+        "{errors:#?}"
+    );
+    // the init logs the same, and ignores the whole file
+    let (config, loaded) = load(&[Layer::File {
+        name: "/boot/init.toml".into(),
+        bytes: text.as_bytes().to_vec(),
+        place: Place::BootPartition,
+    }]);
+    assert_eq!(loaded, errors);
+    assert!(config.network.dhcp.is_empty());
 }

@@ -117,6 +117,15 @@ pub fn problems(config: &Config) -> Vec<Problem> {
             );
         }
     }
+    for (key, size) in [
+        ("system.run_size", &config.system.run_size),
+        ("system.tmp_size", &config.system.tmp_size),
+        ("system.shm_size", &config.system.shm_size),
+    ] {
+        if let Some(message) = super::tmpfs::size_problem(size) {
+            c.add(key.into(), message);
+        }
+    }
     // A path goes to open(2) and mount(2); a label or id with a NUL could never match.
     match &config.boot.device {
         DeviceSpec::Path(text)

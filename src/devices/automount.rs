@@ -233,13 +233,14 @@ impl Automounter {
 
     /// Whether `/dev/<devname>` is mounted already (the boot partition, or by the box).
     fn is_mounted(&self, devname: &str) -> bool {
-        let dev = format!("/dev/{devname}");
-        std::fs::read_to_string(self.root.join("proc/mounts"))
-            .map(|m| {
-                m.lines()
-                    .any(|l| l.split_whitespace().next() == Some(dev.as_str()))
-            })
-            .unwrap_or(false)
+        let dev = Path::new("/dev").join(devname);
+        match crate::mounts::read_mounts(&self.root) {
+            Ok(mounts) => mounts.iter().any(|m| Path::new(&m.source) == dev),
+            Err(e) => {
+                log::warn!("automount: {e}; mounting /dev/{devname} as if it were not mounted");
+                false
+            }
+        }
     }
 }
 

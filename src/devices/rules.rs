@@ -192,13 +192,14 @@ fn make_parents(sys: &mut dyn Sys, dev: &Path, path: &Path) {
 /// Whether `/dev` is a devtmpfs, from `root/proc/mounts`; when it is not, nodes are made
 /// here. Unreadable mounts count as devtmpfs (nothing is created that might clash).
 pub fn dev_is_devtmpfs(root: &Path) -> bool {
-    match std::fs::read_to_string(root.join("proc/mounts")) {
-        Ok(mounts) => mounts.lines().any(|line| {
-            let mut words = line.split_whitespace();
-            let (_, target, fstype) = (words.next(), words.next(), words.next());
-            target == Some("/dev") && fstype == Some("devtmpfs")
-        }),
-        Err(_) => true,
+    match crate::mounts::read_mounts(root) {
+        Ok(mounts) => mounts
+            .iter()
+            .any(|m| m.target == Path::new("/dev") && m.fstype == "devtmpfs"),
+        Err(e) => {
+            log::warn!("devices: {e}; taking /dev for a devtmpfs (no node is made by hand)");
+            true
+        }
     }
 }
 

@@ -77,10 +77,24 @@ pub fn mount_boot(
         }
         Err(e) => {
             log::error!(
-                "cannot mount the boot partition {dev} on {}: {e}; is it FAT, and are the vfat, nls_cp437 and nls_ascii modules in the initramfs (cargo xtask initramfs --modules)?",
-                target.display()
+                "cannot mount the boot partition {dev} on {}: {e}; {}",
+                target.display(),
+                mount_failure_advice(&e)
             );
             false
+        }
+    }
+}
+
+/// What to do when the boot partition's mount failed, by its error: an I/O error is a damaged
+/// card or file system (fsck), not a missing module.
+fn mount_failure_advice(e: &std::io::Error) -> &'static str {
+    match rustix::io::Errno::from_io_error(e) {
+        Some(rustix::io::Errno::IO) => {
+            "the card could not be read: its FAT may be damaged (check it on another machine with fsck.vfat -a) or the card failing (write the image to a new one)"
+        }
+        _ => {
+            "is it FAT, and are the vfat, nls_cp437 and nls_ascii modules in the initramfs (cargo xtask initramfs --modules)?"
         }
     }
 }
@@ -249,6 +263,14 @@ mod tests {
         assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
         crate::storage::probe::release_hung_device(&fifo);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn an_io_error_on_mount_suggests_fsck_not_modules() {
+        let io = std::io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error());
+        assert!(mount_failure_advice(&io).contains("fsck.vfat"));
+        let inval = std::io::Error::from_raw_os_error(rustix::io::Errno::INVAL.raw_os_error());
+        assert!(mount_failure_advice(&inval).contains("modules"));
     }
 
     #[test]

@@ -80,6 +80,15 @@ pub fn decide(auto: bool, statuses: &[Status], now: Instant) -> Verdict {
     Verdict::Wait { until: None }
 }
 
+/// The other rows that match as well as the one taken at `taken`.
+fn others_matching(statuses: &[Status], taken: usize) -> impl Iterator<Item = usize> + '_ {
+    statuses
+        .iter()
+        .enumerate()
+        .filter(move |(i, status)| *i != taken && matches!(status, Status::Yes { .. }))
+        .map(|(i, _)| i)
+}
+
 /// What the search says after a look at the devices.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -175,6 +184,23 @@ impl Search {
                 };
                 for row in passed_over.iter().filter_map(|&i| self.rows.get(i)) {
                     self.log_passed_over(row, found, now);
+                }
+                // Two cards or sticks with the same label: the one taken is said, and why.
+                let twins: Vec<String> = if self.spec == DeviceSpec::Auto {
+                    Vec::new()
+                } else {
+                    others_matching(&statuses, index)
+                        .filter_map(|i| self.rows.get(i))
+                        .map(|row| format!("/dev/{}", row.name))
+                        .collect()
+                };
+                if !twins.is_empty() {
+                    log::warn!(
+                        "boot partition {}: {} matches too; took {}, the first in device order: give the other one another label, or name the boot partition by UUID= or PARTUUID=",
+                        self.spec,
+                        twins.join(", "),
+                        found.dev.display()
+                    );
                 }
                 Step::Found(found.clone())
             }
@@ -346,6 +372,15 @@ pub fn name_slow(probes: &DeviceProbes, now: Instant) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_partition_with_the_label_is_found() {
+        let now = Instant::now();
+        let yes = Status::Yes { since: now };
+        let statuses = [Status::No, yes, Status::Unknown, yes];
+        assert_eq!(others_matching(&statuses, 1).collect::<Vec<_>>(), [3]);
+        assert_eq!(others_matching(&statuses[..3], 1).count(), 0);
+    }
     use crate::storage::partition::testdisk::{fat32, mbr};
     use crate::storage::probe::{fake::Hang, Probes};
     use crate::sys::recorder::Recorder;

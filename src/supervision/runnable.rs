@@ -12,9 +12,9 @@ use crate::supervision::program::Program;
 
 /// The ELF machine (`e_machine`) of the programs this boxinit can run: its own.
 #[cfg(target_arch = "x86_64")]
-const OWN_MACHINE: u16 = 62;
+const OWN_MACHINE: u16 = elf::MACHINE_X86_64;
 #[cfg(target_arch = "aarch64")]
-const OWN_MACHINE: u16 = 183;
+const OWN_MACHINE: u16 = elf::MACHINE_AARCH64;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const OWN_MACHINE: u16 = 0;
 
@@ -60,7 +60,9 @@ pub enum Format {
     /// An ELF file: its class (1: 32-bit, 2: 64-bit), byte order (1: little-endian) and machine.
     Elf { class: u8, data: u8, machine: u16 },
     /// A `#!` script and the interpreter it names.
-    Script { interpreter: String },
+    /// `crlf`: the line ends in a carriage return, which the kernel keeps (a file saved with
+    /// Windows line endings): it is part of the interpreter's name or of its argument.
+    Script { interpreter: String, crlf: bool },
     /// Neither: `execve` fails with ENOEXEC.
     Unknown,
 }
@@ -77,9 +79,17 @@ pub fn format_of(head: &[u8]) -> Format {
     }
     if let Some(line) = head.strip_prefix(b"#!") {
         let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
-        let text = String::from_utf8_lossy(line);
-        let interpreter = text.split_whitespace().next().unwrap_or("").to_string();
-        return Format::Script { interpreter };
+        let crlf = line.ends_with(b"\r");
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // As the kernel reads it (fs/binfmt_script.c): blanks are spaces and tabs only.
+        let interpreter = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .find(|word| !word.is_empty())
+            .unwrap_or_default();
+        return Format::Script {
+            interpreter: String::from_utf8_lossy(interpreter).into_owned(),
+            crlf,
+        };
     }
     Format::Unknown
 }
@@ -107,7 +117,7 @@ pub fn check_program(path: &Path, user: &User) -> Result<(), String> {
 fn check_file(path: &Path, user: &User, scripts_allowed: bool) -> Result<(), String> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{shown} does not exist"),
+        std::io::ErrorKind::NotFound => missing_error(&shown.to_string()),
         _ => format!("{shown}: {e}"),
     })?;
     if !meta.is_file() {
@@ -139,43 +149,83 @@ fn check_file(path: &Path, user: &User, scripts_allowed: bool) -> Result<(), Str
         ));
     }
     let file = read_start(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let head = file.get(..256).unwrap_or(&file);
+    let loader_exists = |loader: &str| Path::new(loader).exists();
+    match check_contents(
+        &shown.to_string(),
+        &file,
+        OWN_MACHINE,
+        &loader_exists,
+        scripts_allowed,
+    )? {
+        None => Ok(()),
+        Some(interpreter) => check_file(Path::new(&interpreter), user, false)
+            .map_err(|why| script_error(&shown.to_string(), &interpreter, &why)),
+    }
+}
+
+/// What a program's bytes (its first 64 KiB: the ELF header, the program headers, the
+/// loader's name; or the `#!` line) say about running it on a machine of ELF machine number
+/// `machine` (62 x86_64, 183 aarch64), whose files `loader_exists` answers for: `Ok(None)`, an
+/// ELF for that machine, static or with its loader there; `Ok(Some(interpreter))`, a `#!`
+/// script (when `scripts_allowed`) whose interpreter must pass the same checks (the caller's:
+/// on the running system or in an initramfs, [`script_error`] its message); or why it cannot
+/// run, `shown` naming it. The init's check of a box and xtask's before it packs one (the same
+/// words at build time as at boot).
+pub fn check_contents(
+    shown: &str,
+    file: &[u8],
+    machine: u16,
+    loader_exists: &dyn Fn(&str) -> bool,
+    scripts_allowed: bool,
+) -> Result<Option<String>, String> {
+    let head = file.get(..256).unwrap_or(file);
     match format_of(head) {
         Format::Elf {
             class,
             data,
-            machine,
+            machine: its,
         } => {
-            if machine != OWN_MACHINE || class != elf::CLASS_64 || data != elf::LITTLE_ENDIAN {
+            if its != machine || class != elf::CLASS_64 || data != elf::LITTLE_ENDIAN {
                 return Err(format!(
                     "{shown} is a program for {} ({}-bit), this machine runs {}: build it for {}",
-                    machine_name(machine),
+                    machine_name(its),
                     if class == 1 { 32 } else { 64 },
-                    machine_name(OWN_MACHINE),
-                    machine_name(OWN_MACHINE)
+                    machine_name(machine),
+                    machine_name(machine)
                 ));
             }
-            if let Some(loader) = elf::interpreter(&file) {
-                if !Path::new(&loader).exists() {
+            if let Some(loader) = elf::interpreter(file) {
+                if !loader_exists(&loader) {
                     return Err(format!(
                         "{shown} is dynamically linked and needs {loader}, which is not in the initramfs: link it statically (e.g. the *-linux-musl targets)"
                     ));
                 }
             }
-            Ok(())
+            Ok(None)
         }
-        Format::Script { interpreter } if scripts_allowed => {
+        Format::Script { crlf: true, .. } if scripts_allowed => Err(format!(
+            "{shown}: its #! line ends in CR: the script has Windows (CRLF) line endings; convert it with dos2unix"
+        )),
+        Format::Script { interpreter, .. } if scripts_allowed => {
             if interpreter.is_empty() {
                 return Err(format!("{shown} starts with #! but names no interpreter"));
             }
-            check_file(Path::new(&interpreter), user, false).map_err(|why| {
-                format!("{shown} is a script for {interpreter}, which cannot run: {why}")
-            })
+            Ok(Some(interpreter))
         }
         Format::Script { .. } | Format::Unknown => Err(format!(
             "{shown} is neither a program (ELF) nor a #! script for one"
         )),
     }
+}
+
+/// Why the script `shown` cannot run: its `interpreter` cannot, for the reason `why`.
+pub fn script_error(shown: &str, interpreter: &str, why: &str) -> String {
+    format!("{shown} is a script for {interpreter}, which cannot run: {why}")
+}
+
+/// Why a program cannot run when its file is not there.
+pub fn missing_error(shown: &str) -> String {
+    format!("{shown} does not exist")
 }
 
 /// The first 64 KiB of a file: the ELF header, its program headers and the loader's name are
@@ -251,9 +301,25 @@ mod tests {
         assert_eq!(
             format_of(b"#! /bin/busybox sh -e\necho"),
             Format::Script {
-                interpreter: "/bin/busybox".into()
+                interpreter: "/bin/busybox".into(),
+                crlf: false
             }
         );
+        // Saved on Windows: the kernel keeps the CR (in the name, or in the last argument).
+        for (head, interpreter) in [
+            (&b"#!/bin/sh\r\necho"[..], "/bin/sh"),
+            (b"#!/bin/sh -e\r\n", "/bin/sh"),
+            (b"#!\t/bin/sh\r", "/bin/sh"),
+        ] {
+            assert_eq!(
+                format_of(head),
+                Format::Script {
+                    interpreter: interpreter.into(),
+                    crlf: true
+                },
+                "{head:?}"
+            );
+        }
         assert_eq!(format_of(b"MZ\x90\0"), Format::Unknown);
         assert_eq!(format_of(b""), Format::Unknown);
         assert_eq!(
@@ -316,6 +382,8 @@ mod tests {
             0o755,
         );
         write(&dir.join("text"), b"echo hi\n", 0o755);
+        // /bin/sh exists, but the kernel looks for "/bin/sh\r".
+        write(&dir.join("crlf"), b"#!/bin/sh\r\necho hi\r\n", 0o755);
         std::fs::create_dir_all(dir.join("adir")).unwrap();
         let user = User {
             uid: 1000,
@@ -341,6 +409,9 @@ mod tests {
         assert!(err("dynamic", &root()).contains("needs /nonexistent/ld.so.1"));
         assert!(err("script", &root()).contains("a script for /nonexistent/sh"));
         assert!(err("text", &root()).contains("neither a program"));
+        assert!(err("crlf", &root()).ends_with(
+            "crlf: its #! line ends in CR: the script has Windows (CRLF) line endings; convert it with dos2unix"
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -112,6 +112,17 @@ pub struct Supervisor {
     started: bool,
 }
 
+/// Why a start failed when the error alone says so, before the file is looked at: fork's
+/// EAGAIN is a full process table, not a wrong path.
+fn start_failure_cause(e: &std::io::Error) -> Option<&'static str> {
+    match rustix::io::Errno::from_io_error(e) {
+        Some(rustix::io::Errno::AGAIN) => Some(
+            "the process table is full (too many processes or threads: the kernel's pid_max or threads-max, or the user's nproc rlimit); it is retried with backoff",
+        ),
+        _ => None,
+    }
+}
+
 impl Supervisor {
     /// A supervisor whose program starts at the first `tick`, or, with a `wait_for`, at the
     /// first tick that finds it all there (or at its `wait_timeout`).
@@ -242,7 +253,10 @@ impl Supervisor {
                 // What is wrong with the file itself, in words (wrong architecture, missing
                 // loader or interpreter, not executable for its user), when that is it.
                 let user = User::of(&self.spec);
-                match check_program(&self.spec.program, &user) {
+                match start_failure_cause(&e).map_or_else(
+                    || check_program(&self.spec.program, &user),
+                    |cause| Err(cause.to_string()),
+                ) {
                     Err(why) => log::error!(
                         "cannot start {} {}: {e}: {why}",
                         self.name(),
@@ -443,6 +457,15 @@ mod tests {
     use crate::supervision::wait::testing::Table;
     use crate::sys::recorder::Recorder;
     use std::path::Path;
+
+    #[test]
+    fn a_full_process_table_is_named_not_the_path() {
+        let eagain = std::io::Error::from_raw_os_error(rustix::io::Errno::AGAIN.raw_os_error());
+        assert!(start_failure_cause(&eagain)
+            .is_some_and(|cause| cause.starts_with("the process table is full")));
+        let enoent = std::io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error());
+        assert_eq!(start_failure_cause(&enoent), None);
+    }
 
     /// `/bin/true` supervised, with `wait_for`.
     fn waiting(wait_for: &[&str], now: Instant) -> Supervisor {

@@ -41,6 +41,11 @@ impl Sys for Linux {
         Ok(())
     }
 
+    fn remount_with(&mut self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
+        rustix::mount::mount_remount(target, flags, c_string(data)?.as_c_str())?;
+        Ok(())
+    }
+
     fn mkdir(&mut self, path: &Path, mode: u32) -> io::Result<()> {
         rustix::fs::mkdir(path, rustix::fs::Mode::from_raw_mode(mode))?;
         Ok(())

@@ -24,6 +24,11 @@ pub enum Call {
         target: String,
         flags: MountFlags,
     },
+    RemountWith {
+        target: String,
+        flags: MountFlags,
+        data: String,
+    },
     Mkdir {
         path: String,
         mode: u32,
@@ -128,6 +133,11 @@ impl std::fmt::Display for Call {
             }
             Call::Unmount { target } => write!(f, "umount({target})"),
             Call::Remount { target, flags } => write!(f, "remount({target}, {flags:?})"),
+            Call::RemountWith {
+                target,
+                flags,
+                data,
+            } => write!(f, "remount({target}, {flags:?}, {data:?})"),
             Call::Mkdir { path, mode } => write!(f, "mkdir({path}, {mode:o})"),
             Call::Mknod {
                 path,
@@ -269,6 +279,13 @@ impl Sys for Recorder {
         self.record(Call::Remount {
             target: s(target),
             flags,
+        })
+    }
+    fn remount_with(&mut self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
+        self.record(Call::RemountWith {
+            target: s(target),
+            flags,
+            data: data.into(),
         })
     }
     fn mkdir(&mut self, path: &Path, mode: u32) -> io::Result<()> {

@@ -451,3 +451,28 @@ fn the_checks_see_what_they_look_for() {
     );
     assert_eq!(super_paths(&tree), ["c.rs:1: use super::a;"]);
 }
+
+/// The `xtask` alias of `.cargo/config.toml`: cargo's own progress must show. A first
+/// `cargo xtask run` compiles xtask for a minute or two; behind `--quiet` the terminal stayed
+/// silent and it looked hung (issue 18).
+#[test]
+fn the_xtask_alias_shows_cargos_progress() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cargo/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let alias = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("xtask").map(str::trim))
+        .and_then(|l| l.strip_prefix('='))
+        .expect("an `xtask = \"...\"` alias in .cargo/config.toml");
+    let words: Vec<&str> = alias.trim().trim_matches('"').split_whitespace().collect();
+    assert!(
+        words.starts_with(&["run", "--package", "xtask"]),
+        "the alias runs xtask: {alias}"
+    );
+    for quiet in ["--quiet", "-q"] {
+        assert!(
+            !words.contains(&quiet),
+            "`{quiet}` in the xtask alias hides cargo's progress: {alias}"
+        );
+    }
+}

@@ -136,11 +136,27 @@ pub fn parse_fat_boot_sector(sector: &[u8]) -> Option<FatInfo> {
     })
 }
 
-/// An 11-byte FAT label: trailing spaces and NULs removed; None when blank or `NO NAME`.
+/// An 11-byte FAT label: trailing spaces and NULs removed; None when blank or `NO NAME`. A
+/// label that is not UTF-8 text (an OEM code page, or garbage) keeps its printable ASCII and
+/// shows every other byte as `\xNN`, as does a control character: a message shows what the
+/// disk holds, never a replacement character or a byte that moves the console's cursor.
 fn clean_label(raw: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(raw);
-    let label = text.trim_end_matches([' ', '\0']);
-    (!label.is_empty() && label != "NO NAME").then(|| label.to_string())
+    let end = raw
+        .iter()
+        .rposition(|&b| b != b' ' && b != 0)
+        .map_or(0, |i| i + 1);
+    let trimmed = raw.get(..end).unwrap_or_default();
+    let label = match std::str::from_utf8(trimmed) {
+        Ok(text) if !text.chars().any(char::is_control) => text.to_string(),
+        _ => trimmed
+            .iter()
+            .map(|&b| match b {
+                0x20..=0x7e => char::from(b).to_string(),
+                _ => format!("\\x{b:02x}"),
+            })
+            .collect(),
+    };
+    (!label.is_empty() && label != "NO NAME").then_some(label)
 }
 
 /// The volume label entry of a FAT directory (attribute 0x08, not a long-name entry), if any.
@@ -163,6 +179,22 @@ pub fn volume_label_in_dir(dir: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_that_are_not_text_are_shown_escaped() {
+        assert_eq!(clean_label(b"BOOT       ").as_deref(), Some("BOOT"));
+        assert_eq!(clean_label(b"PI BOOT\0\0\0\0").as_deref(), Some("PI BOOT"));
+        assert_eq!(clean_label(b"NO NAME    "), None);
+        assert_eq!(clean_label(b"           "), None);
+        assert_eq!(
+            clean_label(b"CAF\xc3\xa9     ").as_deref(),
+            Some("CAF\u{e9}")
+        );
+        assert_eq!(
+            clean_label(b"BO\xffT\x1b[2J  ").as_deref(),
+            Some("BO\\xffT\\x1b[2J")
+        );
+    }
     use crate::storage::partition::testdisk::{fat16, fat32, mbr, put};
 
     #[test]

@@ -25,10 +25,12 @@ use boxinit::config::board::UsbSerial;
 
 use crate::fetch::kernel::KernelArgs;
 use crate::media::board::{self, Board, DtbNames};
+use crate::media::bundle_manifest::{self, Manifest, MANIFEST};
 use crate::media::config_txt::{self, INITRAMFS, KERNEL};
 use crate::media::image::{self, Image, ImageOptions};
 use crate::media::init_toml::{self, DEFAULT_CARD_CONFIG};
 use crate::media::kernel_image;
+use crate::pack::box_check;
 use crate::pack::extras_archive::ARCHIVE;
 use crate::pack::initramfs::{self, Initramfs};
 use crate::tools::arch::Arch;
@@ -38,7 +40,8 @@ use crate::{display_path, format_size, progress, target_dir};
 #[derive(Clone, Debug)]
 pub struct Options {
     pub board: Board,
-    /// the folder to write (created; files of the same name are replaced, others left)
+    /// the folder to write (created; a file the user edited since the last bundle is kept,
+    /// what the last bundle wrote and this one does not removed: `bundle_manifest.rs`)
     pub out: PathBuf,
     /// the kernel, its modules and device trees; default Debian's arm64 kernel
     pub kernel: KernelArgs,
@@ -128,7 +131,22 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         Some(dir) => dir.clone(),
         None => crate::fetch::firmware::boot_firmware()?,
     };
-    let card = init_toml::card_config(opts.config.as_deref())?;
+    // bundling again into a folder: what the user edited there stays (and an edited
+    // init.toml is the card's config), what the last bundle wrote and this one does not goes
+    let last = Manifest::read(&opts.out);
+    let given: Vec<&str> = [
+        ("box", opts.box_path.is_some()),
+        ("init.toml", opts.config.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, given)| given.then_some(name))
+    .collect();
+    let kept = bundle_manifest::kept(&opts.out, &last, &given);
+    let kept_config = kept
+        .iter()
+        .any(|n| n == "init.toml")
+        .then(|| opts.out.join("init.toml"));
+    let card = init_toml::card_config(opts.config.as_deref().or(kept_config.as_deref()))?;
     // only the firmware files config.txt makes the board read go in the folder
     let firmware_files = opts.board.firmware(card.board.cut_down());
     for name in &firmware_files {
@@ -158,6 +176,9 @@ pub fn make(opts: &Options) -> Result<Bundle> {
     };
     let init = pick(&opts.init, |b| b.init.clone());
     let box_path = pick(&opts.box_path, |b| b.demo_box.clone());
+    // the box's architecture before anything is written; its loader or interpreter once the
+    // initramfs is made
+    box_check::check(&box_path, arch, None)?;
 
     if card.board.usb_serial != UsbSerial::Off && opts.board == Board::Rpi3 {
         progress!(
@@ -167,6 +188,11 @@ pub fn make(opts: &Options) -> Result<Bundle> {
     }
     let dir = &opts.out;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let saved: Vec<(String, Vec<u8>)> = kept
+        .iter()
+        .map(|name| Ok((name.clone(), std::fs::read(dir.join(name))?)))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot read the edited files of {}", dir.display()))?;
     let mut files = Vec::new();
     let mut copy = |from: &Path, name: &str| -> Result<()> {
         std::fs::copy(from, dir.join(name))
@@ -267,6 +293,11 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         &dir.join(INITRAMFS),
     )?;
     files.push(INITRAMFS.to_string());
+    box_check::check(
+        &box_path,
+        arch,
+        Some(&box_check::Contents::read(&initramfs.path)?),
+    )?;
     if initramfs.extras.is_some() {
         files.push(ARCHIVE.to_string());
     }
@@ -275,6 +306,36 @@ pub fn make(opts: &Options) -> Result<Bundle> {
             .with_context(|| format!("cannot copy the files of {}", extra.display()))?;
     }
 
+    // the user's files back as they were, and said so
+    for (name, bytes) in &saved {
+        std::fs::write(dir.join(name), bytes)
+            .with_context(|| format!("cannot put {} back", dir.join(name).display()))?;
+        progress!(
+            "kept {}: edited since the last bundle (or no bundle's); delete it, or name it \
+             (--box, --config), to get this bundle's",
+            display_path(&dir.join(name))
+        );
+    }
+    let stale = bundle_manifest::stale(dir, &last, &files);
+    for name in &stale {
+        std::fs::remove_file(dir.join(name))
+            .with_context(|| format!("cannot remove {}", dir.join(name).display()))?;
+    }
+    if !stale.is_empty() {
+        progress!(
+            "removed {} file(s) an earlier bundle wrote that this one does not (another \
+             board's or setting's): {}",
+            stale.len(),
+            stale.join(" ")
+        );
+    }
+    let record = Manifest {
+        files: files
+            .iter()
+            .filter(|f| !kept.contains(f))
+            .filter_map(|f| Some((f.clone(), bundle_manifest::digest(&dir.join(f))?)))
+            .collect(),
+    };
     let missing = config_txt::missing_files(dir, opts.board);
     if !missing.is_empty() {
         bail!(
@@ -287,6 +348,9 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         Some(path) => Some(write_image(dir, path, opts.size_mib)?),
         None => None,
     };
+    // after the image: the record is the folder's, not the card's
+    std::fs::write(dir.join(MANIFEST), record.text())
+        .with_context(|| format!("cannot write {}", dir.join(MANIFEST).display()))?;
     Ok(Bundle {
         board: opts.board,
         dir: dir.clone(),
@@ -348,7 +412,9 @@ pub fn card_size_mib(bytes: u64) -> u32 {
 }
 
 /// An SD card image (MBR, one FAT partition labelled BOOT) holding the folder.
-fn write_image(dir: &Path, path: &Path, size_mib: u32) -> Result<Image> {
+/// An SD card image of the folder `dir` (MBR + FAT) at `path`; `size_mib` 0: the next power
+/// of two that fits (QEMU's SD card needs one).
+pub fn write_image(dir: &Path, path: &Path, size_mib: u32) -> Result<Image> {
     let size_mib = match size_mib {
         0 => card_size_mib(folder_size(dir)?),
         size => size,
@@ -375,8 +441,7 @@ pub fn describe(bundle: &Bundle) -> String {
         bundle.files.len(),
         bundle.files.join(" ")
     );
-    out += &initramfs::describe(&bundle.initramfs);
-    out.push('\n');
+    // the initramfs's line was printed as it was made
     if let Some(image) = &bundle.image {
         out += &format!(
             "image {}  {}\n",
@@ -384,12 +449,51 @@ pub fn describe(bundle: &Bundle) -> String {
             format_size(image.size)
         );
     }
+    let bytes = bundle
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(bundle.dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    out += &next_step(
+        &bundle.dir,
+        bundle.files.len(),
+        bytes,
+        bundle.image.as_ref(),
+    );
     out
+}
+
+/// What to do with the folder (and the image): the last line a newcomer reads.
+fn next_step(dir: &Path, files: usize, bytes: u64, image: Option<&Image>) -> String {
+    let mut line = format!(
+        "next: copy these {files} files, {:.1} MB, from {}/ onto the card's FAT partition (any \
+         FAT card, any label)",
+        bytes as f64 / 1e6,
+        display_path(dir)
+    );
+    if let Some(image) = image {
+        line += &format!(
+            ", or write {} to the card (dd if={} of=/dev/sdX bs=4M conv=fsync)",
+            display_path(&image.path),
+            display_path(&image.path)
+        );
+    }
+    line + "\n"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_line_says_what_to_do() {
+        assert_eq!(
+            next_step(Path::new("/tmp/pi"), 13, 37_400_000, None),
+            "next: copy these 13 files, 37.4 MB, from /tmp/pi/ onto the card's FAT partition \
+             (any FAT card, any label)\n"
+        );
+    }
 
     #[test]
     fn card_sizes_are_powers_of_two() {

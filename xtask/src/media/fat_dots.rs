@@ -4,6 +4,8 @@
 //! first cluster is moved down two slots each, so `.` and `..` are its first two entries, as
 //! the FAT specification and Linux's vfat write them.
 
+use std::path::Path;
+
 use anyhow::{bail, Result};
 
 /// A directory entry's size.
@@ -42,6 +44,23 @@ pub fn repair(volume: &mut [u8]) -> Result<usize> {
         at += sector;
     }
     Ok(repaired)
+}
+
+/// [`repair`] of the volume at `start`, `len` bytes long, of the disk image `image`, in place.
+pub fn repair_in_file(image: &Path, start: u64, len: u64) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)?;
+    let mut bytes = vec![0u8; usize::try_from(len)?];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut bytes)?;
+    if repair(&mut bytes)? > 0 {
+        file.seek(SeekFrom::Start(start))?;
+        file.write_all(&bytes)?;
+    }
+    Ok(())
 }
 
 /// Whether `bytes` begins with a long-name entry, `.`, a long-name entry and `..`.

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use boxinit::storage::partition::{parse_fat_boot_sector, parse_mbr, FatInfo};
 
+use crate::media::fat_time::{fat_date_time, BuildTime};
+
 use crate::{display_path, format_size};
 
 /// The partition's FAT volume label, for `boot.device = "LABEL=BOOT"`; boxinit's default,
@@ -150,7 +152,12 @@ pub fn make(out: &Path, opts: &ImageOptions) -> Result<Image> {
     .context("cannot format the FAT partition")?;
     partition.set_position(0);
     let fat_type = {
-        let fs = fatfs::FileSystem::new(&mut partition, fatfs::FsOptions::new())?;
+        // the files' dates: the build time (SOURCE_DATE_EPOCH when set), not 1980-00-00
+        let stamp: &'static BuildTime = Box::leak(Box::new(BuildTime(fat_date_time(
+            crate::pack::initramfs::build_time(),
+        ))));
+        let fs =
+            fatfs::FileSystem::new(&mut partition, fatfs::FsOptions::new().time_provider(stamp))?;
         let read = contents.iter().map(|(name, source)| {
             std::fs::read(source)
                 .with_context(|| format!("cannot read {}", source.display()))
@@ -466,25 +473,8 @@ pub fn write_files(image: &Path, dir: &Path) -> Result<Vec<String>> {
         file.write_all(&data)?;
     }
     fs.unmount().context("cannot finish the FAT file system")?;
-    repair_dots(image, &partition)?;
+    crate::media::fat_dots::repair_in_file(image, partition.start, partition.len)?;
     Ok(found.into_iter().map(|(n, _)| n).collect())
-}
-
-/// [`fat_dots::repair`](crate::media::fat_dots::repair) of the image's partition in place.
-fn repair_dots(image: &Path, partition: &Partition) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(image)?;
-    let mut bytes = vec![0u8; usize::try_from(partition.len)?];
-    file.seek(SeekFrom::Start(partition.start))?;
-    file.read_exact(&mut bytes)?;
-    if crate::media::fat_dots::repair(&mut bytes)? > 0 {
-        file.seek(SeekFrom::Start(partition.start))?;
-        file.write_all(&bytes)?;
-    }
-    Ok(())
 }
 
 /// Opens the image's FAT partition read-only: fatfs's bounds want `Write` even for reading,
@@ -573,6 +563,7 @@ impl<T: Seek> Seek for Slice<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use boxinit::storage::partition::FatKind;
 
     #[test]
@@ -704,6 +695,16 @@ mod tests {
                 "overlays/a.dtbo"
             ]
         );
+        // the files are dated by the build time, not FAT's zero (1980-00-00)
+        let year = with_fs(&out, |fs| {
+            let entry = fs
+                .root_dir()
+                .iter()
+                .find_map(|e| e.ok().filter(|e| e.is_file()));
+            Ok(entry.unwrap().modified().date.year)
+        })
+        .unwrap();
+        assert!(year >= 2025, "{year}");
         // the label is in the root directory too, where Linux (blkid, vfat) looks first
         let fs_label = with_fs(&out, |fs| Ok(fs.read_volume_label_from_root_dir()?)).unwrap();
         assert_eq!(fs_label.as_deref().map(str::trim_end), Some("BOOT"));
@@ -742,6 +743,47 @@ mod tests {
         assert_eq!(
             std::fs::read(&b.path).unwrap(),
             std::fs::read(&c.path).unwrap()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A folder on the image is one `fsck.fat` (dosfstools) accepts: fatfs writes long-name
+    /// entries before `.` and `..`, which `media/fat_dots.rs` repairs.
+    #[test]
+    fn fsck_accepts_the_folders() {
+        let dir = std::env::temp_dir().join(format!("xtask-fsck-{}", std::process::id()));
+        let files = dir.join("files");
+        std::fs::create_dir_all(files.join("overlays")).unwrap();
+        std::fs::write(files.join("overlays/a.dtbo"), [1, 2, 3]).unwrap();
+        let disk = dir.join("d.img");
+        let opts = ImageOptions {
+            size_mib: 16,
+            files: Some(files.clone()),
+            ..Default::default()
+        };
+        make(&disk, &opts).unwrap();
+        let partition = read_partition(&disk).unwrap();
+        let mut bytes = vec![0u8; partition.len as usize];
+        let mut f = File::open(&disk).unwrap();
+        f.seek(SeekFrom::Start(partition.start)).unwrap();
+        f.read_exact(&mut bytes).unwrap();
+        let volume = dir.join("volume.img");
+        std::fs::write(&volume, &bytes).unwrap();
+        let out = ["fsck.fat", "/usr/sbin/fsck.fat", "/sbin/fsck.fat"]
+            .iter()
+            .find_map(|p| {
+                std::process::Command::new(p)
+                    .arg("-n")
+                    .arg(&volume)
+                    .output()
+                    .ok()
+            })
+            .expect("fsck.fat: apt-get install dosfstools");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        assert!(
+            !text.contains("Expected a valid") && !text.contains("Bad short file name"),
+            "{text}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

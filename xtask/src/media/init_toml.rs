@@ -64,7 +64,8 @@ pub fn builtin_config_for_qemu(board: Board) -> String {
 /// The `init.toml` put on the card when none is given.
 pub const DEFAULT_CARD_CONFIG: &str = "\
 # boxinit's settings for this card, read at every boot. Every key, with its default, is in
-# config/init.toml of boxinit; check a file with `boxinit check init.toml`.
+# config/init.toml of boxinit; check a file in boxinit's folder with
+# `cargo xtask check init.toml` before it goes on the card.
 
 [box]
 path = \"box\"                  # the program beside this file
@@ -151,5 +152,8 @@ mod tests {
             config::Place::BootPartition,
         );
         assert!(errors.is_empty(), "{errors:?}");
+        // and it names the command that checks it on the host (issue 18: `boxinit check`
+        // there was no command a user could run)
+        assert!(DEFAULT_CARD_CONFIG.contains("`cargo xtask check init.toml`"));
     }
 }

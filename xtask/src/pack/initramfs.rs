@@ -277,7 +277,7 @@ pub fn make_split(opts: &Options, extra: &[Extra], later: &Later, out: &Path) ->
 
 /// Seconds since 1970 for the clock floor: `SOURCE_DATE_EPOCH` when set (reproducible
 /// builds), else now.
-fn build_time() -> u64 {
+pub fn build_time() -> u64 {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.trim().parse().ok())

@@ -1,6 +1,6 @@
 //! Reading a QEMU boot's console: until every expected line has been seen (QEMU is then
-//! stopped), QEMU exits, or the time is up; and QEMU's human monitor, sent commands when a
-//! console line appears. Cleaning and matching the lines is `qemu/transcript.rs`'s; what a
+//! stopped), QEMU exits, or the time is up; and what is sent when a console line appears:
+//! commands to QEMU's human monitor, lines typed on the console (QEMU's stdin). Cleaning and matching the lines is `qemu/transcript.rs`'s; what a
 //! scenario expects, the harness's.
 
 use std::io::Read;
@@ -13,8 +13,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::qemu::transcript::{self, Ending};
 
-/// `PATTERN => COMMAND` in `monitor`: when a cleaned console line matches PATTERN (`*`
-/// wildcards, as in `expected`), COMMAND goes to QEMU's human monitor.
+/// `PATTERN => COMMAND` in `monitor` (or `console-input`): when a cleaned console line
+/// matches PATTERN (`*` wildcards, as in `expected`), COMMAND goes to QEMU's human monitor
+/// (or is typed on the console, a line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorStep {
     pub when: String,
@@ -36,7 +37,7 @@ pub fn watch(
         expected,
         wait_for_exit,
         (timeout, Duration::ZERO),
-        monitor,
+        monitor.into_iter().collect(),
         &mut || {},
     )
 }
@@ -52,7 +53,7 @@ pub fn watch_settled(
     expected: &[String],
     wait_for_exit: bool,
     (timeout, settle): (Duration, Duration),
-    monitor: Option<Monitor>,
+    senders: Vec<Monitor>,
     on_ending: &mut dyn FnMut(),
 ) -> Result<(String, Ending)> {
     let watched = watch_with(
@@ -62,7 +63,7 @@ pub fn watch_settled(
             wait_for_exit,
             timeout,
             settle,
-            monitor,
+            senders,
             cut: None,
             marks: &[],
             cut_when_seen: false,
@@ -80,7 +81,8 @@ pub struct Watch<'a> {
     pub wait_for_exit: bool,
     pub timeout: Duration,
     pub settle: Duration,
-    pub monitor: Option<Monitor>,
+    /// The monitor and the console's input: each sends its steps as their lines appear.
+    pub senders: Vec<Monitor>,
     /// A power cut: once a cleaned console line matches the pattern, QEMU is killed this long
     /// after (ending [`Ending::PowerCut`]).
     pub cut: Option<(String, Duration)>,
@@ -107,7 +109,7 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
         wait_for_exit,
         timeout,
         settle,
-        mut monitor,
+        mut senders,
         cut,
         marks,
         cut_when_seen,
@@ -173,7 +175,7 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
                 break transcript::ending_of(&String::from_utf8_lossy(&raw));
             }
         }
-        let seen = match got || monitor.is_some() {
+        let seen = match got || !senders.is_empty() {
             true => transcript::clean(&String::from_utf8_lossy(&raw)),
             false => Vec::new(),
         };
@@ -189,8 +191,8 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
                 }
             }
         }
-        if let Some(monitor) = &mut monitor {
-            sent.extend(monitor.send_due(&seen));
+        for sender in &mut senders {
+            sent.extend(sender.send_due(&seen));
         }
         let all_seen = got
             && !expected.is_empty()
@@ -210,7 +212,7 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
     };
     let _ = reader.join();
     for line in sent {
-        raw.extend_from_slice(format!("\nqemu: monitor: {line}\n").as_bytes());
+        raw.extend_from_slice(format!("\nqemu: {line}\n").as_bytes());
     }
     let mut stderr = String::new();
     if let Some(mut err) = child.stderr.take() {
@@ -228,10 +230,13 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
     })
 }
 
-/// QEMU's human monitor on a unix socket, and the steps still to send.
+/// Where steps are sent, QEMU's human monitor on a unix socket or the console (QEMU's
+/// stdin, the serial port), and the steps still to send.
 pub struct Monitor {
-    stream: std::os::unix::net::UnixStream,
+    stream: Box<dyn std::io::Write + Send>,
     pending: std::collections::VecDeque<MonitorStep>,
+    /// `monitor` or `console`: what the transcript's `qemu: WHAT: TEXT` line says
+    what: &'static str,
 }
 
 impl Monitor {
@@ -258,9 +263,20 @@ impl Monitor {
             while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
         });
         Ok(Monitor {
-            stream,
+            stream: Box::new(stream),
             pending: steps.into(),
+            what: "monitor",
         })
+    }
+
+    /// Lines typed on the console: written to QEMU's stdin, which `-serial stdio` makes the
+    /// guest's serial port.
+    pub fn console(stdin: std::process::ChildStdin, steps: Vec<MonitorStep>) -> Monitor {
+        Monitor {
+            stream: Box::new(stdin),
+            pending: steps.into(),
+            what: "console",
+        }
     }
 
     /// Sends every step whose line has appeared in `seen` (in order: a step waits for the
@@ -277,11 +293,13 @@ impl Monitor {
             let ok = self
                 .stream
                 .write_all(format!("{command}\n").as_bytes())
+                .and_then(|()| self.stream.flush())
                 .is_ok();
+            let what = self.what;
             sent.push(if ok {
-                command
+                format!("{what}: {command}")
             } else {
-                format!("cannot send `{command}`")
+                format!("{what}: cannot send `{command}`")
             });
         }
         sent

@@ -95,8 +95,11 @@ pub struct Boot {
     pub dtb: Option<PathBuf>,
     /// attached as a virtio disk (raw), or the SD card of a Pi
     pub disk: Option<PathBuf>,
-    /// words added after `console=... panic=-1`
+    /// words added after `console=... panic=-1`, or after [`Boot::card_cmdline`]
     pub append: String,
+    /// a Pi card's own `cmdline.txt`, which then replaces `console=... panic=-1`: the
+    /// console is the card's (`raspi3b`: the mini UART, `ttyS1`, QEMU's second serial port)
+    pub card_cmdline: Option<String>,
     /// guest memory; 256 MiB when 0
     pub memory_mib: u32,
     /// more QEMU arguments, appended last
@@ -118,6 +121,7 @@ impl Boot {
             dtb: None,
             disk: None,
             append: String::new(),
+            card_cmdline: None,
             memory_mib: 256,
             extra_args: Vec::new(),
             monitor: None,
@@ -125,10 +129,15 @@ impl Boot {
         }
     }
 
-    /// The kernel command line: the serial console, `panic=-1` (a panic, e.g. init dying,
-    /// reboots at once, and `-no-reboot` turns that into QEMU exiting), then [`Boot::append`].
+    /// The kernel command line: the card's `cmdline.txt` when there is one, else the serial
+    /// console and `panic=-1` (a panic, e.g. init dying, reboots at once, and `-no-reboot`
+    /// turns that into QEMU exiting); then [`Boot::append`].
     pub fn cmdline(&self) -> String {
-        let mut line = format!("console={} panic=-1", self.arch.console());
+        let mut line = match &self.card_cmdline {
+            // cmdline.txt is one line; the firmware reads no more
+            Some(card) => card.lines().next().unwrap_or_default().trim().to_string(),
+            None => format!("console={} panic=-1", self.arch.console()),
+        };
         if !self.append.trim().is_empty() {
             line.push(' ');
             line += self.append.trim();
@@ -153,11 +162,23 @@ pub fn command(boot: &Boot, interactive: bool) -> Command {
         cmd.args(["-m", &memory.to_string()]);
     }
     cmd.arg("-no-reboot");
+    // raspi3b's first serial port, the PL011, drives Bluetooth in Debian's device tree: no
+    // /dev/ttyAMA0, typed input never arrives (DESIGN.md). The card's console is the mini
+    // UART on GPIO 14/15, ttyS1, QEMU's second serial port.
+    let second = boot.machine == Machine::Raspi3b;
     if interactive {
         // no NIC: no iPXE option ROM to load, as in the non-interactive boot
         cmd.args(["-nographic", "-nic", "none"]);
+        if second {
+            // `mon:` keeps QEMU's monitor and Ctrl-A X on this terminal
+            cmd.args(["-serial", "null", "-serial", "mon:stdio"]);
+        }
     } else {
-        cmd.args(["-nodefaults", "-display", "none", "-serial", "stdio"]);
+        cmd.args(["-nodefaults", "-display", "none"]);
+        if second {
+            cmd.args(["-serial", "null"]);
+        }
+        cmd.args(["-serial", "stdio"]);
         match &boot.monitor {
             // a test harness sends commands (device_add, ...) through it
             Some(socket) => cmd.arg("-monitor").arg(format!(
@@ -345,13 +366,27 @@ mod tests {
         assert!(boot.cmdline().starts_with("console=ttyAMA0 panic=-1"));
         boot.machine = Machine::Raspi3b;
         boot.dtb = Some(PathBuf::from("/b/bcm2837-rpi-3-b.dtb"));
+        boot.card_cmdline = Some("console=ttyS1,115200 panic=10\n".into());
         let a = args(&command(&boot, false)).join(" ");
+        // the card's console, the mini UART: QEMU's second serial port (the first, the PL011,
+        // drives Bluetooth and takes no input)
         assert!(
-            a.starts_with("-M raspi3b -accel tcg,thread=single -no-reboot"),
+            a.starts_with(
+                "-M raspi3b -accel tcg,thread=single -no-reboot -nodefaults -display none \
+                 -serial null -serial stdio -monitor none"
+            ),
             "{a}"
         );
         assert!(
-            a.contains("-dtb /b/bcm2837-rpi-3-b.dtb -append console=ttyAMA0"),
+            a.contains(
+                "-dtb /b/bcm2837-rpi-3-b.dtb -append console=ttyS1,115200 panic=10 \
+                 boxinit.loglevel=debug"
+            ),
+            "{a}"
+        );
+        let a = args(&command(&boot, true)).join(" ");
+        assert!(
+            a.contains("-nographic -nic none -serial null -serial mon:stdio"),
             "{a}"
         );
         assert!(

@@ -71,6 +71,8 @@ pub struct Prepared {
     pub disk: PathBuf,
     pub initramfs: Initramfs,
     pub image: Image,
+    /// a Pi card's `cmdline.txt`, the command line its boot starts from
+    pub card_cmdline: Option<String>,
 }
 
 impl Prepared {
@@ -81,6 +83,7 @@ impl Prepared {
         boot.dtb = self.dtb.clone();
         boot.disk = Some(self.disk.clone());
         boot.append = append.to_string();
+        boot.card_cmdline = self.card_cmdline.clone();
         boot
     }
 }
@@ -156,6 +159,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
         disk,
         initramfs,
         image,
+        card_cmdline: None,
     })
 }
 
@@ -207,6 +211,11 @@ pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared
             card.board.gzip_kernel
         );
     }
+    // the kernel starts with the card's cmdline.txt, as the firmware starts it: its console is
+    // the mini UART (ttyS1), the one that takes input under QEMU as on a Pi's GPIO pins
+    let cmdline_txt = made.dir.join("cmdline.txt");
+    let card_cmdline = std::fs::read_to_string(&cmdline_txt)
+        .with_context(|| format!("cannot read {}", cmdline_txt.display()))?;
     Ok(Prepared {
         arch: Arch::Aarch64,
         machine: Machine::Raspi3b,
@@ -216,5 +225,149 @@ pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared
         disk,
         initramfs: made.initramfs,
         image,
+        card_cmdline: Some(card_cmdline),
     })
+}
+
+/// A Raspberry Pi 3 bundle folder booted as it is on QEMU's `raspi3b`: the kernel and
+/// initramfs its `config.txt` names (`kernel=`, `initramfs`), the device tree
+/// `bcm2837-rpi-3-b.dtb` (or its `device_tree=`), its `cmdline.txt`, and an SD card image of
+/// the folder in `out_dir/card.img`. The firmware's part is not emulated: QEMU loads those
+/// files itself.
+pub fn prepare_card(dir: &Path, out_dir: &Path) -> Result<Boot> {
+    let mut boot = folder_boot(dir, out_dir)?;
+    let image = bundle::write_image(dir, &out_dir.join("card.img"), 0)?;
+    boot.disk = Some(image.path);
+    Ok(boot)
+}
+
+/// The boot a Pi bundle folder's `config.txt` and `cmdline.txt` describe, without a disk.
+fn folder_boot(dir: &Path, out_dir: &Path) -> Result<Boot> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .with_context(|| format!("{} is not a bundle folder: no {name}", dir.display()))
+    };
+    let config_txt = read("config.txt")?;
+    let cmdline = read("cmdline.txt")?;
+    let mut kernel = None;
+    let mut initramfs = None;
+    let mut dtb = "bcm2837-rpi-3-b.dtb".to_string();
+    for line in config_txt.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("kernel=") {
+            kernel = Some(name.trim().to_string());
+        } else if let Some(name) = line.strip_prefix("device_tree=") {
+            dtb = name.trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("initramfs ") {
+            initramfs = rest.split_whitespace().next().map(str::to_string);
+        }
+    }
+    let file = |name: Option<String>, what: &str| -> Result<PathBuf> {
+        let name = name.with_context(|| format!("{}/config.txt names no {what}", dir.display()))?;
+        let path = dir.join(&name);
+        anyhow::ensure!(path.is_file(), "{} has no {name} ({what})", dir.display());
+        Ok(path)
+    };
+    let kernel = file(kernel, "kernel")?;
+    let initrd = file(initramfs, "initramfs")?;
+    let dtb = file(Some(dtb), "device tree")?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let mut boot = Boot::new(Arch::Aarch64, &kernel, &initrd);
+    boot.machine = crate::qemu::machine::Machine::Raspi3b;
+    boot.dtb = Some(dtb);
+    boot.card_cmdline = Some(cmdline);
+    Ok(boot)
+}
+
+/// A Raspberry Pi 3 SD card image booted as it is on QEMU's `raspi3b` (`run --image`): the
+/// files [`prepare_card`] takes read from its FAT partition into `out_dir/image-files/`, the
+/// image itself the SD card (QEMU wants a power-of-two size; `bundle --image` makes one).
+pub fn prepare_image(image: &Path, out_dir: &Path) -> Result<Boot> {
+    let size = std::fs::metadata(image)
+        .with_context(|| format!("cannot read {}", image.display()))?
+        .len();
+    anyhow::ensure!(
+        size.is_power_of_two(),
+        "{} is {size} bytes: QEMU's SD card must be a power of two (`truncate -s 64M` it, or \
+         make it with `cargo xtask bundle --image`)",
+        image.display()
+    );
+    let files = out_dir.join("image-files");
+    let _ = std::fs::remove_dir_all(&files);
+    std::fs::create_dir_all(&files)
+        .with_context(|| format!("cannot create {}", files.display()))?;
+    let extract = |name: &str| -> Result<()> {
+        let bytes = crate::media::image::read_file(image, name)?
+            .with_context(|| format!("{} has no {name} on its FAT partition", image.display()))?;
+        std::fs::write(files.join(name), bytes)?;
+        Ok(())
+    };
+    extract("config.txt")?;
+    extract("cmdline.txt")?;
+    let config_txt = std::fs::read_to_string(files.join("config.txt"))?;
+    let mut names = crate::media::config_txt::files_named(&config_txt);
+    if !config_txt
+        .lines()
+        .any(|l| l.trim().starts_with("device_tree="))
+    {
+        names.push("bcm2837-rpi-3-b.dtb".to_string());
+    }
+    for name in names
+        .iter()
+        .filter(|n| !n.ends_with(".elf") && !n.ends_with(".dat"))
+    {
+        extract(name)?;
+    }
+    let mut boot = folder_boot(&files, out_dir)?;
+    boot.disk = Some(image.to_path_buf());
+    Ok(boot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_card_folder_boots_with_its_own_files() {
+        let dir = std::env::temp_dir().join(format!("xtask-card-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let put = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+        put(
+            "config.txt",
+            "arm_64bit=1\nkernel=kernel8.img\ninitramfs initramfs.cpio.gz followkernel\n",
+        );
+        put("kernel8.img", "k");
+        put("initramfs.cpio.gz", "i");
+        put("bcm2837-rpi-3-b.dtb", "d");
+        put("box", "b");
+        let out = dir.join("out");
+        // no cmdline.txt: not a bundle folder
+        let err = prepare_card(&dir, &out).unwrap_err().to_string();
+        assert!(err.contains("no cmdline.txt"), "{err}");
+        put(
+            "cmdline.txt",
+            "console=ttyS1,115200 panic=10 boxinit.boot=LABEL=MINE\n",
+        );
+        let boot = prepare_card(&dir, &out).unwrap();
+        assert_eq!(boot.kernel, dir.join("kernel8.img"));
+        assert_eq!(boot.initrd, dir.join("initramfs.cpio.gz"));
+        assert_eq!(boot.dtb, Some(dir.join("bcm2837-rpi-3-b.dtb")));
+        assert_eq!(
+            boot.cmdline(),
+            "console=ttyS1,115200 panic=10 boxinit.boot=LABEL=MINE"
+        );
+        let card = boot.disk.clone().unwrap();
+        assert!(card.is_file());
+        // the same card as an image: its files read back from the FAT partition
+        let from_image = prepare_image(&card, &out.join("again")).unwrap();
+        assert_eq!(
+            std::fs::read(&from_image.kernel).unwrap(),
+            b"k",
+            "{from_image:?}"
+        );
+        assert_eq!(from_image.cmdline(), boot.cmdline());
+        assert_eq!(from_image.disk, Some(card));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -120,7 +120,12 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         Some(r) => text.replace("{sntp_port}", &r.port.to_string()),
         None => text.to_string(),
     };
-    let mut base = prepared.boot(&port(&scenario.cmdline));
+    // a Pi card's cmdline.txt has `panic=10`: QEMU (`-no-reboot`) exits at a panic at once
+    let append = match prepared.card_cmdline {
+        Some(_) => format!("panic=-1 {}", port(&scenario.cmdline)),
+        None => port(&scenario.cmdline),
+    };
+    let mut base = prepared.boot(&append);
     base.extra_args.extend(
         scenario
             .qemu_args
@@ -176,15 +181,27 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             let _ = std::fs::remove_file(&socket);
             boot.monitor = Some(socket);
         }
-        let mut child = machine::command(&boot, false)
+        let mut command = machine::command(&boot, false);
+        let console_input = match n {
+            0 => scenario.console_input.clone(),
+            _ => Vec::new(),
+        };
+        if !console_input.is_empty() {
+            // what is typed on the console: QEMU's stdin is the serial port (-serial stdio)
+            command.stdin(Stdio::piped());
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot run {}", arch.qemu_binary()))?;
-        let monitor = match &boot.monitor {
-            Some(socket) => Some(Monitor::connect(socket, monitor_steps)?),
-            None => None,
-        };
+        let mut senders = Vec::new();
+        if let Some(socket) = &boot.monitor {
+            senders.push(Monitor::connect(socket, monitor_steps)?);
+        }
+        if let Some(stdin) = child.stdin.take() {
+            senders.push(Monitor::console(stdin, console_input));
+        }
         let cut = expected.last().and_then(|l| Ending::named(l)) == Some(Ending::PowerCut);
         let watched = console::watch_with(
             &mut child,
@@ -193,7 +210,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
                 wait_for_exit: !cut && (update || transcript::expects_ending(expected)),
                 timeout: DEFAULT_TIMEOUT,
                 settle: SETTLE,
-                monitor,
+                senders,
                 cut: None,
                 marks: if n == 0 { &marks } else { &[] },
                 cut_when_seen: cut,

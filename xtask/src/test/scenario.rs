@@ -34,6 +34,8 @@ pub struct Scenario {
     pub disks: Vec<ExtraDisk>,
     /// Monitor commands to send once a console line appears (`monitor`), in order.
     pub monitor: Vec<MonitorStep>,
+    /// Lines typed on the console once a console line appears (`console-input`), in order.
+    pub console_input: Vec<MonitorStep>,
     /// What to pack with `--modules` (`modules`); empty: auto.
     pub modules: Vec<String>,
     /// The machine to boot (`board`: `pc`, `virt`, `raspi3b`); None: `cargo xtask test`'s arch.
@@ -155,6 +157,8 @@ impl Scenario {
             parse_within(&read("within")).with_context(|| format!("{}/within", dir.display()))?;
         let monitor = parse_monitor(&read("monitor"))
             .with_context(|| format!("{}/monitor", dir.display()))?;
+        let console_input = parse_monitor(&read("console-input"))
+            .with_context(|| format!("{}/console-input", dir.display()))?;
         let modules = data_lines(&read("modules"))
             .flat_map(|l| l.split(|c: char| c == ',' || c.is_whitespace()))
             .filter(|m| !m.is_empty())
@@ -200,6 +204,7 @@ impl Scenario {
             hung_disks,
             within,
             monitor,
+            console_input,
             modules,
             machine,
             host_card: dir.join("host-card").exists(),
@@ -335,7 +340,7 @@ fn parse_monitor(text: &str) -> Result<Vec<MonitorStep>> {
                     command: command.trim().to_string(),
                 })
             }
-            _ => bail!("expected `CONSOLE LINE PATTERN => MONITOR COMMAND`, found `{line}`"),
+            _ => bail!("expected `CONSOLE LINE PATTERN => COMMAND OR TEXT`, found `{line}`"),
         })
         .collect()
 }

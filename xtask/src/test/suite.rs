@@ -51,8 +51,11 @@ pub fn run(opts: &Options) -> Result<()> {
         unit_tests()?;
     }
     // Build and fetch once, before the first scenario, so their progress lines come first.
+    let update_readme = std::env::var_os("UPDATE_README").is_some_and(|v| v == "1");
     for (arch, kernel) in &targets {
-        crate::pack::binaries::built(*arch)?;
+        let built = crate::pack::binaries::built(*arch)?;
+        // README's size of /init against this build: it cannot go stale
+        crate::test::readme_size::check(*arch, &built.init, update_readme)?;
         let context = crate::pack::context::context(*arch, kernel)?;
         // The alias index against the linear scan on every device of the coldplug benchmark.
         let scale = crate::bench::coldplug_scale::setup(*arch, &context.index);

@@ -35,9 +35,39 @@ pub fn check(path: &Path, place: Place) -> Result<Config> {
     Ok(config)
 }
 
+/// `cargo xtask check FILE`: `boxinit check` on this machine, through the init's own
+/// [`boxinit::config::check_file`]: each error on stderr as the init logs it (file:line:column),
+/// or `FILE: ok` on stdout. Whether the file is valid.
+pub fn report(path: &Path, place: Place) -> Result<bool> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the config {}", path.display()))?;
+    let name = path.display().to_string();
+    let errors = boxinit::config::check_file(&name, bytes, place);
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if errors.is_empty() {
+        println!("{name}: ok");
+    }
+    Ok(errors.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xtask_check_reports_as_boxinit_check() {
+        let dir = std::env::temp_dir().join(format!("xtask-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("init.toml");
+        std::fs::write(&file, "[network]\ndhcp = [\"eth0\"]\n").unwrap();
+        assert!(report(&file, Place::BootPartition).unwrap());
+        std::fs::write(&file, "[network]\ndhcp = \"eth0\"\n").unwrap();
+        assert!(!report(&file, Place::BootPartition).unwrap());
+        assert!(report(&dir.join("missing.toml"), Place::BootPartition).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn errors_fail_the_command_valid_files_pass() {
