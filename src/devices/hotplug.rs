@@ -344,17 +344,7 @@ impl Hotplug {
             self.deferred.extend(rest);
             modules = first;
         }
-        if modules.is_empty() {
-            return Summary::default();
-        }
-        let summary = loader.load(sys, &modules);
-        log::info!(
-            "hotplug: {what} needs {}: {} loaded, {} failed",
-            modules.join(" "),
-            summary.loaded,
-            summary.failed
-        );
-        summary
+        load_thread::load_for(loader, sys, &modules, what)
     }
 
     /// A new device's modalias once the box runs: to the loader thread (or loaded here when

@@ -190,10 +190,15 @@ pub fn device(loader: &Loader, sys: &mut dyn Sys, alias: &str, what: &str) -> Su
         loader.root(),
         coldplug::modules_for(&loader.index, [alias.to_string()].iter()),
     );
+    load_for(loader, sys, &modules, what)
+}
+
+/// `modules` (those a new device `what` needs) loaded, with one line when there were any.
+pub fn load_for(loader: &Loader, sys: &mut dyn Sys, modules: &[String], what: &str) -> Summary {
     if modules.is_empty() {
         return Summary::default();
     }
-    let summary = loader.load(sys, &modules);
+    let summary = loader.load(sys, modules);
     log::info!(
         "hotplug: {what} needs {}: {} loaded, {} failed",
         modules.join(" "),
