@@ -23,6 +23,9 @@ use crate::sys::Sys;
 pub const CONFIG: &str = "init.toml";
 /// What the box reads to learn how the previous boot ended.
 pub const PREVIOUS_BOOT: &str = "run/boxinit/previous-boot.txt";
+/// boxinit's own mount of the card, in a folder only root may enter: a write window
+/// remounts it read-write, never `/boot`, so the box never sees the card writable.
+pub const PRIVATE_MOUNT: &str = "run/boxinit/private/card";
 
 /// This boot's trial: which files run new, and their digests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,7 +106,11 @@ pub fn safe_config(mut cfg: Config) -> Config {
 
 /// The card mounted at `dir` and what boxinit keeps on it.
 pub struct Card {
+    /// Where the card is mounted (`/boot`): what is read, and where the box runs from.
     pub(crate) dir: PathBuf,
+    /// boxinit's own bind mount of it ([`PRIVATE_MOUNT`]), where a window writes when the
+    /// card is read-only; None when it could not be made (the windows remount `dir`).
+    pub(crate) private: Option<PathBuf>,
     /// Where `/run` and `/sys` are (`/`; a temp dir in tests).
     pub(crate) root: PathBuf,
     /// The card is mounted read-only: each write window remounts it.
@@ -147,6 +154,7 @@ impl Card {
         };
         let mut card = Card {
             dir: dir.to_path_buf(),
+            private: private_mount(sys, dir, root),
             root: root.to_path_buf(),
             read_only,
             state,
@@ -561,7 +569,13 @@ impl Card {
         if self.unwritable {
             return false;
         }
-        let mut w = match Window::open(sys, &self.dir, self.read_only, purpose) {
+        // A read-write `/boot` (`[boot] read_only = false`) is written as it is; the private
+        // mount keeps the read-only flag it was made with.
+        let at = match (&self.private, self.read_only) {
+            (Some(private), true) => private.clone(),
+            _ => self.dir.clone(),
+        };
+        let mut w = match Window::open(sys, &at, self.read_only, purpose) {
             Ok(w) => w,
             Err(e) => {
                 log::error!("card: cannot make {} writable ({e}): boxinit keeps no state, trial or report on it this boot (a write-protected card?)", self.dir.display());
@@ -588,6 +602,37 @@ impl Card {
     }
 }
 
+/// Bind-mounts the card at `dir` on `root`'s [`PRIVATE_MOUNT`]. A bind mount shares the
+/// card's superblock but has its own read-only flag: a window's remount of this mount makes
+/// the superblock writable and this mount writable, while `/boot` keeps its read-only flag.
+/// None (said in the debug log) when it cannot be made.
+fn private_mount(sys: &mut dyn Sys, dir: &Path, root: &Path) -> Option<PathBuf> {
+    let target = root.join(PRIVATE_MOUNT);
+    let folder = target.parent()?;
+    let run = folder.parent()?;
+    let made = [(run, 0o755), (folder, 0o700), (&target, 0o700)]
+        .into_iter()
+        .try_for_each(|(d, mode)| match sys.mkdir(d, mode) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        })
+        .and_then(|()| {
+            let source = dir.to_string_lossy();
+            sys.mount(&source, &target, "", crate::sys::MountFlags::BIND, "")
+        });
+    match made {
+        Ok(()) => Some(target),
+        Err(e) => {
+            log::warn!(
+                "card: no private mount at {} ({e}); write windows remount {} itself, so the box sees it writable while they last",
+                target.display(),
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
 /// The files a recorded trial tried, with the digests and what is on the card.
 fn trial_files<'a>(
     t: &'a Trial,
@@ -607,7 +652,7 @@ fn trial_files<'a>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::sys::recorder::Recorder;
+    use crate::sys::recorder::{Call, Recorder};
 
     /// A card in a temp dir (`boot/`) with these files, and a root for `/run`.
     pub(crate) fn card_with(tag: &str, files: &[(&str, &[u8])]) -> (PathBuf, PathBuf) {
@@ -623,6 +668,31 @@ pub(crate) mod tests {
             std::fs::write(dir.join(name), bytes).unwrap();
         }
         (dir, root)
+    }
+
+    /// A transcript with the card's paths (`/boot` and boxinit's private mount of it, made by
+    /// `card_with`'s layout) as `B`, without the private mount's making (its own test sees it).
+    pub(crate) fn short(rec: &Recorder, dir: &Path) -> String {
+        let private = dir.with_file_name("root").join(PRIVATE_MOUNT);
+        let folder = private.parent().unwrap_or(&private).display().to_string();
+        let run = private.parent().and_then(Path::parent);
+        let run = run.unwrap_or(&private).display().to_string();
+        let private = private.display().to_string();
+        let made = |l: &str| {
+            l == format!("mkdir({run}, 755)")
+                || l == format!("mkdir({folder}, 700)")
+                || l == format!("mkdir({private}, 700)")
+                || (l.starts_with("mount(") && l.contains(&format!(", {private}, ")))
+        };
+        rec.transcript()
+            .lines()
+            .filter(|l| !made(l))
+            .map(|l| {
+                l.replace(&private, "B")
+                    .replace(&dir.display().to_string(), "B")
+                    + "\n"
+            })
+            .collect()
     }
 
     pub(crate) fn with_state(state: &State) -> Vec<u8> {
@@ -704,7 +774,7 @@ pub(crate) mod tests {
         );
         let mut rec = Recorder::new();
         let card = Card::open(&mut rec, &dir, true, &root);
-        let t = rec.transcript().replace(&dir.display().to_string(), "B");
+        let t = short(&rec, &dir);
         assert!(
             t.contains(
                 "renameat2(B/box.new, B/box.failed, NoReplace)\nfsync(B)\ncreate(B/box.failed.txt,"
@@ -727,7 +797,7 @@ pub(crate) mod tests {
         );
         let mut rec = Recorder::new();
         Card::open(&mut rec, &dir, false, &root);
-        let t = rec.transcript().replace(&dir.display().to_string(), "B");
+        let t = short(&rec, &dir);
         assert!(t.starts_with("renameat2(B/box.new, B/box, Exchange)\nfsync(B)\nrenameat2(B/box.new, B/box.previous, NoReplace)\n"), "{t}");
     }
 
@@ -746,7 +816,7 @@ pub(crate) mod tests {
         card.try_box(&Config::default());
         assert!(card.trial.is_none(), "a cut script is not tried");
         card.begin(&mut rec);
-        let t = rec.transcript().replace(&dir.display().to_string(), "B");
+        let t = short(&rec, &dir);
         assert!(
             t.contains("renameat2(B/box.new, B/box.failed, NoReplace)"),
             "{t}"
@@ -800,10 +870,10 @@ pub(crate) mod tests {
         card.configure(&Config::default(), true);
         card.begin(&mut rec);
         // nothing to try: the record waits for the box to run (the loop's first turn)
-        assert_eq!(rec.transcript(), "");
+        assert_eq!(short(&rec, &dir), "");
         use crate::supervision::event_loop::{Beats, Judge};
         card.tick(&mut rec, Instant::now(), None, Beats::default());
-        let t = rec.transcript().replace(&dir.display().to_string(), "B");
+        let t = short(&rec, &dir);
         assert!(t.contains("mkdir(B/boxinit, 755)"), "{t}");
         for n in 1..=4 {
             assert!(
@@ -821,7 +891,7 @@ pub(crate) mod tests {
         let mut card = Card::open(&mut rec, &dir, true, &root);
         card.configure(&cfg, true);
         card.begin(&mut rec);
-        assert_eq!(rec.transcript(), "");
+        assert_eq!(short(&rec, &dir), "");
     }
 
     #[test]
@@ -839,5 +909,58 @@ pub(crate) mod tests {
         }
         assert_eq!(safe.system.rescue, RescueAction::Wait);
         assert_eq!(safe.watchdog.heartbeat, None);
+    }
+
+    #[test]
+    fn windows_write_through_boxinits_own_mount_never_boot() {
+        let (dir, root) = card_with("private", &[]);
+        let mut rec = Recorder::new();
+        let mut card = Card::open(&mut rec, &dir, true, &root);
+        card.configure(&Config::default(), true);
+        let private = root.join(PRIVATE_MOUNT);
+        let t = rec.transcript();
+        assert!(
+            t.contains(&format!(
+                "mkdir({}, 755)\nmkdir({}, 700)\nmkdir({}, 700)\nmount({}, {}, , MountFlags(BIND), \"\")",
+                private.parent().unwrap().parent().unwrap().display(),
+                private.parent().unwrap().display(),
+                private.display(),
+                dir.display(),
+                private.display()
+            )),
+            "{t}"
+        );
+        let mut rec = Recorder::new();
+        assert!(card.window(&mut rec, "test", |w, _| w
+            .overwrite("boxinit/state.txt", b"x")));
+        let t = rec.transcript();
+        let boot = format!("({},", dir.display());
+        assert!(
+            !t.contains(&boot),
+            "/boot itself is never remounted or written: {t}"
+        );
+        assert!(
+            t.starts_with(&format!("remount({},", private.display())),
+            "{t}"
+        );
+        // a card boxinit could not mount privately: the windows remount /boot itself
+        let mut rec = Recorder::new();
+        rec.fail_when(|c| matches!(c, Call::Mount { .. }), 1);
+        let mut card = Card::open(&mut rec, &dir, true, &root);
+        card.configure(&Config::default(), true);
+        let mut rec = Recorder::new();
+        assert!(card.window(&mut rec, "test", |w, _| w
+            .overwrite("boxinit/state.txt", b"x")));
+        assert!(rec
+            .transcript()
+            .starts_with(&format!("remount({},", dir.display())));
+        // a read-write /boot ([boot] read_only = false) is written as it is, not remounted
+        card.configure(&Config::default(), false);
+        let mut rec = Recorder::new();
+        assert!(card.window(&mut rec, "test", |w, _| w
+            .overwrite("boxinit/state.txt", b"x")));
+        assert!(rec
+            .transcript()
+            .starts_with(&format!("overwrite({}/", dir.display())));
     }
 }
