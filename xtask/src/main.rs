@@ -576,6 +576,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 no_net: false,
                 hand_made: false,
                 flavor: flavor(small),
+                rebundle: None,
             };
             let code = match card.or(image) {
                 Some(dir) => xtask::qemu::run::run_card(&dir, machine, &append, &network)?,
