@@ -68,7 +68,8 @@ const MAX_ERRORS: usize = 32;
 /// carry the key's path; `to_config_error` finds its line and column in the text), then the
 /// keys its place forbids and the values that cannot work. Every error of the file, in the
 /// order of its lines: a schema error's key is taken out and the rest deserialized again, so
-/// that one run of `boxinit check` shows them all (a syntax error stops at the first).
+/// that one run of `boxinit check` shows them all. Syntax errors too, as far as toml's parser
+/// recovers ([`syntax_errors`]); the schema is then not checked (the text is not a table).
 ///
 /// The schema is deserialized from tables only, never straight from text: each serde
 /// deserializer instantiates all of the schema's code again, and the second one cost the
@@ -76,7 +77,7 @@ const MAX_ERRORS: usize = 32;
 fn validate_text(name: &str, text: &str, place: Place) -> Result<toml::Table, Vec<ConfigError>> {
     let table = text
         .parse::<toml::Table>()
-        .map_err(|e| vec![to_config_error(name, Some(text), &e)])?;
+        .map_err(|e| syntax_errors(name, text, &e))?;
     let mut errors = Vec::new();
     let mut rest = table.clone();
     let config = loop {
@@ -122,6 +123,25 @@ fn validate_text(name: &str, text: &str, place: Place) -> Result<toml::Table, Ve
     // in the order of the file's lines; an error without a place last
     errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(0)));
     Err(errors)
+}
+
+/// Every syntax error of `text`: toml's parser goes on after an error (it skips to the next
+/// line, key or table it can read) and reports each, one a line here, in line order, at most
+/// [`MAX_ERRORS`]; `first` when it reports none.
+fn syntax_errors(name: &str, text: &str, first: &toml::de::Error) -> Vec<ConfigError> {
+    let (_, found) = toml::de::DeTable::parse_recoverable(text);
+    let mut errors: Vec<ConfigError> = found
+        .iter()
+        .map(|e| to_config_error(name, Some(text), e))
+        .collect();
+    errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(0)));
+    // what one mistake makes the parser say again further along its line is left out
+    errors.dedup_by_key(|e| e.line);
+    errors.truncate(MAX_ERRORS);
+    if errors.is_empty() {
+        errors.push(to_config_error(name, Some(text), first));
+    }
+    errors
 }
 
 /// A file over [`MAX_FILE_BYTES`] (readers stop one byte past it, so its size is unknown).

@@ -60,6 +60,41 @@ pub fn header(file: &[u8]) -> Option<Header> {
     })
 }
 
+/// The smallest 64-bit little-endian ELF file the checks read: the header for `machine`, and
+/// with `loader` one `PT_INTERP` program header naming it (a dynamically linked program's
+/// loader). Not a program that runs; the one fixture of the init's box check tests
+/// (`supervision::runnable`) and xtask's (`pack/box_check.rs`), so both check the same bytes.
+pub fn minimal(machine: u16, loader: Option<&str>) -> Vec<u8> {
+    let (phoff, phentsize, phnum) = match loader {
+        Some(_) => (64u64, 56u16, 1u16),
+        None => (0, 0, 0),
+    };
+    let mut file = Vec::with_capacity(128);
+    file.extend_from_slice(b"\x7fELF");
+    file.extend_from_slice(&[CLASS_64, LITTLE_ENDIAN]);
+    file.resize(18, 0); // the rest of e_ident, e_type
+    file.extend_from_slice(&machine.to_le_bytes());
+    file.resize(32, 0); // e_version, e_entry
+    file.extend_from_slice(&phoff.to_le_bytes());
+    file.resize(54, 0); // e_shoff, e_flags, e_ehsize
+    file.extend_from_slice(&phentsize.to_le_bytes());
+    file.extend_from_slice(&phnum.to_le_bytes());
+    file.resize(64, 0);
+    if let Some(loader) = loader {
+        // p_type, p_flags; p_offset: the name after this header; p_vaddr, p_paddr; p_filesz
+        file.extend_from_slice(&PT_INTERP.to_le_bytes());
+        file.resize(72, 0);
+        file.extend_from_slice(&120u64.to_le_bytes());
+        file.resize(96, 0);
+        let size = u64::try_from(loader.len()).unwrap_or(0).saturating_add(1);
+        file.extend_from_slice(&size.to_le_bytes());
+        file.resize(120, 0);
+        file.extend_from_slice(loader.as_bytes());
+        file.push(0);
+    }
+    file
+}
+
 /// A 64-bit little-endian ELF file's bytes, read field by field.
 struct Elf64<'a> {
     file: &'a [u8],

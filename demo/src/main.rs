@@ -42,6 +42,10 @@ const ZOMBIE_PARENT_FLAG: &str = "--zombie-parent";
 const ZOMBIE_CHILD_FLAG: &str = "--exit-at-once";
 /// How long `reap=N` waits for PID 1 to reap the zombies it was handed.
 const REAP_WAIT: Duration = Duration::from_secs(10);
+/// How long the kernel's log must stay quiet before the prompt is printed.
+const QUIET: Duration = Duration::from_millis(1000);
+/// The longest the prompt waits for that.
+const QUIET_LIMIT: Duration = Duration::from_secs(10);
 
 /// Prints one line, `demo: ` and the formatted text, and flushes it.
 macro_rules! say {
@@ -679,6 +683,7 @@ fn describe_file(path: &std::path::Path) {
 
 /// `interactive`: runs the words typed on stdin, one a line, until EOF.
 fn interactive() -> ! {
+    wait_for_quiet_console();
     say!("type help, or poweroff to end");
     let stdin = io::stdin();
     // A terminal (the serial console) echoes what is typed; a pipe does not,
@@ -713,6 +718,48 @@ fn interactive() -> ! {
     let _ = io::stdout().write_all(b"\n");
     say!("end of input; waiting for init to stop us");
     sleep_forever();
+}
+
+/// Waits until the kernel's log has had no new record for [`QUIET`] (at most
+/// [`QUIET_LIMIT`]): boxinit's lines and the kernel's share the console and are printed as
+/// they are logged, so the prompt, printed after them, stays the console's last line. A box
+/// that cannot read `/dev/kmsg` (not root) does not wait.
+fn wait_for_quiet_console() {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::fs::{open, seek, Mode, OFlags, SeekFrom};
+    let Ok(kmsg) = open(
+        "/dev/kmsg",
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    // what was logged before now is on the console already
+    let _ = seek(&kmsg, SeekFrom::End(0));
+    let deadline = Instant::now() + QUIET_LIMIT;
+    let mut record = vec![0u8; 8192];
+    loop {
+        let wait = QUIET.min(deadline.saturating_duration_since(Instant::now()));
+        let timeout = Timespec::try_from(wait).ok();
+        let mut fds = [PollFd::new(&kmsg, PollFlags::IN)];
+        match poll(&mut fds, timeout.as_ref()) {
+            // quiet for QUIET
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        // read what came (a record a read; EPIPE: records overwritten, read on; EAGAIN: done)
+        loop {
+            match rustix::io::read(&kmsg, &mut record) {
+                Ok(0) => return,
+                Ok(_) | Err(rustix::io::Errno::PIPE) => {}
+                Err(_) => break,
+            }
+        }
+        if Instant::now() >= deadline {
+            return;
+        }
+    }
 }
 
 /// Sleeps until a signal ends the process.

@@ -739,3 +739,26 @@ fn every_error_of_a_file_in_line_order() {
     assert_eq!(loaded, errors);
     assert!(config.network.dhcp.is_empty());
 }
+
+/// Syntax errors too, each of them (toml's parser recovers after one), in line order: one run
+/// of `boxinit check` shows every mistake of a hand-edited file (issue 18).
+#[test]
+fn every_syntax_error_of_a_file() {
+    let text = "[box]\nargs = [\"a\" \"b\"]\nrestart = always\n\n[network\ndhcp = [\"eth0\"]\n\
+                [shutdown]\ngrace = \"5s\n";
+    let errors = check_file(
+        "/boot/init.toml",
+        text.as_bytes().to_vec(),
+        Place::BootPartition,
+    );
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "/boot/init.toml:2:13: missing comma between array elements, expected `,`",
+            "/boot/init.toml:3:11: string values must be quoted, expected literal string",
+            "/boot/init.toml:5:9: unclosed table, expected `]`",
+            "/boot/init.toml:8:12: invalid basic string, expected `\"`",
+        ]
+    );
+}

@@ -242,6 +242,7 @@ fn read_start(path: &Path) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::elf::minimal as elf;
     use std::path::PathBuf;
 
     /// Where a test puts its files.
@@ -263,29 +264,6 @@ mod tests {
     fn write(path: &Path, bytes: &[u8], mode: u32) {
         std::fs::write(path, bytes).unwrap();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-
-    /// A minimal 64-bit little-endian ELF header for `machine`, with a `PT_INTERP` naming
-    /// `loader` when given.
-    fn elf(machine: u16, loader: Option<&str>) -> Vec<u8> {
-        let mut f = vec![0u8; 64];
-        f[..4].copy_from_slice(b"\x7fELF");
-        f[4] = 2;
-        f[5] = 1;
-        f[18..20].copy_from_slice(&machine.to_le_bytes());
-        if let Some(loader) = loader {
-            f[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
-            f[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
-            f[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
-            let mut ph = vec![0u8; 56];
-            ph[..4].copy_from_slice(&3u32.to_le_bytes());
-            ph[8..16].copy_from_slice(&120u64.to_le_bytes());
-            ph[32..40].copy_from_slice(&(loader.len() as u64 + 1).to_le_bytes());
-            f.extend(ph);
-            f.extend(loader.as_bytes());
-            f.push(0);
-        }
-        f
     }
 
     #[test]

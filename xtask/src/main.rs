@@ -110,6 +110,11 @@ enum Task {
         /// panic = "immediate-abort" (needs `rustup toolchain install nightly --component rust-src`)
         #[arg(long)]
         small: bool,
+        /// The initramfs the disk boots with: the box's loader or script interpreter is
+        /// looked for there, as boxinit will (default: what `cargo xtask initramfs` packs,
+        /// which has no loader and no shell)
+        #[arg(long, value_name = "FILE")]
+        initramfs: Option<PathBuf>,
     },
     /// Build everything into target/run/ and boot it in QEMU, the serial console on this
     /// terminal (quit with Ctrl-A X)
@@ -427,6 +432,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             arch,
             gpt,
             small,
+            initramfs,
         } => {
             if let Some(config) = &disk.config {
                 xtask::tools::config::check(config, Place::BootPartition)?;
@@ -435,8 +441,8 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 Some(path) => path,
                 None => binary::build_as(arch, flavor(small))?.demo_box,
             };
-            // no initramfs here: the box's architecture (--arch) and format only
-            xtask::pack::box_check::check(&box_path, arch, None)?;
+            // as boxinit will check it, against the initramfs the disk boots with
+            xtask::pack::box_check::check_for_image(&box_path, arch, initramfs.as_deref())?;
             let made = image::make(
                 &out,
                 &image::ImageOptions {
@@ -570,6 +576,7 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 no_net: false,
                 hand_made: false,
                 flavor: flavor(small),
+                rebundle: None,
             };
             let code = match card.or(image) {
                 Some(dir) => xtask::qemu::run::run_card(&dir, machine, &append, &network)?,

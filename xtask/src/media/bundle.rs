@@ -106,6 +106,9 @@ pub struct Bundle {
     /// every file written into the folder, relative to it
     pub files: Vec<String>,
     pub image: Option<Image>,
+    /// what bundling again into the folder did, as said to the user: the files kept (edited
+    /// since the last bundle), those removed (an earlier bundle's, not this one's)
+    pub notes: Vec<String>,
 }
 
 impl Bundle {
@@ -307,14 +310,15 @@ pub fn make(opts: &Options) -> Result<Bundle> {
     }
 
     // the user's files back as they were, and said so
+    let mut notes = Vec::new();
     for (name, bytes) in &saved {
         std::fs::write(dir.join(name), bytes)
             .with_context(|| format!("cannot put {} back", dir.join(name).display()))?;
-        progress!(
+        notes.push(format!(
             "kept {}: edited since the last bundle (or no bundle's); delete it, or name it \
              (--box, --config), to get this bundle's",
             display_path(&dir.join(name))
-        );
+        ));
     }
     let stale = bundle_manifest::stale(dir, &last, &files);
     for name in &stale {
@@ -322,12 +326,15 @@ pub fn make(opts: &Options) -> Result<Bundle> {
             .with_context(|| format!("cannot remove {}", dir.join(name).display()))?;
     }
     if !stale.is_empty() {
-        progress!(
+        notes.push(format!(
             "removed {} file(s) an earlier bundle wrote that this one does not (another \
              board's or setting's): {}",
             stale.len(),
             stale.join(" ")
-        );
+        ));
+    }
+    for note in &notes {
+        progress!("{note}");
     }
     let record = Manifest {
         files: files
@@ -344,6 +351,8 @@ pub fn make(opts: &Options) -> Result<Bundle> {
             missing.join(", ")
         );
     }
+    // the last bundle's record (read above) is the folder's, not the card's: not in the image
+    let _ = std::fs::remove_file(dir.join(MANIFEST));
     let image = match &opts.image {
         Some(path) => Some(write_image(dir, path, opts.size_mib)?),
         None => None,
@@ -360,6 +369,7 @@ pub fn make(opts: &Options) -> Result<Bundle> {
         initramfs,
         files,
         image,
+        notes,
     })
 }
 

@@ -125,6 +125,22 @@ pub fn check(box_path: &Path, arch: Arch, initramfs: Option<&Contents>) -> Resul
     Ok(())
 }
 
+/// `image`'s check: the box against the initramfs the disk boots with (`--initramfs`), or,
+/// none given, against what `cargo xtask initramfs` packs, which has no loader and no shell:
+/// a dynamically linked box or a `#!/bin/sh` script is refused then, as boxinit would refuse
+/// it at boot, with the way to name another initramfs.
+pub fn check_for_image(box_path: &Path, arch: Arch, initramfs: Option<&Path>) -> Result<()> {
+    match initramfs {
+        Some(path) => check(box_path, arch, Some(&Contents::read(path)?)),
+        None => check(box_path, arch, Some(&Contents::of(Vec::new()))).map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#}\n  (checked against the initramfs `cargo xtask initramfs` makes, which has \
+                 no loader and no shell; booting with another? name it: --initramfs FILE)"
+            )
+        }),
+    }
+}
+
 /// [`runnable::check_contents`] against the initramfs: the loader and a script's
 /// interpreter looked for there; an interpreter on the card itself (`/boot/...`) is not
 /// checked.
@@ -168,6 +184,7 @@ fn read_start(path: &Path) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::tools::cpio::Entry;
+    use boxinit::elf::minimal as elf;
 
     fn entry(name: &str, mode: u32, data: &[u8]) -> Entry {
         Entry {
@@ -181,28 +198,6 @@ mod tests {
             rdev: (0, 0),
             data: data.to_vec(),
         }
-    }
-
-    /// A 64-bit little-endian ELF header for `machine`, with a `PT_INTERP` naming `loader`.
-    fn elf(machine: u16, loader: Option<&str>) -> Vec<u8> {
-        let mut f = vec![0u8; 64];
-        f[..4].copy_from_slice(b"\x7fELF");
-        f[4] = 2;
-        f[5] = 1;
-        f[18..20].copy_from_slice(&machine.to_le_bytes());
-        if let Some(loader) = loader {
-            f[32..40].copy_from_slice(&64u64.to_le_bytes());
-            f[54..56].copy_from_slice(&56u16.to_le_bytes());
-            f[56..58].copy_from_slice(&1u16.to_le_bytes());
-            let mut ph = vec![0u8; 56];
-            ph[..4].copy_from_slice(&3u32.to_le_bytes());
-            ph[8..16].copy_from_slice(&120u64.to_le_bytes());
-            ph[32..40].copy_from_slice(&(loader.len() as u64 + 1).to_le_bytes());
-            f.extend(ph);
-            f.extend(loader.as_bytes());
-            f.push(0);
-        }
-        f
     }
 
     #[test]
@@ -265,6 +260,42 @@ mod tests {
         // the host's /bin/ls, dynamically linked x86_64, on a Pi's card: refused
         let ls = std::fs::read("/bin/ls").unwrap();
         assert!(check(&ls, c).unwrap_err().contains("x86_64"));
+    }
+
+    #[test]
+    fn image_checks_the_loader_against_the_initramfs_it_boots_with() {
+        let dir = std::env::temp_dir().join(format!("xtask-image-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (box_path, initramfs) = (dir.join("box"), dir.join("initramfs.cpio.gz"));
+        std::fs::write(&box_path, elf(62, Some("/lib/ld-musl-x86_64.so.1"))).unwrap();
+        // none named: xtask's initramfs has no loader, so boxinit would refuse the box
+        let e = format!(
+            "{:#}",
+            check_for_image(&box_path, Arch::X86_64, None).unwrap_err()
+        );
+        assert!(e.contains("dynamically linked and needs /lib/ld-musl-x86_64.so.1, which is not in the initramfs"), "{e}");
+        assert!(e.contains("--initramfs FILE"), "{e}");
+        // an initramfs with the loader: accepted; without: refused with the init's words
+        let pack = |with_loader: bool| {
+            let mut cpio = crate::tools::cpio::Writer::new(Vec::new());
+            cpio.file("init", 0o100755, &elf(62, None)).unwrap();
+            if with_loader {
+                cpio.file("lib/ld-musl-x86_64.so.1", 0o100755, &elf(62, None))
+                    .unwrap();
+            }
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &cpio.finish().unwrap()).unwrap();
+            std::fs::write(&initramfs, gz.finish().unwrap()).unwrap();
+        };
+        pack(true);
+        check_for_image(&box_path, Arch::X86_64, Some(&initramfs)).unwrap();
+        pack(false);
+        let e = format!(
+            "{:#}",
+            check_for_image(&box_path, Arch::X86_64, Some(&initramfs)).unwrap_err()
+        );
+        assert!(e.contains("cannot start box /boot/box"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Reading a QEMU boot's console: until every expected line has been seen (QEMU is then
 //! stopped), QEMU exits, or the time is up; and what is sent when a console line appears:
-//! commands to QEMU's human monitor, lines typed on the console (QEMU's stdin). Cleaning and matching the lines is `qemu/transcript.rs`'s; what a
-//! scenario expects, the harness's.
+//! commands to QEMU's human monitor, lines typed on the console (QEMU's stdin), an HTTP
+//! request from the host to a port QEMU forwards into the guest. Cleaning and matching the
+//! lines is `qemu/transcript.rs`'s; what a scenario expects, the harness's.
 
 use std::io::Read;
 use std::path::Path;
@@ -175,10 +176,13 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
                 break transcript::ending_of(&String::from_utf8_lossy(&raw));
             }
         }
-        let seen = match got || !senders.is_empty() {
+        let mut seen = match got || !senders.is_empty() {
             true => transcript::clean(&String::from_utf8_lossy(&raw)),
             false => Vec::new(),
         };
+        // what was sent counts as seen (`qemu: console: TEXT`, `qemu: forward 80: ANSWER`):
+        // a step may wait for the answer of another, and the scenario may end on one
+        seen.extend(sent.iter().map(|s| format!("qemu: {s}")));
         if got {
             for (mark, at) in marks.iter().zip(seen_marks.iter_mut()) {
                 if at.is_none() && seen.iter().any(|l| transcript::line_matches(mark, l)) {
@@ -191,10 +195,14 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
                 }
             }
         }
+        let mut sent_now = false;
         for sender in &mut senders {
-            sent.extend(sender.send_due(&seen));
+            let new = sender.send_due(&seen);
+            sent_now |= !new.is_empty();
+            seen.extend(new.iter().map(|s| format!("qemu: {s}")));
+            sent.extend(new);
         }
-        let all_seen = got
+        let all_seen = (got || sent_now)
             && !expected.is_empty()
             && stop_at.is_none()
             && cut_at.is_none()
@@ -230,13 +238,22 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
     })
 }
 
-/// Where steps are sent, QEMU's human monitor on a unix socket or the console (QEMU's
-/// stdin, the serial port), and the steps still to send.
+/// Where steps are sent, QEMU's human monitor on a unix socket, the console (QEMU's
+/// stdin, the serial port) or the host's end of forwarded ports, and the steps still to send.
 pub struct Monitor {
-    stream: Box<dyn std::io::Write + Send>,
+    target: Target,
     pending: std::collections::VecDeque<MonitorStep>,
     /// `monitor` or `console`: what the transcript's `qemu: WHAT: TEXT` line says
     what: &'static str,
+}
+
+/// What a step is sent to.
+enum Target {
+    /// A step's text, a line.
+    Stream(Box<dyn std::io::Write + Send>),
+    /// A step's text is a guest port: an HTTP request to the host port forwarded to it
+    /// (guest port, host port), as `curl http://127.0.0.1:HOST` after `run --forward`.
+    Http(Vec<(u16, u16)>),
 }
 
 impl Monitor {
@@ -263,7 +280,7 @@ impl Monitor {
             while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
         });
         Ok(Monitor {
-            stream: Box::new(stream),
+            target: Target::Stream(Box::new(stream)),
             pending: steps.into(),
             what: "monitor",
         })
@@ -273,9 +290,20 @@ impl Monitor {
     /// guest's serial port.
     pub fn console(stdin: std::process::ChildStdin, steps: Vec<MonitorStep>) -> Monitor {
         Monitor {
-            stream: Box::new(stdin),
+            target: Target::Stream(Box::new(stdin)),
             pending: steps.into(),
             what: "console",
+        }
+    }
+
+    /// HTTP requests from the host: each step's text is a guest port, reached through the
+    /// host port `ports` forwards to it (guest, host: QEMU's `hostfwd`, as `run --forward`
+    /// sets it up); the transcript gets `qemu: forward GUEST: ` and the answer's last line.
+    pub fn http(ports: Vec<(u16, u16)>, steps: Vec<MonitorStep>) -> Monitor {
+        Monitor {
+            target: Target::Http(ports),
+            pending: steps.into(),
+            what: "forward",
         }
     }
 
@@ -290,18 +318,59 @@ impl Monitor {
             }
             let command = step.command.clone();
             self.pending.pop_front();
-            let ok = self
-                .stream
-                .write_all(format!("{command}\n").as_bytes())
-                .and_then(|()| self.stream.flush())
-                .is_ok();
             let what = self.what;
-            sent.push(if ok {
-                format!("{what}: {command}")
-            } else {
-                format!("{what}: cannot send `{command}`")
-            });
+            match &mut self.target {
+                Target::Stream(stream) => {
+                    let ok = stream
+                        .write_all(format!("{command}\n").as_bytes())
+                        .and_then(|()| stream.flush())
+                        .is_ok();
+                    sent.push(if ok {
+                        format!("{what}: {command}")
+                    } else {
+                        format!("{what}: cannot send `{command}`")
+                    });
+                }
+                Target::Http(ports) => {
+                    let host = ports
+                        .iter()
+                        .find(|(guest, _)| guest.to_string() == command)
+                        .map(|&(_, host)| host);
+                    let answer = match host {
+                        Some(host) => http_get(host).unwrap_or_else(|e| format!("no answer ({e})")),
+                        None => "not forwarded".to_string(),
+                    };
+                    sent.push(format!("{what} {command}: {answer}"));
+                }
+            }
         }
         sent
+    }
+}
+
+/// `GET /` on the host's 127.0.0.1:`port`; the last line of the answer's body. QEMU's user
+/// network accepts the host's connection before the guest does and closes it when the guest
+/// refuses: an empty answer is tried again, three times in all.
+fn http_get(port: u16) -> std::io::Result<String> {
+    use std::io::Write;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut answer = Vec::new();
+    for _ in 0..3 {
+        let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        answer.clear();
+        // a reset after the answer is QEMU closing: what came is the answer
+        let _ = stream.read_to_end(&mut answer);
+        if !answer.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let body = text.split_once("\r\n\r\n").map_or(&*text, |(_, body)| body);
+    match body.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+        Some(line) => Ok(line.to_string()),
+        None => Err(std::io::Error::other("an empty answer")),
     }
 }

@@ -54,6 +54,10 @@ pub struct PrepareOptions {
     pub hand_made: bool,
     /// which build of boxinit and the demo box (`--small`: nightly's)
     pub flavor: Flavor,
+    /// `raspi3b` only: bundle the folder for the Pi 4 first, write this file over its
+    /// `init.toml` (a user's edit), then make the `rpi3` bundle there without `--config`:
+    /// bundling again as a user does (the edit kept, the other board's files removed)
+    pub rebundle: Option<PathBuf>,
 }
 
 /// The files of one prepared boot, in `out_dir`.
@@ -73,6 +77,8 @@ pub struct Prepared {
     pub image: Image,
     /// a Pi card's `cmdline.txt`, the command line its boot starts from
     pub card_cmdline: Option<String>,
+    /// what the bundle said beside its files (kept, removed, the next step: a Pi's)
+    pub notes: Vec<String>,
 }
 
 impl Prepared {
@@ -160,6 +166,7 @@ pub fn prepare(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared> {
         initramfs,
         image,
         card_cmdline: None,
+        notes: Vec::new(),
     })
 }
 
@@ -182,6 +189,16 @@ pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared
             path
         }
     };
+    if let Some(edited) = &opts.rebundle {
+        bundle::make(&bundle::Options {
+            kernel: opts.kernel.clone(),
+            init: opts.init.clone(),
+            box_path: opts.box_path.clone(),
+            ..bundle::Options::new(Board::Rpi4, &folder)
+        })?;
+        std::fs::copy(edited, folder.join("init.toml"))
+            .with_context(|| format!("cannot edit {}", folder.join("init.toml").display()))?;
+    }
     let made = bundle::make(&bundle::Options {
         kernel: opts.kernel.clone(),
         init: opts.init.clone(),
@@ -216,6 +233,10 @@ pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared
     let cmdline_txt = made.dir.join("cmdline.txt");
     let card_cmdline = std::fs::read_to_string(&cmdline_txt)
         .with_context(|| format!("cannot read {}", cmdline_txt.display()))?;
+    // what the bundle said, and its last line, what to copy
+    let notes = (made.notes.iter().cloned())
+        .chain(bundle::describe(&made).lines().last().map(str::to_string))
+        .collect();
     Ok(Prepared {
         arch: Arch::Aarch64,
         machine: Machine::Raspi3b,
@@ -226,6 +247,7 @@ pub fn prepare_raspi3b(opts: &PrepareOptions, out_dir: &Path) -> Result<Prepared
         initramfs: made.initramfs,
         image,
         card_cmdline: Some(card_cmdline),
+        notes,
     })
 }
 

@@ -343,6 +343,23 @@ pub fn line_matches(pattern: &str, line: &str) -> bool {
     rest.is_empty()
 }
 
+/// Whether the box's first `demo> ` prompt stayed the console's last output until `typed`
+/// was typed there: the rest of the prompt's line is that text's echo (or nothing, the end of
+/// the console). Otherwise the error names what landed after the prompt (a kernel or boxinit
+/// line, typed over by the user).
+pub fn prompt_stays_last(raw_console: &str, typed: &str) -> Result<(), String> {
+    const PROMPT: &str = "demo> ";
+    let Some(at) = raw_console.find(PROMPT) else {
+        return Err("no `demo> ` prompt on the console".to_string());
+    };
+    let rest = raw_console.get(at + PROMPT.len()..).unwrap_or_default();
+    let line = rest.split(['\r', '\n']).next().unwrap_or_default().trim();
+    match line.is_empty() || line == typed {
+        true => Ok(()),
+        false => Err(format!("a line landed after the `demo> ` prompt: `{line}`")),
+    }
+}
+
 /// Expected lines of a scenario: blank lines and `#` comments are skipped.
 pub fn expected_lines(text: &str) -> Vec<String> {
     text.lines()
@@ -443,6 +460,19 @@ mod tests {
                 "demo: bye",
             ]
         );
+    }
+
+    #[test]
+    fn the_prompt_stays_last() {
+        let quiet = "demo: type help\r\ndemo> ls=/dev/console\r\ndemo: /dev/console char";
+        assert_eq!(prompt_stays_last(quiet, "ls=/dev/console"), Ok(()));
+        assert_eq!(prompt_stays_last("demo: type help\r\ndemo> ", "x"), Ok(()));
+        let late = "demo> [    3.057053] sdhci: Secure Digital Host Controller\r\nls=/dev/console";
+        assert_eq!(
+            prompt_stays_last(late, "ls=/dev/console"),
+            Err("a line landed after the `demo> ` prompt: `[    3.057053] sdhci: Secure Digital Host Controller`".into())
+        );
+        assert!(prompt_stays_last("demo: hello\n", "x").is_err());
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             (None, None) => None,
         },
         gpt: scenario.gpt,
+        rebundle: scenario.rebundle.clone(),
         no_console: scenario.no_console,
         no_net: scenario.no_net,
         hand_made: scenario.hand_made,
@@ -132,6 +133,12 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             .iter()
             .map(|a| port(&substitute(a, &disks))),
     );
+    // `forward`: the network card and forwards `run --forward` gives, from free host ports
+    let forwards = free_forwards(&scenario.forward)?;
+    if !forwards.is_empty() {
+        base.extra_args
+            .extend(machine::user_network(prepared.machine, &forwards));
+    }
     let boots = transcript::split_boots(&scenario.expected);
     let cuts_power = scenario.power_cuts.is_some()
         || boots
@@ -202,6 +209,10 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         if let Some(stdin) = child.stdin.take() {
             senders.push(Monitor::console(stdin, console_input));
         }
+        if n == 0 && !scenario.forward.is_empty() {
+            let ports = forwards.iter().map(|f| (f.guest, f.host)).collect();
+            senders.push(Monitor::http(ports, scenario.forward.clone()));
+        }
         let cut = expected.last().and_then(|l| Ending::named(l)) == Some(Ending::PowerCut);
         let watched = console::watch_with(
             &mut child,
@@ -217,6 +228,13 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
                 on_ending: &mut release,
             },
         )?;
+        if n == 0 && scenario.prompt_last {
+            let typed = scenario
+                .console_input
+                .first()
+                .map_or("", |s| s.command.as_str());
+            failures.extend(transcript::prompt_stays_last(&watched.raw, typed).err());
+        }
         if n == 0 {
             window = (
                 watched.marks.first().copied().flatten(),
@@ -226,6 +244,11 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         raw_all.push_str(&watched.raw);
         let mut seen = transcript::clean(&watched.raw);
         seen.push(watched.ending.line().to_string());
+        if n == 0 {
+            // what the bundle said (a Pi's card), first
+            let notes = prepared.notes.iter().map(|n| format!("qemu: bundle: {n}"));
+            seen.splice(0..0, notes);
+        }
         last_ending = watched.ending;
         let boot_name = match boots.len() {
             1 => String::new(),
@@ -303,6 +326,28 @@ fn blank_disk(path: &Path, size_mib: u32) -> Result<()> {
     file.set_len(u64::from(size_mib) << 20)?;
     file.write_all(&mbr)?;
     Ok(())
+}
+
+/// A TCP forward from a free port of the host's 127.0.0.1 to each guest port the steps name.
+fn free_forwards(steps: &[MonitorStep]) -> Result<Vec<machine::Forward>> {
+    let mut forwards: Vec<machine::Forward> = Vec::new();
+    for step in steps {
+        let guest: u16 = step.command.parse()?;
+        if forwards.iter().any(|f| f.guest == guest) {
+            continue;
+        }
+        // the port is free now; QEMU binds it a moment later
+        let host = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("cannot find a free port on 127.0.0.1")?
+            .port();
+        forwards.push(machine::Forward {
+            udp: false,
+            host,
+            guest,
+        });
+    }
+    Ok(forwards)
 }
 
 /// `text` with every `{NAME}` of `disks` replaced by that disk's path (or a hung disk's URL).

@@ -36,6 +36,17 @@ pub struct Scenario {
     pub monitor: Vec<MonitorStep>,
     /// Lines typed on the console once a console line appears (`console-input`), in order.
     pub console_input: Vec<MonitorStep>,
+    /// HTTP requests from the host once a console line appears (`forward`: `PATTERN =>
+    /// GUEST_PORT`): the harness gives the guest a network card on QEMU's user network with a
+    /// free host port forwarded to each guest port, as `cargo xtask run --forward` does.
+    pub forward: Vec<MonitorStep>,
+    /// The box's first `demo> ` prompt must stay the console's last output until the first
+    /// `console-input` line is typed: no boot message lands after it (a `prompt-last` file).
+    pub prompt_last: bool,
+    /// `raspi3b` only: bundled first for the Pi 4 into the card's folder, this file written
+    /// over its `init.toml`, then the `rpi3` bundle made there as the card
+    /// (`rebundle-init.toml`; see [`crate::qemu::prepare::PrepareOptions::rebundle`]).
+    pub rebundle: Option<PathBuf>,
     /// What to pack with `--modules` (`modules`); empty: auto.
     pub modules: Vec<String>,
     /// The machine to boot (`board`: `pc`, `virt`, `raspi3b`); None: `cargo xtask test`'s arch.
@@ -159,6 +170,16 @@ impl Scenario {
             .with_context(|| format!("{}/monitor", dir.display()))?;
         let console_input = parse_monitor(&read("console-input"))
             .with_context(|| format!("{}/console-input", dir.display()))?;
+        let forward = parse_monitor(&read("forward"))
+            .and_then(|steps| {
+                for step in &steps {
+                    if step.command.parse::<u16>().is_err() {
+                        bail!("`{}` is not a guest port", step.command);
+                    }
+                }
+                Ok(steps)
+            })
+            .with_context(|| format!("{}/forward", dir.display()))?;
         let modules = data_lines(&read("modules"))
             .flat_map(|l| l.split(|c: char| c == ',' || c.is_whitespace()))
             .filter(|m| !m.is_empty())
@@ -205,6 +226,9 @@ impl Scenario {
             within,
             monitor,
             console_input,
+            forward,
+            prompt_last: dir.join("prompt-last").exists(),
+            rebundle: Some(dir.join("rebundle-init.toml")).filter(|p| p.exists()),
             modules,
             machine,
             host_card: dir.join("host-card").exists(),
