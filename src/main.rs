@@ -15,7 +15,7 @@ use boxinit::supervision::event_loop::{Judge, NoJudge, Stop};
 use boxinit::supervision::program::{self, Program};
 use boxinit::supervision::relay::Relay;
 use boxinit::supervision::supervisor::Supervisor;
-use boxinit::supervision::{event_loop, exec, shutdown, watchdog};
+use boxinit::supervision::{cover, event_loop, exec, shutdown, watchdog};
 use boxinit::sys::{linux::Linux, Reboot, Sys};
 use std::ffi::OsString;
 use std::path::Path;
@@ -361,8 +361,13 @@ fn boot() -> ! {
     let groups: Vec<(String, i32)> = groups.into_iter().map(|(_, g)| g).collect();
     let network: Vec<(String, i32)> = network.into_iter().map(|(_, g)| g).collect();
     // The watchdog is petted from a thread through every wait of the shutdown (grace, sync,
-    // unmount), up to a limit, then disarmed.
-    let keeper = watchdog.map(|w| w.keep_petting(shutdown::time_limit(cfg.shutdown.grace)));
+    // unmount), up to a limit (further while the write-back falls), then disarmed.
+    let keeper = watchdog.map(|w| {
+        w.keep_petting(
+            shutdown::time_limit(cfg.shutdown.grace),
+            cover::pending_writeback_now,
+        )
+    });
     let started = Instant::now();
     let stopped = shutdown::stop_processes(
         &mut sys,

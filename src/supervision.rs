@@ -6,6 +6,7 @@
 //! orderly `shutdown`.
 
 pub mod backoff;
+pub mod cover;
 pub mod event_loop;
 pub mod exec;
 pub mod program;

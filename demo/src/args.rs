@@ -17,6 +17,7 @@ pub const HELP: &[&str] = &[
     "crash             abort (SIGABRT)",
     "write=PATH:TEXT   write TEXT and a newline to PATH (no fsync)",
     "slow-write=PATH:N write lines `line 1`..`line N` to PATH, 20 ms apart (no fsync)",
+    "hidden-writer=PATH  a process with an empty cmdline holding PATH open, ignoring SIGTERM",
     "hold-term         block SIGTERM: finish the work first (shutdown's grace period)",
     "poweroff-after=D  ask init to power off after D, while going on with the next words",
     "heartbeat=N       touch $BOXINIT_HEARTBEAT N times, 300 ms apart, then stop",
@@ -67,6 +68,8 @@ pub enum Action {
         /// How many lines.
         lines: u32,
     },
+    /// `hidden-writer=PATH`: a process that empties its cmdline and holds PATH open.
+    HiddenWriter(PathBuf),
     /// `hold-term`: block SIGTERM.
     HoldTerm,
     /// `poweroff-after=DURATION`: a thread asks init to power off later.
@@ -178,6 +181,9 @@ pub fn parse(word: &str) -> Result<Action, ParseError> {
             .map(Action::Heartbeat)
             .map_err(|_| bad("expected a count, e.g. heartbeat=5")),
         ("hold-term", None) => Ok(Action::HoldTerm),
+        ("hidden-writer", Some(path)) if !path.is_empty() => {
+            Ok(Action::HiddenWriter(PathBuf::from(path)))
+        }
         ("check-zombies", None) => Ok(Action::CheckZombies),
         ("crash", None) => Ok(Action::Crash),
         ("poweroff", None) => Ok(Action::AskInit(InitRequest::Poweroff)),

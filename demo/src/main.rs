@@ -62,6 +62,8 @@ fn say(text: std::fmt::Arguments<'_>) {
     let _ = out.flush();
 }
 
+mod hidden;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
 
@@ -76,6 +78,7 @@ fn main() {
             orphan_parent(count);
         }
         Some(ZOMBIE_CHILD_FLAG) => return,
+        Some(hidden::FLAG) => hidden::run(args.get(1).map_or("", String::as_str)),
         Some(ZOMBIE_PARENT_FLAG) => {
             let count = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
             zombie_parent(count);
@@ -185,6 +188,7 @@ fn run(action: Action) {
             }
         }
         Action::SlowWrite { path, lines } => slow_write(&path, lines),
+        Action::HiddenWriter(path) => hidden::start(&path),
         Action::HoldTerm => {
             let mut term = nix::sys::signal::SigSet::empty();
             term.add(nix::sys::signal::Signal::SIGTERM);

@@ -16,6 +16,9 @@ use crate::supervision::wait::{self, Facts};
 use crate::supervision::watchdog::Watchdog;
 use crate::sys::{Reboot, Sys};
 
+/// At most this many children are reaped per wake-up of the loop (see `shutdown`'s own).
+const REAP_BATCH: usize = 256;
+
 const SIGHUP: i32 = nix::sys::signal::Signal::SIGHUP as i32;
 const SIGINT: i32 = nix::sys::signal::Signal::SIGINT as i32;
 
@@ -168,6 +171,8 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
     } = ctx;
     // The box's exits the judge has been told of (a reload's new supervisor starts at 0).
     let mut box_exits = 0;
+    // The last round reaped a whole batch: more zombies may wait, so no sleep before the next.
+    let mut more_to_reap = false;
     loop {
         let now = Instant::now();
         if supervisors.iter().any(Supervisor::is_held) {
@@ -222,7 +227,10 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
             .chain(devices_at)
             .chain(judge_at)
             .min();
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = match more_to_reap {
+            true => Some(Duration::ZERO),
+            false => deadline.map(|d| d.saturating_duration_since(Instant::now())),
+        };
         let arrived = match events.wait(timeout) {
             Ok(arrived) => arrived,
             Err(e) => {
@@ -232,7 +240,11 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
             }
         };
         // Reap on every wake-up, not only on SIGCHLD: signals coalesce, and reaping is cheap.
-        while let Some((pid, exit)) = events::reap_one() {
+        // A batch at a time: a fork bomb's orphans die as fast as they are reaped, and the
+        // signals (a power-off asked for) and the watchdog come between two batches.
+        let mut reaped = 0;
+        while let Some((pid, exit)) = (reaped < REAP_BATCH).then(events::reap_one).flatten() {
+            reaped += 1;
             let now = Instant::now();
             let mut outcome = None;
             let mut mine = None;
@@ -256,6 +268,7 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
                 return stop;
             }
         }
+        more_to_reap = reaped == REAP_BATCH;
         for event in arrived {
             let signal = match event {
                 Event::Signal(signal) => signal,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config;
 use crate::events::deadline_after;
+use crate::supervision::cover::{self, Cover, Verdict, Why};
 
 /// The file the box touches to say it is alive.
 pub const HEARTBEAT: &str = "/run/boxinit/heartbeat";
@@ -202,11 +203,17 @@ impl Watchdog {
 
     /// Hands the watchdog to a thread that pets it every interval while PID 1 shuts down:
     /// the grace period, sync and unmount may each take longer than the timeout, and sync and
-    /// unmount are single system calls the loop cannot interrupt to pet. It stops petting
-    /// once `limit` has passed, so a shutdown that hangs (a card that never answers) still
-    /// ends in a reset. Without a thread to be had (out of memory) the device is closed
-    /// without the magic close: it still resets the machine if the shutdown outlasts it.
-    pub fn keep_petting(mut self, limit: Duration) -> Keeper {
+    /// unmount are single system calls the loop cannot interrupt to pet. Up to `limit` it
+    /// pets; past it, only while the write-back falls (`pending`: `Dirty` + `Writeback` in
+    /// kB, see [`cover`]), for a bounded time, so a long sync to a slow card is not reset
+    /// midway while a shutdown that hangs (a card that never answers) still ends in a reset.
+    /// Without a thread to be had (out of memory) the device is closed without the magic
+    /// close: it still resets the machine if the shutdown outlasts it.
+    pub fn keep_petting(
+        mut self,
+        limit: Duration,
+        pending: impl Fn() -> Option<u64> + Send + 'static,
+    ) -> Keeper {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let interval = self.interval;
         let device = self.device.clone();
@@ -214,7 +221,7 @@ impl Watchdog {
             .name("watchdog".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                let started = Instant::now();
+                let mut cover = Cover::new(Instant::now(), limit);
                 self.pet();
                 loop {
                     match stopped.recv_timeout(interval) {
@@ -222,14 +229,38 @@ impl Watchdog {
                         // Told to stop, or the other end is gone: hand the watchdog back.
                         _ => return self,
                     }
-                    if started.elapsed() > limit {
-                        log::error!(
-                            "watchdog: shutdown not done after {}: no longer petting {}, the machine resets when it expires",
-                            crate::config::format_duration(limit),
-                            self.device
-                        );
-                        let _ = stopped.recv();
-                        return self;
+                    match cover.check(Instant::now(), pending()) {
+                        Verdict::Pet | Verdict::WritingBack { first: false, .. } => {}
+                        Verdict::WritingBack {
+                            pending,
+                            first: true,
+                        } => log::warn!(
+                            "watchdog: shutdown not done after {}, still writing back ({} kB left, falling): petting {} while it falls, for {} more at most",
+                            crate::config::format_duration(cover.limit()),
+                            pending,
+                            self.device,
+                            crate::config::format_duration(cover::WRITEBACK_AT_MOST)
+                        ),
+                        Verdict::Stop(why) => {
+                            log::error!(
+                                "watchdog: shutdown not done after {}{}: no longer petting {}, the machine resets when it expires",
+                                crate::config::format_duration(cover.limit()),
+                                match why {
+                                    Why::Hung => String::new(),
+                                    Why::Stalled { pending } => format!(
+                                        " and the write-back stopped falling ({pending} kB left for {})",
+                                        crate::config::format_duration(cover::WRITEBACK_STALL)
+                                    ),
+                                    Why::TooLong { pending } => format!(
+                                        " and {} of write-back ({pending} kB left)",
+                                        crate::config::format_duration(cover::WRITEBACK_AT_MOST)
+                                    ),
+                                },
+                                self.device
+                            );
+                            let _ = stopped.recv();
+                            return self;
+                        }
                     }
                     self.pet();
                 }
@@ -329,7 +360,7 @@ mod tests {
     fn petted_through_a_shutdown_longer_than_its_timeout() {
         let (dir, device, watchdog) = file_watchdog("keeper");
         let before = pets(&device);
-        let keeper = watchdog.keep_petting(Duration::from_secs(60));
+        let keeper = watchdog.keep_petting(Duration::from_secs(60), || None);
         // A long wait of the shutdown (grace, sync, unmount): still petted.
         std::thread::sleep(Duration::from_millis(650));
         let during = pets(&device) - before;
@@ -343,7 +374,7 @@ mod tests {
     #[test]
     fn a_hung_shutdown_is_no_longer_petted_after_its_limit() {
         let (dir, device, watchdog) = file_watchdog("keeper-limit");
-        let keeper = watchdog.keep_petting(Duration::from_millis(250));
+        let keeper = watchdog.keep_petting(Duration::from_millis(250), || None);
         std::thread::sleep(Duration::from_millis(500));
         let at_limit = pets(&device);
         std::thread::sleep(Duration::from_millis(400));

@@ -6,7 +6,7 @@
 //! once the boot's lines are seen. Reading the scenario's folder is `test/scenario.rs`'s,
 //! watching and cleaning the console `qemu/`'s, cuts at random instants `test/power_cuts.rs`'s.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -54,13 +54,23 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         }
         None => kernel.clone(),
     };
+    // `big-config`: an init.toml of that many MiB, made now (50 MB are not committed).
+    let big_config = match scenario.file("big-config") {
+        Some(spec) => Some(big_config(&spec, &out_dir)?),
+        None => None,
+    };
     let opts = PrepareOptions {
+        disk_size_mib: big_config
+            .as_ref()
+            .map_or(0, |(_, mib)| mib.saturating_mul(2) + 64),
         arch,
         kernel,
         debian_programs: scenario.debian.clone(),
         files: scenario.file("files"),
         builtin_config: scenario.file("builtin.toml"),
-        config: scenario.file("init.toml"),
+        config: big_config
+            .map(|(path, _)| path)
+            .or_else(|| scenario.file("init.toml")),
         busybox: scenario.busybox,
         modules: scenario.modules.clone(),
         box_path: match (scenario.file("box"), scenario.box_arch) {
@@ -477,6 +487,31 @@ fn lines_to_watch(expected: &[String], cut: bool, update: bool) -> &[String] {
         (false, true) => &[],
         (false, false) => expected,
     }
+}
+
+/// `big-config`: a valid init.toml of `SIZE_MiB` (the file's one number), written into
+/// `out_dir`: `[box] args` with a word per 6 bytes, as many as fit — the most work for a
+/// TOML parser per byte. Returns its path and size.
+fn big_config(spec: &Path, out_dir: &Path) -> Result<(PathBuf, u32)> {
+    let text = std::fs::read_to_string(spec)?;
+    let mib: u32 = text
+        .split('#')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .with_context(|| format!("{}: expected a size in MiB", spec.display()))?;
+    let size = usize::try_from(mib)? << 20;
+    let mut toml = String::with_capacity(size);
+    toml.push_str("# made by the harness (big-config)\n[box]\nargs = [\n");
+    while toml.len() + 8 < size {
+        toml.push_str("\"ab\",\n");
+    }
+    toml.push_str("]\n");
+    std::fs::create_dir_all(out_dir)?;
+    let path = out_dir.join("big-init.toml");
+    std::fs::write(&path, toml)?;
+    Ok((path, mib))
 }
 
 #[cfg(test)]

@@ -1,0 +1,305 @@
+//! How long the watchdog stays petted through a shutdown (issue 17, item 8). A fixed limit
+//! (`shutdown::time_limit`: the graces, the kill waits and 60 s for sync and unmount) covers
+//! a shutdown that goes as planned; past it, petting goes on only while the kernel's
+//! write-back makes progress — `Dirty` + `Writeback` in `/proc/meminfo` reaching a new low
+//! within [`WRITEBACK_STALL`] — and never longer than [`WRITEBACK_AT_MOST`] more. A few
+//! hundred MB of dirty data on a slow SD card are written to the end; a card that stopped
+//! answering (nothing falls) still ends in a reset.
+//!
+//! Pure logic: the petting thread (`watchdog::Watchdog::keep_petting`) reads `/proc/meminfo`
+//! and asks [`Cover::check`] before each pet.
+
+use std::time::{Duration, Instant};
+
+/// Past the fixed limit, how long the write-back may go without reaching a new low before
+/// petting stops.
+pub const WRITEBACK_STALL: Duration = Duration::from_secs(30);
+
+/// Past the fixed limit, how much longer a write-back that keeps falling is covered at most
+/// (300 MB at 0.5 MB/s).
+pub const WRITEBACK_AT_MOST: Duration = Duration::from_secs(600);
+
+/// `Dirty` + `Writeback` of a `/proc/meminfo`, in kB: the data still to reach the disks.
+/// `None` when either line is missing or unreadable.
+pub fn pending_writeback(meminfo: &[u8]) -> Option<u64> {
+    let field = |name: &[u8]| {
+        meminfo.split(|&b| b == b'\n').find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix(b":")?;
+            let number = std::str::from_utf8(rest).ok()?.split_whitespace().next()?;
+            number.parse::<u64>().ok()
+        })
+    };
+    field(b"Dirty")?.checked_add(field(b"Writeback")?)
+}
+
+/// [`pending_writeback`] of this machine's `/proc/meminfo`.
+pub fn pending_writeback_now() -> Option<u64> {
+    pending_writeback(&std::fs::read("/proc/meminfo").ok()?)
+}
+
+/// What the petting thread does next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the fixed limit: pet.
+    Pet,
+    /// Past the fixed limit, but the write-back is falling: pet. `first` on the first such
+    /// check (said once on the console), `pending` in kB.
+    WritingBack { pending: u64, first: bool },
+    /// Stop petting, and why.
+    Stop(Why),
+}
+
+/// Why petting stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Why {
+    /// Past the fixed limit with nothing to write back (or no `/proc/meminfo`): the shutdown
+    /// hangs on something else.
+    Hung,
+    /// The write-back reached no new low for [`WRITEBACK_STALL`]; `pending` kB left.
+    Stalled { pending: u64 },
+    /// The write-back kept falling, but for [`WRITEBACK_AT_MOST`] past the fixed limit;
+    /// `pending` kB left.
+    TooLong { pending: u64 },
+}
+
+/// The cover of one shutdown: started when the watchdog was handed to the petting thread.
+#[derive(Debug)]
+pub struct Cover {
+    started: Instant,
+    limit: Duration,
+    /// The lowest `Dirty` + `Writeback` seen, and when it was first seen.
+    low: Option<(u64, Instant)>,
+    writing_back: bool,
+}
+
+impl Cover {
+    pub fn new(started: Instant, limit: Duration) -> Cover {
+        Cover {
+            started,
+            limit,
+            low: None,
+            writing_back: false,
+        }
+    }
+
+    /// The fixed limit this cover extends.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Whether to pet at `now`, with `pending` kB of write-back (`None`: unknown). Every
+    /// check records the write-back, so checks within the fixed limit count as history.
+    pub fn check(&mut self, now: Instant, pending: Option<u64>) -> Verdict {
+        if let Some(p) = pending {
+            if self.low.is_none_or(|(low, _)| p < low) {
+                self.low = Some((p, now));
+            }
+        }
+        let elapsed = now.saturating_duration_since(self.started);
+        if elapsed <= self.limit {
+            return Verdict::Pet;
+        }
+        let pending = match pending {
+            None | Some(0) => return Verdict::Stop(Why::Hung),
+            Some(p) => p,
+        };
+        if elapsed > self.limit.saturating_add(WRITEBACK_AT_MOST) {
+            return Verdict::Stop(Why::TooLong { pending });
+        }
+        let since_low = self
+            .low
+            .map_or(Duration::MAX, |(_, at)| now.saturating_duration_since(at));
+        if since_low > WRITEBACK_STALL {
+            return Verdict::Stop(Why::Stalled { pending });
+        }
+        let first = !self.writing_back;
+        self.writing_back = true;
+        Verdict::WritingBack { pending, first }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This host's whole `/proc/meminfo`, recorded with 871 MB dirty.
+    const MEMINFO: &str = include_str!("testdata/meminfo-host.txt");
+
+    /// Recorded on this host while `sync` wrote back 871 MB to its disk (ms since the sync,
+    /// Dirty kB, Writeback kB): what falling looks like, Writeback rising as Dirty drains.
+    const HOST_SYNC: &[(u64, u64, u64)] = &[
+        (5, 869_544, 2_080),
+        (268, 723_208, 43_980),
+        (495, 388_416, 208_080),
+        (704, 41_560, 247_208),
+        (928, 312, 0),
+    ];
+
+    fn meminfo(dirty: u64, writeback: u64) -> String {
+        MEMINFO
+            .lines()
+            .map(|l| match l.split(':').next() {
+                Some("Dirty") => format!("Dirty:          {dirty:>8} kB"),
+                Some("Writeback") => format!("Writeback:      {writeback:>8} kB"),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn pending_is_dirty_and_writeback_not_writebacktmp() {
+        assert_eq!(pending_writeback(MEMINFO.as_bytes()), Some(871_468));
+        assert_eq!(
+            pending_writeback(meminfo(10, 5).as_bytes()),
+            Some(15),
+            "WritebackTmp must not be taken for Writeback"
+        );
+        for bad in [
+            "",
+            "Dirty: 5 kB\n",
+            "Writeback: 5 kB\n",
+            "Dirty: x kB\nWriteback: 1 kB",
+        ] {
+            assert_eq!(pending_writeback(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    /// Runs a cover with a fixed limit of 60 s over readings `(seconds, Dirty, Writeback)`
+    /// taken from whole meminfo texts; returns each verdict.
+    fn run(readings: &[(u64, u64, u64)]) -> Vec<Verdict> {
+        let t0 = Instant::now();
+        let mut cover = Cover::new(t0, Duration::from_secs(60));
+        readings
+            .iter()
+            .map(|&(s, dirty, writeback)| {
+                let text = meminfo(dirty, writeback);
+                cover.check(
+                    t0 + Duration::from_secs(s),
+                    pending_writeback(text.as_bytes()),
+                )
+            })
+            .collect()
+    }
+
+    /// The host's recorded sync slowed down 100 times (a slow SD card: 871 MB in 93 s)
+    /// and read every 7.5 s (a 15 s watchdog): petted to the end, said once.
+    #[test]
+    fn a_slow_write_back_that_falls_is_covered_past_the_limit() {
+        let slow: Vec<(u64, u64, u64)> = (0..=13)
+            .map(|i| {
+                let s = i * 15 / 2;
+                let at_ms = s * 10; // the host's ms, slowed down 100 times
+                let (d, w) = HOST_SYNC
+                    .iter()
+                    .rev()
+                    .find(|(ms, _, _)| *ms <= at_ms)
+                    .map_or((871_468, 0), |&(_, d, w)| (d, w));
+                (s, d, w)
+            })
+            .collect();
+        let verdicts = run(&slow);
+        let past: Vec<&Verdict> = verdicts
+            .iter()
+            .zip(&slow)
+            .filter(|(_, (s, _, _))| *s > 60)
+            .map(|(v, _)| v)
+            .collect();
+        assert!(!past.is_empty());
+        assert!(
+            past.iter()
+                .all(|v| matches!(v, Verdict::WritingBack { .. } | Verdict::Stop(Why::Hung))),
+            "{verdicts:?}"
+        );
+        assert!(matches!(
+            past.first(),
+            Some(Verdict::WritingBack { first: true, .. })
+        ));
+        // Done writing (312 kB is the floor the host kept): still petted, since 312 was a new low.
+        assert!(
+            !verdicts.iter().any(|v| matches!(v, Verdict::Stop(_))),
+            "{verdicts:?}"
+        );
+    }
+
+    #[test]
+    fn a_write_back_that_stops_falling_is_not_covered() {
+        let verdicts = run(&[
+            (0, 400_000, 20_000),
+            (30, 300_000, 20_000),
+            // The card stops answering: Writeback stays, Dirty too.
+            (45, 290_000, 30_000),
+            (60, 290_000, 30_000),
+            (70, 290_000, 30_000),
+            (80, 290_000, 30_000),
+        ]);
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Pet,
+                Verdict::Pet,
+                Verdict::Pet,
+                Verdict::Pet,
+                // 320,000 at 30 s was the last low: 40 s ago at 70 s.
+                Verdict::Stop(Why::Stalled { pending: 320_000 }),
+                Verdict::Stop(Why::Stalled { pending: 320_000 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rise_is_no_progress_only_a_new_low_is() {
+        let verdicts = run(&[
+            (0, 100_000, 0),
+            (61, 100_500, 0),
+            (80, 100_200, 0),
+            (95, 99_000, 0),
+        ]);
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Pet,
+                // 61 s past the last low.
+                Verdict::Stop(Why::Stalled { pending: 100_500 }),
+                Verdict::Stop(Why::Stalled { pending: 100_200 }),
+                // A new low: petting again (a stall is no final word, the limit is).
+                Verdict::WritingBack {
+                    pending: 99_000,
+                    first: true
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_to_write_back_past_the_limit_is_a_hang() {
+        let verdicts = run(&[(10, 500, 0), (59, 0, 0), (61, 0, 0)]);
+        assert_eq!(
+            verdicts,
+            [Verdict::Pet, Verdict::Pet, Verdict::Stop(Why::Hung)]
+        );
+        let t0 = Instant::now();
+        let mut cover = Cover::new(t0, Duration::from_secs(60));
+        assert_eq!(
+            cover.check(t0 + Duration::from_secs(61), None),
+            Verdict::Stop(Why::Hung)
+        );
+    }
+
+    #[test]
+    fn a_write_back_that_keeps_falling_is_bounded() {
+        // 1 kB less every 5 s for an hour: covered up to 60 s + 600 s, then no more.
+        let readings: Vec<(u64, u64, u64)> = (0..720).map(|i| (i * 5, 1_000_000 - i, 0)).collect();
+        let verdicts = run(&readings);
+        for (v, (s, _, _)) in verdicts.iter().zip(&readings) {
+            match *s {
+                0..=60 => assert_eq!(*v, Verdict::Pet, "{s}"),
+                61..=660 => assert!(matches!(v, Verdict::WritingBack { .. }), "{s}: {v:?}"),
+                _ => assert!(
+                    matches!(v, Verdict::Stop(Why::TooLong { .. })),
+                    "{s}: {v:?}"
+                ),
+            }
+        }
+    }
+}
