@@ -127,6 +127,16 @@ impl Supervisor {
     /// A supervisor whose program starts at the first `tick`, or, with a `wait_for`, at the
     /// first tick that finds it all there (or at its `wait_timeout`).
     pub fn new(cfg: BoxConfig, spec: Program, now: Instant) -> Supervisor {
+        let floor = crate::supervision::backoff::MIN_RESTART_DELAY;
+        if cfg.backoff.initial < floor || cfg.backoff.max < floor {
+            log::warn!(
+                "{}: backoff below the floor of {}ms (initial {}, max {}): restarts wait at least that long",
+                spec.name,
+                floor.as_millis(),
+                crate::config::format_duration(cfg.backoff.initial),
+                crate::config::format_duration(cfg.backoff.max)
+            );
+        }
         let backoff = Backoff::from(&cfg.backoff);
         let state = match cfg.wait_for.is_empty() {
             true => State::Waiting { until: now },
