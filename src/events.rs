@@ -54,12 +54,57 @@ pub enum Event {
     Signal(i32),
     /// The kernel announced a device change (the raw uevent message).
     Uevent(Vec<u8>),
+    /// The uevent socket's buffer overflowed (`ENOBUFS`): some messages were dropped by the
+    /// kernel, which ones is unknown; whoever looks after devices reads sysfs again.
+    UeventsLost,
+}
+
+/// The uevent socket's receive buffer: big enough for a burst of a few thousand messages
+/// (each takes 1-4 KiB of socket memory) while the loop is busy. The kernel's default
+/// (`net.core.rmem_default`, 208 KiB) overflowed with a few hundred. Memory is only taken
+/// while messages wait, not reserved; systemd-udevd asks for 128 MiB.
+pub const UEVENT_BUFFER: usize = 8 * 1024 * 1024;
+
+/// Where device events go as raw messages (the boot waits' callbacks), lost ones are passed
+/// on as this empty message: the kernel never sends an empty one.
+pub const LOST: &[u8] = b"";
+
+/// What one drain of the uevent socket found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// The messages, in the order they came.
+    pub messages: Vec<Vec<u8>>,
+    /// A read said `ENOBUFS`: messages were dropped before these.
+    pub lost: bool,
+}
+
+/// Reads messages with `read` (one `recv` on the non-blocking socket each) until it has none
+/// left. `ENOBUFS` is the kernel saying the buffer overflowed: noted, and reading goes on
+/// (the messages after the overflow are still there); `EINTR` is retried; anything else
+/// (`EAGAIN`: empty) ends the drain.
+pub fn drain(mut read: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>) -> Drained {
+    let mut drained = Drained::default();
+    let mut buf = [0u8; 8192];
+    loop {
+        match read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => drained
+                .messages
+                .push(buf.get(..n).unwrap_or_default().to_vec()),
+            Err(rustix::io::Errno::NOBUFS) => drained.lost = true,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+    drained
 }
 
 /// The loop's fds.
 pub struct Events {
     signals: SignalFd,
     uevents: Option<OwnedFd>,
+    /// An overflow seen by [`Events::wait_uevent`], for [`Events::take_lost`].
+    lost: std::sync::atomic::AtomicBool,
 }
 
 impl Events {
@@ -78,7 +123,25 @@ impl Events {
                 None
             }
         };
-        Ok(Events { signals, uevents })
+        Ok(Events {
+            signals,
+            uevents,
+            lost: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Whether uevents were lost since the last call (the socket's buffer overflowed during a
+    /// [`Events::wait_uevent`]); the caller reads sysfs again.
+    pub fn take_lost(&self) -> bool {
+        self.lost.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn drain_uevents(&self, fd: &OwnedFd) -> Vec<Vec<u8>> {
+        let drained = drain(|buf| rustix::io::read(fd, buf));
+        if drained.lost {
+            self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        drained.messages
     }
 
     /// Waits up to `timeout` (forever when `None`) and returns what arrived, possibly nothing.
@@ -89,19 +152,16 @@ impl Events {
             events.push(Event::Signal(info.ssi_signo as i32));
         }
         if let Some(fd) = &self.uevents {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = rustix::io::read(fd, &mut buf) {
-                if n == 0 {
-                    break;
-                }
-                events.push(Event::Uevent(buf.get(..n).unwrap_or_default().to_vec()));
-            }
+            events.extend(self.drain_uevents(fd).into_iter().map(Event::Uevent));
+        }
+        if self.take_lost() {
+            events.push(Event::UeventsLost);
         }
         Ok(events)
     }
 
     /// Sleeps until a uevent arrives or `timeout` passes (just sleeps without a uevent socket),
-    /// and drains what arrived. Signals are left queued in the signalfd for the main loop.
+    /// and drains what arrived; an overflow is kept for [`Events::take_lost`]. Signals are left queued in the signalfd for the main loop.
     pub fn wait_uevent(&self, timeout: Duration) -> Vec<Vec<u8>> {
         let Some(fd) = &self.uevents else {
             std::thread::sleep(timeout.min(POLL_FALLBACK));
@@ -109,15 +169,7 @@ impl Events {
         };
         let mut fds = [PollFd::new(fd, PollFlags::IN)];
         let _ = rustix::event::poll(&mut fds, Some(&timespec(timeout)));
-        let mut messages = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = rustix::io::read(fd, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            messages.push(buf.get(..n).unwrap_or_default().to_vec());
-        }
-        messages
+        self.drain_uevents(fd)
     }
 
     fn poll(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -165,7 +217,22 @@ fn open_uevent_socket() -> io::Result<OwnedFd> {
     )?;
     // Group 1 is the kernel's own uevents (udev's re-broadcasts are group 2).
     rustix::net::bind(fd.as_fd(), &netlink::SocketAddrNetlink::new(0, 1))?;
+    enlarge_buffer(&fd);
     Ok(fd)
+}
+
+/// Gives the uevent socket [`UEVENT_BUFFER`]: `SO_RCVBUFFORCE` (PID 1 has CAP_NET_ADMIN; it
+/// passes `net.core.rmem_max`, 208 KiB by default), else `SO_RCVBUF` (capped at rmem_max: a
+/// PID-namespace test without the capability). A socket left at the default still works;
+/// overflows are caught by the rescan ([`Event::UeventsLost`]).
+fn enlarge_buffer(fd: &OwnedFd) {
+    use rustix::net::sockopt;
+    if sockopt::set_socket_recv_buffer_size_force(fd, UEVENT_BUFFER).is_ok() {
+        return;
+    }
+    if let Err(e) = sockopt::set_socket_recv_buffer_size(fd, UEVENT_BUFFER) {
+        log::debug!("uevent socket: cannot enlarge its buffer ({e}); it keeps the kernel's");
+    }
 }
 
 /// Reaps one exited child without blocking. `None` when no child has exited (or none is left).
@@ -206,6 +273,35 @@ fn exit_of(status: WaitStatus) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 17: an overflow of the uevent socket (ENOBUFS) is reported, not taken for the
+    /// end of the queue, and the messages after it are still read.
+    #[test]
+    fn an_overflow_is_reported_and_reading_goes_on() {
+        use rustix::io::Errno;
+        let script: Vec<rustix::io::Result<&[u8]>> = vec![
+            Ok(b"add@/a"),
+            Err(Errno::NOBUFS),
+            Ok(b"add@/b"),
+            Err(Errno::INTR),
+            Ok(b"add@/c"),
+            Err(Errno::AGAIN),
+            Ok(b"never read"),
+        ];
+        let mut script = script.into_iter();
+        let drained = drain(|buf| {
+            let bytes = script.next().unwrap_or(Err(Errno::AGAIN))?;
+            buf[..bytes.len()].copy_from_slice(bytes);
+            Ok(bytes.len())
+        });
+        assert!(drained.lost);
+        assert_eq!(
+            drained.messages,
+            [b"add@/a".to_vec(), b"add@/b".to_vec(), b"add@/c".to_vec()]
+        );
+        let quiet = drain(|_| Err(Errno::AGAIN));
+        assert_eq!(quiet, Drained::default());
+    }
 
     #[test]
     fn deadlines_never_overflow() {

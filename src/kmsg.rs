@@ -13,6 +13,69 @@ use std::fs::File;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
+/// How long lines that repeat are held back before their count is said anyway.
+const REPEAT_SAY_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Consecutive identical lines collapsed, as syslogd does: the first is written, the ones
+/// after it only counted, and `last message repeated N times` said before the next different
+/// line (or after [`REPEAT_SAY_AFTER`] of repeats), so that a program failing in a loop
+/// cannot flood the console or kmsg (the kernel's own rate limit is off for `/dev/kmsg` when
+/// the command line says `printk.devkmsg=on`, and the console has none).
+#[derive(Debug, Default)]
+struct Repeats {
+    last: Option<(log::Level, String)>,
+    /// Lines held back since the last one written.
+    held: u64,
+    /// When the first of them came.
+    since: Option<std::time::Instant>,
+}
+
+impl Repeats {
+    /// For `message` at `now`: how many repeats to say first (and at what level), and whether
+    /// to write the message itself.
+    fn next(
+        &mut self,
+        level: log::Level,
+        message: &str,
+        now: std::time::Instant,
+    ) -> (Option<(log::Level, u64)>, bool) {
+        if let Some((last_level, last)) = &self.last {
+            if *last_level == level && last == message {
+                self.held += 1;
+                let since = *self.since.get_or_insert(now);
+                if now.saturating_duration_since(since) < REPEAT_SAY_AFTER {
+                    return (None, false);
+                }
+                let held = std::mem::take(&mut self.held);
+                self.since = None;
+                return (Some((level, held)), false);
+            }
+        }
+        let said = match (&self.last, self.held) {
+            (Some((last_level, _)), held) if held > 0 => Some((*last_level, held)),
+            _ => None,
+        };
+        self.held = 0;
+        self.since = None;
+        self.last = Some((level, message.to_string()));
+        (said, true)
+    }
+}
+
+static REPEATS: Mutex<Repeats> = Mutex::new(Repeats {
+    last: None,
+    held: 0,
+    since: None,
+});
+
+/// The line that stands for `held` lines held back.
+fn repeated(held: u64) -> String {
+    match held {
+        1 => "last message repeated 1 time".to_string(),
+        n => format!("last message repeated {n} times"),
+    }
+}
+
 /// The logger. Lines look like `boxinit: message` (kmsg adds the timestamp).
 pub struct Kmsg {
     file: OnceLock<File>,
@@ -158,13 +221,35 @@ impl log::Log for Kmsg {
             return;
         }
         let message = record.args().to_string();
+        let (said, write) = match REPEATS.lock() {
+            Ok(mut repeats) => repeats.next(record.level(), &message, std::time::Instant::now()),
+            Err(poisoned) => {
+                poisoned
+                    .into_inner()
+                    .next(record.level(), &message, std::time::Instant::now())
+            }
+        };
+        if let Some((level, held)) = said {
+            self.write(level, &repeated(held));
+        }
+        if write {
+            self.write(record.level(), &message);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+impl Kmsg {
+    /// One message out: kept among the recent lines, written to kmsg (or the console).
+    fn write(&self, level: log::Level, message: &str) {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
         remember(format!(
             "[{:5}.{:03}] {message}",
             t.tv_sec,
             t.tv_nsec / 1_000_000
         ));
-        let text = format_record(record.level(), &message);
+        let text = format_record(level, message);
         match self.file.get() {
             // One write(2) per kmsg record: the kernel takes one record per write. Each keeps
             // its newline: a record without one stays open for a continuation, and the console
@@ -184,8 +269,6 @@ impl log::Log for Kmsg {
             }
         }
     }
-
-    fn flush(&self) {}
 }
 
 fn strip_priority(line: &str) -> &str {
@@ -198,6 +281,48 @@ fn strip_priority(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 17: a line repeated in a loop is written once, then counted; the count is said
+    /// before the next different line, or after 10 s of repeats.
+    #[test]
+    fn repeated_lines_are_collapsed() {
+        use log::Level::{Error, Info};
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut r = Repeats::default();
+        type Step = (
+            log::Level,
+            &'static str,
+            u64,
+            Option<(log::Level, u64)>,
+            bool,
+        );
+        let script: &[Step] = &[
+            (Error, "cannot x", 0, None, true),
+            (Error, "cannot x", 1, None, false),
+            (Error, "cannot x", 2, None, false),
+            (Info, "other", 3, Some((Error, 2)), true),
+            // the same text at another level is another line
+            (Error, "other", 4, None, true),
+            (Error, "other", 5, None, false),
+            (Error, "other", 9_000, None, false),
+            // held back for 10 s: said, and counting starts again
+            (Error, "other", 10_005, Some((Error, 3)), false),
+            (Error, "other", 10_006, None, false),
+            (Info, "done", 10_007, Some((Error, 1)), true),
+            (Info, "done2", 10_008, None, true),
+        ];
+        for (n, (level, message, ms, said, write)) in script.iter().enumerate() {
+            assert_eq!(
+                r.next(*level, message, at(*ms)),
+                (*said, *write),
+                "step {n}: {message}"
+            );
+        }
+        assert_eq!(repeated(1), "last message repeated 1 time");
+        assert_eq!(repeated(7), "last message repeated 7 times");
+    }
 
     #[test]
     fn one_record_per_line_with_priority() {

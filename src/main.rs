@@ -132,9 +132,19 @@ fn check_config(args: &[OsString]) -> i32 {
             return 1;
         }
     };
+    let layer = config::Layer::File {
+        name: name.clone(),
+        bytes: bytes.clone(),
+        place,
+    };
     let errors = config::check_file(&name, bytes, place);
     for e in &errors {
         eprintln!("{e}");
+    }
+    // Not errors: the init raises them to the floor and runs (an error would drop the file).
+    for (key, value) in config::below_floor(&config::load(std::slice::from_ref(&layer)).0) {
+        let floor = config::MIN_RESTART_DELAY.as_millis();
+        eprintln!("{name}: warning: {key} = {value} is below the floor of {floor}ms; restarts wait at least {floor}ms");
     }
     if errors.is_empty() {
         println!("{name}: ok");

@@ -376,7 +376,7 @@ fn on_exit_wait_keeps_the_machine_up_until_a_signal() {
 
 #[test]
 fn on_exit_shell_runs_a_shell_on_the_console() {
-    let config = sh_box("exit 3", "restart = \"on-failure\"\ncrash_loop = { max = 1, within = \"1m\", action = \"shell\" }\nbackoff = { initial = \"10ms\" }");
+    let config = sh_box("exit 3", "restart = \"on-failure\"\ncrash_loop = { max = 1, within = \"1m\", action = \"shell\" }\nbackoff = { initial = \"100ms\" }");
     let mut ns = Ns::start("exit-shell", &config);
     ns.wait_for("starting a shell");
     ns.type_in("echo shell-says-$((6*7))\nexit\n");
@@ -526,11 +526,34 @@ fn restart_policy_and_backoff_timing() {
     assert_eq!(out.matches("once").count(), 1, "{out}");
 }
 
+/// Issue 17: `backoff = "0s"` is raised to the floor (100 ms), said once: a box that exits at
+/// once restarts about ten times a second, not in a tight loop (thousands a second before).
+#[test]
+fn a_zero_backoff_is_raised_to_the_floor() {
+    let config = sh_box(
+        "exit 1",
+        "restart = \"always\"\nbackoff = { initial = \"0s\", max = \"0s\" }",
+    );
+    let mut ns = Ns::start("backoff-floor", &config);
+    ns.wait_for("box: backoff below the floor of 100ms (initial 0s, max 0s)");
+    ns.wait_for("started box");
+    let first = ns.count("started box");
+    std::thread::sleep(Duration::from_secs(2));
+    let starts = ns.count("started box") - first;
+    ns.signal("TERM");
+    let (status, out) = ns.wait_end(Duration::from_secs(20));
+    assert_ended_by(status, SIGHUP, &out);
+    assert!(
+        (5..=21).contains(&starts),
+        "{starts} starts in 2 s at the 100 ms floor; output:\n{out}"
+    );
+}
+
 #[test]
 fn crash_loop_limit_takes_its_action() {
     let config = sh_box(
         "echo crashing; kill -SEGV $$",
-        "restart = \"always\"\nbackoff = { initial = \"10ms\", max = \"10ms\" }\ncrash_loop = { max = 3, within = \"10s\", action = \"halt\" }",
+        "restart = \"always\"\nbackoff = { initial = \"100ms\", max = \"100ms\" }\ncrash_loop = { max = 3, within = \"10s\", action = \"halt\" }",
     );
     let mut ns = Ns::start("crash-loop", &config);
     let (status, out) = ns.wait_end(Duration::from_secs(20));
@@ -922,16 +945,27 @@ fn stress_ten_thousand_orphans_are_reaped() {
 
 #[test]
 fn stress_a_thousand_restarts_leak_no_fds_and_no_memory() {
+    // Restarts wait at least 100 ms (issue 17: no tight loop at `backoff = "0s"`), so ten
+    // programs exit at once side by side: about 100 restarts a second through PID 1.
+    let services: String = (0..9)
+        .map(|n| {
+            format!(
+                "[[service]]\nname = \"crash{n}\"\npath = \"/bin/sh\"\nargs = [\"-c\", \"exit 1\"]\n\
+                 restart = \"always\"\nbackoff = {{ initial = \"100ms\", max = \"100ms\" }}\n"
+            )
+        })
+        .collect();
     let config = sh_box(
         "exit 1",
-        "restart = \"always\"\nbackoff = { initial = \"0s\", max = \"0s\" }",
+        &format!("restart = \"always\"\nbackoff = {{ initial = \"100ms\", max = \"100ms\" }}\n{services}"),
     );
     let mut ns = Ns::start("restarts", &config);
     // Warm up first: PID 1's heap grows over the first thousand restarts and then stays
     // (measured: +64 kB from restart 500 to 1500, then not one kB more up to 10500).
-    ns.wait_for_n("started box", 1500, Duration::from_secs(60));
+    let started = "/bin/sh (pid ";
+    ns.wait_for_n(started, 1500, Duration::from_secs(60));
     let (fds_before, rss_before) = ns.settled_fds_and_rss();
-    ns.wait_for_n("started box", 2500, Duration::from_secs(60));
+    ns.wait_for_n(started, 2500, Duration::from_secs(60));
     let (fds_after, rss_after) = ns.settled_fds_and_rss();
     ns.signal("TERM");
     let (status, out) = ns.wait_end(Duration::from_secs(20));

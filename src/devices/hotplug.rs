@@ -82,6 +82,8 @@ pub struct Hotplug {
     root: PathBuf,
     /// `/dev` is not a devtmpfs (read once, from `/proc/mounts`): nodes are made by hand.
     make_nodes: bool,
+    /// How many times lost uevents made it read sysfs again ([`Hotplug::rescan`]).
+    rescans: u32,
 }
 
 impl Hotplug {
@@ -113,6 +115,7 @@ impl Hotplug {
             probes,
             extras: Extras::default(),
             root: root.to_path_buf(),
+            rescans: 0,
         }
     }
 
@@ -126,7 +129,7 @@ impl Hotplug {
         let started = Instant::now();
         if self.make_nodes() {
             // no devtmpfs: the disks present must have nodes before the boot partition scan
-            self.replay(sys);
+            self.replay(sys, true);
         }
         let Some(loader) = &self.loader else {
             return;
@@ -196,11 +199,15 @@ impl Hotplug {
         let settle_until = crate::events::deadline_after(Instant::now(), SETTLE_LIMIT);
         while Instant::now() < settle_until {
             let messages = events.wait_uevent(Duration::ZERO);
-            if messages.is_empty() {
+            let lost = events.take_lost();
+            if messages.is_empty() && !lost {
                 break;
             }
             for message in messages {
                 summary += self.handle(sys, &message);
+            }
+            if lost {
+                summary += self.rescan(sys);
             }
         }
         summary
@@ -427,13 +434,13 @@ impl Hotplug {
         if cfg.device.is_empty() && cfg.automount.is_empty() && !self.make_nodes() {
             return;
         }
-        self.replay(sys);
+        self.replay(sys, true);
     }
 
     /// The devices already there, as if each had just been added: nodes (without devtmpfs),
     /// rules, automounts (waiting a bounded time for their probes, so that the box finds
     /// them mounted). No modules: coldplug has done those.
-    fn replay(&mut self, sys: &mut dyn Sys) {
+    fn replay(&mut self, sys: &mut dyn Sys, settle: bool) {
         match coldplug::device_nodes(&self.root) {
             Ok(nodes) => {
                 for (devpath, text) in nodes {
@@ -441,7 +448,9 @@ impl Hotplug {
                     self.devices.on_event(sys, &event);
                     self.automount.on_event(sys, &event);
                 }
-                self.automount.settle(sys, BOOT_PROBE_LIMIT);
+                if settle {
+                    self.automount.settle(sys, BOOT_PROBE_LIMIT);
+                }
             }
             Err(e) => log::warn!(
                 "cannot list {}: {e}; device rules apply to new devices only",
@@ -469,11 +478,82 @@ impl Hotplug {
         automount.into_iter().chain(slow).min()
     }
 
-    /// One message from the uevent socket: its module, its node and rules, its automount.
+    /// One message from the uevent socket: its module, its node and rules, its automount;
+    /// [`crate::events::LOST`]: the [`Hotplug::rescan`].
     pub fn handle(&mut self, sys: &mut dyn Sys, message: &[u8]) -> Summary {
+        if message == crate::events::LOST {
+            return self.rescan(sys);
+        }
         match uevent::parse(message) {
             Some(event) => self.handle_event(sys, &event),
             None => Summary::default(),
+        }
+    }
+
+    /// Uevents were lost (the socket's buffer overflowed): every device sysfs shows is
+    /// looked at again, as coldplug's walk does, so that none is missed: its modules (the
+    /// boot's split into now and later kept; once the box runs, on the loader thread), what
+    /// was read from the block devices forgotten, nodes, rules and automounts as for an add
+    /// (without waiting for the automount probes: the loop's tick mounts what they find).
+    /// Said once at warn, later ones at debug. A device that went meanwhile keeps its
+    /// automount until the next remove (lazily unmounted mounts of a gone device hurt none).
+    pub fn rescan(&mut self, sys: &mut dyn Sys) -> Summary {
+        self.rescans += 1;
+        if self.rescans == 1 {
+            log::warn!("uevents were lost (the uevent socket's buffer overflowed): reading sysfs again so that no device is missed; later ones are logged at debug");
+        } else {
+            log::debug!(
+                "uevents lost again: sysfs read again (rescan {})",
+                self.rescans
+            );
+        }
+        let mut summary = Summary::default();
+        if let (true, Some(loader)) = (self.load_for_devices, &self.loader) {
+            match self.after_boot {
+                AfterBoot::Booting => {
+                    let aliases = coldplug::known_modaliases(&self.root);
+                    let mut modules =
+                        not_loaded(&self.root, coldplug::modules_for(&loader.index, &aliases));
+                    if self.boot_first_only {
+                        let (first, rest) = coldplug::split_boot_first(&loader.index, modules);
+                        self.deferred.extend(rest);
+                        modules = first;
+                    }
+                    if !modules.is_empty() {
+                        summary = loader.load(sys, &modules);
+                    }
+                }
+                _ => self.rescan_after_boot(sys),
+            }
+        }
+        if let Ok(names) = std::fs::read_dir(self.root.join("sys/class/block")) {
+            for name in names.flatten() {
+                self.probes.forget(&name.file_name().to_string_lossy());
+            }
+        }
+        self.replay(sys, false);
+        summary
+    }
+
+    /// The rescan's modules once the box runs: a walk on the loader thread (here without one).
+    fn rescan_after_boot(&mut self, sys: &mut dyn Sys) {
+        self.start_loading(sys, true);
+        let pass = SecondPass {
+            walk: true,
+            coldplug: true,
+            ..SecondPass::default()
+        };
+        let job = match &self.after_boot {
+            AfterBoot::Thread(thread) => match thread.send(Job::SecondPass(pass)) {
+                Ok(()) => return,
+                Err(job) => job,
+            },
+            _ => Job::SecondPass(pass),
+        };
+        if let (Job::SecondPass(pass), Some(loader)) = (job, &self.loader) {
+            let started = Instant::now();
+            let summary = load_thread::second_pass(loader, sys, pass);
+            load_thread::log_second_pass(summary, started, "after lost uevents");
         }
     }
 
@@ -511,6 +591,10 @@ impl Hotplug {
 impl crate::supervision::event_loop::DeviceEvents for Hotplug {
     fn on_uevent(&mut self, sys: &mut dyn Sys, message: &[u8]) {
         self.handle(sys, message);
+    }
+
+    fn rescan(&mut self, sys: &mut dyn Sys) {
+        Hotplug::rescan(self, sys);
     }
 
     fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
@@ -608,6 +692,33 @@ mod tests {
             finish_loading(&mut hotplug, &thread_calls),
             format!("finit_module({dir}/kernel/virtio_rng.ko, \"current_quality=1000\")\n")
         );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Issue 17: when the uevent socket overflowed (the drain's ENOBUFS, passed on as
+    /// `events::LOST`), a device whose add was among the lost still gets its module: sysfs is
+    /// read again, while booting on this thread, once the box runs on the loader thread.
+    #[test]
+    fn lost_uevents_make_sysfs_read_again() {
+        let (root, dir) = fake_root("lost");
+        let device = root.join("sys/bus/virtio/devices/virtio1");
+        std::fs::create_dir_all(&device).unwrap();
+        std::fs::write(device.join("modalias"), "virtio:d00000004v00001AF4\n").unwrap();
+        let want = format!("finit_module({dir}/kernel/virtio_rng.ko, \"\")\n");
+        // booting
+        let mut hotplug = Hotplug::new(&Config::default(), "", &root);
+        let mut rec = Recorder::new();
+        hotplug.handle(&mut rec, crate::events::LOST);
+        assert_eq!(rec.transcript(), want);
+        // once the box runs
+        let mut hotplug = Hotplug::new(&Config::default(), "", &root);
+        let (thread_sys, thread_calls) = Recorder::shared();
+        hotplug.after_boot(Box::new(thread_sys));
+        let mut rec = Recorder::new();
+        crate::supervision::event_loop::DeviceEvents::rescan(&mut hotplug, &mut rec);
+        assert_eq!(rec.transcript(), "");
+        assert_eq!(finish_loading(&mut hotplug, &thread_calls), want);
+        assert_eq!(hotplug.rescans, 1);
         std::fs::remove_dir_all(&root).unwrap();
     }
 
@@ -773,7 +884,7 @@ mod tests {
         let mut hotplug = Hotplug::new(&Config::default(), "", &root);
         assert!(hotplug.make_nodes());
         let mut rec = Recorder::new();
-        hotplug.replay(&mut rec);
+        hotplug.replay(&mut rec, true);
         let dev = root.join("dev");
         assert_eq!(
             rec.transcript(),

@@ -19,7 +19,8 @@ use crate::storage::probe::{self, Answer, DeviceProbes};
 use crate::storage::scan::{self, Candidate, Listing, ScanError};
 use crate::sys::Sys;
 
-/// What a wait does with each uevent it reads (load the new device's module: `hotplug`).
+/// What a wait does with each uevent it reads (load the new device's module: `hotplug`);
+/// [`crate::events::LOST`] when some were lost.
 pub type OnUevent<'a> = &'a mut dyn FnMut(&mut dyn Sys, &[u8]);
 
 /// `auto` passes over a device that has not answered this long after a later one matched.
@@ -353,6 +354,11 @@ pub fn run(
             if uevent::is_block(&message) {
                 search.devices_changed();
             }
+        }
+        if events.take_lost() {
+            // which devices came or went is unknown: list them again, and pass the loss on
+            on_uevent(sys, crate::events::LOST);
+            search.devices_changed();
         }
     }
 }

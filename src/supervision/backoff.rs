@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub use crate::config::MIN_RESTART_DELAY;
+
 /// Exponential backoff between restarts of one program.
 ///
 /// The first restart waits `initial`, each further one twice as long, never more than `max`.
@@ -20,12 +22,15 @@ impl Backoff {
     /// A fresh backoff whose first delay is `initial`.
     ///
     /// Odd settings are accepted rather than rejected, because a config mistake must not stop
-    /// the box: `initial` 0 restarts at once every time, `max` below `initial` caps every delay
-    /// at `max`, `reset_after` 0 makes every run count as healthy.
+    /// the box: `initial` and `max` below [`MIN_RESTART_DELAY`] are raised to it (a box that
+    /// exits at once must not be restarted in a tight loop: every restart is a fork, an exec
+    /// and log lines), `max` below `initial` caps every delay at `max`, `reset_after` 0 makes
+    /// every run count as healthy.
     pub fn new(initial: Duration, max: Duration, reset_after: Duration) -> Backoff {
+        let initial = initial.max(MIN_RESTART_DELAY);
         Backoff {
             initial,
-            max,
+            max: max.max(MIN_RESTART_DELAY),
             reset_after,
             next: initial,
         }
@@ -99,12 +104,14 @@ mod tests {
                 &[0, 0, 59_999, 0],
                 &[100, 200, 400, 800],
             ),
-            // zero initial: always restart at once, never loops or panics
-            (0, 30_000, 60_000, &[0, 0, 0], &[0, 0, 0]),
+            // zero initial (issue 17): the floor, doubling from there, never a tight loop
+            (0, 30_000, 60_000, &[0, 0, 0], &[100, 200, 400]),
+            (0, 0, 60_000, &[0, 0, 0], &[100, 100, 100]),
+            (50, 70, 60_000, &[0, 0], &[100, 100]),
             // max below initial: every delay capped at max
-            (500, 100, 60_000, &[0, 0, 0], &[100, 100, 100]),
-            // max zero
-            (500, 0, 60_000, &[0, 0], &[0, 0]),
+            (500, 200, 60_000, &[0, 0, 0], &[200, 200, 200]),
+            // max zero: the floor
+            (500, 0, 60_000, &[0, 0], &[100, 100]),
             // reset_after zero: every run is healthy
             (100, 30_000, 0, &[0, 0, 0], &[100, 100, 100]),
             // max equal to initial

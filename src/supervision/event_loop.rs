@@ -118,6 +118,8 @@ pub struct Loop<'a> {
 pub trait DeviceEvents {
     /// A device event from the kernel (its module, node rules, automount).
     fn on_uevent(&mut self, sys: &mut dyn Sys, message: &[u8]);
+    /// Device events were lost (the uevent socket overflowed): look at every device again.
+    fn rescan(&mut self, sys: &mut dyn Sys);
     /// Called on every turn of the loop (work under way, such as automount probes); returns
     /// when to be called again at the latest.
     fn tick(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant>;
@@ -178,9 +180,7 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
         if supervisors.iter().any(Supervisor::is_held) {
             // Device events already queued are handled before a wait is judged met, so that
             // a program waiting for a device finds its node rules applied.
-            for message in events.wait_uevent(Duration::ZERO) {
-                devices.on_uevent(sys, &message);
-            }
+            handle_uevents(events, sys, devices, Duration::ZERO);
         }
         let box_before = supervisors.first().and_then(Supervisor::process_group);
         for i in 0..supervisors.len() {
@@ -276,6 +276,10 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
                     devices.on_uevent(sys, &message);
                     continue;
                 }
+                Event::UeventsLost => {
+                    devices.rescan(sys);
+                    continue;
+                }
             };
             if signal == SIGHUP {
                 log::info!("received SIGHUP: re-reading the configuration");
@@ -337,9 +341,7 @@ pub fn wait_before_exec(
 ) {
     loop {
         let now = Instant::now();
-        for message in events.wait_uevent(Duration::ZERO) {
-            devices.on_uevent(sys, &message);
-        }
+        handle_uevents(events, sys, devices, Duration::ZERO);
         let facts = LoopFacts {
             root: Path::new("/"),
             started: Vec::new(),
@@ -349,9 +351,22 @@ pub fn wait_before_exec(
             return;
         }
         let at = program.deadline().unwrap_or(now);
-        for message in events.wait_uevent(at.saturating_duration_since(now)) {
-            devices.on_uevent(sys, &message);
-        }
+        handle_uevents(events, sys, devices, at.saturating_duration_since(now));
+    }
+}
+
+/// The uevents that arrive within `timeout` to `devices`, and a rescan when some were lost.
+fn handle_uevents(
+    events: &Events,
+    sys: &mut dyn Sys,
+    devices: &mut dyn DeviceEvents,
+    timeout: Duration,
+) {
+    for message in events.wait_uevent(timeout) {
+        devices.on_uevent(sys, &message);
+    }
+    if events.take_lost() {
+        devices.rescan(sys);
     }
 }
 

@@ -122,6 +122,12 @@ pub fn spawn(spec: &Program) -> std::io::Result<i32> {
     // The loop reaps the child with waitpid(-1).
 }
 
+/// [`spawn`] without waiting for the child's `execve` (which may read a hung card): its pid
+/// and the pipe that says how the exec went (`sys::exec::exec_outcome`). For the loop.
+pub fn spawn_pending(spec: &Program) -> std::io::Result<(i32, std::os::fd::OwnedFd)> {
+    Exec::new(&spec.program, &spec.args, &spec.env, &spec.working_dir)?.spawn_pending(&spec.setup)
+}
+
 /// The rescue shell: `/bin/sh` on init's console, never restarted, reboot when it exits.
 pub fn shell_program() -> Option<(BoxConfig, Program)> {
     if !Path::new(SHELL).exists() {

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use crate::config::{BoxConfig, CrashLoop, ExitAction, RestartPolicy};
 use crate::events::{self, Exit};
 use crate::supervision::backoff::Backoff;
-use crate::supervision::program::{spawn, Program};
+use crate::supervision::program::{spawn_pending, Program};
 use crate::supervision::runnable::{check_program, User};
 use crate::supervision::wait::{self, Facts};
+use crate::sys::exec::{exec_outcome, ExecOutcome};
 use crate::sys::{KillTarget, Reboot, Sys};
 
 const SIGTERM: i32 = nix::sys::signal::Signal::SIGTERM as i32;
@@ -110,6 +111,9 @@ pub struct Supervisor {
     why: String,
     /// It has been started at least once (what a `service:` wait asks).
     started: bool,
+    /// The running child's exec pipe until its `execve` is known to be done
+    /// ([`Supervisor::check_exec`]): the loop never waits for a child's exec.
+    exec_pipe: Option<std::os::fd::OwnedFd>,
 }
 
 /// Why a start failed when the error alone says so, before the file is looked at: fork's
@@ -127,6 +131,16 @@ impl Supervisor {
     /// A supervisor whose program starts at the first `tick`, or, with a `wait_for`, at the
     /// first tick that finds it all there (or at its `wait_timeout`).
     pub fn new(cfg: BoxConfig, spec: Program, now: Instant) -> Supervisor {
+        let floor = crate::supervision::backoff::MIN_RESTART_DELAY;
+        if cfg.backoff.initial < floor || cfg.backoff.max < floor {
+            log::warn!(
+                "{}: backoff below the floor of {}ms (initial {}, max {}): restarts wait at least that long",
+                spec.name,
+                floor.as_millis(),
+                crate::config::format_duration(cfg.backoff.initial),
+                crate::config::format_duration(cfg.backoff.max)
+            );
+        }
         let backoff = Backoff::from(&cfg.backoff);
         let state = match cfg.wait_for.is_empty() {
             true => State::Waiting { until: now },
@@ -149,6 +163,7 @@ impl Supervisor {
             exits: 0,
             last_exit: None,
             why: String::new(),
+            exec_pipe: None,
         }
     }
 
@@ -219,6 +234,7 @@ impl Supervisor {
     /// timeout has passed: then an error names what never came); a program that cannot start
     /// counts as a failed run. Kills one that outlived a reload's grace period.
     pub fn tick(&mut self, sys: &mut dyn Sys, now: Instant, facts: &dyn Facts) -> Option<Outcome> {
+        self.check_exec();
         if let (Some(at), Some(pgid)) = (self.kill_at, self.process_group()) {
             if at <= now {
                 log::warn!(
@@ -238,38 +254,57 @@ impl Supervisor {
         if !due {
             return None;
         }
-        match spawn(&self.spec) {
-            Ok(pid) => {
+        match spawn_pending(&self.spec) {
+            Ok((pid, pipe)) => {
                 log::info!(
                     "started {} {} (pid {pid})",
                     self.name(),
                     self.spec.program.display()
                 );
                 self.state = State::Running { pid, since: now };
+                self.exec_pipe = Some(pipe);
                 self.started = true;
                 None
             }
             Err(e) => {
-                // What is wrong with the file itself, in words (wrong architecture, missing
-                // loader or interpreter, not executable for its user), when that is it.
-                let user = User::of(&self.spec);
-                match start_failure_cause(&e).map_or_else(
-                    || check_program(&self.spec.program, &user),
-                    |cause| Err(cause.to_string()),
-                ) {
-                    Err(why) => log::error!(
-                        "cannot start {} {}: {e}: {why}",
-                        self.name(),
-                        self.spec.program.display()
-                    ),
-                    Ok(()) => log::error!(
-                        "cannot start {} {}: {e}; check its path (a box goes on the boot partition as `box`), console, user and rlimits in init.toml",
-                        self.name(),
-                        self.spec.program.display()
-                    ),
-                }
+                self.log_start_failure(&e);
                 self.after_exit(Exit::Code(127), Duration::ZERO, now)
             }
+        }
+    }
+
+    /// While its child has not exec'd yet: asks its pipe, without waiting; the pipe is
+    /// closed once the program runs. A failure is kept in the pipe for [`on_reaped`]: the
+    /// child exits with 127 right after writing it.
+    ///
+    /// [`on_reaped`]: Supervisor::on_reaped
+    fn check_exec(&mut self) {
+        if let Some(pipe) = &self.exec_pipe {
+            if let ExecOutcome::Running = exec_outcome(pipe) {
+                self.exec_pipe = None;
+            }
+        }
+    }
+
+    /// A start that failed, in words: the error, and what is wrong with the file itself
+    /// (wrong architecture, missing loader or interpreter, not executable for its user) when
+    /// that is it.
+    fn log_start_failure(&self, e: &std::io::Error) {
+        let user = User::of(&self.spec);
+        match start_failure_cause(e).map_or_else(
+            || check_program(&self.spec.program, &user),
+            |cause| Err(cause.to_string()),
+        ) {
+            Err(why) => log::error!(
+                "cannot start {} {}: {e}: {why}",
+                self.name(),
+                self.spec.program.display()
+            ),
+            Ok(()) => log::error!(
+                "cannot start {} {}: {e}; check its path (a box goes on the boot partition as `box`), console, user and rlimits in init.toml",
+                self.name(),
+                self.spec.program.display()
+            ),
         }
     }
 
@@ -340,7 +375,16 @@ impl Supervisor {
             State::Running { pid: mine, since } if mine == pid => since,
             _ => return (None, false),
         };
-        log::info!("{} {} {exit}", self.name(), self.spec.program.display());
+        // The child is gone: its pipe holds its errno if a step before the program failed.
+        let failed = match self.exec_pipe.take().map(|pipe| exec_outcome(&pipe)) {
+            Some(ExecOutcome::Failed(e)) => Some(e),
+            _ => None,
+        };
+        if let Some(e) = &failed {
+            self.log_start_failure(e);
+        } else {
+            log::info!("{} {} {exit}", self.name(), self.spec.program.display());
+        }
         self.kill_at = None;
         match std::mem::replace(&mut self.pending, Pending::None) {
             Pending::Replace(new) => {
@@ -352,6 +396,9 @@ impl Supervisor {
             Pending::Remove => {
                 self.state = State::Done;
                 (None, true)
+            }
+            Pending::None if failed.is_some() => {
+                (self.after_exit(Exit::Code(127), Duration::ZERO, now), true)
             }
             Pending::None => (
                 self.after_exit(exit, now.saturating_duration_since(since), now),
@@ -703,8 +750,52 @@ mod tests {
         let cfg = Config::default().box_;
         let now = Instant::now();
         let mut sup = supervisor(&cfg, now);
+        // The tick does not wait for the child's execve (issue 17: it may read a hung card):
+        // the child is running, and how its exec went comes when it is reaped.
         assert_eq!(sup.tick(&mut Recorder::new(), now, &Table(vec![])), None);
+        let State::Running { pid, .. } = sup.state else {
+            panic!("{:?}", sup.state);
+        };
+        assert!(sup.exec_pipe.is_some());
+        let status = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(pid),
+            rustix::process::WaitOptions::empty(),
+        )
+        .unwrap()
+        .unwrap()
+        .1;
+        assert_eq!(status.exit_status(), Some(127));
+        let (outcome, mine) = sup.on_reaped(pid, Exit::Code(127), now);
+        assert!(mine);
+        assert_eq!(outcome, None);
         assert!(matches!(sup.state, State::Waiting { .. }));
+        assert_eq!(sup.last_exit(), Some(Exit::Code(127)));
+        assert!(sup.exec_pipe.is_none());
+    }
+
+    /// A child that exec'd: its exit is its own, not a start failure.
+    #[test]
+    fn a_started_program_exits_with_its_own_status() {
+        let mut cfg = Config::default().box_;
+        cfg.path = "/bin/sh".into();
+        cfg.args = vec!["-c".into(), "exit 3".into()];
+        let now = Instant::now();
+        let spec = resolve(&cfg, None).unwrap();
+        let mut sup = Supervisor::new(cfg, spec, now);
+        sup.tick(&mut Recorder::new(), now, &Table(vec![]));
+        let State::Running { pid, .. } = sup.state else {
+            panic!("{:?}", sup.state);
+        };
+        let status = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(pid),
+            rustix::process::WaitOptions::empty(),
+        )
+        .unwrap()
+        .unwrap()
+        .1;
+        assert_eq!(status.exit_status(), Some(3));
+        sup.on_reaped(pid, Exit::Code(3), now);
+        assert_eq!(sup.last_exit(), Some(Exit::Code(3)));
     }
 
     #[test]

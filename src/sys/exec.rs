@@ -6,6 +6,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 /// What a child does to itself between `fork` and `exec`, resolved beforehand so that the
@@ -111,11 +112,45 @@ impl Exec {
     /// `fork(2)`, then in the child: the working directory, `setup`, and `execve(2)`. Returns
     /// the child's pid once it has exec'd, or the error of the step that failed: the child
     /// writes its errno to a close-on-exec pipe, which reads empty when `execve` succeeded
-    /// (as std's `Command` does). A child that failed is reaped here.
+    /// (as std's `Command` does). A child that failed is reaped here. This waits for the
+    /// child's `execve`, which may read a slow card: PID 1's loop uses
+    /// [`Exec::spawn_pending`] instead (here: the rescue shell, exec mode's tests).
     pub fn spawn(&self, setup: &ChildSetup) -> io::Result<i32> {
+        let (pid, reader) = self.spawn_pending(setup)?;
+        let outcome = loop {
+            let mut fds = [rustix::event::PollFd::new(
+                &reader,
+                rustix::event::PollFlags::IN,
+            )];
+            let _ = rustix::event::poll(&mut fds, None);
+            match exec_outcome(&reader) {
+                ExecOutcome::Pending => continue,
+                done => break done,
+            }
+        };
+        match outcome {
+            ExecOutcome::Failed(error) => {
+                let _ = rustix::process::waitpid(
+                    rustix::process::Pid::from_raw(pid),
+                    rustix::process::WaitOptions::empty(),
+                );
+                Err(error)
+            }
+            _ => Ok(pid),
+        }
+    }
+
+    /// `fork(2)` and the child's setup and `execve(2)` as [`Exec::spawn`], without waiting
+    /// for the `execve`: the child's pid at once, and the read end of its close-on-exec pipe
+    /// (non-blocking) for [`exec_outcome`]. The child reading its program from a hung card
+    /// stalls only itself; the caller learns how its exec went when it asks (or reaps it:
+    /// a child that failed writes its errno before it exits with 127).
+    pub fn spawn_pending(&self, setup: &ChildSetup) -> io::Result<(i32, OwnedFd)> {
         let argv = pointers(&self.argv);
         let envp = pointers(&self.envp);
-        let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let (reader, writer) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )?;
         // SAFETY: PID 1 may have other threads when it forks (a probe thread reading a block
         // device, the deferred coldplug's loader, the watchdog's keeper during shutdown, a
         // module level's loaders), and fork(2) copies only this one: whatever lock another
@@ -139,24 +174,7 @@ impl Exec {
             unsafe { libc::_exit(127) }
         }
         drop(writer);
-        let mut errno = [0u8; 4];
-        let read = loop {
-            match rustix::io::read(&reader, &mut errno) {
-                Err(rustix::io::Errno::INTR) => continue,
-                other => break other,
-            }
-        };
-        let error = match read {
-            Ok(0) => return Ok(pid),
-            Ok(4) => io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
-            Ok(_) => io::Error::other("the child ended before telling how its exec went"),
-            Err(e) => e.into(),
-        };
-        let _ = rustix::process::waitpid(
-            rustix::process::Pid::from_raw(pid),
-            rustix::process::WaitOptions::empty(),
-        );
-        Err(error)
+        Ok((pid, reader))
     }
 
     /// Becomes the program in this process (`mode = "exec"`): the working directory, `setup`,
@@ -182,6 +200,38 @@ impl Exec {
         // `self`, alive for the call, and both arrays end with a null pointer (`pointers`).
         unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         io::Error::last_os_error()
+    }
+}
+
+/// How a child's `execve` went, as its pipe says ([`Exec::spawn_pending`]).
+#[derive(Debug)]
+pub enum ExecOutcome {
+    /// Not yet known: the child is still between fork and exec.
+    Pending,
+    /// It runs its program (the pipe closed on exec, empty).
+    Running,
+    /// A step before the program failed, with this error; the child exits with 127.
+    Failed(io::Error),
+}
+
+/// Reads the child's pipe without blocking: empty and closed is a done `execve`, four bytes
+/// an errno, nothing yet (`EAGAIN`) still pending.
+pub fn exec_outcome(reader: &OwnedFd) -> ExecOutcome {
+    let mut errno = [0u8; 4];
+    let read = loop {
+        match rustix::io::read(reader, &mut errno) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other,
+        }
+    };
+    match read {
+        Ok(0) => ExecOutcome::Running,
+        Ok(4) => ExecOutcome::Failed(io::Error::from_raw_os_error(i32::from_ne_bytes(errno))),
+        Ok(_) => ExecOutcome::Failed(io::Error::other(
+            "the child ended before telling how its exec went",
+        )),
+        Err(rustix::io::Errno::AGAIN) => ExecOutcome::Pending,
+        Err(e) => ExecOutcome::Failed(e.into()),
     }
 }
 
