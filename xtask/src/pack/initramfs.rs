@@ -275,16 +275,20 @@ pub fn make_split(opts: &Options, extra: &[Extra], later: &Later, out: &Path) ->
     })
 }
 
-/// Seconds since 1970 for the clock floor: `SOURCE_DATE_EPOCH` when set (reproducible
-/// builds), else now.
+/// Seconds since 1970 for the clock floor and the card's file dates: `SOURCE_DATE_EPOCH` when
+/// set (reproducible builds), else the instant this xtask run first asked: one time for all
+/// it makes, so two images made by one run a second apart are still the same bytes.
 pub fn build_time() -> u64 {
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
+            *STARTED.get_or_init(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            })
         })
 }
 
