@@ -69,6 +69,8 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             (None, None) => None,
         },
         gpt: scenario.gpt,
+        // two slots beside the root files: three kernels and initramfs
+        disk_size_mib: if scenario.slots.is_some() { 256 } else { 0 },
         no_console: scenario.no_console,
         no_net: scenario.no_net,
         hand_made: scenario.hand_made,
@@ -85,6 +87,10 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
     if scenario.host_card {
         let folder = prepared.initrd.parent().unwrap_or(&out_dir);
         crate::test::host_card::card_by_host_tools(folder, &prepared.disk, 128)?;
+    }
+    if let Some(words) = &scenario.slots {
+        crate::test::firmware::lay_out(&prepared.disk, words, &out_dir.join("slots"))
+            .context("cannot lay the card out in two slots")?;
     }
     let mut disks = Vec::new();
     for disk in &scenario.disks {
@@ -157,6 +163,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
     let mut window = (None, None);
     // QEMU cannot exit while a hung disk's read is held: let them fail once the guest ends.
     let mut release = || hung.iter().for_each(|h| h.release());
+    let mut last_raw = String::new();
     for (n, expected) in boots.iter().enumerate() {
         if n > 0 {
             if let Some(dir) = scenario.files_for_boot(n + 1) {
@@ -165,6 +172,21 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             }
         }
         let mut boot = base.clone();
+        if scenario.slots.is_some() {
+            let tryboot = last_raw.contains(crate::test::firmware::TRYBOOT_LINE);
+            let dir = out_dir.join(format!("firmware-{}", n + 1));
+            let picked = crate::test::firmware::prepare(&prepared.disk, tryboot, &dir, &mut boot)
+                .context("the firmware's stand-in")?;
+            println!(
+                "    boot {}: firmware: {} ({})",
+                n + 1,
+                picked.config,
+                match picked.prefix.as_str() {
+                    "" => "the root files",
+                    slot => slot,
+                }
+            );
+        }
         let monitor_steps: Vec<MonitorStep> = match n {
             0 => scenario
                 .monitor
@@ -224,6 +246,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             );
         }
         raw_all.push_str(&watched.raw);
+        last_raw.clone_from(&watched.raw);
         let mut seen = transcript::clean(&watched.raw);
         seen.push(watched.ending.line().to_string());
         last_ending = watched.ending;
