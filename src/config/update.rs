@@ -51,20 +51,26 @@ pub enum Tryboot {
 }
 
 fn tryboot<'de, D: Deserializer<'de>>(d: D) -> Result<Tryboot, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Flag(bool),
-        Word(String),
+    // a visitor, not an untagged enum: serde's untagged buffering costs the binary ~20 kB
+    struct Visit;
+    impl serde::de::Visitor<'_> for Visit {
+        type Value = Tryboot;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("\"auto\", true or false")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Tryboot, E> {
+            Ok(if v { Tryboot::On } else { Tryboot::Off })
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Tryboot, E> {
+            match v {
+                "auto" => Ok(Tryboot::Auto),
+                _ => Err(E::custom(format!(
+                    "\"{v}\" is not one of \"auto\", true, false"
+                ))),
+            }
+        }
     }
-    match Raw::deserialize(d)? {
-        Raw::Flag(true) => Ok(Tryboot::On),
-        Raw::Flag(false) => Ok(Tryboot::Off),
-        Raw::Word(w) if w == "auto" => Ok(Tryboot::Auto),
-        Raw::Word(w) => Err(serde::de::Error::custom(format!(
-            "\"{w}\" is not one of \"auto\", true, false"
-        ))),
-    }
+    d.deserialize_any(Visit)
 }
 
 impl Default for Update {
