@@ -7,8 +7,10 @@
 //! previous boot's said at boot. What changes every boot lives in preallocated fixed-size
 //! text files under `boxinit/` (`state`), overwritten in place inside short write windows
 //! (`window`), through `Sys`. `card` is the boot's part, `run` the run's and the shutdown's;
-//! the rest is pure.
+//! the rest is pure. `bundle` tries a whole bundle (kernel, initramfs) in a second slot
+//! through the Pi firmware's `tryboot`, where the kernel can ask for it.
 
+pub mod bundle;
 pub mod card;
 pub mod copy;
 pub mod files;
@@ -16,6 +18,7 @@ pub mod health;
 pub mod pstore;
 pub mod report;
 pub mod run;
+pub mod slots;
 pub mod state;
 pub mod trial;
 pub mod watch;

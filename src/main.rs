@@ -244,6 +244,10 @@ fn boot() -> ! {
         }
         _ => cfg,
     };
+    // 6c. A new bundle in the other slot, recorded: reboot with tryboot into it now.
+    if let Some(stop) = card.as_mut().and_then(Card::tryboot) {
+        stop_and_report(&mut sys, card.as_mut(), stop);
+    }
     log::set_max_level(cfg.system.log_level.into());
     hotplug.configure(&mut sys, &cfg, &cmdline);
     // The card's archives of what serves later (Wi-Fi's supplicant, firmware, modules),
@@ -437,6 +441,7 @@ fn try_updates(
         None => cfg,
     };
     card.try_box(&cfg);
+    card.try_bundle();
     card.begin(sys);
     match card.safe_mode() {
         Some(_) => field::card::safe_config(cfg),

@@ -33,6 +33,9 @@ pub enum NodeKind {
 pub enum Reboot {
     /// `LINUX_REBOOT_CMD_RESTART`
     Restart,
+    /// `LINUX_REBOOT_CMD_RESTART2` with `"0 tryboot"`: the Pi firmware boots `tryboot.txt`
+    /// once, when the kernel is the Raspberry Pi fork (others restart as usual).
+    Tryboot,
     /// `LINUX_REBOOT_CMD_POWER_OFF`
     PowerOff,
     /// `LINUX_REBOOT_CMD_HALT`

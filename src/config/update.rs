@@ -31,6 +31,46 @@ pub struct Update {
     /// Boots in a row without a healthy box before boxinit stops rebooting (safe mode);
     /// 0: never.
     pub boot_loop_limit: u32,
+    /// Whole-bundle trials through the Pi firmware's `tryboot` (`field/bundle.rs`): `"auto"`
+    /// asks only when the running kernel is a Raspberry Pi kernel (the only one that passes
+    /// the flag on); `true` always; `false` never.
+    #[serde(deserialize_with = "tryboot")]
+    pub tryboot: Tryboot,
+}
+
+/// `update.tryboot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tryboot {
+    /// When the kernel release is a Raspberry Pi kernel's.
+    #[default]
+    Auto,
+    /// Always (a kernel known to pass the flag on).
+    On,
+    /// Never: a bundle in the other slot is left alone.
+    Off,
+}
+
+fn tryboot<'de, D: Deserializer<'de>>(d: D) -> Result<Tryboot, D::Error> {
+    // a visitor, not an untagged enum: serde's untagged buffering costs the binary ~20 kB
+    struct Visit;
+    impl serde::de::Visitor<'_> for Visit {
+        type Value = Tryboot;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("\"auto\", true or false")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Tryboot, E> {
+            Ok(if v { Tryboot::On } else { Tryboot::Off })
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Tryboot, E> {
+            match v {
+                "auto" => Ok(Tryboot::Auto),
+                _ => Err(E::custom(format!(
+                    "\"{v}\" is not one of \"auto\", true, false"
+                ))),
+            }
+        }
+    }
+    d.deserialize_any(Visit)
 }
 
 impl Default for Update {
@@ -41,6 +81,7 @@ impl Default for Update {
             healthy_after: Duration::from_secs(30),
             deadline: Duration::from_secs(5 * 60),
             boot_loop_limit: 5,
+            tryboot: Tryboot::Auto,
         }
     }
 }
@@ -168,5 +209,33 @@ mod tests {
             assert!(e.first().is_some_and(|e| e.contains(key)), "{text}: {e:?}");
         }
         assert!(errors("[update]\nvalidate = \"heartbeat\"\n").is_empty());
+    }
+
+    #[test]
+    fn tryboot_is_auto_or_a_flag() {
+        let tryboot = |text: &str| {
+            let layer = Layer::Text {
+                name: "t.toml".into(),
+                text: format!("[update]\ntryboot = {text}\n"),
+            };
+            let (c, errors) = load(&[layer]);
+            errors.is_empty().then_some(c.update.tryboot)
+        };
+        use super::Tryboot;
+        assert_eq!(tryboot("\"auto\""), Some(Tryboot::Auto));
+        assert_eq!(tryboot("true"), Some(Tryboot::On));
+        assert_eq!(tryboot("false"), Some(Tryboot::Off));
+        assert_eq!(tryboot("\"yes\""), None);
+        assert_eq!(tryboot("1"), None);
+        let e = errors("[update]\ntryboot = \"always\"\n");
+        assert!(
+            e.first()
+                .is_some_and(|e| e.contains("update.tryboot") || e.contains("tryboot")),
+            "{e:?}"
+        );
+        assert_eq!(
+            crate::config::Config::default().update.tryboot,
+            Tryboot::Auto
+        );
     }
 }

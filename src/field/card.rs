@@ -34,6 +34,8 @@ pub struct ThisTrial {
     pub box_: Option<(String, String)>,
     /// The digest of `init.toml.new`.
     pub config: Option<String>,
+    /// A whole bundle's slot (`b/`) and the digest of its `bundle.sha256` (`bundle.rs`).
+    pub bundle: Option<(String, String)>,
     pub(crate) box_facts: Facts,
     pub(crate) config_facts: Facts,
 }
@@ -48,6 +50,9 @@ impl ThisTrial {
         if let Some((name, _)) = &self.box_ {
             names.push(beside(name, "new"));
         }
+        if let Some((slot, _)) = &self.bundle {
+            names.push(format!("the bundle in {slot}"));
+        }
         names.join(" and ")
     }
 }
@@ -60,12 +65,14 @@ pub struct ProgramRules {
     new_box: Option<PathBuf>,
     new_config: Option<PathBuf>,
     validate: bool,
+    /// This boot is a whole bundle's trial (`tryboot`).
+    bundle: bool,
 }
 
 impl ProgramRules {
     /// `program` as this boot runs it.
     pub fn apply(&self, mut program: Program) -> Program {
-        let mut trial = self.new_config.as_ref().is_some_and(|c| c.is_file());
+        let mut trial = self.bundle || self.new_config.as_ref().is_some_and(|c| c.is_file());
         if let Some(new) = self.new_box.as_ref().filter(|new| new.is_file()) {
             program.program = new.clone();
             trial = true;
@@ -129,6 +136,8 @@ pub struct Card {
     pub(crate) safe: Option<String>,
     /// The run's watch (health, reports, the time), `run.rs`'s.
     pub(crate) run: super::watch::RunState,
+    /// What the firmware said of this boot, and a `tryboot` to ask for (`bundle.rs`).
+    pub(crate) bundle: super::slots::BundleRun,
 }
 
 impl Card {
@@ -166,9 +175,12 @@ impl Card {
             set_aside: Vec::new(),
             safe: None,
             run: super::watch::RunState::default(),
+            bundle: super::slots::BundleRun::read(root),
         };
         card.say_previous_boot();
-        card.finish_previous_trial(sys);
+        if !card.bundle_at_open(sys) {
+            card.finish_previous_trial(sys);
+        }
         card
     }
 
@@ -258,7 +270,7 @@ impl Card {
             .map(|_| Facts::read(&self.dir, CONFIG, true));
         let why = match t.phase {
             Phase::Promoting => None,
-            Phase::Started => Some(format!(
+            Phase::Started | Phase::Requested => Some(format!(
                 "the boot that tried it (boot {}) ended without a verdict: power loss, or a reset (the watchdog?) before the box was validated",
                 t.boot
             )),
@@ -408,7 +420,7 @@ impl Card {
         } else {
             self.run.boot_pending = true;
         }
-        if let Some(t) = &self.trial {
+        if let Some(t) = self.trial.as_ref().filter(|_| !self.bundle.requesting) {
             log::info!(
                 "trial: {} on this boot (recorded on the card before it starts); validated by [update] validate = \"{}\" within {}",
                 t.names(),
@@ -439,6 +451,10 @@ impl Card {
         let dir = self.dir.clone();
         let state_missing = self.state_len == 0;
         let boot = self.state.boot + 1;
+        let phase = match self.bundle.requesting {
+            true => Phase::Requested,
+            false => Phase::Started,
+        };
         let created = self.window(sys, "boot", |w, state| {
             for (name, why, facts) in &set_aside {
                 let text = trial::failed_text(name, why, boot, &now_text(), name);
@@ -460,12 +476,16 @@ impl Card {
             state.boot = boot;
             state.ending = Ending::Running;
             if update {
-                state.unhealthy = state.unhealthy.saturating_add(1);
+                // the boot that asks for a tryboot runs no box: it is not counted
+                if phase != Phase::Requested {
+                    state.unhealthy = state.unhealthy.saturating_add(1);
+                }
                 state.trial = trial.as_ref().map(|t| Trial {
-                    phase: Phase::Started,
+                    phase,
                     boot,
                     box_: t.box_.clone(),
                     config: t.config.clone(),
+                    bundle: t.bundle.clone(),
                 });
             }
             write_state(w, state, &dir)
@@ -549,6 +569,7 @@ impl Card {
                 .filter(|t| t.config.is_some())
                 .map(|_| self.dir.join(beside(CONFIG, "new"))),
             validate: self.update.enabled,
+            bundle: trial.is_some_and(|t| t.bundle.is_some()),
         }
     }
 
@@ -660,7 +681,11 @@ pub(crate) mod tests {
         let _ = std::fs::remove_dir_all(&base);
         let (dir, root) = (base.join("boot"), base.join("root"));
         std::fs::create_dir_all(dir.join(state::DIR)).unwrap();
-        std::fs::create_dir_all(&root).unwrap();
+        // boxinit's private mount of the card, as the tests' recorder cannot bind-mount: the
+        // same files under the path the windows write to
+        let private = root.join(PRIVATE_MOUNT);
+        std::fs::create_dir_all(private.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&dir, &private).unwrap();
         for (name, bytes) in state::initial_files() {
             std::fs::write(dir.join(name), bytes).unwrap();
         }
@@ -759,6 +784,7 @@ pub(crate) mod tests {
                     boot: 3,
                     box_: Some(("box".into(), sha.clone())),
                     config: None,
+                    bundle: None,
                 }),
                 ..State::default()
             })

@@ -55,6 +55,9 @@ impl Card {
                 if let Some((name, sha)) = &t.box_ {
                     trial::promote(w, name, sha, &t.box_facts)?;
                 }
+                if let Some((slot, _)) = &t.bundle {
+                    super::slots::commit(w, slot)?;
+                }
                 state.trial = None;
             }
             write_state(w, state, &dir)
@@ -68,10 +71,14 @@ impl Card {
                 if let Some((name, _)) = &t.box_ {
                     kept.push(format!("{name}.new is now {name}"));
                 }
-                log::info!(
-                    "trial: validated ({how}): {}; the old files are .previous",
-                    kept.join(", ")
-                );
+                if let Some((slot, _)) = &t.bundle {
+                    kept.push(format!("config.txt now names {slot} (the old slot is tryboot.txt's, for the next bundle)"));
+                }
+                let previous = match t.box_.is_some() || t.config.is_some() {
+                    true => "; the old files are .previous",
+                    false => "",
+                };
+                log::info!("trial: validated ({how}): {}{previous}", kept.join(", "));
             }
         } else {
             log::info!("box healthy ({how})");
@@ -106,6 +113,11 @@ impl Card {
                 let text = trial::failed_text(name, why, boot, &now_text(), name);
                 trial::set_aside(w, name, &text, &facts)?;
                 names.push(name.clone());
+            }
+            if let Some((slot, _)) = &t.bundle {
+                let text = super::slots::failed_text(slot, why, boot);
+                super::slots::set_aside(w, slot, &text)?;
+                names.push(format!("{slot}bundle"));
             }
             state.trial = None;
             write_state(w, state, &dir)

@@ -64,6 +64,10 @@ impl Ending {
 /// Where a trial is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// A whole bundle's trial asked of the firmware: recorded before the reboot with
+    /// `tryboot`; the next boot is the trial (with the firmware's flag) or comes back
+    /// without it (`bundle.rs`).
+    Requested,
     /// Recorded before the new box or config started; no verdict yet.
     Started,
     /// Validated: the files are being exchanged (a boot that finds this finishes it).
@@ -80,6 +84,9 @@ pub struct Trial {
     pub box_: Option<(String, String)>,
     /// The sha256 of `init.toml.new`, when the config is tried.
     pub config: Option<String>,
+    /// A whole bundle tried through the firmware's `tryboot`: its slot (`b/`) and the sha256
+    /// of its `bundle.sha256`.
+    pub bundle: Option<(String, String)>,
 }
 
 /// Everything the state file holds.
@@ -109,6 +116,7 @@ pub fn format(state: &State, len: usize) -> Option<Vec<u8>> {
         None => text.push_str("trial=none\n"),
         Some(t) => {
             let phase = match t.phase {
+                Phase::Requested => "requested",
                 Phase::Started => "started",
                 Phase::Promoting => "promoting",
             };
@@ -120,6 +128,10 @@ pub fn format(state: &State, len: usize) -> Option<Vec<u8>> {
             }
             if let Some(sha) = &t.config {
                 let _ = writeln!(text, "trial_config_sha256={sha}");
+            }
+            if let Some((slot, sha)) = &t.bundle {
+                let _ = writeln!(text, "trial_bundle={slot}");
+                let _ = writeln!(text, "trial_bundle_sha256={sha}");
             }
         }
     }
@@ -145,6 +157,7 @@ pub fn parse(text: &str) -> (State, Vec<String>) {
     let mut bad = Vec::new();
     let mut phase = None;
     let (mut trial_boot, mut box_path, mut box_sha, mut config_sha) = (0, None, None, None);
+    let (mut bundle_slot, mut bundle_sha) = (None, None);
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -166,6 +179,10 @@ pub fn parse(text: &str) -> (State, Vec<String>) {
                 .is_some(),
             "trial" => match value {
                 "none" => true,
+                "requested" => {
+                    phase = Some(Phase::Requested);
+                    true
+                }
                 "started" => {
                     phase = Some(Phase::Started);
                     true
@@ -189,6 +206,14 @@ pub fn parse(text: &str) -> (State, Vec<String>) {
                 config_sha = Some(value.to_ascii_lowercase());
                 is_digest(value)
             }
+            "trial_bundle" => {
+                bundle_slot = Some(value.to_string());
+                !value.is_empty()
+            }
+            "trial_bundle_sha256" => {
+                bundle_sha = Some(value.to_ascii_lowercase());
+                is_digest(value)
+            }
             _ => true,
         };
         if !ok {
@@ -200,6 +225,7 @@ pub fn parse(text: &str) -> (State, Vec<String>) {
         boot: trial_boot,
         box_: box_path.zip(box_sha),
         config: config_sha,
+        bundle: bundle_slot.zip(bundle_sha),
     });
     (state, bad)
 }
@@ -248,6 +274,7 @@ mod tests {
                     boot: 11,
                     box_: Some(("bin/app".into(), "ab".repeat(32))),
                     config: Some("cd".repeat(32)),
+                    bundle: Some(("b/".into(), "ef".repeat(32))),
                 }),
             },
             State {
@@ -260,7 +287,19 @@ mod tests {
                     boot: 1,
                     box_: None,
                     config: Some("0".repeat(64)),
+                    bundle: None,
                 }),
+            },
+            State {
+                boot: 2,
+                trial: Some(Trial {
+                    phase: Phase::Requested,
+                    boot: 2,
+                    box_: None,
+                    config: None,
+                    bundle: Some(("a/".into(), "1".repeat(64))),
+                }),
+                ..State::default()
             },
         ];
         for state in states {
@@ -278,6 +317,7 @@ mod tests {
                 boot: 1,
                 box_: Some(("x".repeat(2000), "0".repeat(64))),
                 config: None,
+                bundle: None,
             }),
             ..State::default()
         };

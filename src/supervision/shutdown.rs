@@ -235,6 +235,7 @@ pub fn finish(sys: &mut dyn Sys, how: Reboot) -> ! {
         match how {
             Reboot::PowerOff => "powering off",
             Reboot::Halt => "halting",
+            Reboot::Tryboot => "rebooting with tryboot (RESTART2 \"0 tryboot\")",
             _ => "rebooting",
         }
     );

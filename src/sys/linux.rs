@@ -249,6 +249,7 @@ impl Sys for Linux {
     fn reboot(&mut self, how: Reboot) -> io::Result<()> {
         use rustix::system::RebootCommand;
         let cmd = match how {
+            Reboot::Tryboot => return restart2(c"0 tryboot"),
             Reboot::Restart => RebootCommand::Restart,
             Reboot::PowerOff => RebootCommand::PowerOff,
             Reboot::Halt => RebootCommand::Halt,
@@ -351,4 +352,24 @@ pub fn send_link_broadcast(
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `reboot(2)` with `LINUX_REBOOT_CMD_RESTART2` and its argument, which rustix does not take
+/// (the Pi kernel's firmware driver reads `" tryboot"` in it).
+fn restart2(arg: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: the four arguments the kernel reads for RESTART2: the two magic numbers, the
+    // command, and a pointer to a NUL-terminated string that outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_reboot,
+            libc::LINUX_REBOOT_MAGIC1,
+            libc::LINUX_REBOOT_MAGIC2,
+            libc::LINUX_REBOOT_CMD_RESTART2,
+            arg.as_ptr(),
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
 }

@@ -202,8 +202,11 @@ pub fn watch_with(child: &mut Child, watch: Watch<'_>) -> Result<Watched> {
             seen.extend(new.iter().map(|s| format!("qemu: {s}")));
             sent.extend(new);
         }
+        // a cut boot with no lines of its own (the kernel never reaches the init) is cut once
+        // the kernel has panicked: the power-cycle a hung machine gets
+        let panicked = || String::from_utf8_lossy(&raw).contains("Kernel panic - not syncing");
         let all_seen = (got || sent_now)
-            && !expected.is_empty()
+            && (!expected.is_empty() || (cut_when_seen && panicked()))
             && stop_at.is_none()
             && cut_at.is_none()
             && transcript::first_missing(expected, &seen).is_none();

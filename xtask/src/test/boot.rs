@@ -60,9 +60,13 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         None => None,
     };
     let opts = PrepareOptions {
-        disk_size_mib: big_config
-            .as_ref()
-            .map_or(0, |(_, mib)| mib.saturating_mul(2) + 64),
+        // a big init.toml twice over, or two slots beside the root files (three kernels and
+        // initramfs)
+        disk_size_mib: match (&big_config, scenario.slots.is_some()) {
+            (Some((_, mib)), _) => mib.saturating_mul(2) + 64,
+            (None, true) => 256,
+            (None, false) => 0,
+        },
         arch,
         kernel,
         debian_programs: scenario.debian.clone(),
@@ -96,6 +100,10 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
     if scenario.host_card {
         let folder = prepared.initrd.parent().unwrap_or(&out_dir);
         crate::test::host_card::card_by_host_tools(folder, &prepared.disk, 128)?;
+    }
+    if let Some(words) = &scenario.slots {
+        crate::test::firmware::lay_out(&prepared.disk, words, &out_dir.join("slots"))
+            .context("cannot lay the card out in two slots")?;
     }
     let mut disks = Vec::new();
     for disk in &scenario.disks {
@@ -174,6 +182,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
     let mut window = (None, None);
     // QEMU cannot exit while a hung disk's read is held: let them fail once the guest ends.
     let mut release = || hung.iter().for_each(|h| h.release());
+    let mut last_raw = String::new();
     for (n, expected) in boots.iter().enumerate() {
         if n > 0 {
             if let Some(dir) = scenario.files_for_boot(n + 1) {
@@ -182,6 +191,21 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             }
         }
         let mut boot = base.clone();
+        if scenario.slots.is_some() {
+            let tryboot = last_raw.contains(crate::test::firmware::TRYBOOT_LINE);
+            let dir = out_dir.join(format!("firmware-{}", n + 1));
+            let picked = crate::test::firmware::prepare(&prepared.disk, tryboot, &dir, &mut boot)
+                .context("the firmware's stand-in")?;
+            println!(
+                "    boot {}: firmware: {} ({})",
+                n + 1,
+                picked.config,
+                match picked.prefix.as_str() {
+                    "" => "the root files",
+                    slot => slot,
+                }
+            );
+        }
         let monitor_steps: Vec<MonitorStep> = match n {
             0 => scenario
                 .monitor
@@ -252,6 +276,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             );
         }
         raw_all.push_str(&watched.raw);
+        last_raw.clone_from(&watched.raw);
         let mut seen = transcript::clean(&watched.raw);
         seen.push(watched.ending.line().to_string());
         if n == 0 {

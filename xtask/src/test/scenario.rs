@@ -86,6 +86,9 @@ pub struct Scenario {
     pub hand_made: bool,
     /// Power cuts at random instants (`power-cuts`), after the boots of `expected`.
     pub power_cuts: Option<PowerCuts>,
+    /// `raspi3b`: the card in two slots and the firmware's stand-in before every boot
+    /// (`slots`: words added to `b/cmdline.txt`, often none; `test/firmware.rs`).
+    pub slots: Option<String>,
 }
 
 /// `power-cuts`: `COUNT TRIGGER => END => CHECK`. The first boot of `expected` times TRIGGER
@@ -244,6 +247,10 @@ impl Scenario {
             no_net: dir.join("no-net").exists(),
             small: dir.join("small").exists(),
             hand_made: dir.join("hand-made").exists(),
+            slots: dir
+                .join("slots")
+                .exists()
+                .then(|| data_lines(&read("slots")).collect::<Vec<_>>().join(" ")),
             power_cuts: parse_power_cuts(&read("power-cuts"))
                 .with_context(|| format!("{}/power-cuts", dir.display()))?,
         })
