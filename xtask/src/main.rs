@@ -214,6 +214,16 @@ enum Task {
         builtin_config: Option<PathBuf>,
         #[command(flatten)]
         kernel: KernelFlags,
+        /// Lay the folder out for whole-bundle trials ([update] tryboot): the kernel,
+        /// initramfs, cmdline.txt and device trees also in a/ (config.txt: os_prefix=a/),
+        /// tryboot.txt naming b/ for the next bundle
+        #[arg(long, conflicts_with = "update_card")]
+        slots: bool,
+        /// After making the bundle in --out, copy its kernel, initramfs, cmdline.txt and device
+        /// trees into the slot the card folder CARD's tryboot.txt names, b/bundle.sha256 last
+        /// (CARD: a card made with --slots, mounted or copied)
+        #[arg(long, value_name = "CARD")]
+        update_card: Option<PathBuf>,
     },
     /// Benchmark boot overhead: boxinit against the seed's busybox script and a hand-written
     /// floor, interleaved boots on the same kernel and disk; plus sizes, PID 1's memory and
@@ -470,6 +480,8 @@ fn dispatch(task: Task) -> Result<ExitCode> {
             modules,
             builtin_config,
             kernel,
+            slots,
+            update_card,
         } => {
             let made = bundle::make(&bundle::Options {
                 busybox_path: busybox,
@@ -481,11 +493,30 @@ fn dispatch(task: Task) -> Result<ExitCode> {
                 builtin_config,
                 files: disk.files,
                 modules: modules.modules,
-                image,
+                // a card in slots is imaged once laid out
+                image: if slots { None } else { image.clone() },
                 size_mib: size.unwrap_or(0),
                 ..bundle::Options::new(board, &out)
             })?;
-            print!("{}", bundle::describe(&made));
+            let described = bundle::describe(&made);
+            // in slots, what to copy is said below, once the card is laid out or updated
+            let in_slots = slots || update_card.is_some();
+            for line in described.lines() {
+                if !(in_slots && line.starts_with("next: ")) {
+                    println!("{line}");
+                }
+            }
+            let said = match (slots, update_card) {
+                (true, _) => xtask::media::slots::lay_out(&out)?,
+                (false, Some(card)) => xtask::media::slots::put_update(&out, &card)?,
+                (false, None) => Vec::new(),
+            };
+            for line in said {
+                println!("{line}");
+            }
+            if let (true, Some(path)) = (slots, image) {
+                bundle::write_image(&out, &path, size.unwrap_or(0))?;
+            }
         }
         Task::Callgrind { arch } => {
             let context = xtask::pack::context::context(arch, &kernel::KernelArgs::default())?;

@@ -20,3 +20,4 @@ pub mod image;
 pub mod init_toml;
 pub mod kernel_image;
 pub mod pi_wifi;
+pub mod slots;

@@ -13,6 +13,7 @@ use anyhow::{Context as _, Result};
 
 use crate::media::fdt::{self, Fdt, Node};
 use crate::media::image;
+use crate::media::slots;
 use crate::qemu::machine::Boot;
 
 /// What every kernel prints for `reboot(RESTART2, "0 tryboot")` (kernel/reboot.c).
@@ -33,31 +34,8 @@ pub struct Picked {
 
 /// The names a firmware config gives: (os_prefix, kernel, initramfs, device tree, cmdline).
 fn names(config: &str) -> (String, String, String, String, String) {
-    let (mut prefix, mut kernel, mut initramfs) =
-        (String::new(), "kernel8.img".to_string(), String::new());
-    let (mut dtb, mut cmdline) = ("bcm2837-rpi-3-b.dtb".to_string(), "cmdline.txt".to_string());
-    for line in config
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#'))
-    {
-        if let Some(v) = line.strip_prefix("os_prefix=") {
-            prefix = v.trim().to_string();
-        } else if let Some(v) = line.strip_prefix("kernel=") {
-            kernel = v.trim().to_string();
-        } else if let Some(v) = line.strip_prefix("device_tree=") {
-            dtb = v.trim().to_string();
-        } else if let Some(v) = line.strip_prefix("cmdline=") {
-            cmdline = v.trim().to_string();
-        } else if let Some(rest) = line.strip_prefix("initramfs ") {
-            initramfs = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-        }
-    }
-    (prefix, kernel, initramfs, dtb, cmdline)
+    let f = slots::names(config);
+    (f.prefix, f.kernel, f.initramfs, f.dtb, f.cmdline)
 }
 
 /// Which files the firmware boots from the card `image`, with or without the tryboot flag.
@@ -143,37 +121,37 @@ pub fn prepare(image: &Path, tryboot: bool, dir: &Path, boot: &mut Boot) -> Resu
     Ok(picked)
 }
 
-/// Lays the card out in two slots, as `bundle --slots` does: the kernel, initramfs,
-/// `cmdline.txt` and device tree `config.txt` names copied into `a/` and `b/` (the root files
-/// stay: the firmware's fallback), `config.txt` given `os_prefix=a/`, `tryboot.txt`
-/// `os_prefix=b/`, and `b/bundle.sha256` (a complete new bundle) with `b_cmdline` added to
-/// `b/cmdline.txt` (empty: the same bundle).
+/// Lays the card out in two slots with the code `bundle --slots` and `bundle --update-card`
+/// run (`media::slots`): the image's kernel, initramfs, `cmdline.txt` and device tree taken
+/// out as a bundle folder, laid out (`a/`, `config.txt` `os_prefix=a/`, `tryboot.txt`
+/// `os_prefix=b/`), the same bundle with `b_cmdline` added to its `cmdline.txt` put into `b/`
+/// as an update (`b/bundle.sha256` last), and the slots and both configs written back.
 pub fn lay_out(image: &Path, b_cmdline: &str, work: &Path) -> Result<()> {
     let config = image::read_file(image, "config.txt")?.context("the card has no config.txt")?;
     let config = String::from_utf8_lossy(&config).into_owned();
     let (_, kernel, initramfs, dtb, cmdline) = names(&config);
     let _ = std::fs::remove_dir_all(work);
-    let mut manifest = String::new();
-    for slot in ["a", "b"] {
-        std::fs::create_dir_all(work.join(slot))?;
+    let (card, new) = (work.join("card"), work.join("new"));
+    for dir in [&card, &new] {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("config.txt"), &config)?;
         for name in [&kernel, &initramfs, &dtb, &cmdline] {
             let mut bytes = image::read_file(image, name)?
                 .with_context(|| format!("the card has no {name}"))?;
-            if slot == "b" && name == &cmdline && !b_cmdline.trim().is_empty() {
+            if dir == &new && name == &cmdline && !b_cmdline.trim().is_empty() {
                 let line = String::from_utf8_lossy(&bytes).trim().to_string();
                 bytes = format!("{line} {}\n", b_cmdline.trim()).into_bytes();
             }
-            if slot == "b" {
-                let sha = boxinit::sha256::hex(&boxinit::sha256::digest(&bytes));
-                manifest.push_str(&format!("{sha}  {name}\n"));
-            }
-            std::fs::write(work.join(slot).join(name), bytes)?;
+            std::fs::write(dir.join(name), bytes)?;
         }
     }
-    std::fs::write(work.join("b/bundle.sha256"), manifest)?;
-    std::fs::write(work.join("config.txt"), format!("{config}os_prefix=a/\n"))?;
-    std::fs::write(work.join("tryboot.txt"), format!("{config}os_prefix=b/\n"))?;
-    image::write_files(image, work)?;
+    slots::lay_out(&card)?;
+    slots::put_update(&new, &card)?;
+    // the root files are on the image already
+    for name in [&kernel, &initramfs, &dtb, &cmdline] {
+        std::fs::remove_file(card.join(name))?;
+    }
+    image::write_files(image, &card)?;
     Ok(())
 }
 
