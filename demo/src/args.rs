@@ -30,6 +30,9 @@ pub const HELP: &[&str] = &[
     "wait-path=PATH    wait up to 20 s until PATH exists, then ls it",
     "wait-mount=PATH   wait up to 20 s until something is mounted on PATH",
     "wait-unmount=PATH wait up to 20 s until nothing is mounted on PATH",
+    "modes=DIR/PRE*:N:MODE  wait until N files of DIR start with PRE and have MODE, count the modes",
+    "chmod=DIR/PRE*:MODE    give the files of DIR that start with PRE the MODE",
+    "uevent-flood=N    at real-time priority: N `change` uevents, then `add` for every block device",
     "clock             show the wall clock (UTC)",
     "addresses         show this machine's IPv4 addresses (with [network] dhcp, 10.0.2.15 in QEMU)",
     "serve=PORT        answer HTTP on PORT with one line, in the background (run --forward 8080:80)",
@@ -88,6 +91,28 @@ pub enum Action {
     WaitPath(PathBuf),
     /// `wait-mount=PATH` (true) or `wait-unmount=PATH` (false).
     WaitMount(PathBuf, bool),
+    /// `modes=DIR/PREFIX*:N:MODE`: wait for N device nodes, all with MODE.
+    Modes {
+        /// Where the nodes are.
+        dir: PathBuf,
+        /// The start of their names.
+        prefix: String,
+        /// How many to wait for.
+        count: usize,
+        /// The mode they should all get.
+        mode: u32,
+    },
+    /// `chmod=DIR/PREFIX*:MODE`.
+    Chmod {
+        /// Where the nodes are.
+        dir: PathBuf,
+        /// The start of their names.
+        prefix: String,
+        /// Their new mode.
+        mode: u32,
+    },
+    /// `uevent-flood=N`: N uevents PID 1 cannot read as they come, then an `add` per disk.
+    UeventFlood(u32),
     /// `clock`: print the wall clock.
     Clock,
     /// `addresses`: print the IPv4 addresses of this machine.
@@ -199,6 +224,29 @@ pub fn parse(word: &str) -> Result<Action, ParseError> {
         ("wait-unmount", Some(path)) if !path.is_empty() => {
             Ok(Action::WaitMount(PathBuf::from(path), false))
         }
+        ("modes", Some(spec)) => crate::modes::parse(spec)
+            .map(|(dir, prefix, count, mode)| Action::Modes {
+                dir,
+                prefix,
+                count,
+                mode,
+            })
+            .ok_or_else(|| bad("expected modes=DIR/PREFIX*:N:MODE, e.g. modes=/dev/sd*:512:0600")),
+        ("chmod", Some(spec)) => spec
+            .rsplit_once(':')
+            .and_then(|(pattern, mode)| {
+                let (dir, prefix) = crate::modes::pattern(pattern)?;
+                Some(Action::Chmod {
+                    dir,
+                    prefix,
+                    mode: crate::modes::mode(mode)?,
+                })
+            })
+            .ok_or_else(|| bad("expected chmod=DIR/PREFIX*:MODE, e.g. chmod=/dev/sd*:0660")),
+        ("uevent-flood", Some(n)) => n
+            .parse()
+            .map(Action::UeventFlood)
+            .map_err(|_| bad("expected a count, e.g. uevent-flood=50000")),
         ("wait", None) => Ok(Action::Wait),
         ("clock", None) => Ok(Action::Clock),
         ("addresses", None) => Ok(Action::Addresses),

@@ -62,7 +62,9 @@ fn say(text: std::fmt::Arguments<'_>) {
     let _ = out.flush();
 }
 
+mod flood;
 mod hidden;
+mod modes;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -231,6 +233,14 @@ fn run(action: Action) {
             }
             describe_file(&path);
         }
+        Action::Modes {
+            dir,
+            prefix,
+            count,
+            mode,
+        } => modes::wait(&dir, &prefix, count, mode),
+        Action::Chmod { dir, prefix, mode } => modes::chmod(&dir, &prefix, mode),
+        Action::UeventFlood(count) => flood::run(count),
         Action::Clock => {
             let now = boxinit::net::clock::now_seconds();
             say!("clock {}", boxinit::net::clock::date(now));
