@@ -632,6 +632,8 @@ fn early_setup(sys: &mut dyn Sys) {
             if log_to_kmsg() {
                 let _ = kmsg::open_kmsg();
             }
+            // Lines that go to the console (no kmsg) never wait for it: PID 1's loop logs.
+            let _ = kmsg::open_console();
             if report.dev_fallback {
                 log::warn!(
                     "no devtmpfs in this kernel: /dev is a tmpfs with the essential nodes only"
