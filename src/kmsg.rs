@@ -11,6 +11,8 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// How long lines that repeat are held back before their count is said anyway.
@@ -79,10 +81,17 @@ fn repeated(held: u64) -> String {
 /// The logger. Lines look like `boxinit: message` (kmsg adds the timestamp).
 pub struct Kmsg {
     file: OnceLock<File>,
+    /// Where lines go without kmsg once `/proc` is there: the console (fd 2) opened again as
+    /// PID 1's own non-blocking open file description ([`open_console`]).
+    console: OnceLock<OwnedFd>,
+    /// Lines the console did not take ([`write_or_drop`]), to be said.
+    dropped: AtomicU64,
 }
 
 static LOGGER: Kmsg = Kmsg {
     file: OnceLock::new(),
+    console: OnceLock::new(),
+    dropped: AtomicU64::new(0),
 };
 
 /// boxinit's last lines, `[seconds since boot] message`, oldest first.
@@ -128,6 +137,61 @@ pub fn open_kmsg() -> std::io::Result<()> {
     // A second call keeps the first file: both point at the same kmsg.
     let _ = LOGGER.file.set(file);
     Ok(())
+}
+
+/// Gives the lines that go to the console (`BOXINIT_LOG=console`, or no `/dev/kmsg`) an open
+/// file description of their own, non-blocking: fd 2 opened again through `/proc` (call once
+/// it is mounted). fds 0-2 themselves stay blocking: they are the kernel's open file
+/// description of `/dev/console`, which a program without a `console` of its own inherits,
+/// and `O_NONBLOCK` there would be its too. Without `/proc` (or for a socket) stderr is kept.
+pub fn open_console() -> std::io::Result<()> {
+    let fd = reopen_nonblocking(2)?;
+    // A second call keeps the first.
+    let _ = LOGGER.console.set(fd);
+    Ok(())
+}
+
+/// `fd` opened again for writing, as a new open file description with `O_NONBLOCK`.
+fn reopen_nonblocking(fd: i32) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    Ok(rustix::fs::open(
+        format!("/proc/self/fd/{fd}").as_str(),
+        flags,
+        Mode::empty(),
+    )?)
+}
+
+/// Writes `text` to the non-blocking `fd` without waiting: a console that does not take it
+/// now (stopped with Ctrl-S, a full pipe) loses the line, counted in `dropped`, instead of
+/// holding PID 1's loop; the count is said before the next line it takes. A line cut short
+/// counts as lost. (kmsg, when there is one, has every line.)
+fn write_or_drop(fd: BorrowedFd<'_>, text: &str, dropped: &AtomicU64) {
+    let lost = dropped.load(Ordering::SeqCst);
+    let text = match lost {
+        0 => text.to_string(),
+        n => format!("boxinit: {n} log lines dropped: the console was not taking output\n{text}"),
+    };
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        match rustix::io::write(fd, rest) {
+            Ok(n) if n > 0 => rest = rest.get(n..).unwrap_or_default(),
+            Err(rustix::io::Errno::INTR) => {}
+            // EAGAIN (not taking output now), 0, or an error: the rest is dropped
+            _ => break,
+        }
+    }
+    match rest.len() == text.len() {
+        true => {
+            dropped.fetch_add(1, Ordering::SeqCst);
+        }
+        false => {
+            dropped.fetch_sub(lost, Ordering::SeqCst);
+            if !rest.is_empty() {
+                dropped.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
 }
 
 /// The kmsg priority of a log level (syslog numbering).
@@ -260,12 +324,18 @@ impl Kmsg {
                 }
             }
             None => {
-                // Before /dev exists: plain lines on the console, without the priority prefix.
+                // Without kmsg (before /dev exists, BOXINIT_LOG=console): plain lines on the
+                // console, without the priority prefix; never waiting once /proc is there.
                 let plain: String = text
                     .lines()
                     .map(|l| format!("{}\n", strip_priority(l)))
                     .collect();
-                let _ = std::io::stderr().write_all(plain.as_bytes());
+                match self.console.get() {
+                    Some(fd) => write_or_drop(fd.as_fd(), &plain, &self.dropped),
+                    None => {
+                        let _ = std::io::stderr().write_all(plain.as_bytes());
+                    }
+                }
             }
         }
     }
@@ -388,5 +458,53 @@ mod tests {
     fn console_lines_lose_the_priority() {
         assert_eq!(strip_priority("<6>boxinit: x"), "boxinit: x");
         assert_eq!(strip_priority("boxinit: <x>"), "boxinit: <x>");
+    }
+}
+
+#[cfg(test)]
+mod console_tests {
+    use super::*;
+
+    /// Issue 17, item 11: a console that takes no output (here a full pipe) loses lines,
+    /// counted, instead of holding PID 1: fd 2's own description stays blocking (shared with
+    /// the box), the logger's is opened again non-blocking; the count is said afterwards.
+    #[test]
+    fn a_console_that_takes_no_output_loses_lines_instead_of_blocking() {
+        use std::os::fd::AsRawFd;
+        let (reader, writer) = rustix::pipe::pipe().unwrap();
+        let ours = reopen_nonblocking(writer.as_raw_fd()).unwrap();
+        let shared = rustix::fs::fcntl_getfl(&writer).unwrap();
+        assert!(
+            !shared.contains(rustix::fs::OFlags::NONBLOCK),
+            "fd 2 changed"
+        );
+        // fill the pipe (its size, written through the blocking fd: it fits)
+        let size = rustix::pipe::fcntl_getpipe_size(&writer).unwrap();
+        let full = vec![b'x'; size];
+        assert_eq!(rustix::io::write(&writer, &full), Ok(size));
+        let dropped = AtomicU64::new(0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fd = ours.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let dropped = AtomicU64::new(0);
+            write_or_drop(fd.as_fd(), "boxinit: one\n", &dropped);
+            write_or_drop(fd.as_fd(), "boxinit: two\n", &dropped);
+            let _ = tx.send(dropped.load(Ordering::SeqCst));
+        });
+        let lost = rx.recv_timeout(std::time::Duration::from_secs(3));
+        assert_eq!(lost, Ok(2), "the write waited for the console");
+        // drained: the next line says how many were lost
+        let mut buf = vec![0u8; 1 << 20];
+        let _ = rustix::io::read(&reader, &mut buf);
+        dropped.store(2, Ordering::SeqCst);
+        rustix::fs::fcntl_setfl(&reader, rustix::fs::OFlags::NONBLOCK).unwrap();
+        while rustix::io::read(&reader, &mut buf).is_ok_and(|n| n > 0) {}
+        write_or_drop(ours.as_fd(), "boxinit: three\n", &dropped);
+        let n = rustix::io::read(&reader, &mut buf).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&buf[..n]),
+            "boxinit: 2 log lines dropped: the console was not taking output\nboxinit: three\n"
+        );
+        assert_eq!(dropped.load(Ordering::SeqCst), 0);
     }
 }

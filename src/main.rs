@@ -14,11 +14,13 @@ use boxinit::storage::extras::Extras;
 use boxinit::supervision::event_loop::{Judge, NoJudge, Stop};
 use boxinit::supervision::program::{self, Program};
 use boxinit::supervision::relay::Relay;
+use boxinit::supervision::reload::{ReadConfig, Reload};
 use boxinit::supervision::supervisor::Supervisor;
 use boxinit::supervision::{cover, event_loop, exec, shutdown, watchdog};
 use boxinit::sys::{linux::Linux, Reboot, Sys};
 use std::ffi::OsString;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 // The static release build has no unwinder: see the file.
@@ -321,13 +323,18 @@ fn boot() -> ! {
     if let (Some(card), Some(save)) = (card.as_mut(), cfg.time.save.as_deref()) {
         card.keep_time(save, cfg.time.interval, Instant::now());
     }
-    let mut reload = || {
+    // SIGHUP's reading, done on a thread (`reload`): what it needs is its own.
+    let boot = boot_dir.map(Path::to_path_buf);
+    let reload_layers = early_layers.clone();
+    let reload_cmdline = cmdline.clone();
+    let read: ReadConfig = Arc::new(move || {
+        let boot_dir = boot.as_deref();
         let layers = with_boot_layer(
-            &reload_early_layers(&early_layers),
+            &reload_early_layers(&reload_layers),
             boot_dir,
             &trial.config_name(),
         );
-        let (cfg, _) = load_config(&layers, &cmdline, &[]);
+        let (cfg, _) = load_config(&layers, &reload_cmdline, &[]);
         log::set_max_level(cfg.system.log_level.into());
         let mut programs = match program::resolve(&cfg.box_, boot_dir) {
             Ok(program) => {
@@ -344,7 +351,8 @@ fn boot() -> ! {
         };
         programs.extend(service_programs(&cfg, boot_dir, &interfaces_at_boot));
         Some((programs, cfg.shutdown.grace))
-    };
+    });
+    let mut reload = Reload::new(read);
     let mut no_judge = NoJudge;
     let judge: &mut dyn Judge = match card.as_mut() {
         Some(card) => card,
@@ -624,6 +632,8 @@ fn early_setup(sys: &mut dyn Sys) {
             if log_to_kmsg() {
                 let _ = kmsg::open_kmsg();
             }
+            // Lines that go to the console (no kmsg) never wait for it: PID 1's loop logs.
+            let _ = kmsg::open_console();
             if report.dev_fallback {
                 log::warn!(
                     "no devtmpfs in this kernel: /dev is a tmpfs with the essential nodes only"

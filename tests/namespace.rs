@@ -779,6 +779,51 @@ fn sighup_restarts_what_changed_and_keeps_the_rest() {
     assert_eq!(out.matches("newbie-up").count(), 1, "{out}");
 }
 
+/// Issue 17, item 11: a SIGHUP whose reading hangs (the config file became a FIFO nobody
+/// writes: a hung card's read) no longer stops the loop: orphans are still reaped, a second
+/// SIGHUP is noted, a slow reload is named, and SIGTERM still reboots. (The reading once ran
+/// on the loop, which then never woke again.)
+#[test]
+fn a_reload_whose_reading_hangs_leaves_the_loop_running() {
+    let config = sh_box(
+        "while true; do (sleep 0.05 &); echo beat; sleep 0.1; done",
+        "",
+    );
+    let mut ns = Ns::start("reload-hung", &config);
+    ns.wait_for("beat");
+    let file = ns.dir.join("init.toml");
+    std::fs::remove_file(&file).unwrap();
+    let made = Command::new("mkfifo").arg(&file).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    ns.signal("HUP");
+    ns.wait_for("re-reading the configuration");
+    let beats = ns.count("beat");
+    std::thread::sleep(Duration::from_secs(1));
+    ns.signal("HUP");
+    ns.wait_for("while the last reload is still reading");
+    ns.wait_for("reload: still reading the configuration after");
+    assert!(ns.count("beat") > beats + 5, "the box stopped");
+    // Orphans die every 100 ms: zombies pile up unless the loop reaps them.
+    let init = ns.init_pid();
+    let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap();
+    let zombies = children
+        .split_whitespace()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        })
+        .count();
+    assert!(zombies <= 3, "{zombies} zombies: the loop is not reaping");
+    ns.signal("TERM");
+    let (status, out) = ns.wait_end(Duration::from_secs(20));
+    assert_ended_by(status, SIGHUP, &out);
+}
+
 #[test]
 fn early_failure_takes_the_rescue_action() {
     // No boot partition appears, so there is no box to run: rescue. (A relative box path with

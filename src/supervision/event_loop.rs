@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::config::{BoxConfig, ExitAction};
 use crate::events::{self, Event, Events, Exit};
 use crate::supervision::program::{shell_program, Program, SHELL};
+use crate::supervision::reload::Reload;
 use crate::supervision::supervisor::{outcome_of, Outcome, Supervisor};
 use crate::supervision::wait::{self, Facts};
 use crate::supervision::watchdog::Watchdog;
@@ -95,17 +96,14 @@ impl Judge for NoJudge {
     }
 }
 
-/// A re-read configuration: the programs in order (box first) and the reload grace period.
-pub type Reloaded = (Vec<(BoxConfig, Program)>, Duration);
-
 /// What the loop needs besides its programs.
 pub struct Loop<'a> {
     pub events: &'a Events,
     pub sys: &'a mut dyn Sys,
     /// The watchdog to pet, if any; the first program (the box) sends its heartbeat.
     pub watchdog: Option<&'a mut Watchdog>,
-    /// SIGHUP: re-read init.toml; None when it cannot be read (it says why).
-    pub reload: &'a mut dyn FnMut() -> Option<Reloaded>,
+    /// SIGHUP: re-read init.toml, on a thread of its own (`reload`).
+    pub reload: &'a mut Reload,
     /// What SIGINT (Ctrl-Alt-Del, with CAD turned off) does: `[system] ctrl_alt_del`.
     pub ctrl_alt_del: ExitAction,
     /// What acts on devices (hotplug).
@@ -182,6 +180,11 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
             // a program waiting for a device finds its node rules applied.
             handle_uevents(events, sys, devices, Duration::ZERO);
         }
+        // A reload's reading, once it is in (it reads off the loop: the card may hang).
+        let (reloaded, reload_at) = reload.tick(now);
+        if let Some((programs, grace)) = reloaded.flatten() {
+            apply_reload(supervisors, programs, grace, sys, now);
+        }
         let box_before = supervisors.first().and_then(Supervisor::process_group);
         for i in 0..supervisors.len() {
             let facts = LoopFacts {
@@ -226,6 +229,7 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
             .chain(watchdog.as_deref().map(Watchdog::deadline))
             .chain(devices_at)
             .chain(judge_at)
+            .chain(reload_at)
             .min();
         let timeout = match more_to_reap {
             true => Some(Duration::ZERO),
@@ -282,10 +286,7 @@ pub fn run(ctx: Loop<'_>, supervisors: &mut Vec<Supervisor>) -> Stop {
                 }
             };
             if signal == SIGHUP {
-                log::info!("received SIGHUP: re-reading the configuration");
-                if let Some((programs, grace)) = reload() {
-                    apply_reload(supervisors, programs, grace, sys, Instant::now());
-                }
+                reload.asked(Instant::now());
                 continue;
             }
             if signal == SIGINT {

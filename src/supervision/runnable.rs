@@ -6,6 +6,8 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::elf;
 use crate::supervision::program::Program;
@@ -112,6 +114,51 @@ fn machine_name(machine: u16) -> String {
 /// checks. The error says what is wrong and how to fix it.
 pub fn check_program(path: &Path, user: &User) -> Result<(), String> {
     check_file(path, user, true)
+}
+
+/// How long the loop waits for [`diagnose`]: a card that answers reads the file in a few ms
+/// (the box's was read ahead at boot); a loaded machine gets leeway, the watchdog (seconds)
+/// does not notice.
+pub const DIAGNOSIS_LIMIT: Duration = Duration::from_millis(500);
+
+/// A diagnosis thread is under way (at most one: a crash-looping start on a hung card would
+/// otherwise leave a thread stuck per restart).
+static DIAGNOSING: AtomicBool = AtomicBool::new(false);
+
+/// [`check_program`] for a start that failed, from PID 1's loop: the file is on the card,
+/// whose reads may take seconds or never end, so the check runs on a thread and is waited for
+/// up to `limit`. `None`: no answer in time (a slow or hung disk; the thread's late answer is
+/// dropped), the last diagnosis is still reading, or no thread could be made.
+pub fn diagnose(path: &Path, user: &User, limit: Duration) -> Option<Result<(), String>> {
+    let (path, user) = (path.to_path_buf(), user.clone());
+    within(&DIAGNOSING, limit, move || check_program(&path, &user))
+}
+
+/// `work`'s answer if it comes within `limit`, on a thread of its own while `busy` is not set
+/// (it is while the thread runs: a second one is not started).
+fn within<T: Send + 'static>(
+    busy: &'static AtomicBool,
+    limit: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if busy.swap(true, Ordering::SeqCst) {
+        return None;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("diagnose".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let answer = work();
+            busy.store(false, Ordering::SeqCst);
+            // Nobody waits any more when it came too late.
+            let _ = tx.send(answer);
+        });
+    if spawned.is_err() {
+        busy.store(false, Ordering::SeqCst);
+        return None;
+    }
+    rx.recv_timeout(limit).ok()
 }
 
 fn check_file(path: &Path, user: &User, scripts_allowed: bool) -> Result<(), String> {
@@ -398,5 +445,34 @@ mod tests {
         let me = std::env::current_exe().unwrap();
         assert_eq!(check_program(&me, &root()), Ok(()));
         assert_eq!(check_program(Path::new("/bin/sh"), &root()), Ok(()));
+    }
+
+    /// Issue 17, item 11: a failed start's diagnosis whose reads hang (a dying card) holds
+    /// the loop for its limit only, and a second one is not started while the first is stuck;
+    /// one that answers in time is waited for.
+    #[test]
+    fn a_diagnosis_that_hangs_is_given_up_after_its_limit() {
+        static BUSY: AtomicBool = AtomicBool::new(false);
+        let (release, hung) = std::sync::mpsc::channel::<()>();
+        let started = std::time::Instant::now();
+        let answer = within(&BUSY, Duration::from_millis(100), move || {
+            hung.recv_timeout(Duration::from_secs(3)).is_ok()
+        });
+        assert_eq!(answer, None);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the loop waited"
+        );
+        // still stuck: the next one is not even started
+        assert_eq!(within(&BUSY, Duration::from_secs(5), || true), None);
+        release.send(()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while BUSY.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(within(&BUSY, Duration::from_secs(5), || 42), Some(42));
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(diagnose(&me, &root(), Duration::from_secs(5)), Some(Ok(())));
     }
 }

@@ -10,7 +10,7 @@ use crate::config::{BoxConfig, CrashLoop, ExitAction, RestartPolicy};
 use crate::events::{self, Exit};
 use crate::supervision::backoff::Backoff;
 use crate::supervision::program::{spawn_pending, Program};
-use crate::supervision::runnable::{check_program, User};
+use crate::supervision::runnable::{diagnose, User, DIAGNOSIS_LIMIT};
 use crate::supervision::wait::{self, Facts};
 use crate::sys::exec::{exec_outcome, ExecOutcome};
 use crate::sys::{KillTarget, Reboot, Sys};
@@ -291,19 +291,27 @@ impl Supervisor {
     /// that is it.
     fn log_start_failure(&self, e: &std::io::Error) {
         let user = User::of(&self.spec);
-        match start_failure_cause(e).map_or_else(
-            || check_program(&self.spec.program, &user),
-            |cause| Err(cause.to_string()),
-        ) {
-            Err(why) => log::error!(
+        // The file is read on a thread, waited for a moment: a hung card must not hold the loop.
+        let diagnosis = match start_failure_cause(e) {
+            Some(cause) => Some(Err(cause.to_string())),
+            None => diagnose(&self.spec.program, &user, DIAGNOSIS_LIMIT),
+        };
+        match diagnosis {
+            Some(Err(why)) => log::error!(
                 "cannot start {} {}: {e}: {why}",
                 self.name(),
                 self.spec.program.display()
             ),
-            Ok(()) => log::error!(
+            Some(Ok(())) => log::error!(
                 "cannot start {} {}: {e}; check its path (a box goes on the boot partition as `box`), console, user and rlimits in init.toml",
                 self.name(),
                 self.spec.program.display()
+            ),
+            None => log::error!(
+                "cannot start {} {}: {e}; its file could not be looked at within {}ms (a slow or hung disk?); check the disk, then its path, console, user and rlimits",
+                self.name(),
+                self.spec.program.display(),
+                DIAGNOSIS_LIMIT.as_millis()
             ),
         }
     }
