@@ -387,7 +387,7 @@ fn boot() -> ! {
     let keeper = watchdog.map(|w| {
         w.keep_petting(
             shutdown::time_limit(cfg.shutdown.grace),
-            cover::pending_writeback_now,
+            cover::progress_now,
         )
     });
     let started = Instant::now();

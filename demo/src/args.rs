@@ -17,6 +17,7 @@ pub const HELP: &[&str] = &[
     "crash             abort (SIGABRT)",
     "write=PATH:TEXT   write TEXT and a newline to PATH (no fsync)",
     "slow-write=PATH:N write lines `line 1`..`line N` to PATH, 20 ms apart (no fsync)",
+    "bulk-write=PATH:N write lines `line 1`..`line N` to PATH at once (no fsync): megabytes dirty",
     "hidden-writer=PATH  a process with an empty cmdline holding PATH open, ignoring SIGTERM",
     "hold-term         block SIGTERM: finish the work first (shutdown's grace period)",
     "poweroff-after=D  ask init to power off after D, while going on with the next words",
@@ -66,6 +67,14 @@ pub enum Action {
     },
     /// `slow-write=PATH:N`.
     SlowWrite {
+        /// The file to create or truncate.
+        path: PathBuf,
+        /// How many lines.
+        lines: u32,
+    },
+    /// `bulk-write=PATH:N`: the lines of `slow-write` without the pauses, buffered, so that
+    /// N = 1,500,000 leaves 18 MB of dirty pages for the shutdown's sync.
+    BulkWrite {
         /// The file to create or truncate.
         path: PathBuf,
         /// How many lines.
@@ -197,6 +206,16 @@ pub fn parse(word: &str) -> Result<Action, ParseError> {
                 })
                 .map_err(|_| bad("expected slow-write=PATH:N")),
             _ => Err(bad("expected slow-write=PATH:N")),
+        },
+        ("bulk-write", Some(spec)) => match spec.rsplit_once(':') {
+            Some((path, n)) if !path.is_empty() => n
+                .parse()
+                .map(|lines| Action::BulkWrite {
+                    path: PathBuf::from(path),
+                    lines,
+                })
+                .map_err(|_| bad("expected bulk-write=PATH:N")),
+            _ => Err(bad("expected bulk-write=PATH:N")),
         },
         ("poweroff-after", Some(d)) => parse_duration(d)
             .map(Action::PoweroffAfter)
@@ -348,6 +367,19 @@ mod tests {
             Err(ParseError::BadValue(_))
         ));
         assert!(matches!(parse("write=:text"), Err(ParseError::BadValue(_))));
+        assert_eq!(
+            parse("bulk-write=/boot/a:b.txt:1500000"),
+            Ok(Action::BulkWrite {
+                path: PathBuf::from("/boot/a:b.txt"),
+                lines: 1_500_000,
+            })
+        );
+        for word in ["bulk-write=/boot/x", "bulk-write=:3", "bulk-write=/x:-1"] {
+            assert!(
+                matches!(parse(word), Err(ParseError::BadValue(_))),
+                "{word}"
+            );
+        }
     }
 
     #[test]

@@ -190,6 +190,7 @@ fn run(action: Action) {
             }
         }
         Action::SlowWrite { path, lines } => slow_write(&path, lines),
+        Action::BulkWrite { path, lines } => bulk_write(&path, lines),
         Action::HiddenWriter(path) => hidden::start(&path),
         Action::HoldTerm => {
             let mut term = nix::sys::signal::SigSet::empty();
@@ -345,6 +346,20 @@ fn slow_write(path: &std::path::Path, lines: u32) {
         thread::sleep(Duration::from_millis(20));
     }
     say!("wrote {lines} lines to {}", path.display());
+}
+
+/// `slow-write`'s lines at once, through a buffer: dirty pages for the shutdown to write back.
+fn bulk_write(path: &std::path::Path, lines: u32) {
+    use std::io::Write;
+    let written = fs::File::create(path).and_then(|file| {
+        let mut out = io::BufWriter::with_capacity(1 << 16, file);
+        (1..=lines).try_for_each(|i| writeln!(out, "line {i}"))?;
+        out.flush()
+    });
+    match written {
+        Ok(()) => say!("wrote {lines} lines to {} (not synced)", path.display()),
+        Err(error) => say!("cannot write {}: {error}", path.display()),
+    }
 }
 
 /// Touches the file `BOXINIT_HEARTBEAT` names `count` times, 300 ms apart.

@@ -1,8 +1,13 @@
 //! How long the watchdog stays petted through a shutdown (issue 17, item 8). A fixed limit
 //! (`shutdown::time_limit`: the graces, the kill waits and 60 s for sync and unmount) covers
 //! a shutdown that goes as planned; past it, petting goes on only while the kernel's
-//! write-back makes progress — `Dirty` + `Writeback` in `/proc/meminfo` reaching a new low
-//! within [`WRITEBACK_STALL`] — and never longer than [`WRITEBACK_AT_MOST`] more. A few
+//! write-back makes progress — `Dirty` + `Writeback` in `/proc/meminfo` reaching a new low,
+//! or the disks completing writes (`/proc/diskstats`), within [`WRITEBACK_STALL`] — and never
+//! longer than [`WRITEBACK_AT_MOST`] more. The second signal is needed: a page leaves
+//! `Writeback` only when its whole bio is written, and a bio over contiguous free memory can
+//! hold tens of MB (scenario 155: 56 of 57 MB still pending 73 s into a write-back at
+//! 512 KiB/s), which a slow card writes for longer than the stall window while its requests
+//! (at most `max_sectors_kb`) complete one by one. A few
 //! hundred MB of dirty data on a slow SD card are written to the end; a card that stopped
 //! answering (nothing falls) still ends in a reset.
 //!
@@ -37,6 +42,34 @@ pub fn pending_writeback_now() -> Option<u64> {
     pending_writeback(&std::fs::read("/proc/meminfo").ok()?)
 }
 
+/// Sectors written, summed over every line of a `/proc/diskstats` (the 10th field; disks
+/// and their partitions both count, which only matters as a sum that grows when a write
+/// request completes). `None` when no line has the field.
+pub fn sectors_written(diskstats: &[u8]) -> Option<u64> {
+    let text = String::from_utf8_lossy(diskstats);
+    text.lines()
+        .filter_map(|line| line.split_whitespace().nth(9)?.parse::<u64>().ok())
+        .reduce(u64::saturating_add)
+}
+
+/// One reading for [`Cover::check`]: `pending` kB of write-back ([`pending_writeback`]) and
+/// the `written` sectors of [`sectors_written`]; `None`: unknown.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub pending: Option<u64>,
+    pub written: Option<u64>,
+}
+
+/// This machine's [`Progress`] (`/proc/meminfo`, `/proc/diskstats`).
+pub fn progress_now() -> Progress {
+    Progress {
+        pending: pending_writeback_now(),
+        written: std::fs::read("/proc/diskstats")
+            .ok()
+            .and_then(|d| sectors_written(&d)),
+    }
+}
+
 /// What the petting thread does next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -55,7 +88,8 @@ pub enum Why {
     /// Past the fixed limit with nothing to write back (or no `/proc/meminfo`): the shutdown
     /// hangs on something else.
     Hung,
-    /// The write-back reached no new low for [`WRITEBACK_STALL`]; `pending` kB left.
+    /// The write-back reached no new low and the disks completed no write for
+    /// [`WRITEBACK_STALL`]; `pending` kB left.
     Stalled { pending: u64 },
     /// The write-back kept falling, but for [`WRITEBACK_AT_MOST`] past the fixed limit;
     /// `pending` kB left.
@@ -67,8 +101,11 @@ pub enum Why {
 pub struct Cover {
     started: Instant,
     limit: Duration,
-    /// The lowest `Dirty` + `Writeback` seen, and when it was first seen.
+    /// The lowest `Dirty` + `Writeback` seen, and when progress was last seen (that low
+    /// first reached, or more sectors written).
     low: Option<(u64, Instant)>,
+    /// The sectors written at the last check.
+    written: Option<u64>,
     writing_back: bool,
 }
 
@@ -78,6 +115,7 @@ impl Cover {
             started,
             limit,
             low: None,
+            written: None,
             writing_back: false,
         }
     }
@@ -87,12 +125,32 @@ impl Cover {
         self.limit
     }
 
-    /// Whether to pet at `now`, with `pending` kB of write-back (`None`: unknown). Every
-    /// check records the write-back, so checks within the fixed limit count as history.
+    /// Whether to pet at `now`, with `pending` kB of write-back (`None`: unknown) and no
+    /// disk statistics.
     pub fn check(&mut self, now: Instant, pending: Option<u64>) -> Verdict {
+        self.check_progress(
+            now,
+            Progress {
+                pending,
+                written: None,
+            },
+        )
+    }
+
+    /// Whether to pet at `now`, given this [`Progress`]. Every check records it, so checks
+    /// within the fixed limit count as history.
+    pub fn check_progress(&mut self, now: Instant, progress: Progress) -> Verdict {
+        let wrote = matches!((self.written, progress.written), (Some(a), Some(b)) if b > a);
+        if progress.written.is_some() {
+            self.written = progress.written;
+        }
+        let pending = progress.pending;
         if let Some(p) = pending {
-            if self.low.is_none_or(|(low, _)| p < low) {
-                self.low = Some((p, now));
+            match self.low {
+                Some((low, _)) if p < low => self.low = Some((p, now)),
+                Some((low, _)) if wrote => self.low = Some((low, now)),
+                Some(_) => {}
+                None => self.low = Some((p, now)),
             }
         }
         let elapsed = now.saturating_duration_since(self.started);
@@ -268,6 +326,57 @@ mod tests {
                     first: true
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn diskstats_sum_the_sectors_written() {
+        let stats = b"   7       0 loop0 50 0 800 3 0 0 0 0 0 20 3 0 0 0 0 0 0\n \
+                      254       0 vda 120 4 9000 60 300 7 56016 9000 3 9100 9060 0 0 0 0\n \
+                      254       1 vda1 100 4 8000 50 298 7 56000 8990 0 9000 9040 0 0 0 0\n";
+        assert_eq!(sectors_written(stats), Some(112_016));
+        assert_eq!(sectors_written(b""), None);
+        assert_eq!(sectors_written(b"254 0 vda 1 2\n"), None);
+    }
+
+    /// Scenario 155's shutdown: 19,216 kB stay in Writeback for 37 s (one bio), while the
+    /// disk completes a 128 KiB request every 250 ms: petted. Once the disk stops, the stall.
+    #[test]
+    fn a_write_back_held_in_one_bio_is_progress_while_the_disk_writes() {
+        let t0 = Instant::now();
+        let mut cover = Cover::new(t0, Duration::from_secs(60));
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let sample = |written: u64| Progress {
+            pending: Some(19_216),
+            written: Some(written),
+        };
+        assert_eq!(cover.check_progress(at(50), sample(1_000)), Verdict::Pet);
+        let mut verdicts = Vec::new();
+        for s in (55..=100).step_by(5) {
+            verdicts.push(cover.check_progress(at(s), sample(1_000 + s * 1_024)));
+        }
+        assert!(
+            verdicts
+                .iter()
+                .all(|v| matches!(v, Verdict::Pet | Verdict::WritingBack { .. })),
+            "{verdicts:?}"
+        );
+        // The disk stops: 30 s later, no more petting.
+        let stuck = sample(1_000 + 100 * 1_024);
+        assert!(matches!(
+            cover.check_progress(at(120), stuck),
+            Verdict::WritingBack { .. }
+        ));
+        assert_eq!(
+            cover.check_progress(at(131), stuck),
+            Verdict::Stop(Why::Stalled { pending: 19_216 })
+        );
+        // Without disk statistics the same hold is a stall (the rule before).
+        let mut blind = Cover::new(t0, Duration::from_secs(60));
+        blind.check(at(50), Some(19_216));
+        assert_eq!(
+            blind.check(at(85), Some(19_216)),
+            Verdict::Stop(Why::Stalled { pending: 19_216 })
         );
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config;
 use crate::events::deadline_after;
-use crate::supervision::cover::{self, Cover, Verdict, Why};
+use crate::supervision::cover::{self, Cover, Progress, Verdict, Why};
 
 /// The file the box touches to say it is alive.
 pub const HEARTBEAT: &str = "/run/boxinit/heartbeat";
@@ -204,15 +204,16 @@ impl Watchdog {
     /// Hands the watchdog to a thread that pets it every interval while PID 1 shuts down:
     /// the grace period, sync and unmount may each take longer than the timeout, and sync and
     /// unmount are single system calls the loop cannot interrupt to pet. Up to `limit` it
-    /// pets; past it, only while the write-back falls (`pending`: `Dirty` + `Writeback` in
-    /// kB, see [`cover`]), for a bounded time, so a long sync to a slow card is not reset
+    /// pets; past it, only while the write-back makes progress (`progress`: `Dirty` +
+    /// `Writeback` falling, or the disks' sectors written growing, see [`cover`]), for a
+    /// bounded time, so a long sync to a slow card is not reset
     /// midway while a shutdown that hangs (a card that never answers) still ends in a reset.
     /// Without a thread to be had (out of memory) the device is closed without the magic
     /// close: it still resets the machine if the shutdown outlasts it.
     pub fn keep_petting(
         mut self,
         limit: Duration,
-        pending: impl Fn() -> Option<u64> + Send + 'static,
+        progress: impl Fn() -> Progress + Send + 'static,
     ) -> Keeper {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let interval = self.interval;
@@ -229,7 +230,7 @@ impl Watchdog {
                         // Told to stop, or the other end is gone: hand the watchdog back.
                         _ => return self,
                     }
-                    match cover.check(Instant::now(), pending()) {
+                    match cover.check_progress(Instant::now(), progress()) {
                         Verdict::Pet | Verdict::WritingBack { first: false, .. } => {}
                         Verdict::WritingBack {
                             pending,
@@ -360,7 +361,7 @@ mod tests {
     fn petted_through_a_shutdown_longer_than_its_timeout() {
         let (dir, device, watchdog) = file_watchdog("keeper");
         let before = pets(&device);
-        let keeper = watchdog.keep_petting(Duration::from_secs(60), || None);
+        let keeper = watchdog.keep_petting(Duration::from_secs(60), Progress::default);
         // A long wait of the shutdown (grace, sync, unmount): still petted.
         std::thread::sleep(Duration::from_millis(650));
         let during = pets(&device) - before;
@@ -374,7 +375,7 @@ mod tests {
     #[test]
     fn a_hung_shutdown_is_no_longer_petted_after_its_limit() {
         let (dir, device, watchdog) = file_watchdog("keeper-limit");
-        let keeper = watchdog.keep_petting(Duration::from_millis(250), || None);
+        let keeper = watchdog.keep_petting(Duration::from_millis(250), Progress::default);
         std::thread::sleep(Duration::from_millis(500));
         let at_limit = pets(&device);
         std::thread::sleep(Duration::from_millis(400));

@@ -109,6 +109,9 @@ pub struct Boot {
     /// the disk's `cache=` mode (`writethrough`: the guest's writes reach the image in the
     /// order they complete, for power-cut tests); None: QEMU's default
     pub disk_cache: Option<String>,
+    /// more options of the disk's `-drive`, each appended as `,OPTION`
+    /// (`throttling.bps-write=163840`: a slow card)
+    pub disk_options: Vec<String>,
 }
 
 impl Boot {
@@ -126,6 +129,7 @@ impl Boot {
             extra_args: Vec::new(),
             monitor: None,
             disk_cache: None,
+            disk_options: Vec::new(),
         }
     }
 
@@ -206,6 +210,9 @@ pub fn command(boot: &Boot, interactive: bool) -> Command {
         });
         if let Some(cache) = &boot.disk_cache {
             spec.push(format!(",cache={cache}"));
+        }
+        for option in &boot.disk_options {
+            spec.push(format!(",{option}"));
         }
         cmd.arg("-drive").arg(spec);
     }

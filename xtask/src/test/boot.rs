@@ -65,7 +65,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         disk_size_mib: match (&big_config, scenario.slots.is_some()) {
             (Some((_, mib)), _) => mib.saturating_mul(2) + 64,
             (None, true) => 256,
-            (None, false) => 0,
+            (None, false) => scenario.disk_size_mib.unwrap_or(0),
         },
         arch,
         kernel,
@@ -145,6 +145,11 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         None => port(&scenario.cmdline),
     };
     let mut base = prepared.boot(&append);
+    base.disk_options.clone_from(&scenario.boot_drive);
+    if let Some(mib) = scenario.memory_mib {
+        base.memory_mib = mib;
+    }
+    let timeout = scenario.timeout.unwrap_or(DEFAULT_TIMEOUT);
     base.extra_args.extend(
         scenario
             .qemu_args
@@ -253,7 +258,7 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
             Watch {
                 expected: lines_to_watch(expected, cut, update),
                 wait_for_exit: !cut && (update || transcript::expects_ending(expected)),
-                timeout: DEFAULT_TIMEOUT,
+                timeout,
                 settle: SETTLE,
                 senders,
                 cut: None,
@@ -327,14 +332,8 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
         failures.extend(check_after(&scenario.after, &prepared.disk));
     }
     if let (true, Some(cuts)) = (failures.is_empty(), &scenario.power_cuts) {
-        match crate::test::power_cuts::run(
-            cuts,
-            &base,
-            &prepared.disk,
-            &pristine,
-            window,
-            DEFAULT_TIMEOUT,
-        ) {
+        match crate::test::power_cuts::run(cuts, &base, &prepared.disk, &pristine, window, timeout)
+        {
             Ok(summary) => {
                 println!("    {summary}");
                 transcript.push(format!("qemu: {summary}"));

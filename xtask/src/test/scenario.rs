@@ -4,6 +4,7 @@
 //! running a scenario is `test/boot.rs`'s.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -89,6 +90,15 @@ pub struct Scenario {
     /// `raspi3b`: the card in two slots and the firmware's stand-in before every boot
     /// (`slots`: words added to `b/cmdline.txt`, often none; `test/firmware.rs`).
     pub slots: Option<String>,
+    /// How long each boot may take (`timeout`: seconds); None: the harness's default.
+    pub timeout: Option<Duration>,
+    /// Guest memory in MiB (`memory`); None: the machine's default (256 MiB).
+    pub memory_mib: Option<u32>,
+    /// The boot disk's size in MiB (`disk-size`); None: the image writer's default.
+    pub disk_size_mib: Option<u32>,
+    /// Options added to the boot disk's `-drive` (`boot-drive`: whitespace-separated, e.g.
+    /// `throttling.bps-write=163840`, a slow card).
+    pub boot_drive: Vec<String>,
 }
 
 /// `power-cuts`: `COUNT TRIGGER => END => CHECK`. The first boot of `expected` times TRIGGER
@@ -253,6 +263,10 @@ impl Scenario {
                 .then(|| data_lines(&read("slots")).collect::<Vec<_>>().join(" ")),
             power_cuts: parse_power_cuts(&read("power-cuts"))
                 .with_context(|| format!("{}/power-cuts", dir.display()))?,
+            timeout: number(dir, "timeout", &read("timeout"))?.map(Duration::from_secs),
+            memory_mib: number(dir, "memory", &read("memory"))?,
+            disk_size_mib: number(dir, "disk-size", &read("disk-size"))?,
+            boot_drive: words("boot-drive"),
         })
     }
 
@@ -287,6 +301,18 @@ fn data_lines(text: &str) -> impl Iterator<Item = &str> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// The one number of a scenario file (`timeout`, `memory`, `disk-size`); None when absent.
+fn number<T: std::str::FromStr>(dir: &Path, file: &str, text: &str) -> Result<Option<T>> {
+    data_lines(text)
+        .next()
+        .map(|word| {
+            word.parse()
+                .ok()
+                .with_context(|| format!("{}/{file}: `{word}` is not a number", dir.display()))
+        })
+        .transpose()
 }
 
 fn parse_disks(text: &str) -> Result<Vec<ExtraDisk>> {
@@ -566,6 +592,13 @@ mod tests {
             }]
         );
         assert!(parse_monitor("no arrow\n").is_err());
+        let dir = Path::new("/t/155");
+        assert_eq!(
+            number::<u64>(dir, "timeout", "# long\n240\n").unwrap(),
+            Some(240)
+        );
+        assert_eq!(number::<u32>(dir, "memory", "").unwrap(), None);
+        assert!(number::<u32>(dir, "memory", "512M\n").is_err());
         assert!(parse_monitor("x =>\n").is_err());
     }
 
