@@ -10,6 +10,7 @@ mod boot_device;
 pub mod cmdline;
 mod duration;
 mod error;
+pub mod files;
 mod floor;
 mod layer;
 mod locate;
