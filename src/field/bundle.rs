@@ -27,7 +27,7 @@ impl Card {
     /// it, saying why. Returns true when the trial record is settled (nothing left for
     /// `finish_previous_trial`).
     pub(crate) fn bundle_at_open(&mut self, sys: &mut dyn Sys) -> bool {
-        let Some(t) = self.state.trial.clone() else {
+        let Some(t) = self.scribe.state.trial.clone() else {
             return false;
         };
         let Some((slot, sha)) = t.bundle.clone() else {
@@ -49,8 +49,8 @@ impl Card {
             (Phase::Requested, false) => Some(format!("its trial boot never reached boxinit: the new kernel or initramfs did not start (a panic, a hang the watchdog reset), the power was cut, or the firmware never got the tryboot flag (the kernel that asked, {}, cannot pass it on: see [update] tryboot)", fw.release)),
             (Phase::Started, _) => Some(format!("its trial boot (boot {}) ended without keeping it: the new kernel or box failed, or the power was cut or the watchdog reset it before the box was validated (its report says more)", t.boot)),
         };
-        let dir = self.dir.clone();
-        let boot = self.state.boot;
+        let dir = self.scribe.dir.clone();
+        let boot = self.scribe.state.boot;
         let others = t.box_.is_some() || t.config.is_some();
         let ok = self.window(sys, "bundle trial", |w, state| {
             match &why {
@@ -68,7 +68,7 @@ impl Card {
             (Some(why), true) => log::error!("bundle: {slot} reverted: {why}; kept as {slot}{FAILED} (why in {slot}{FAILED_TXT}), the slot config.txt names runs"),
             (_, false) => {}
         }
-        if let Some(record) = self.state.trial.as_mut() {
+        if let Some(record) = self.scribe.state.trial.as_mut() {
             record.bundle = None;
         }
         !others
@@ -82,17 +82,17 @@ impl Card {
         if !self.update.enabled || self.update.tryboot == Tryboot::Off || during_trial {
             return;
         }
-        let Some(slot) = slot_of(&self.dir, TRYBOOT_TXT) else {
+        let Some(slot) = slot_of(&self.scribe.dir, TRYBOOT_TXT) else {
             return;
         };
-        if !self.dir.join(&slot).join(MANIFEST).is_file() {
+        if !self.scribe.dir.join(&slot).join(MANIFEST).is_file() {
             return;
         }
-        if slot_of(&self.dir, CONFIG_TXT).as_deref() == Some(slot.as_str()) {
+        if slot_of(&self.scribe.dir, CONFIG_TXT).as_deref() == Some(slot.as_str()) {
             log::warn!("bundle: {slot}{MANIFEST} is there, but config.txt and tryboot.txt both name {slot}: nothing to try (tryboot.txt should name the other slot)");
             return;
         }
-        let sha = match check_slot(&self.dir, &slot) {
+        let sha = match check_slot(&self.scribe.dir, &slot) {
             Ok(sha) => sha,
             Err(why) => {
                 log::warn!("bundle: {slot} is not tried: {why}; it stays as it is until its {MANIFEST} matches");
@@ -113,7 +113,7 @@ impl Card {
     /// The reboot into `tryboot`, once the request is recorded on the card (`begin`).
     pub fn tryboot(&mut self) -> Option<Stop> {
         let (slot, _) = self.trial.as_ref()?.bundle.clone()?;
-        if !self.bundle.requesting || self.state.trial.is_none() {
+        if !self.bundle.requesting || self.scribe.state.trial.is_none() {
             return None;
         }
         log::info!("bundle: {slot} is new and complete: recorded on the card; rebooting with tryboot into it (the firmware boots tryboot.txt once)");

@@ -93,13 +93,13 @@ fn a_new_bundle_is_recorded_then_tryboot_asked_for() {
     let mut card = boot(&dir, &root, &mut rec, Tryboot::Auto);
     let stop = card.tryboot().expect("a reboot with tryboot");
     assert_eq!(stop.how, Reboot::Tryboot);
-    let t = card.state.trial.clone().unwrap();
+    let t = card.scribe.state.trial.clone().unwrap();
     assert_eq!(
         (t.phase, t.bundle.unwrap().0.as_str()),
         (Phase::Requested, "b/")
     );
     assert_eq!(
-        card.state.unhealthy, 0,
+        card.scribe.state.unhealthy, 0,
         "the asking boot runs no box: not counted"
     );
     let text = std::fs::read_to_string(dir.join(state::STATE_FILE)).unwrap();
@@ -115,7 +115,7 @@ fn a_kernel_that_cannot_says_so_and_leaves_the_slot() {
     let (dir, root) = slotted("cannot", &State::default(), DEBIAN, None);
     let mut card = boot(&dir, &root, &mut Recorder::new(), Tryboot::Auto);
     assert_eq!(card.tryboot(), None);
-    assert_eq!(card.state.trial, None);
+    assert_eq!(card.scribe.state.trial, None);
     // told it can, it asks; told never, it does not look
     let mut card = boot(&dir, &root, &mut Recorder::new(), Tryboot::On);
     assert!(card.tryboot().is_some());
@@ -135,7 +135,7 @@ fn the_trial_boot_commits_a_healthy_bundle() {
     let mut rec = Recorder::new();
     let mut card = boot(&dir, &root, &mut rec, Tryboot::Auto);
     assert_eq!(card.tryboot(), None, "the trial boot does not ask again");
-    let t = card.state.trial.clone().unwrap();
+    let t = card.scribe.state.trial.clone().unwrap();
     assert_eq!(t.phase, Phase::Started);
     let rules = card.program_rules();
     let program =
@@ -161,7 +161,7 @@ fn the_trial_boot_commits_a_healthy_bundle() {
         t.contains("renameat2(B/b/bundle.sha256, B/b/bundle.good.sha256, NoReplace)"),
         "{t}"
     );
-    assert_eq!(card.state.trial, None);
+    assert_eq!(card.scribe.state.trial, None);
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn a_boot_back_without_the_flag_reverts_and_a_cut_commit_finishes() {
             "{tag}: {t}"
         );
         assert!(!t.contains("Exchange"), "{tag}: {t}");
-        assert_eq!(card.state.trial, None, "{tag}");
+        assert_eq!(card.scribe.state.trial, None, "{tag}");
         assert!(card.trial.is_none(), "{tag}");
     }
     // a cut after the exchange: config.txt names b/ already, only the mark is left to do

@@ -14,7 +14,7 @@ use super::files::{self, now_text, report_blank, write_state};
 use super::report;
 use super::state::{self, Ending, Phase, State, Trial};
 use super::trial::{self, beside, Facts};
-use super::window::Window;
+use super::window::{Scribe, Window};
 use crate::config::{self, Config};
 use crate::supervision::program::Program;
 use crate::sys::Sys;
@@ -113,22 +113,12 @@ pub fn safe_config(mut cfg: Config) -> Config {
 
 /// The card mounted at `dir` and what boxinit keeps on it.
 pub struct Card {
-    /// Where the card is mounted (`/boot`): what is read, and where the box runs from.
-    pub(crate) dir: PathBuf,
-    /// boxinit's own bind mount of it ([`PRIVATE_MOUNT`]), where a window writes when the
-    /// card is read-only; None when it could not be made (the windows remount `dir`).
-    pub(crate) private: Option<PathBuf>,
+    /// Where the card is mounted and written, and the state it holds (`window`'s).
+    pub(crate) scribe: Scribe,
     /// Where `/run` and `/sys` are (`/`; a temp dir in tests).
     pub(crate) root: PathBuf,
-    /// The card is mounted read-only: each write window remounts it.
-    pub(crate) read_only: bool,
-    pub(crate) state: State,
-    /// The state file's length on the card (0: missing).
-    pub(crate) state_len: usize,
     pub(crate) update: config::update::Update,
     pub(crate) report: config::update::Report,
-    /// A write window could not open (a write-protected card): no more attempts.
-    pub(crate) unwritable: bool,
     pub(crate) trial: Option<ThisTrial>,
     /// Files found incomplete, set aside at the boot's window: (name, why).
     pub(crate) set_aside: Vec<(String, String, Facts)>,
@@ -162,15 +152,17 @@ impl Card {
             Err(_) => (State::default(), 0),
         };
         let mut card = Card {
-            dir: dir.to_path_buf(),
-            private: private_mount(sys, dir, root),
+            scribe: Scribe {
+                dir: dir.to_path_buf(),
+                private: private_mount(sys, dir, root),
+                read_only,
+                state,
+                state_len,
+                unwritable: false,
+            },
             root: root.to_path_buf(),
-            read_only,
-            state,
-            state_len,
             update: config::update::Update::default(),
             report: config::update::Report::default(),
-            unwritable: false,
             trial: None,
             set_aside: Vec::new(),
             safe: None,
@@ -189,7 +181,7 @@ impl Card {
     pub fn configure(&mut self, cfg: &Config, read_only: bool) {
         self.update = cfg.update.clone();
         self.report = cfg.report.clone();
-        self.read_only = read_only;
+        self.scribe.read_only = read_only;
     }
 
     /// Whether anything is kept on the card this boot.
@@ -200,10 +192,10 @@ impl Card {
     /// One line on how the previous boot ended, from the state's `ending` and the newest
     /// report; the line and that report go to `/run/boxinit/previous-boot.txt`.
     fn say_previous_boot(&mut self) {
-        let s = &self.state;
+        let s = &self.scribe.state;
         let report_name = state::report_file(s.report);
         let report_text = (s.report > 0)
-            .then(|| std::fs::read(self.dir.join(&report_name)).ok())
+            .then(|| std::fs::read(self.scribe.dir.join(&report_name)).ok())
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).trim_end().to_string());
         let summary = report_text.as_deref().and_then(report::summary);
@@ -257,17 +249,17 @@ impl Card {
     /// A promotion a cut interrupted is finished; a trial whose boot ended without a verdict
     /// (power loss, a reset, the watchdog) is reverted. Both before the config is read.
     fn finish_previous_trial(&mut self, sys: &mut dyn Sys) {
-        let Some(t) = self.state.trial.clone() else {
+        let Some(t) = self.scribe.state.trial.clone() else {
             return;
         };
         let box_facts = t
             .box_
             .as_ref()
-            .map(|(name, _)| Facts::read(&self.dir, name, true));
+            .map(|(name, _)| Facts::read(&self.scribe.dir, name, true));
         let config_facts = t
             .config
             .as_ref()
-            .map(|_| Facts::read(&self.dir, CONFIG, true));
+            .map(|_| Facts::read(&self.scribe.dir, CONFIG, true));
         let why = match t.phase {
             Phase::Promoting => None,
             Phase::Started | Phase::Requested => Some(format!(
@@ -275,8 +267,8 @@ impl Card {
                 t.boot
             )),
         };
-        let dir = self.dir.clone();
-        let boot = self.state.boot;
+        let dir = self.scribe.dir.clone();
+        let boot = self.scribe.state.boot;
         let result = self.window(sys, "finishing the last trial", |w, state| {
             for (name, sha, facts) in trial_files(&t, box_facts.as_ref(), config_facts.as_ref()) {
                 match &why {
@@ -320,9 +312,9 @@ impl Card {
             return None;
         }
         let name = beside(CONFIG, "new");
-        let path = self.dir.join(&name);
+        let path = self.scribe.dir.join(&name);
         let bytes = std::fs::read(&path).ok()?;
-        let sha_file = std::fs::read_to_string(self.dir.join(beside(&name, "sha256"))).ok();
+        let sha_file = std::fs::read_to_string(self.scribe.dir.join(beside(&name, "sha256"))).ok();
         let mut loaded = None;
         let verdict = copy::check_config(
             &name,
@@ -330,7 +322,7 @@ impl Card {
             sha_file.as_deref(),
             load(&path).map(|cfg| loaded = Some(cfg)),
         );
-        let facts = Facts::read(&self.dir, CONFIG, false);
+        let facts = Facts::read(&self.scribe.dir, CONFIG, false);
         match verdict {
             Ok(sha) => {
                 let trial = self.trial.get_or_insert_with(ThisTrial::default);
@@ -357,15 +349,15 @@ impl Card {
             return;
         }
         let name = beside(path, "new");
-        let Ok(bytes) = std::fs::read(self.dir.join(&name)) else {
+        let Ok(bytes) = std::fs::read(self.scribe.dir.join(&name)) else {
             return;
         };
         if cfg.box_.mode == config::Mode::Exec {
             log::warn!("trial: {name} is not tried: with mode = \"exec\" the box becomes PID 1 and nothing is left to judge it; it stays on the card as it is");
             return;
         }
-        let sha_file = std::fs::read_to_string(self.dir.join(beside(&name, "sha256"))).ok();
-        let facts = Facts::read(&self.dir, path, false);
+        let sha_file = std::fs::read_to_string(self.scribe.dir.join(beside(&name, "sha256"))).ok();
+        let facts = Facts::read(&self.scribe.dir, path, false);
         match copy::check_program(&name, &bytes, sha_file.as_deref()) {
             Ok(sha) => {
                 let trial = self.trial.get_or_insert_with(ThisTrial::default);
@@ -390,7 +382,7 @@ impl Card {
     /// new file to try mean safe mode.
     pub fn begin(&mut self, sys: &mut dyn Sys) {
         let limit = self.update.boot_loop_limit;
-        let held = self.state.unhealthy;
+        let held = self.scribe.state.unhealthy;
         if self.update.enabled && limit > 0 && held >= limit {
             match &self.trial {
                 Some(t) => log::warn!(
@@ -441,16 +433,16 @@ impl Card {
     /// written.
     pub(crate) fn boot_window(&mut self, sys: &mut dyn Sys) -> bool {
         self.run.boot_pending = false;
-        let missing = files::missing_reports(&self.dir);
+        let missing = files::missing_reports(&self.scribe.dir);
         super::pstore::mount(sys, &self.root);
         let records = super::pstore::read(&self.root);
         let late = self.late_report(&records);
         let trial = self.trial.clone();
         let set_aside = std::mem::take(&mut self.set_aside);
         let (update, keeps) = (self.update.enabled, self.keeps_state());
-        let dir = self.dir.clone();
-        let state_missing = self.state_len == 0;
-        let boot = self.state.boot + 1;
+        let dir = self.scribe.dir.clone();
+        let state_missing = self.scribe.state_len == 0;
+        let boot = self.scribe.state.boot + 1;
         let phase = match self.bundle.requesting {
             true => Phase::Requested,
             false => Phase::Started,
@@ -519,7 +511,7 @@ impl Card {
             false => "it ended without a shutdown report, and the kernel kept records of a crash (pstore, below); written at the next boot",
         };
         let report = report::Report {
-            boot: self.state.boot,
+            boot: self.scribe.state.boot,
             why: why.to_string(),
             action: "none recorded".to_string(),
             clock: now_text(),
@@ -530,7 +522,7 @@ impl Card {
             ..report::Report::default()
         };
         Some((
-            self.state.report % state::REPORTS + 1,
+            self.scribe.state.report % state::REPORTS + 1,
             report::format(&report),
         ))
     }
@@ -564,10 +556,10 @@ impl Card {
         ProgramRules {
             new_box: trial
                 .and_then(|t| t.box_.as_ref())
-                .map(|(name, _)| self.dir.join(beside(name, "new"))),
+                .map(|(name, _)| self.scribe.dir.join(beside(name, "new"))),
             new_config: trial
                 .filter(|t| t.config.is_some())
-                .map(|_| self.dir.join(beside(CONFIG, "new"))),
+                .map(|_| self.scribe.dir.join(beside(CONFIG, "new"))),
             validate: self.update.enabled,
             bundle: trial.is_some_and(|t| t.bundle.is_some()),
         }
@@ -578,48 +570,14 @@ impl Card {
         self.safe.as_deref()
     }
 
-    /// Opens a write window, runs `writes` with the state to change, closes it; the state
-    /// is kept only when every write succeeded. Returns whether they did. A card that cannot
-    /// be made writable is said once and not tried again.
+    /// A write window (`Scribe::window`), at once.
     pub(crate) fn window(
         &mut self,
         sys: &mut dyn Sys,
         purpose: &'static str,
         writes: impl FnOnce(&mut Window, &mut State) -> std::io::Result<()>,
     ) -> bool {
-        if self.unwritable {
-            return false;
-        }
-        // A read-write `/boot` (`[boot] read_only = false`) is written as it is; the private
-        // mount keeps the read-only flag it was made with.
-        let at = match (&self.private, self.read_only) {
-            (Some(private), true) => private.clone(),
-            _ => self.dir.clone(),
-        };
-        let mut w = match Window::open(sys, &at, self.read_only, purpose) {
-            Ok(w) => w,
-            Err(e) => {
-                log::error!("card: cannot make {} writable ({e}): boxinit keeps no state, trial or report on it this boot (a write-protected card?)", self.dir.display());
-                self.unwritable = true;
-                return false;
-            }
-        };
-        let mut state = self.state.clone();
-        let result = writes(&mut w, &mut state);
-        w.close();
-        match result {
-            Ok(()) => {
-                self.state_len = self.state_len.max(state::STATE_LEN);
-                self.state = state;
-                true
-            }
-            Err(e) => {
-                log::error!(
-                    "card: {purpose}: {e}; the card's state is as it was before this write"
-                );
-                false
-            }
-        }
+        self.scribe.window(sys, purpose, writes)
     }
 }
 

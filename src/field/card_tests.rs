@@ -139,7 +139,7 @@ fn a_trial_without_a_verdict_is_reverted_and_a_promotion_finished() {
         t.ends_with("remount(B, MountFlags(NOATIME | NODEV | NOSUID | RDONLY))\n"),
         "{t}"
     );
-    assert_eq!(card.state.trial, None);
+    assert_eq!(card.scribe.state.trial, None);
     let promoting = trial(Phase::Promoting);
     let (dir, root) = card_with(
         "promote",
@@ -179,8 +179,11 @@ fn new_files_are_checked_recorded_and_the_brake_holds() {
         t.contains("overwrite(B/boxinit/state.txt, 1024 bytes)"),
         "{t}"
     );
-    assert_eq!((card.state.boot, card.state.unhealthy), (1, 1));
-    assert_eq!(card.state.ending, Ending::Running);
+    assert_eq!(
+        (card.scribe.state.boot, card.scribe.state.unhealthy),
+        (1, 1)
+    );
+    assert_eq!(card.scribe.state.ending, Ending::Running);
     // five boots without a healthy box: safe mode, unless something new is to be tried
     let held = with_state(&State {
         boot: 5,
@@ -206,7 +209,7 @@ fn new_files_are_checked_recorded_and_the_brake_holds() {
     card.try_box(&Config::default());
     card.begin(&mut Recorder::new());
     assert_eq!(card.safe_mode(), None);
-    assert!(card.state.trial.is_some());
+    assert!(card.scribe.state.trial.is_some());
     let rules = card.program_rules();
     let program =
         crate::supervision::program::resolve(&Config::default().box_, Some(&dir)).unwrap();

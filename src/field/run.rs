@@ -40,7 +40,7 @@ impl Card {
     fn healthy(&mut self, sys: &mut dyn Sys, how: &str) {
         self.run.judged = true;
         let trial = self.trial.clone();
-        let dir = self.dir.clone();
+        let dir = self.scribe.dir.clone();
         let was_safe = self.safe.is_some();
         let ok = self.window(sys, "healthy box", |w, state| {
             state.unhealthy = 0;
@@ -98,8 +98,8 @@ impl Card {
                 why: why.to_string(),
             };
         };
-        let dir = self.dir.clone();
-        let boot = self.state.boot;
+        let dir = self.scribe.dir.clone();
+        let boot = self.scribe.state.boot;
         let mut names = Vec::new();
         self.window(sys, "trial revert", |w, state| {
             if t.config.is_some() {
@@ -143,7 +143,7 @@ impl Card {
             return;
         }
         if !starving {
-            let dir = self.dir.clone();
+            let dir = self.scribe.dir.clone();
             self.window(sys, "heartbeat back", |w, state| {
                 state.ending = Ending::Running;
                 write_state(w, state, &dir)
@@ -161,7 +161,7 @@ impl Card {
     /// The report as it stands now.
     fn report_of(&self, why: &str, action: &str, shutdown: Vec<String>) -> Report {
         Report {
-            boot: self.state.boot,
+            boot: self.scribe.state.boot,
             why: why.to_string(),
             action: action.to_string(),
             uptime: uptime(),
@@ -190,9 +190,9 @@ impl Card {
     ) {
         let enabled = self.report.enabled;
         let bytes = report::format(report);
-        let dir = self.dir.clone();
+        let dir = self.scribe.dir.clone();
         let time = self.time_to_save();
-        let next = self.state.report % state::REPORTS + 1;
+        let next = self.scribe.state.report % state::REPORTS + 1;
         let saved = self.window(sys, purpose, |w, state| {
             if let Some((name, bytes, _)) = &time {
                 if !Path::new(name).is_absolute() {
@@ -222,7 +222,7 @@ impl Card {
         self.save_time_elsewhere(sys);
         if !self.keeps_state() {
             if let Some((name, bytes, seconds)) = self.time_to_save() {
-                let dir = self.dir.clone();
+                let dir = self.scribe.dir.clone();
                 if self.window(sys, "time", |w, _| replace(w, &dir, &name, &bytes)) {
                     self.saved_time(seconds);
                 }
@@ -251,7 +251,7 @@ impl Card {
         if t.saved.is_some_and(|s| s >= seconds) {
             return None;
         }
-        let path = target_path(&self.dir, &t.target);
+        let path = target_path(&self.scribe.dir, &t.target);
         let len = std::fs::metadata(&path)
             .map(|m| m.len() as usize)
             .unwrap_or(0)
@@ -298,7 +298,7 @@ impl Card {
         let next = t.next;
         self.save_time_elsewhere(sys);
         if let Some((name, bytes, seconds)) = self.time_to_save() {
-            let dir = self.dir.clone();
+            let dir = self.scribe.dir.clone();
             if self.window(sys, "time", |w, _| replace(w, &dir, &name, &bytes)) {
                 self.saved_time(seconds);
             }
@@ -384,7 +384,7 @@ impl Judge for Card {
                     "the box did not show it is healthy within [update] deadline = \"{}\" ([update] validate = \"{}\"): this boot counts toward the boot-loop brake ({} of {})",
                     crate::config::format_duration(self.update.deadline),
                     self.update.validate,
-                    self.state.unhealthy,
+                    self.scribe.state.unhealthy,
                     self.update.boot_loop_limit
                 );
                 (None, time_at)
@@ -431,7 +431,7 @@ mod tests {
         card.configure(cfg, true);
         card.try_box(cfg);
         card.begin(&mut Recorder::new());
-        assert!(card.state.trial.is_some());
+        assert!(card.scribe.state.trial.is_some());
         (card, dir)
     }
 
@@ -461,7 +461,7 @@ mod tests {
             t.contains("renameat2(B/box.new, B/box.failed, NoReplace)"),
             "{t}"
         );
-        assert_eq!(card.state.trial, None);
+        assert_eq!(card.scribe.state.trial, None);
         // judged: later exits change nothing
         assert_eq!(card.box_exited(&mut rec, Exit::Code(1), None, now), None);
     }
@@ -489,7 +489,13 @@ mod tests {
             t.contains("overwrite(B/boxinit/state.txt, 1024 bytes)\nfdatasync(B/boxinit/state.txt)\nrenameat2(B/box.new, B/box, Exchange)"),
             "{t}"
         );
-        assert_eq!((card.state.trial.as_ref(), card.state.unhealthy), (None, 0));
+        assert_eq!(
+            (
+                card.scribe.state.trial.as_ref(),
+                card.scribe.state.unhealthy
+            ),
+            (None, 0)
+        );
     }
 
     #[test]
@@ -513,7 +519,10 @@ mod tests {
         let mut rec = Recorder::new();
         let (stop, _) = card.tick(&mut rec, later, None, Beats::default());
         assert!(stop.is_none() && card.run.judged);
-        assert_eq!((rec.transcript(), card.state.unhealthy), (String::new(), 1));
+        assert_eq!(
+            (rec.transcript(), card.scribe.state.unhealthy),
+            (String::new(), 1)
+        );
     }
 
     #[test]
@@ -529,7 +538,7 @@ mod tests {
         };
         card.tick(&mut rec, Instant::now(), None, starving);
         assert_eq!(
-            (card.state.ending, card.state.report),
+            (card.scribe.state.ending, card.scribe.state.report),
             (Ending::Watchdog, 1)
         );
         let t = short(&rec, &dir);
@@ -563,7 +572,10 @@ mod tests {
             &stop,
             vec!["box stopped after SIGTERM".into()],
         );
-        assert_eq!((card.state.ending, card.state.report), (Ending::Report, 2));
+        assert_eq!(
+            (card.scribe.state.ending, card.scribe.state.report),
+            (Ending::Report, 2)
+        );
     }
 
     #[test]

@@ -11,8 +11,75 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::state::{self, State};
 use crate::storage::bootpart;
 use crate::sys::{Rename, Sys};
+
+/// Who writes the card, and what its writes left: where the windows open (the card's mount,
+/// boxinit's private mount of it, whether it is mounted read-only) and the state the card
+/// holds. The `Card` keeps one; while the box runs the card's writer thread (`writer`) works
+/// with its own copy and hands it back with each result.
+#[derive(Debug, Clone)]
+pub struct Scribe {
+    /// Where the card is mounted (`/boot`): what is read, and where the box runs from.
+    pub(crate) dir: PathBuf,
+    /// boxinit's own bind mount of it (`card::PRIVATE_MOUNT`), where a window writes when
+    /// the card is read-only; None when it could not be made (the windows remount `dir`).
+    pub(crate) private: Option<PathBuf>,
+    /// The card is mounted read-only: each write window remounts it.
+    pub(crate) read_only: bool,
+    pub(crate) state: State,
+    /// The state file's length on the card (0: missing).
+    pub(crate) state_len: usize,
+    /// A write window could not open (a write-protected card): no more attempts.
+    pub(crate) unwritable: bool,
+}
+
+impl Scribe {
+    /// Opens a write window, runs `writes` with the state to change, closes it; the state
+    /// is kept only when every write succeeded. Returns whether they did. A card that cannot
+    /// be made writable is said once and not tried again.
+    pub(crate) fn window(
+        &mut self,
+        sys: &mut dyn Sys,
+        purpose: &'static str,
+        writes: impl FnOnce(&mut Window, &mut State) -> io::Result<()>,
+    ) -> bool {
+        if self.unwritable {
+            return false;
+        }
+        // A read-write `/boot` (`[boot] read_only = false`) is written as it is; the private
+        // mount keeps the read-only flag it was made with.
+        let at = match (&self.private, self.read_only) {
+            (Some(private), true) => private.clone(),
+            _ => self.dir.clone(),
+        };
+        let mut w = match Window::open(sys, &at, self.read_only, purpose) {
+            Ok(w) => w,
+            Err(e) => {
+                log::error!("card: cannot make {} writable ({e}): boxinit keeps no state, trial or report on it this boot (a write-protected card?)", self.dir.display());
+                self.unwritable = true;
+                return false;
+            }
+        };
+        let mut state = self.state.clone();
+        let result = writes(&mut w, &mut state);
+        w.close();
+        match result {
+            Ok(()) => {
+                self.state_len = self.state_len.max(state::STATE_LEN);
+                self.state = state;
+                true
+            }
+            Err(e) => {
+                log::error!(
+                    "card: {purpose}: {e}; the card's state is as it was before this write"
+                );
+                false
+            }
+        }
+    }
+}
 
 /// An open write window on the card mounted at `dir`.
 pub struct Window<'a> {
