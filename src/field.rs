@@ -23,5 +23,7 @@ pub mod state;
 pub mod trial;
 pub mod watch;
 pub mod window;
+pub mod writer;
+pub mod writes;
 
 pub use card::Card;

@@ -319,6 +319,11 @@ fn boot() -> ! {
     if let (Some(card), Some(save)) = (card.as_mut(), cfg.time.save.as_deref()) {
         card.keep_time(save, cfg.time.interval, Instant::now());
     }
+    // The card's writes (the boot's record, health, reports, the time) from now on on a
+    // thread: a slow card must not hold up reaping and the watchdog.
+    if let Some(card) = card.as_mut() {
+        card.write_off_loop(Box::new(Linux));
+    }
     // SIGHUP's reading, done on a thread (`reload`): what it needs is its own.
     let boot = boot_dir.map(Path::to_path_buf);
     let reload_layers = early_layers.clone();

@@ -14,6 +14,7 @@ use super::files::{self, now_text, report_blank, write_state};
 use super::report;
 use super::state::{self, Ending, Phase, State, Trial};
 use super::trial::{self, beside, Facts};
+use super::watch::After;
 use super::window::{Scribe, Window};
 use crate::config::{self, Config};
 use crate::supervision::program::Program;
@@ -429,102 +430,95 @@ impl Card {
     /// This boot's record on the card, in one window: the incomplete copies set aside, a
     /// missing state file and reports created (a card made by hand), a report for a previous
     /// boot that left none (with pstore's records), and the boot itself: its number,
-    /// "running", one more boot without a healthy box, the trial. Returns whether it was
-    /// written.
+    /// "running", one more boot without a healthy box, the trial. Written at once; returns
+    /// whether it was.
     pub(crate) fn boot_window(&mut self, sys: &mut dyn Sys) -> bool {
+        let record = self.boot_record();
+        record(sys, &mut self.scribe)
+    }
+
+    /// An ordinary boot's record (`boot_window`), once the box runs: as the run's writes are.
+    pub(crate) fn record_boot_later(&mut self, sys: &mut dyn Sys) {
+        let record = self.boot_record();
+        self.write(sys, "boot", move |sys, scribe| {
+            record(sys, scribe);
+            After::Nothing
+        });
+    }
+
+    /// The boot's record as a write, with what it needs from the card: to do now, or on
+    /// the writer thread (which reads the card and pstore there too).
+    fn boot_record(&mut self) -> impl FnOnce(&mut dyn Sys, &mut Scribe) -> bool + Send + 'static {
         self.run.boot_pending = false;
-        let missing = files::missing_reports(&self.scribe.dir);
-        super::pstore::mount(sys, &self.root);
-        let records = super::pstore::read(&self.root);
-        let late = self.late_report(&records);
         let trial = self.trial.clone();
         let set_aside = std::mem::take(&mut self.set_aside);
         let (update, keeps) = (self.update.enabled, self.keeps_state());
-        let dir = self.scribe.dir.clone();
-        let state_missing = self.scribe.state_len == 0;
-        let boot = self.scribe.state.boot + 1;
+        let root = self.root.clone();
+        let reports = self.report.enabled;
+        let previous_without_report = self.run.previous_without_report;
         let phase = match self.bundle.requesting {
             true => Phase::Requested,
             false => Phase::Started,
         };
-        let created = self.window(sys, "boot", |w, state| {
-            for (name, why, facts) in &set_aside {
-                let text = trial::failed_text(name, why, boot, &now_text(), name);
-                trial::set_aside(w, name, &text, facts)?;
-            }
-            if !keeps {
-                return Ok(());
-            }
-            if !dir.join(state::DIR).is_dir() {
-                w.mkdir(state::DIR)?;
-            }
-            for name in &missing {
-                files::replace(w, &dir, name, &report_blank(name))?;
-            }
-            if let Some((n, bytes)) = &late {
-                files::replace(w, &dir, &state::report_file(*n), bytes)?;
-                state.report = *n;
-            }
-            state.boot = boot;
-            state.ending = Ending::Running;
-            if update {
-                // the boot that asks for a tryboot runs no box: it is not counted
-                if phase != Phase::Requested {
-                    state.unhealthy = state.unhealthy.saturating_add(1);
+        move |sys: &mut dyn Sys, scribe: &mut Scribe| {
+            let dir = scribe.dir.clone();
+            let missing = files::missing_reports(&dir);
+            super::pstore::mount(sys, &root);
+            let records = super::pstore::read(&root);
+            let late = (reports && (previous_without_report || !records.is_empty()))
+                .then(|| late_report(&scribe.state, &records));
+            let state_missing = scribe.state_len == 0;
+            let boot = scribe.state.boot + 1;
+            let created = scribe.window(sys, "boot", |w, state| {
+                for (name, why, facts) in &set_aside {
+                    let text = trial::failed_text(name, why, boot, &now_text(), name);
+                    trial::set_aside(w, name, &text, facts)?;
                 }
-                state.trial = trial.as_ref().map(|t| Trial {
-                    phase,
-                    boot,
-                    box_: t.box_.clone(),
-                    config: t.config.clone(),
-                    bundle: t.bundle.clone(),
-                });
-            }
-            write_state(w, state, &dir)
-        });
-        if created && (state_missing || !missing.is_empty()) && keeps {
-            log::info!(
-                "card: made {} (a card not made by cargo xtask; from now on they are only overwritten in place)",
-                if state_missing {
-                    format!("{} and the report files", state::STATE_FILE)
-                } else {
-                    missing.join(", ")
+                if !keeps {
+                    return Ok(());
                 }
-            );
+                if !dir.join(state::DIR).is_dir() {
+                    w.mkdir(state::DIR)?;
+                }
+                for name in &missing {
+                    files::replace(w, &dir, name, &report_blank(name))?;
+                }
+                if let Some((n, bytes)) = &late {
+                    files::replace(w, &dir, &state::report_file(*n), bytes)?;
+                    state.report = *n;
+                }
+                state.boot = boot;
+                state.ending = Ending::Running;
+                if update {
+                    // the boot that asks for a tryboot runs no box: it is not counted
+                    if phase != Phase::Requested {
+                        state.unhealthy = state.unhealthy.saturating_add(1);
+                    }
+                    state.trial = trial.as_ref().map(|t| Trial {
+                        phase,
+                        boot,
+                        box_: t.box_.clone(),
+                        config: t.config.clone(),
+                        bundle: t.bundle.clone(),
+                    });
+                }
+                write_state(w, state, &dir)
+            });
+            if created && (state_missing || !missing.is_empty()) && keeps {
+                log::info!(
+                    "card: made {} (a card not made by cargo xtask; from now on they are only overwritten in place)",
+                    if state_missing {
+                        format!("{} and the report files", state::STATE_FILE)
+                    } else {
+                        missing.join(", ")
+                    }
+                );
+            }
+            if created && late.is_some() {
+                super::pstore::clear(sys, &records);
+            }
+            created
         }
-        if created && late.is_some() {
-            super::pstore::clear(sys, &records);
-        }
-        created
-    }
-
-    /// The report of a previous boot that ended without one (a power cut, a reset, a kernel
-    /// crash), written now into the next report file with the kernel's pstore records if
-    /// there are any: (its number, its bytes).
-    fn late_report(&self, records: &[(String, String, PathBuf)]) -> Option<(u8, Vec<u8>)> {
-        let nothing_to_say = !self.run.previous_without_report && records.is_empty();
-        if !self.report.enabled || nothing_to_say {
-            return None;
-        }
-        let why = match records.is_empty() {
-            true => "it ended without a shutdown report: power loss, or a reset nobody asked for (the watchdog, a kernel crash); written at the next boot",
-            false => "it ended without a shutdown report, and the kernel kept records of a crash (pstore, below); written at the next boot",
-        };
-        let report = report::Report {
-            boot: self.scribe.state.boot,
-            why: why.to_string(),
-            action: "none recorded".to_string(),
-            clock: now_text(),
-            pstore: records
-                .iter()
-                .map(|(name, text, _)| (name.clone(), text.clone()))
-                .collect(),
-            ..report::Report::default()
-        };
-        Some((
-            self.scribe.state.report % state::REPORTS + 1,
-            report::format(&report),
-        ))
     }
 
     /// The box's health is judged from now: the validation file made (any user may touch it)
@@ -631,3 +625,25 @@ fn trial_files<'a>(
 #[cfg(test)]
 #[path = "card_tests.rs"]
 pub(crate) mod tests;
+
+/// The report of a previous boot that ended without one (a power cut, a reset, a kernel
+/// crash), written now into the next report file with the kernel's pstore records if there
+/// are any: (its number, its bytes).
+fn late_report(state: &State, records: &[(String, String, PathBuf)]) -> (u8, Vec<u8>) {
+    let why = match records.is_empty() {
+        true => "it ended without a shutdown report: power loss, or a reset nobody asked for (the watchdog, a kernel crash); written at the next boot",
+        false => "it ended without a shutdown report, and the kernel kept records of a crash (pstore, below); written at the next boot",
+    };
+    let report = report::Report {
+        boot: state.boot,
+        why: why.to_string(),
+        action: "none recorded".to_string(),
+        clock: now_text(),
+        pstore: records
+            .iter()
+            .map(|(name, text, _)| (name.clone(), text.clone()))
+            .collect(),
+        ..report::Report::default()
+    };
+    (state.report % state::REPORTS + 1, report::format(&report))
+}

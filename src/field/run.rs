@@ -4,16 +4,17 @@
 //! written before every reboot and power-off. Each a write window (`window`), each logged
 //! once. The boot's part is `card.rs`'s.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::card::{Card, CONFIG};
+use super::card::{Card, ThisTrial, CONFIG};
 use super::files::{now_text, replace, write_state};
 use super::health::{self, Seen, Verdict};
 use super::report::{self, Report};
-use super::state::{self, Ending};
+use super::state::{self, Ending, State};
 use super::trial::{self, Facts};
-use super::watch::TimeSave;
+use super::watch::{After, TimeSave};
+use super::window::Window;
 use crate::events::Exit;
 use crate::supervision::event_loop::{Beats, Judge, Stop};
 use crate::supervision::supervisor::Outcome;
@@ -36,56 +37,41 @@ impl Card {
         });
     }
 
-    /// A healthy box: a trial promoted, the brake's count back to 0, in one window.
+    /// A healthy box: a trial promoted, the brake's count back to 0, in one window (said
+    /// once it is written).
     fn healthy(&mut self, sys: &mut dyn Sys, how: &str) {
         self.run.judged = true;
         let trial = self.trial.clone();
         let dir = self.scribe.dir.clone();
         let was_safe = self.safe.is_some();
-        let ok = self.window(sys, "healthy box", |w, state| {
-            state.unhealthy = 0;
-            if let Some(t) = &trial {
-                if let Some(record) = state.trial.as_mut() {
-                    record.phase = state::Phase::Promoting;
+        let how = how.to_string();
+        let writes = {
+            let trial = trial.clone();
+            move |w: &mut Window, state: &mut State| {
+                state.unhealthy = 0;
+                if let Some(t) = &trial {
+                    if let Some(record) = state.trial.as_mut() {
+                        record.phase = state::Phase::Promoting;
+                    }
+                    write_state(w, state, &dir)?;
+                    if let Some(sha) = &t.config {
+                        trial::promote(w, CONFIG, sha, &t.config_facts)?;
+                    }
+                    if let Some((name, sha)) = &t.box_ {
+                        trial::promote(w, name, sha, &t.box_facts)?;
+                    }
+                    if let Some((slot, _)) = &t.bundle {
+                        super::slots::commit(w, slot)?;
+                    }
+                    state.trial = None;
                 }
-                write_state(w, state, &dir)?;
-                if let Some(sha) = &t.config {
-                    trial::promote(w, CONFIG, sha, &t.config_facts)?;
-                }
-                if let Some((name, sha)) = &t.box_ {
-                    trial::promote(w, name, sha, &t.box_facts)?;
-                }
-                if let Some((slot, _)) = &t.bundle {
-                    super::slots::commit(w, slot)?;
-                }
-                state.trial = None;
+                write_state(w, state, &dir)
             }
-            write_state(w, state, &dir)
+        };
+        self.write_window(sys, "healthy box", writes, move |ok| {
+            say_healthy(trial.as_ref(), &how, ok, was_safe);
+            After::Nothing
         });
-        if let Some(t) = &trial {
-            if ok {
-                let mut kept = Vec::new();
-                if t.config.is_some() {
-                    kept.push(format!("{CONFIG}.new is now {CONFIG}"));
-                }
-                if let Some((name, _)) = &t.box_ {
-                    kept.push(format!("{name}.new is now {name}"));
-                }
-                if let Some((slot, _)) = &t.bundle {
-                    kept.push(format!("config.txt now names {slot} (the old slot is tryboot.txt's, for the next bundle)"));
-                }
-                let previous = match t.box_.is_some() || t.config.is_some() {
-                    true => "; the old files are .previous",
-                    false => "",
-                };
-                log::info!("trial: validated ({how}): {}{previous}", kept.join(", "));
-            }
-        } else {
-            log::info!("box healthy ({how})");
-        }
-        if was_safe && ok {
-            log::info!("boot-loop brake released: the box is healthy; the next boots reboot as configured again");
-        }
     }
 
     /// A trial that failed: its files set aside with why, the state cleared, and a reboot
@@ -100,28 +86,30 @@ impl Card {
         };
         let dir = self.scribe.dir.clone();
         let boot = self.scribe.state.boot;
-        let mut names = Vec::new();
-        self.window(sys, "trial revert", |w, state| {
-            if t.config.is_some() {
+        let names: Vec<String> = (t.config.as_ref().map(|_| CONFIG.to_string()).into_iter())
+            .chain(t.box_.as_ref().map(|(name, _)| name.clone()))
+            .chain(t.bundle.as_ref().map(|(slot, _)| format!("{slot}bundle")))
+            .collect();
+        let (trial, reason) = (t.clone(), why.to_string());
+        let writes = move |w: &mut Window, state: &mut State| {
+            if trial.config.is_some() {
                 let facts = Facts::read(&dir, CONFIG, false);
-                let text = trial::failed_text(CONFIG, why, boot, &now_text(), CONFIG);
+                let text = trial::failed_text(CONFIG, &reason, boot, &now_text(), CONFIG);
                 trial::set_aside(w, CONFIG, &text, &facts)?;
-                names.push(CONFIG.to_string());
             }
-            if let Some((name, _)) = &t.box_ {
+            if let Some((name, _)) = &trial.box_ {
                 let facts = Facts::read(&dir, name, false);
-                let text = trial::failed_text(name, why, boot, &now_text(), name);
+                let text = trial::failed_text(name, &reason, boot, &now_text(), name);
                 trial::set_aside(w, name, &text, &facts)?;
-                names.push(name.clone());
             }
-            if let Some((slot, _)) = &t.bundle {
-                let text = super::slots::failed_text(slot, why, boot);
+            if let Some((slot, _)) = &trial.bundle {
+                let text = super::slots::failed_text(slot, &reason, boot);
                 super::slots::set_aside(w, slot, &text)?;
-                names.push(format!("{slot}bundle"));
             }
             state.trial = None;
             write_state(w, state, &dir)
-        });
+        };
+        self.write_window(sys, "trial revert", writes, |_| After::Nothing);
         let failed: Vec<String> = names.iter().map(|n| format!("{n}.failed")).collect();
         log::error!(
             "trial: {} reverted: {why}; kept as {} (why in .failed.txt); rebooting into the previous files",
@@ -144,10 +132,11 @@ impl Card {
         }
         if !starving {
             let dir = self.scribe.dir.clone();
-            self.window(sys, "heartbeat back", |w, state| {
+            let writes = move |w: &mut Window, state: &mut State| {
                 state.ending = Ending::Running;
                 write_state(w, state, &dir)
-            });
+            };
+            self.write_window(sys, "heartbeat back", writes, |_| After::Nothing);
             return;
         }
         let report = self.report_of(
@@ -191,42 +180,42 @@ impl Card {
         let enabled = self.report.enabled;
         let bytes = report::format(report);
         let dir = self.scribe.dir.clone();
-        let time = self.time_to_save();
-        let next = self.scribe.state.report % state::REPORTS + 1;
-        let saved = self.window(sys, purpose, |w, state| {
-            if let Some((name, bytes, _)) = &time {
-                if !Path::new(name).is_absolute() {
-                    replace(w, &dir, name, bytes)?;
-                }
+        let time = self
+            .time_to_save()
+            .filter(|(name, _)| !Path::new(name).is_absolute());
+        let saved = time.as_ref().map(|(_, seconds)| *seconds);
+        let writes = move |w: &mut Window, state: &mut State| {
+            if let Some((name, seconds)) = &time {
+                replace(w, &dir, name, &time_bytes(&dir.join(name), *seconds)?)?;
             }
             if enabled {
+                let next = state.report % state::REPORTS + 1;
                 replace(w, &dir, &state::report_file(next), &bytes)?;
                 state.report = next;
             }
             state.ending = ending;
             write_state(w, state, &dir)
+        };
+        self.write_window(sys, purpose, writes, move |ok| match (ok, saved) {
+            (true, Some(seconds)) => After::TimeSaved(seconds),
+            _ => After::Nothing,
         });
-        if saved {
-            if let Some((_, _, seconds)) = time {
-                self.saved_time(seconds);
-            }
-        }
     }
 
-    /// At shutdown (the programs stopped, the card still mounted): the report of why, with
-    /// how the stop went, and the time.
+    /// At shutdown (the programs stopped, the card still mounted): the writes under way
+    /// finished, then the report of why, with how the stop went, and the time.
     pub fn shutdown(&mut self, sys: &mut dyn Sys, stop: &Stop, stopped: Vec<String>) {
+        self.finish_writes();
         if self.run.boot_pending {
             self.boot_window(sys);
         }
-        self.save_time_elsewhere(sys);
+        let elsewhere = self
+            .time_to_save()
+            .is_some_and(|(name, _)| Path::new(&name).is_absolute());
+        if elsewhere || !self.keeps_state() {
+            self.save_time(sys);
+        }
         if !self.keeps_state() {
-            if let Some((name, bytes, seconds)) = self.time_to_save() {
-                let dir = self.scribe.dir.clone();
-                if self.window(sys, "time", |w, _| replace(w, &dir, &name, &bytes)) {
-                    self.saved_time(seconds);
-                }
-            }
             return;
         }
         let action = match stop.how {
@@ -239,8 +228,8 @@ impl Card {
     }
 
     /// The time the time program last saved, if newer than what the card has: (the file,
-    /// its new bytes, the seconds).
-    fn time_to_save(&self) -> Option<(String, Vec<u8>, i64)> {
+    /// relative to the card or absolute, and the seconds).
+    fn time_to_save(&self) -> Option<(String, i64)> {
         let t = self.run.time.as_ref()?;
         let text = std::fs::read_to_string(
             self.root
@@ -251,44 +240,44 @@ impl Card {
         if t.saved.is_some_and(|s| s >= seconds) {
             return None;
         }
-        let path = target_path(&self.scribe.dir, &t.target);
-        let len = std::fs::metadata(&path)
-            .map(|m| m.len() as usize)
-            .unwrap_or(0)
-            .max(24);
-        let bytes = state::pad(seconds.to_string(), len)?;
-        Some((t.target.clone(), bytes, seconds))
+        Some((t.target.clone(), seconds))
     }
 
-    fn saved_time(&mut self, seconds: i64) {
+    pub(crate) fn saved_time(&mut self, seconds: i64) {
         if let Some(t) = self.run.time.as_mut() {
             t.saved = Some(seconds);
         }
     }
 
-    /// `[time] save` on another disk (an absolute path): overwritten in place, no window.
-    fn save_time_elsewhere(&mut self, sys: &mut dyn Sys) {
-        let Some((name, bytes, seconds)) = self.time_to_save() else {
+    /// `[time] save`: the time copied to its file, on the card in a window, or on another
+    /// disk (an absolute path) overwritten in place without one.
+    fn save_time(&mut self, sys: &mut dyn Sys) {
+        let Some((name, seconds)) = self.time_to_save() else {
             return;
         };
-        if !Path::new(&name).is_absolute() {
+        if Path::new(&name).is_absolute() {
+            self.write(sys, "time", move |sys, _| {
+                match save_elsewhere(sys, Path::new(&name), seconds) {
+                    Ok(()) => After::TimeSaved(seconds),
+                    Err(e) => {
+                        log::warn!("time: cannot save the time to {name}: {e}");
+                        After::Nothing
+                    }
+                }
+            });
             return;
         }
-        let path = PathBuf::from(&name);
-        let done = sys
-            .overwrite(&path, &bytes)
-            .or_else(|_| {
-                let _ = sys.unlink(&path);
-                sys.create(&path, &bytes)
-            })
-            .and_then(|()| sys.fdatasync(&path));
-        match done {
-            Ok(()) => self.saved_time(seconds),
-            Err(e) => log::warn!("time: cannot save the time to {name}: {e}"),
-        }
+        let dir = self.scribe.dir.clone();
+        let writes = move |w: &mut Window, _: &mut State| {
+            replace(w, &dir, &name, &time_bytes(&dir.join(&name), seconds)?)
+        };
+        self.write_window(sys, "time", writes, move |ok| match ok {
+            true => After::TimeSaved(seconds),
+            false => After::Nothing,
+        });
     }
 
-    /// Every `[time] interval`: the time copied to the card.
+    /// Every `[time] interval`: the time copied to its file.
     fn tick_time(&mut self, sys: &mut dyn Sys, now: Instant) -> Option<Instant> {
         let t = self.run.time.as_mut()?;
         if now < t.next {
@@ -296,13 +285,7 @@ impl Card {
         }
         t.next = crate::events::deadline_after(now, t.interval);
         let next = t.next;
-        self.save_time_elsewhere(sys);
-        if let Some((name, bytes, seconds)) = self.time_to_save() {
-            let dir = self.scribe.dir.clone();
-            if self.window(sys, "time", |w, _| replace(w, &dir, &name, &bytes)) {
-                self.saved_time(seconds);
-            }
-        }
+        self.save_time(sys);
         Some(next)
     }
 }
@@ -338,8 +321,24 @@ impl Judge for Card {
         running_since: Option<Instant>,
         beats: Beats,
     ) -> (Option<Stop>, Option<Instant>) {
+        self.writes_done(now);
+        let (stop, next) = self.judge(sys, now, running_since, beats);
+        let written_at = self.writes_next_look(now);
+        (stop, next.into_iter().chain(written_at).min())
+    }
+}
+
+impl Card {
+    /// A turn of the loop (`Judge::tick`) without the writes' results.
+    fn judge(
+        &mut self,
+        sys: &mut dyn Sys,
+        now: Instant,
+        running_since: Option<Instant>,
+        beats: Beats,
+    ) -> (Option<Stop>, Option<Instant>) {
         if self.run.boot_pending {
-            self.boot_window(sys);
+            self.record_boot_later(sys);
         }
         if beats.starving != self.run.starving {
             self.watchdog_changed(sys, beats.starving);
@@ -403,12 +402,56 @@ pub fn uptime() -> Duration {
     )
 }
 
-fn target_path(dir: &Path, target: &str) -> PathBuf {
-    if Path::new(target).is_absolute() {
-        PathBuf::from(target)
-    } else {
-        dir.join(target)
+/// The lines that say a healthy box's window is written (a trial validated, the brake
+/// released).
+fn say_healthy(trial: Option<&ThisTrial>, how: &str, ok: bool, was_safe: bool) {
+    match trial {
+        Some(t) if ok => {
+            let mut kept = Vec::new();
+            if t.config.is_some() {
+                kept.push(format!("{CONFIG}.new is now {CONFIG}"));
+            }
+            if let Some((name, _)) = &t.box_ {
+                kept.push(format!("{name}.new is now {name}"));
+            }
+            if let Some((slot, _)) = &t.bundle {
+                kept.push(format!("config.txt now names {slot} (the old slot is tryboot.txt's, for the next bundle)"));
+            }
+            let previous = match t.box_.is_some() || t.config.is_some() {
+                true => "; the old files are .previous",
+                false => "",
+            };
+            log::info!("trial: validated ({how}): {}{previous}", kept.join(", "));
+        }
+        Some(_) => {}
+        None => log::info!("box healthy ({how})"),
     }
+    if was_safe && ok {
+        log::info!("boot-loop brake released: the box is healthy; the next boots reboot as configured again");
+    }
+}
+
+/// The time `seconds` as `[time] save`'s file at `path` holds it: padded to the file's
+/// length, 24 bytes at least.
+fn time_bytes(path: &Path, seconds: i64) -> std::io::Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0)
+        .max(24);
+    state::pad(seconds.to_string(), len)
+        .ok_or_else(|| std::io::Error::other(format!("{}: the time does not fit", path.display())))
+}
+
+/// `[time] save` on another disk: overwritten in place (made anew when that fails), then
+/// `fdatasync`.
+fn save_elsewhere(sys: &mut dyn Sys, path: &Path, seconds: i64) -> std::io::Result<()> {
+    let bytes = time_bytes(path, seconds)?;
+    sys.overwrite(path, &bytes)
+        .or_else(|_| {
+            let _ = sys.unlink(path);
+            sys.create(path, &bytes)
+        })
+        .and_then(|()| sys.fdatasync(path))
 }
 
 #[cfg(test)]
@@ -416,7 +459,9 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::field::card::tests::card_with;
-    use crate::sys::recorder::Recorder;
+    use crate::sys::recorder::{Call, Recorder};
+    use std::path::PathBuf;
+    use std::sync::{Arc, Condvar, Mutex};
 
     /// A card whose boot recorded a trial of box.new (a script), its window done.
     fn on_trial(tag: &str, cfg: &Config) -> (Card, PathBuf) {
@@ -495,6 +540,125 @@ mod tests {
                 card.scribe.state.unhealthy
             ),
             (None, 0)
+        );
+    }
+
+    /// Whether a held card answers, and the news that it does.
+    type Gate = Arc<(Mutex<bool>, Condvar)>;
+
+    /// A recorder whose `fdatasync` waits until the gate opens (a card behind a large
+    /// write-back), and the gate.
+    fn held_card() -> (Recorder, Gate, Arc<Mutex<Vec<Call>>>) {
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let (mut rec, calls) = Recorder::shared();
+        let held = Arc::clone(&gate);
+        rec.fail_when(
+            move |call| {
+                if matches!(call, Call::Fdatasync { .. }) {
+                    let (open, opened) = &*held;
+                    let mut open = open.lock().unwrap();
+                    while !*open {
+                        open = opened.wait(open).unwrap();
+                    }
+                }
+                false
+            },
+            5,
+        );
+        (rec, gate, calls)
+    }
+
+    #[test]
+    fn a_slow_card_holds_up_no_turn_of_the_loop() {
+        let mut cfg = Config::default();
+        cfg.update.validate = crate::config::update::Validate::File;
+        let (mut card, _) = on_trial("held", &cfg);
+        let (writer_sys, gate, calls) = held_card();
+        card.write_off_loop(Box::new(writer_sys));
+        let validate = card
+            .root
+            .join(health::VALIDATE_FILE.trim_start_matches('/'));
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&validate, "ok").unwrap();
+        // the verdict is in; its window waits on the card, the loop's turns do not
+        let mut rec = Recorder::new();
+        let started = Instant::now();
+        for _ in 0..5 {
+            let now = Instant::now();
+            let (stop, again) = card.tick(&mut rec, now, Some(now), Beats::default());
+            assert!(stop.is_none());
+            assert!(again.is_some_and(|at| at <= now + super::super::writer::POLL));
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(rec.transcript(), "", "nothing written by the loop");
+        assert!(card.scribe.state.trial.is_some(), "not written yet");
+        assert!(card.run.judged);
+        // the card answers: the promotion is taken in at a later turn
+        {
+            let (open, opened) = &*gate;
+            *open.lock().unwrap() = true;
+            opened.notify_all();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while card.scribe.state.trial.is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            card.tick(&mut rec, Instant::now(), None, Beats::default());
+        }
+        assert_eq!(
+            (
+                card.scribe.state.trial.as_ref(),
+                card.scribe.state.unhealthy
+            ),
+            (None, 0)
+        );
+        let written = calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{c}\n"))
+            .collect::<String>();
+        assert!(written.contains("renameat2("), "{written}");
+    }
+
+    #[test]
+    fn the_shutdown_report_comes_after_the_writes_under_way() {
+        let (dir, root) = card_with("held-report", &[]);
+        let mut card = Card::open(&mut Recorder::new(), &dir, true, &root);
+        card.configure(&Config::default(), true);
+        card.begin(&mut Recorder::new());
+        let (writer_sys, gate, calls) = held_card();
+        card.write_off_loop(Box::new(writer_sys));
+        // the boot's record waits on the card
+        let (_, again) = card.tick(&mut Recorder::new(), Instant::now(), None, Beats::default());
+        assert!(again.is_some());
+        assert_eq!(card.scribe.state.boot, 0, "not written yet");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let (open, opened) = &*gate;
+            *open.lock().unwrap() = true;
+            opened.notify_all();
+        });
+        let stop = Stop {
+            how: Reboot::PowerOff,
+            why: "asked for by SIGUSR2 to PID 1".into(),
+        };
+        let mut rec = Recorder::new();
+        card.shutdown(&mut rec, &stop, Vec::new());
+        release.join().unwrap();
+        // the boot's record was written by the thread, then the report by the shutdown
+        assert_eq!(
+            (card.scribe.state.boot, card.scribe.state.ending),
+            (1, Ending::Report)
+        );
+        assert!(calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| format!("{c}").contains("state.txt")));
+        assert!(
+            short(&rec, &dir).contains("report-1.txt"),
+            "{}",
+            short(&rec, &dir)
         );
     }
 
