@@ -146,6 +146,14 @@ pub fn run(scenario: &Scenario, arch: Arch, kernel: &KernelArgs, update: bool) -
     };
     let mut base = prepared.boot(&append);
     base.disk_options.clone_from(&scenario.boot_drive);
+    // `boot-nbd`: the boot disk through the NBD server that dies at a sector (QEMU takes the
+    // URL where a path goes); released with the hung disks
+    if let Some(trip) = scenario.boot_nbd {
+        let server = crate::test::nbd_hang::HungDisk::image_until(&prepared.disk, trip)
+            .context("cannot serve the boot disk over NBD")?;
+        base.disk = Some(PathBuf::from(server.url()));
+        hung.push(server);
+    }
     if let Some(mib) = scenario.memory_mib {
         base.memory_mib = mib;
     }

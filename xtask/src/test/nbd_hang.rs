@@ -3,18 +3,24 @@
 //! (`-drive file=nbd://127.0.0.1:PORT,...`). It serves a disk with an MBR and one partition
 //! from 1 MiB, answers the reads the kernel's own partition scan makes (the first MiB, the
 //! last 64 KiB) and never answers any other read, as a failing card or disk does: the guest's
-//! read of the partition waits for ever.
+//! read of the partition waits for ever. [`HungDisk::image_until`] serves a real image instead
+//! (the boot disk as the harness built it, scenario file `boot-nbd`), reads and writes going to
+//! the file, until the guest touches a chosen sector: every read and write after that is held,
+//! a card that works at first and dies while in use.
 //!
 //! QEMU does not let a held request go: it drains a device's requests when the guest resets
 //! it (the guest kernel does as it powers off: the vCPU then waits inside that register
 //! write), on the guest's power-off and on SIGTERM. [`HungDisk::release`] (also on drop)
 //! closes every connection, so the held requests fail and QEMU goes on; the harness calls it
-//! once the console shows the machine on its way out. The protocol is NBD's fixed newstyle handshake
-//! (`NBD_OPT_GO` or `NBD_OPT_EXPORT_NAME`) with simple replies
+//! once the console shows the machine on its way out. The protocol is NBD's fixed newstyle
+//! handshake (`NBD_OPT_GO` or `NBD_OPT_EXPORT_NAME`) with simple replies
 //! (<https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md>).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -61,13 +67,34 @@ pub struct HungDisk {
 impl HungDisk {
     /// Serves a disk of `size_mib` MiB (at least 2) on 127.0.0.1 (a free port).
     pub fn start(size_mib: u32) -> Result<HungDisk> {
+        HungDisk::listen(Arc::new(Disk::new(size_mib.max(2))))
+    }
+
+    /// Serves the disk image at `path` (reads and writes go to the file) until the guest's
+    /// first request that touches sector `trip` (512 bytes; that request is still answered):
+    /// every read and write after it is held, as a card that dies while in use.
+    pub fn image_until(path: &Path, trip: u64) -> Result<HungDisk> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {} to serve it", path.display()))?;
+        let size = file.metadata()?.len();
+        HungDisk::listen(Arc::new(Dying {
+            file,
+            size,
+            trip: trip.saturating_mul(SECTOR)..trip.saturating_add(1).saturating_mul(SECTOR),
+            tripped: AtomicBool::new(false),
+        }))
+    }
+
+    fn listen(disk: Arc<dyn Served>) -> Result<HungDisk> {
         let listener =
             TcpListener::bind("127.0.0.1:0").context("cannot bind the hung disk's NBD server")?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(Mutex::new(Vec::new()));
-        let disk = Arc::new(Disk::new(size_mib.max(2)));
         let (stopping, conns) = (stop.clone(), connections.clone());
         let thread = std::thread::spawn(move || {
             while !stopping.load(Ordering::Relaxed) {
@@ -85,7 +112,7 @@ impl HungDisk {
                         let disk = disk.clone();
                         std::thread::spawn(move || {
                             // the connection ends when QEMU or release() closes it
-                            let _ = serve(stream, &disk);
+                            let _ = serve(stream, &*disk);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -126,6 +153,57 @@ impl Drop for HungDisk {
     }
 }
 
+const SECTOR: u64 = 512;
+
+/// What a server serves: the bytes of a read, None for one it holds (no reply, for ever);
+/// whether a write is done (false: held).
+trait Served: Send + Sync {
+    fn size(&self) -> u64;
+    fn read(&self, offset: u64, len: u32) -> Option<Vec<u8>>;
+    fn write(&self, offset: u64, data: &[u8]) -> bool;
+}
+
+/// A real image, served until a request touches `trip` (a byte range).
+struct Dying {
+    file: std::fs::File,
+    size: u64,
+    trip: Range<u64>,
+    tripped: AtomicBool,
+}
+
+impl Dying {
+    /// Whether the request at `offset`, `len` bytes, is answered; the one that touches the
+    /// trip sector is, and trips the disk.
+    fn answers(&self, offset: u64, len: u64) -> bool {
+        if self.tripped.load(Ordering::SeqCst) {
+            return false;
+        }
+        if offset < self.trip.end && offset.saturating_add(len) > self.trip.start {
+            self.tripped.store(true, Ordering::SeqCst);
+        }
+        offset.saturating_add(len) <= self.size
+    }
+}
+
+impl Served for Dying {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read(&self, offset: u64, len: u32) -> Option<Vec<u8>> {
+        if !self.answers(offset, u64::from(len)) {
+            return None;
+        }
+        let mut bytes = vec![0u8; usize::try_from(len).ok()?];
+        self.file.read_exact_at(&mut bytes, offset).ok()?;
+        Some(bytes)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> bool {
+        self.answers(offset, data.len() as u64) && self.file.write_all_at(data, offset).is_ok()
+    }
+}
+
 /// The disk's bytes where it answers: an MBR with one partition (type 0x0C) from 1 MiB to
 /// the end, zeros elsewhere.
 struct Disk {
@@ -143,8 +221,13 @@ impl Disk {
             mbr: image::mbr(0x4E42_D15C, 0x0C, start, sectors),
         }
     }
+}
 
-    /// The bytes of a read it answers; None for one it holds for ever.
+impl Served for Disk {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
     fn read(&self, offset: u64, len: u32) -> Option<Vec<u8>> {
         let end = offset.checked_add(u64::from(len))?;
         let answered = end <= ANSWERED_HEAD || offset >= self.size.saturating_sub(ANSWERED_TAIL);
@@ -159,6 +242,11 @@ impl Disk {
             }
         }
         Some(bytes)
+    }
+
+    /// Taken and dropped: no test writes to it.
+    fn write(&self, _offset: u64, _data: &[u8]) -> bool {
+        true
     }
 }
 
@@ -191,7 +279,7 @@ fn option_reply(s: &mut TcpStream, option: u32, kind: u32, data: &[u8]) -> std::
 }
 
 /// One client: the handshake, then requests until it disconnects.
-fn serve(mut s: TcpStream, disk: &Disk) -> std::io::Result<()> {
+fn serve(mut s: TcpStream, disk: &dyn Served) -> std::io::Result<()> {
     s.write_all(NBDMAGIC)?;
     s.write_all(&IHAVEOPT.to_be_bytes())?;
     s.write_all(&(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES).to_be_bytes())?;
@@ -206,7 +294,7 @@ fn serve(mut s: TcpStream, disk: &Disk) -> std::io::Result<()> {
         s.read_exact(&mut data)?;
         match option {
             OPT_EXPORT_NAME => {
-                s.write_all(&disk.size.to_be_bytes())?;
+                s.write_all(&disk.size().to_be_bytes())?;
                 s.write_all(&TRANSMISSION_FLAGS.to_be_bytes())?;
                 if client_flags & u32::from(FLAG_NO_ZEROES) == 0 {
                     s.write_all(&[0u8; 124])?;
@@ -215,7 +303,7 @@ fn serve(mut s: TcpStream, disk: &Disk) -> std::io::Result<()> {
             }
             OPT_GO | OPT_INFO => {
                 let mut info = INFO_EXPORT.to_be_bytes().to_vec();
-                info.extend_from_slice(&disk.size.to_be_bytes());
+                info.extend_from_slice(&disk.size().to_be_bytes());
                 info.extend_from_slice(&TRANSMISSION_FLAGS.to_be_bytes());
                 option_reply(&mut s, option, REP_INFO, &info)?;
                 option_reply(&mut s, option, REP_ACK, &[])?;
@@ -256,10 +344,12 @@ fn serve(mut s: TcpStream, disk: &Disk) -> std::io::Result<()> {
                 }
             }
             CMD_WRITE => {
-                // taken and dropped: no test writes to it
-                let mut sink = vec![0u8; usize::try_from(len).unwrap_or(0)];
-                s.read_exact(&mut sink)?;
-                s.write_all(&reply(0))?;
+                let mut data = vec![0u8; usize::try_from(len).unwrap_or(0)];
+                s.read_exact(&mut data)?;
+                // held: no reply, as a read
+                if disk.write(offset, &data) {
+                    s.write_all(&reply(0))?;
+                }
             }
             CMD_DISC => return Ok(()),
             _ => s.write_all(&reply(0))?,
@@ -274,6 +364,13 @@ mod tests {
     /// The client side of the handshake (`NBD_OPT_GO`), then a read of `len` at `offset`:
     /// its bytes, or None when no reply came within 300 ms.
     fn read_through(port: u16, reads: &[(u64, u32)]) -> Vec<Option<Vec<u8>>> {
+        let requests: Vec<_> = reads.iter().map(|&(o, l)| (CMD_READ, o, l)).collect();
+        requests_through(port, &requests)
+    }
+
+    /// As [`read_through`], each request a read or a write (of `len` bytes 0xAB; its answer
+    /// no bytes).
+    fn requests_through(port: u16, requests: &[(u16, u64, u32)]) -> Vec<Option<Vec<u8>>> {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let mut hello = [0u8; 18];
         s.read_exact(&mut hello).unwrap();
@@ -304,20 +401,23 @@ mod tests {
         s.set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
         let mut out = Vec::new();
-        for (cookie, &(offset, len)) in reads.iter().enumerate() {
+        for (cookie, &(kind, offset, len)) in requests.iter().enumerate() {
             let mut req = REQUEST_MAGIC.to_be_bytes().to_vec();
             req.extend_from_slice(&0u16.to_be_bytes());
-            req.extend_from_slice(&CMD_READ.to_be_bytes());
+            req.extend_from_slice(&kind.to_be_bytes());
             req.extend_from_slice(&(cookie as u64).to_be_bytes());
             req.extend_from_slice(&offset.to_be_bytes());
             req.extend_from_slice(&len.to_be_bytes());
+            if kind == CMD_WRITE {
+                req.extend(std::iter::repeat_n(0xAB, len as usize));
+            }
             s.write_all(&req).unwrap();
             let mut head = [0u8; 16];
             match s.read_exact(&mut head) {
                 Ok(()) => {
                     assert_eq!(head[..4], SIMPLE_REPLY_MAGIC.to_be_bytes());
                     assert_eq!(head[8..], (cookie as u64).to_be_bytes());
-                    let mut data = vec![0u8; len as usize];
+                    let mut data = vec![0u8; if kind == CMD_READ { len as usize } else { 0 }];
                     s.read_exact(&mut data).unwrap();
                     out.push(Some(data));
                 }
@@ -343,5 +443,41 @@ mod tests {
         // release closes the connections; a client sees the end
         server.release();
         drop(server);
+    }
+
+    #[test]
+    fn an_image_is_served_until_its_trip_sector_is_touched() {
+        let path = std::env::temp_dir().join(format!("nbd-dying-{}.img", std::process::id()));
+        let mut bytes = vec![0u8; 8 << 20];
+        bytes[..4].copy_from_slice(b"BOOT");
+        std::fs::write(&path, &bytes).unwrap();
+        let server = HungDisk::image_until(&path, 2047).unwrap();
+        let sector = |n: u64| n * SECTOR;
+        let got = requests_through(
+            server.port,
+            &[
+                (CMD_READ, 0, 4),
+                (CMD_WRITE, sector(4), 512),
+                // ends where the trip sector begins: not yet
+                (CMD_READ, sector(2046), 512),
+                // the one that touches it is answered...
+                (CMD_READ, sector(2040), 8 * 512),
+                // ...every one after it held, reads and writes, on any connection
+                (CMD_READ, 0, 4),
+                (CMD_WRITE, sector(5), 512),
+            ],
+        );
+        assert_eq!(got[0].as_deref(), Some(&b"BOOT"[..]));
+        assert_eq!(got[1].as_deref(), Some(&[][..]));
+        assert_eq!(got[2].as_deref(), Some(&[0u8; 512][..]));
+        assert_eq!(got[3].as_ref().map(Vec::len), Some(4096));
+        assert_eq!(got[4..], [None, None]);
+        assert_eq!(read_through(server.port, &[(0, 4)]), [None]);
+        drop(server);
+        let on_disk = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        // the answered write is in the file, the held one not
+        assert!(on_disk[2048..2560].iter().all(|&b| b == 0xAB));
+        assert!(on_disk[2560..3072].iter().all(|&b| b == 0));
     }
 }

@@ -99,6 +99,10 @@ pub struct Scenario {
     /// Options added to the boot disk's `-drive` (`boot-drive`: whitespace-separated, e.g.
     /// `throttling.bps-write=163840`, a slow card).
     pub boot_drive: Vec<String>,
+    /// `boot-nbd`: a sector of the boot disk; the harness serves the disk (the image as built)
+    /// from its NBD server (`test/nbd_hang.rs`), which holds every read and write after the
+    /// guest's first request touching that sector: a card that dies while in use.
+    pub boot_nbd: Option<u64>,
 }
 
 /// `power-cuts`: `COUNT TRIGGER => END => CHECK`. The first boot of `expected` times TRIGGER
@@ -267,6 +271,7 @@ impl Scenario {
             memory_mib: number(dir, "memory", &read("memory"))?,
             disk_size_mib: number(dir, "disk-size", &read("disk-size"))?,
             boot_drive: words("boot-drive"),
+            boot_nbd: number(dir, "boot-nbd", &read("boot-nbd"))?,
         })
     }
 
