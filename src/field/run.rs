@@ -144,7 +144,7 @@ impl Card {
             "reset by the watchdog (expected)",
             Vec::new(),
         );
-        self.write_report(sys, "watchdog report", &report, Ending::Watchdog);
+        self.write_report(sys, "watchdog report", report, Ending::Watchdog);
     }
 
     /// The report as it stands now.
@@ -174,11 +174,10 @@ impl Card {
         &mut self,
         sys: &mut dyn Sys,
         purpose: &'static str,
-        report: &Report,
+        mut report: Report,
         ending: Ending,
     ) {
         let enabled = self.report.enabled;
-        let bytes = report::format(report);
         let dir = self.scribe.dir.clone();
         let time = self
             .time_to_save()
@@ -189,8 +188,10 @@ impl Card {
                 replace(w, &dir, name, &time_bytes(&dir.join(name), *seconds)?)?;
             }
             if enabled {
+                // the boot as written (its record may have been written just before)
+                report.boot = state.boot;
                 let next = state.report % state::REPORTS + 1;
-                replace(w, &dir, &state::report_file(next), &bytes)?;
+                replace(w, &dir, &state::report_file(next), &report::format(&report))?;
                 state.report = next;
             }
             state.ending = ending;
@@ -202,12 +203,12 @@ impl Card {
         });
     }
 
-    /// At shutdown (the programs stopped, the card still mounted): the writes under way
-    /// finished, then the report of why, with how the stop went, and the time.
+    /// At shutdown (the programs stopped, the card still mounted): the report of why, with
+    /// how the stop went, and the time, after the writes under way; waited for as long as
+    /// the disks write.
     pub fn shutdown(&mut self, sys: &mut dyn Sys, stop: &Stop, stopped: Vec<String>) {
-        self.finish_writes();
         if self.run.boot_pending {
-            self.boot_window(sys);
+            self.record_boot_later(sys);
         }
         let elsewhere = self
             .time_to_save()
@@ -215,16 +216,16 @@ impl Card {
         if elsewhere || !self.keeps_state() {
             self.save_time(sys);
         }
-        if !self.keeps_state() {
-            return;
+        if self.keeps_state() {
+            let action = match stop.how {
+                Reboot::PowerOff => "power-off",
+                Reboot::Halt => "halt",
+                _ => "reboot",
+            };
+            let report = self.report_of(&stop.why, action, stopped);
+            self.write_report(sys, "shutdown report", report, Ending::Report);
         }
-        let action = match stop.how {
-            Reboot::PowerOff => "power-off",
-            Reboot::Halt => "halt",
-            _ => "reboot",
-        };
-        let report = self.report_of(&stop.why, action, stopped);
-        self.write_report(sys, "shutdown report", &report, Ending::Report);
+        self.finish_writes();
     }
 
     /// The time the time program last saved, if newer than what the card has: (the file,
@@ -645,21 +646,29 @@ mod tests {
         let mut rec = Recorder::new();
         card.shutdown(&mut rec, &stop, Vec::new());
         release.join().unwrap();
-        // the boot's record was written by the thread, then the report by the shutdown
+        // the boot's record, then the report after it, both by the thread; none by the loop
         assert_eq!(
             (card.scribe.state.boot, card.scribe.state.ending),
             (1, Ending::Report)
         );
-        assert!(calls
+        assert_eq!(rec.transcript(), "");
+        let written: Vec<String> = calls
             .lock()
             .unwrap()
             .iter()
-            .any(|c| format!("{c}").contains("state.txt")));
-        assert!(
-            short(&rec, &dir).contains("report-1.txt"),
-            "{}",
-            short(&rec, &dir)
-        );
+            .map(|c| c.to_string())
+            .collect();
+        let first = |name: &str| written.iter().position(|c| c.contains(name));
+        assert!(first("state.txt") < first("report-1.txt"), "{written:?}");
+        assert!(first("report-1.txt").is_some(), "{written:?}");
+        // the report names the boot its record wrote (the loop's state had boot 0)
+        let report = calls.lock().unwrap().iter().find_map(|c| match c {
+            Call::Overwrite { path, contents } if path.ends_with("report-1.txt") => {
+                Some(String::from_utf8_lossy(contents).to_string())
+            }
+            _ => None,
+        });
+        assert!(report.is_some_and(|r| r.contains("boot: 1\n")));
     }
 
     #[test]

@@ -152,9 +152,10 @@ impl<S: Send + 'static, T: Send + 'static> Writer<S, T> {
         results
     }
 
-    /// Waits until every job sent is done (naming the one under way every [`SLOW`]), and
-    /// ends the thread: the results not yet picked up, in order.
-    pub fn finish(mut self) -> Vec<T> {
+    /// Waits until every job sent is done, naming the one under way and asking `go_on`
+    /// every [`SLOW`] whether to wait longer; ends the thread (or leaves it behind, stuck).
+    /// The results not yet picked up, in order, and whether every job was done.
+    pub fn finish(mut self, mut go_on: impl FnMut() -> bool) -> (Vec<T>, bool) {
         let started = Instant::now();
         let mut results = Vec::new();
         let mut queue = self.shared.lock();
@@ -166,7 +167,7 @@ impl<S: Send + 'static, T: Send + 'static> Writer<S, T> {
                 done_one(&mut self.under_way, Instant::now());
             }
             let Some(oldest) = self.under_way.front() else {
-                return results;
+                return (results, true);
             };
             let (again, waited) = (self.shared.changed.wait_timeout(queue, SLOW))
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -177,6 +178,9 @@ impl<S: Send + 'static, T: Send + 'static> Writer<S, T> {
                     oldest.purpose,
                     started.elapsed().as_millis()
                 );
+                if !go_on() {
+                    return (results, false);
+                }
             }
         }
     }
@@ -260,6 +264,17 @@ mod tests {
     }
 
     #[test]
+    fn finish_gives_up_when_told_to() {
+        let gate = Arc::new(Gate::default());
+        let mut w = Writer::start(Box::new(Recorder::new()), Vec::new()).unwrap();
+        w.send("first", Instant::now(), job(None, 1));
+        w.send("stuck", Instant::now(), job(Some(gate.clone()), 2));
+        let (results, all) = w.finish(|| false);
+        assert_eq!((results, all), (vec![vec![1]], false));
+        gate.release();
+    }
+
+    #[test]
     fn finish_waits_for_every_write_sent() {
         let gate = Arc::new(Gate::default());
         let mut w = Writer::start(Box::new(Recorder::new()), Vec::new()).unwrap();
@@ -270,7 +285,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
             gate.release();
         });
-        assert_eq!(w.finish(), vec![vec![1], vec![1, 2]]);
+        assert_eq!(w.finish(|| true), (vec![vec![1], vec![1, 2]], true));
         release.join().unwrap();
     }
 }
