@@ -109,13 +109,15 @@ impl Card {
             state.trial = None;
             write_state(w, state, &dir)
         };
-        self.write_window(sys, "trial revert", writes, |_| After::Nothing);
         let failed: Vec<String> = names.iter().map(|n| format!("{n}.failed")).collect();
-        log::error!(
-            "trial: {} reverted: {why}; kept as {} (why in .failed.txt); rebooting into the previous files",
-            t.names(),
-            failed.join(" and ")
-        );
+        let (tried, failed, reason) = (t.names(), failed.join(" and "), why.to_string());
+        // said once the files are set aside, after the window's own line
+        self.write_window(sys, "trial revert", writes, move |_| {
+            log::error!(
+                "trial: {tried} reverted: {reason}; kept as {failed} (why in .failed.txt); rebooting into the previous files"
+            );
+            After::Nothing
+        });
         Stop {
             how: Reboot::Restart,
             why: format!("trial of {} reverted: {why}", t.names()),
