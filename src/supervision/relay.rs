@@ -431,4 +431,31 @@ mod tests {
             .text()
             .ends_with(&format!("box output{}\n", "y".repeat(53))));
     }
+
+    /// A console whose input ends (a hang-up: ready to read, and empty, for ever) is no
+    /// longer polled: before, the thread read nothing in a loop, a core's worth of CPU.
+    #[test]
+    fn an_input_that_ended_is_not_read_in_a_loop() {
+        let (master, _slave_name) = open_pty().expect("a pty");
+        let (typed_read, typed_write) = rustix::pipe::pipe().unwrap();
+        drop(typed_write);
+        let (_out_read, out_write) = rustix::pipe::pipe().unwrap();
+        let (stop_read, stop) = rustix::pipe::pipe().unwrap();
+        let relay = std::thread::spawn(move || {
+            let console = Console {
+                input: Some(typed_read.as_fd()),
+                output: out_write.as_fd(),
+            };
+            copy(&master, &stop_read, &Tail::default(), console);
+            rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime)
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        write_all(&stop, b"x").unwrap();
+        let cpu = relay.join().unwrap();
+        let cpu = Duration::new(cpu.tv_sec as u64, cpu.tv_nsec as u32);
+        assert!(
+            cpu < Duration::from_millis(100),
+            "the relay used {cpu:?} of CPU"
+        );
+    }
 }
