@@ -43,13 +43,32 @@ pub fn pending_writeback_now() -> Option<u64> {
     pending_writeback(&std::fs::read("/proc/meminfo").ok()?)
 }
 
-/// Sectors written, summed over every line of a `/proc/diskstats` (the 10th field; disks
-/// and their partitions both count, which only matters as a sum that grows when a write
-/// request completes). `None` when no line has the field.
+/// Sectors written, summed over the whole disks of a `/proc/diskstats` (the 10th field; a
+/// partition, named as its disk and a number, `vda1`, `mmcblk0p1`, is left out: its writes
+/// are its disk's, and the sum is said on the console as the amount written). `None` when
+/// no line has the field.
 pub fn sectors_written(diskstats: &[u8]) -> Option<u64> {
     let text = String::from_utf8_lossy(diskstats);
-    text.lines()
-        .filter_map(|line| line.split_whitespace().nth(9)?.parse::<u64>().ok())
+    let lines: Vec<(&str, Option<u64>)> = text
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let name = fields.nth(2)?;
+            Some((name, fields.nth(6).and_then(|f| f.parse::<u64>().ok())))
+        })
+        .collect();
+    let partition = |name: &str| {
+        lines.iter().any(|(disk, _)| {
+            name.strip_prefix(disk).is_some_and(|rest| {
+                let number = rest.strip_prefix('p').unwrap_or(rest);
+                !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+            })
+        })
+    };
+    lines
+        .iter()
+        .filter(|(name, _)| !partition(name))
+        .filter_map(|(_, written)| *written)
         .reduce(u64::saturating_add)
 }
 
@@ -408,7 +427,12 @@ mod tests {
         let stats = b"   7       0 loop0 50 0 800 3 0 0 0 0 0 20 3 0 0 0 0 0 0\n \
                       254       0 vda 120 4 9000 60 300 7 56016 9000 3 9100 9060 0 0 0 0\n \
                       254       1 vda1 100 4 8000 50 298 7 56000 8990 0 9000 9040 0 0 0 0\n";
-        assert_eq!(sectors_written(stats), Some(112_016));
+        // vda1 is vda's
+        assert_eq!(sectors_written(stats), Some(56_016));
+        let pi =
+            b"179 0 mmcblk0 1 0 2 0 3 0 4000 0 0 0 0\n179 1 mmcblk0p1 1 0 2 0 3 0 3000 0 0 0 0\n\
+                   179 2 mmcblk0p2 1 0 2 0 3 0 1000 0 0 0 0\n8 0 sda 1 0 2 0 3 0 5 0 0 0 0\n";
+        assert_eq!(sectors_written(pi), Some(4_005));
         assert_eq!(sectors_written(b""), None);
         assert_eq!(sectors_written(b"254 0 vda 1 2\n"), None);
     }
