@@ -12,7 +12,8 @@
 //! answering (nothing falls) still ends in a reset.
 //!
 //! Pure logic: the petting thread (`watchdog::Watchdog::keep_petting`) reads `/proc/meminfo`
-//! and asks [`Cover::check`] before each pet.
+//! and `/proc/diskstats` and asks [`Cover::check_progress`] before each pet; the console
+//! line says which progress was seen ([`Seen`]).
 
 use std::time::{Duration, Instant};
 
@@ -42,13 +43,32 @@ pub fn pending_writeback_now() -> Option<u64> {
     pending_writeback(&std::fs::read("/proc/meminfo").ok()?)
 }
 
-/// Sectors written, summed over every line of a `/proc/diskstats` (the 10th field; disks
-/// and their partitions both count, which only matters as a sum that grows when a write
-/// request completes). `None` when no line has the field.
+/// Sectors written, summed over the whole disks of a `/proc/diskstats` (the 10th field; a
+/// partition, named as its disk and a number, `vda1`, `mmcblk0p1`, is left out: its writes
+/// are its disk's, and the sum is said on the console as the amount written). `None` when
+/// no line has the field.
 pub fn sectors_written(diskstats: &[u8]) -> Option<u64> {
     let text = String::from_utf8_lossy(diskstats);
-    text.lines()
-        .filter_map(|line| line.split_whitespace().nth(9)?.parse::<u64>().ok())
+    let lines: Vec<(&str, Option<u64>)> = text
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let name = fields.nth(2)?;
+            Some((name, fields.nth(6).and_then(|f| f.parse::<u64>().ok())))
+        })
+        .collect();
+    let partition = |name: &str| {
+        lines.iter().any(|(disk, _)| {
+            name.strip_prefix(disk).is_some_and(|rest| {
+                let number = rest.strip_prefix('p').unwrap_or(rest);
+                !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+            })
+        })
+    };
+    lines
+        .iter()
+        .filter(|(name, _)| !partition(name))
+        .filter_map(|(_, written)| *written)
         .reduce(u64::saturating_add)
 }
 
@@ -75,11 +95,50 @@ pub fn progress_now() -> Progress {
 pub enum Verdict {
     /// Within the fixed limit: pet.
     Pet,
-    /// Past the fixed limit, but the write-back is falling: pet. `first` on the first such
-    /// check (said once on the console), `pending` in kB.
-    WritingBack { pending: u64, first: bool },
+    /// Past the fixed limit, but the write-back makes progress: pet. `first` on the first
+    /// such check (said once on the console), `pending` in kB, `seen`: the progress last seen.
+    WritingBack {
+        pending: u64,
+        first: bool,
+        seen: Seen,
+    },
     /// Stop petting, and why.
     Stop(Why),
+}
+
+/// The progress that kept the write-back covered, said on the console as it was seen: the
+/// two signals differ (scenario 155's card writes for a minute while `Dirty` + `Writeback`
+/// stay, then they fall by 19 MB at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// `Dirty` + `Writeback` reached a new low within [`WRITEBACK_STALL`].
+    pub falling: bool,
+    /// The disks' completed writes since the cover's first reading of `/proc/diskstats`:
+    /// kB, and over how long. `None`: no statistics.
+    pub written: Option<(u64, Duration)>,
+}
+
+impl Seen {
+    /// The console's words for it, after "N kB left, ": "falling", "M MB written to the
+    /// disks in the last S", or both.
+    pub fn words(&self) -> String {
+        let written = self.written.filter(|(kb, _)| *kb > 0).map(|(kb, over)| {
+            let amount = match kb {
+                0..=10_239 => format!("{kb} kB"),
+                _ => format!("{} MB", kb / 1024),
+            };
+            let over = crate::config::format_duration(Duration::from_secs(over.as_secs()));
+            format!("{amount} written to the disks in the last {over}")
+        });
+        match (self.falling, written) {
+            (true, Some(w)) => format!("falling, {w}"),
+            (false, Some(w)) => format!("not falling, but {w}"),
+            // (a reading within the stall window is all there is)
+            (true, None) => "falling".into(),
+            // (within the stall window of the first reading: not said in practice)
+            (false, None) => "no progress seen yet".into(),
+        }
+    }
 }
 
 /// Why petting stopped.
@@ -106,6 +165,10 @@ pub struct Cover {
     low: Option<(u64, Instant)>,
     /// The sectors written at the last check.
     written: Option<u64>,
+    /// The first reading of the sectors written, and when: what [`Seen::DiskWrites`] counts from.
+    written_first: Option<(u64, Instant)>,
+    /// When `Dirty` + `Writeback` last reached a new low.
+    fell_at: Option<Instant>,
     writing_back: bool,
 }
 
@@ -116,6 +179,8 @@ impl Cover {
             limit,
             low: None,
             written: None,
+            written_first: None,
+            fell_at: None,
             writing_back: false,
         }
     }
@@ -141,15 +206,22 @@ impl Cover {
     /// within the fixed limit count as history.
     pub fn check_progress(&mut self, now: Instant, progress: Progress) -> Verdict {
         let wrote = matches!((self.written, progress.written), (Some(a), Some(b)) if b > a);
-        if progress.written.is_some() {
-            self.written = progress.written;
+        if let Some(w) = progress.written {
+            self.written = Some(w);
+            self.written_first.get_or_insert((w, now));
         }
         let pending = progress.pending;
         if let Some(p) = pending {
             match self.low {
-                Some((low, _)) if p < low => self.low = Some((p, now)),
-                Some((low, _)) if wrote => self.low = Some((low, now)),
-                Some(_) => {}
+                Some((low, _)) if p >= low => {
+                    if wrote {
+                        self.low = Some((low, now));
+                    }
+                }
+                Some(_) => {
+                    self.low = Some((p, now));
+                    self.fell_at = Some(now);
+                }
                 None => self.low = Some((p, now)),
             }
         }
@@ -172,7 +244,24 @@ impl Cover {
         }
         let first = !self.writing_back;
         self.writing_back = true;
-        Verdict::WritingBack { pending, first }
+        let seen = Seen {
+            falling: self
+                .fell_at
+                .is_some_and(|at| now.saturating_duration_since(at) <= WRITEBACK_STALL),
+            written: match (self.written_first, self.written) {
+                // sectors of 512 bytes, whatever the disk's own
+                (Some((from, at)), Some(to)) => Some((
+                    to.saturating_sub(from) / 2,
+                    now.saturating_duration_since(at),
+                )),
+                _ => None,
+            },
+        };
+        Verdict::WritingBack {
+            pending,
+            first,
+            seen,
+        }
     }
 }
 
@@ -323,7 +412,11 @@ mod tests {
                 // A new low: petting again (a stall is no final word, the limit is).
                 Verdict::WritingBack {
                     pending: 99_000,
-                    first: true
+                    first: true,
+                    seen: Seen {
+                        falling: true,
+                        written: None
+                    },
                 },
             ]
         );
@@ -334,7 +427,12 @@ mod tests {
         let stats = b"   7       0 loop0 50 0 800 3 0 0 0 0 0 20 3 0 0 0 0 0 0\n \
                       254       0 vda 120 4 9000 60 300 7 56016 9000 3 9100 9060 0 0 0 0\n \
                       254       1 vda1 100 4 8000 50 298 7 56000 8990 0 9000 9040 0 0 0 0\n";
-        assert_eq!(sectors_written(stats), Some(112_016));
+        // vda1 is vda's
+        assert_eq!(sectors_written(stats), Some(56_016));
+        let pi =
+            b"179 0 mmcblk0 1 0 2 0 3 0 4000 0 0 0 0\n179 1 mmcblk0p1 1 0 2 0 3 0 3000 0 0 0 0\n\
+                   179 2 mmcblk0p2 1 0 2 0 3 0 1000 0 0 0 0\n8 0 sda 1 0 2 0 3 0 5 0 0 0 0\n";
+        assert_eq!(sectors_written(pi), Some(4_005));
         assert_eq!(sectors_written(b""), None);
         assert_eq!(sectors_written(b"254 0 vda 1 2\n"), None);
     }
@@ -361,6 +459,19 @@ mod tests {
                 .all(|v| matches!(v, Verdict::Pet | Verdict::WritingBack { .. })),
             "{verdicts:?}"
         );
+        // Said as it was seen: the disks' writes since the first reading (50 s), not a fall.
+        assert_eq!(
+            verdicts.iter().find(|v| *v != &Verdict::Pet),
+            Some(&Verdict::WritingBack {
+                pending: 19_216,
+                first: true,
+                // 65 * 1,024 sectors more than at 50 s, 15 s before; no fall
+                seen: Seen {
+                    falling: false,
+                    written: Some((33_280, Duration::from_secs(15)))
+                },
+            })
+        );
         // The disk stops: 30 s later, no more petting.
         let stuck = sample(1_000 + 100 * 1_024);
         assert!(matches!(
@@ -378,6 +489,91 @@ mod tests {
             blind.check(at(85), Some(19_216)),
             Verdict::Stop(Why::Stalled { pending: 19_216 })
         );
+    }
+
+    /// Which progress is said: a new low within the stall window, the disks' writes, both.
+    #[test]
+    fn the_progress_is_said_as_it_was_seen() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let p = |pending: u64, written: Option<u64>| Progress {
+            pending: Some(pending),
+            written,
+        };
+        let none = None;
+        // (pending kB, sectors written) at 0, 30 and 61 s; the verdict's `seen` at 61 s.
+        let table = [
+            // falling, the disks writing too: both
+            (
+                [(900, Some(0)), (800, Some(2_000)), (700, Some(4_000))],
+                true,
+                Some((2_000, 61)),
+            ),
+            // a fall 31 s ago is no longer said; the disks' writes are
+            (
+                [(900, Some(0)), (800, Some(2_000)), (800, Some(4_000))],
+                false,
+                Some((2_000, 61)),
+            ),
+            // held in one bio while the disks write
+            (
+                [(900, Some(0)), (900, Some(2_000)), (900, Some(4_000))],
+                false,
+                Some((2_000, 61)),
+            ),
+            // a fall 31 s ago and no write since: a stall
+            (
+                [(900, Some(0)), (800, Some(2_000)), (800, Some(2_000))],
+                false,
+                Some((1_000, 61)),
+            ),
+            // no disk statistics
+            ([(900, none), (800, none), (700, none)], true, None),
+        ];
+        for (readings, falling, written) in table {
+            let mut cover = Cover::new(t0, Duration::from_secs(60));
+            let mut last = Verdict::Pet;
+            for ((pending, sectors), s) in readings.into_iter().zip([0, 30, 61]) {
+                last = cover.check_progress(at(s), p(pending, sectors));
+            }
+            let want = Seen {
+                falling,
+                written: written.map(|(kb, s)| (kb, Duration::from_secs(s))),
+            };
+            match last {
+                Verdict::WritingBack { seen, .. } => assert_eq!(seen, want, "{readings:?}"),
+                // the fall 31 s ago with no write since: a stall
+                other => assert!(
+                    readings[2].1 == readings[1].1
+                        && other == Verdict::Stop(Why::Stalled { pending: 800 }),
+                    "{readings:?}: {other:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn the_progress_in_words() {
+        let written = |kb: u64, ms: u64| Some((kb, Duration::from_millis(ms)));
+        let table = [
+            (true, None, "falling"),
+            (true, written(0, 9_000), "falling"),
+            (false, None, "no progress seen yet"),
+            (
+                true,
+                written(10_239, 63_900),
+                "falling, 10239 kB written to the disks in the last 1m 3s",
+            ),
+            (
+                false,
+                written(57_000, 73_000),
+                "not falling, but 55 MB written to the disks in the last 1m 13s",
+            ),
+        ];
+        for (falling, written, words) in table {
+            let seen = Seen { falling, written };
+            assert_eq!(seen.words(), words, "{seen:?}");
+        }
     }
 
     #[test]

@@ -235,10 +235,12 @@ impl Watchdog {
                         Verdict::WritingBack {
                             pending,
                             first: true,
+                            seen,
                         } => log::warn!(
-                            "watchdog: shutdown not done after {}, still writing back ({} kB left, falling): petting {} while it falls, for {} more at most",
+                            "watchdog: shutdown not done after {}, still writing back ({} kB left, {}): petting {} while it makes progress, for {} more at most",
                             crate::config::format_duration(cover.limit()),
                             pending,
+                            seen.words(),
                             self.device,
                             crate::config::format_duration(cover::WRITEBACK_AT_MOST)
                         ),
@@ -249,7 +251,7 @@ impl Watchdog {
                                 match why {
                                     Why::Hung => String::new(),
                                     Why::Stalled { pending } => format!(
-                                        " and the write-back stopped falling ({pending} kB left for {})",
+                                        " and the write-back made no progress for {} ({pending} kB left, no new low, no write completed by the disks)",
                                         crate::config::format_duration(cover::WRITEBACK_STALL)
                                     ),
                                     Why::TooLong { pending } => format!(
