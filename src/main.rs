@@ -16,6 +16,7 @@ use boxinit::net;
 use boxinit::storage::bootpart;
 use boxinit::storage::extras::Extras;
 use boxinit::supervision::event_loop::{Judge, NoJudge, Stop};
+use boxinit::supervision::last_resort::LastResort;
 use boxinit::supervision::program::{self, Program};
 use boxinit::supervision::relay::Relay;
 use boxinit::supervision::reload::{ReadConfig, Reload};
@@ -407,7 +408,7 @@ fn boot() -> ! {
     if let Some(card) = card.as_mut() {
         card.shutdown(&mut sys, &stop, stopped);
     }
-    shutdown::sync_and_unmount(&mut sys, Path::new("/"));
+    sync_and_unmount(&mut sys, stop.how);
     log::info!("shutdown: done in {}ms", started.elapsed().as_millis());
     if let Some(keeper) = keeper {
         keeper.close();
@@ -668,6 +669,16 @@ fn rescue(sys: &mut dyn Sys, cfg: &Config, why: &str, card: Option<&mut Card>) -
     }
 }
 
+/// The shutdown's sync and unmounts, watched by the last resort: a disk that stops
+/// answering does not hold the machine up for ever.
+fn sync_and_unmount(sys: &mut dyn Sys, how: Reboot) {
+    let watch = LastResort::arm(Box::new(Linux), how);
+    shutdown::sync_and_unmount(sys, Path::new("/"));
+    if let Some(watch) = watch {
+        watch.disarm();
+    }
+}
+
 /// The end of the rescue paths: everything stopped, the report on the card, the cards left
 /// clean, then `reboot(2)`.
 fn stop_and_report(sys: &mut dyn Sys, card: Option<&mut Card>, stop: Stop) -> ! {
@@ -675,7 +686,7 @@ fn stop_and_report(sys: &mut dyn Sys, card: Option<&mut Card>, stop: Stop) -> ! 
     if let Some(card) = card {
         card.shutdown(sys, &stop, stopped);
     }
-    shutdown::sync_and_unmount(sys, Path::new("/"));
+    sync_and_unmount(sys, stop.how);
     shutdown::finish(sys, stop.how)
 }
 

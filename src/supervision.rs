@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod cover;
 pub mod event_loop;
 pub mod exec;
+pub mod last_resort;
 pub mod program;
 pub mod relay;
 pub mod reload;

@@ -88,8 +88,8 @@ impl Card {
         let Some(writer) = self.run.writer.take() else {
             return;
         };
-        let mut progress = Progressing::new(Instant::now(), written_now());
-        let (results, all) = writer.finish(|| progress.still(Instant::now(), written_now()));
+        let mut progress = cover::Progressing::new(Instant::now(), cover::written_now());
+        let (results, all) = writer.finish(|| progress.still(Instant::now(), cover::written_now()));
         for (scribe, after) in results {
             self.written(scribe, after);
         }
@@ -107,64 +107,5 @@ impl Card {
             After::Nothing => {}
             After::TimeSaved(seconds) => self.saved_time(seconds),
         }
-    }
-}
-
-/// The sectors the disks have written so far (`/proc/diskstats`), if known.
-fn written_now() -> Option<u64> {
-    std::fs::read("/proc/diskstats")
-        .ok()
-        .and_then(|d| cover::sectors_written(&d))
-}
-
-/// Whether the disks still complete writes: the last count of sectors written, and when it
-/// last grew.
-struct Progressing {
-    written: Option<u64>,
-    since: Instant,
-}
-
-impl Progressing {
-    fn new(now: Instant, written: Option<u64>) -> Progressing {
-        Progressing {
-            written,
-            since: now,
-        }
-    }
-
-    /// Whether to go on waiting at `now`, with `written` sectors: while they grew within
-    /// [`cover::WRITEBACK_STALL`], or cannot be known.
-    fn still(&mut self, now: Instant, written: Option<u64>) -> bool {
-        let Some(count) = written else {
-            return true;
-        };
-        if self.written.is_none_or(|before| count > before) {
-            self.written = Some(count);
-            self.since = now;
-        }
-        now.saturating_duration_since(self.since) <= cover::WRITEBACK_STALL
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn waiting_goes_on_while_the_disks_write() {
-        let t0 = Instant::now();
-        let s = Duration::from_secs;
-        let mut p = Progressing::new(t0, Some(100));
-        assert!(p.still(t0 + s(20), Some(100)));
-        assert!(p.still(t0 + s(25), Some(180)), "writing");
-        assert!(
-            p.still(t0 + s(55), Some(180)),
-            "within 30 s of the last write"
-        );
-        assert!(!p.still(t0 + s(56), Some(180)), "nothing for 31 s");
-        // without diskstats nothing tells a dead card from a slow one
-        let mut p = Progressing::new(t0, None);
-        assert!(p.still(t0 + s(600), None));
     }
 }

@@ -90,6 +90,44 @@ pub fn progress_now() -> Progress {
     }
 }
 
+/// The sectors the disks have written so far (`/proc/diskstats`), if known.
+pub fn written_now() -> Option<u64> {
+    std::fs::read("/proc/diskstats")
+        .ok()
+        .and_then(|d| sectors_written(&d))
+}
+
+/// Whether the disks still complete writes, for a wait on them that has no end of its own
+/// (the card's last writes, the shutdown's sync): the last count of sectors written, and
+/// when it last grew.
+#[derive(Debug)]
+pub struct Progressing {
+    written: Option<u64>,
+    since: Instant,
+}
+
+impl Progressing {
+    pub fn new(now: Instant, written: Option<u64>) -> Progressing {
+        Progressing {
+            written,
+            since: now,
+        }
+    }
+
+    /// Whether to go on waiting at `now`, with `written` sectors: while they grew within
+    /// [`WRITEBACK_STALL`], or cannot be known.
+    pub fn still(&mut self, now: Instant, written: Option<u64>) -> bool {
+        let Some(count) = written else {
+            return true;
+        };
+        if self.written.is_none_or(|before| count > before) {
+            self.written = Some(count);
+            self.since = now;
+        }
+        now.saturating_duration_since(self.since) <= WRITEBACK_STALL
+    }
+}
+
 /// What the petting thread does next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -606,5 +644,22 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn waiting_goes_on_while_the_disks_write() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut p = Progressing::new(t0, Some(100));
+        assert!(p.still(t0 + s(20), Some(100)));
+        assert!(p.still(t0 + s(25), Some(180)), "writing");
+        assert!(
+            p.still(t0 + s(55), Some(180)),
+            "within 30 s of the last write"
+        );
+        assert!(!p.still(t0 + s(56), Some(180)), "nothing for 31 s");
+        // without diskstats nothing tells a dead card from a slow one
+        let mut p = Progressing::new(t0, None);
+        assert!(p.still(t0 + s(600), None));
     }
 }
