@@ -123,7 +123,7 @@ fn a_kernel_that_cannot_says_so_and_leaves_the_slot() {
     let mut card = boot(&dir, &root, &mut Recorder::new(), Tryboot::Off);
     assert_eq!(card.tryboot(), None);
     // a copy not finished is not tried
-    let (dir, root) = slotted("cut", &State::default(), RPI, None);
+    let (dir, root) = slotted("bundle-cut", &State::default(), RPI, None);
     std::fs::write(dir.join("b/kernel8.img"), b"new ker").unwrap();
     let mut card = boot(&dir, &root, &mut Recorder::new(), Tryboot::Auto);
     assert_eq!(card.tryboot(), None);

@@ -702,7 +702,7 @@ mod tests {
 
     #[test]
     fn the_watchdog_coming_and_the_shutdown_are_reported() {
-        let (dir, root) = card_with("report", &[]);
+        let (dir, root) = card_with("run-report", &[]);
         let mut card = Card::open(&mut Recorder::new(), &dir, true, &root);
         card.configure(&Config::default(), true);
         card.begin(&mut Recorder::new());
