@@ -114,6 +114,9 @@ pub struct Supervisor {
     /// The running child's exec pipe until its `execve` is known to be done
     /// ([`Supervisor::check_exec`]): the loop never waits for a child's exec.
     exec_pipe: Option<std::os::fd::OwnedFd>,
+    /// Its exec failed, as read from the pipe by a tick before the child was reaped (the
+    /// read takes the errno out of the pipe: kept here for [`Supervisor::on_reaped`]).
+    exec_failed: Option<std::io::Error>,
 }
 
 /// Why a start failed when the error alone says so, before the file is looked at: fork's
@@ -164,6 +167,7 @@ impl Supervisor {
             last_exit: None,
             why: String::new(),
             exec_pipe: None,
+            exec_failed: None,
         }
     }
 
@@ -279,9 +283,15 @@ impl Supervisor {
     ///
     /// [`on_reaped`]: Supervisor::on_reaped
     fn check_exec(&mut self) {
-        if let Some(pipe) = &self.exec_pipe {
-            if let ExecOutcome::Running = exec_outcome(pipe) {
+        let Some(pipe) = &self.exec_pipe else {
+            return;
+        };
+        match exec_outcome(pipe) {
+            ExecOutcome::Pending => {}
+            ExecOutcome::Running => self.exec_pipe = None,
+            ExecOutcome::Failed(e) => {
                 self.exec_pipe = None;
+                self.exec_failed = Some(e);
             }
         }
     }
@@ -383,10 +393,11 @@ impl Supervisor {
             State::Running { pid: mine, since } if mine == pid => since,
             _ => return (None, false),
         };
-        // The child is gone: its pipe holds its errno if a step before the program failed.
+        // The child is gone: its pipe holds its errno if a step before the program failed
+        // (unless a tick read it already).
         let failed = match self.exec_pipe.take().map(|pipe| exec_outcome(&pipe)) {
             Some(ExecOutcome::Failed(e)) => Some(e),
-            _ => None,
+            _ => self.exec_failed.take(),
         };
         if let Some(e) = &failed {
             self.log_start_failure(e);
@@ -779,6 +790,33 @@ mod tests {
         assert!(matches!(sup.state, State::Waiting { .. }));
         assert_eq!(sup.last_exit(), Some(Exit::Code(127)));
         assert!(sup.exec_pipe.is_none());
+    }
+
+    /// A tick that reads the failed exec's errno before the child is reaped (a loop that
+    /// turns often, as while the card is written): still a start failure, not an exit.
+    #[test]
+    fn a_failed_exec_read_by_a_tick_is_still_a_start_failure() {
+        let cfg = Config::default().box_;
+        let now = Instant::now();
+        let mut sup = supervisor(&cfg, now);
+        assert_eq!(sup.tick(&mut Recorder::new(), now, &Table(vec![])), None);
+        let State::Running { pid, .. } = sup.state else {
+            panic!("{:?}", sup.state);
+        };
+        let _ = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(pid),
+            rustix::process::WaitOptions::empty(),
+        );
+        // the child has written its errno and exited; a tick reads the pipe first
+        sup.check_exec();
+        assert!(sup.exec_pipe.is_none());
+        let kept = sup.exec_failed.as_ref().map(|e| e.raw_os_error());
+        assert_eq!(kept, Some(Some(2)), "ENOENT kept for the reaping");
+        // the reaping says it as a start failure (with the diagnosis), and takes it
+        let (_, mine) = sup.on_reaped(pid, Exit::Code(127), now);
+        assert!(mine);
+        assert!(sup.exec_failed.is_none());
+        assert_eq!(sup.last_exit(), Some(Exit::Code(127)));
     }
 
     /// A child that exec'd: its exit is its own, not a start failure.
