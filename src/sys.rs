@@ -9,6 +9,8 @@
 //! is not behind the seam: those readers take a `root: &Path` so tests give them a temp dir.
 
 pub mod exec;
+#[cfg(test)]
+pub mod gate;
 pub mod linux;
 #[cfg(test)]
 pub mod recorder;

@@ -462,9 +462,10 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::field::card::tests::card_with;
+    use crate::sys::gate::Gate;
     use crate::sys::recorder::{Call, Recorder};
     use std::path::PathBuf;
-    use std::sync::{Arc, Condvar, Mutex};
+    use std::sync::{Arc, Mutex};
 
     /// A card whose boot recorded a trial of box.new (a script), its window done.
     fn on_trial(tag: &str, cfg: &Config) -> (Card, PathBuf) {
@@ -546,23 +547,16 @@ mod tests {
         );
     }
 
-    /// Whether a held card answers, and the news that it does.
-    type Gate = Arc<(Mutex<bool>, Condvar)>;
-
     /// A recorder whose `fdatasync` waits until the gate opens (a card behind a large
     /// write-back), and the gate.
-    fn held_card() -> (Recorder, Gate, Arc<Mutex<Vec<Call>>>) {
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    fn held_card() -> (Recorder, Arc<Gate>, Arc<Mutex<Vec<Call>>>) {
+        let gate = Arc::new(Gate::default());
         let (mut rec, calls) = Recorder::shared();
         let held = Arc::clone(&gate);
         rec.fail_when(
             move |call| {
                 if matches!(call, Call::Fdatasync { .. }) {
-                    let (open, opened) = &*held;
-                    let mut open = open.lock().unwrap();
-                    while !*open {
-                        open = opened.wait(open).unwrap();
-                    }
+                    held.wait();
                 }
                 false
             },
@@ -597,11 +591,7 @@ mod tests {
         assert!(card.scribe.state.trial.is_some(), "not written yet");
         assert!(card.run.judged);
         // the card answers: the promotion is taken in at a later turn
-        {
-            let (open, opened) = &*gate;
-            *open.lock().unwrap() = true;
-            opened.notify_all();
-        }
+        gate.release();
         let deadline = Instant::now() + Duration::from_secs(10);
         while card.scribe.state.trial.is_some() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -637,9 +627,7 @@ mod tests {
         assert_eq!(card.scribe.state.boot, 0, "not written yet");
         let release = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            let (open, opened) = &*gate;
-            *open.lock().unwrap() = true;
-            opened.notify_all();
+            gate.release();
         });
         let stop = Stop {
             how: Reboot::PowerOff,

@@ -205,28 +205,9 @@ fn done_one(under_way: &mut VecDeque<UnderWay>, now: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::gate::Gate;
     use crate::sys::recorder::Recorder;
-    use std::sync::{Arc, Condvar, Mutex};
-
-    /// A write that waits until released (a card behind a large write-back).
-    #[derive(Default)]
-    struct Gate {
-        open: Mutex<bool>,
-        opened: Condvar,
-    }
-
-    impl Gate {
-        fn wait(&self) {
-            let mut open = self.open.lock().unwrap();
-            while !*open {
-                open = self.opened.wait(open).unwrap();
-            }
-        }
-        fn release(&self) {
-            *self.open.lock().unwrap() = true;
-            self.opened.notify_all();
-        }
-    }
+    use std::sync::Arc;
 
     fn job(gate: Option<Arc<Gate>>, n: u32) -> Job<Vec<u32>, Vec<u32>> {
         Box::new(move |_, state: &mut Vec<u32>| {

@@ -142,29 +142,24 @@ impl Reload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::gate::Gate;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Condvar, Mutex};
 
     /// A read that hangs until released (a dying card), counting its calls.
     #[derive(Default)]
-    struct Gate {
-        open: Mutex<bool>,
-        opened: Condvar,
+    struct HungRead {
+        gate: Gate,
         reads: AtomicUsize,
     }
 
-    impl Gate {
+    impl HungRead {
         fn read(&self) -> Option<Reloaded> {
             self.reads.fetch_add(1, Ordering::SeqCst);
-            let mut open = self.open.lock().unwrap();
-            while !*open {
-                open = self.opened.wait(open).unwrap();
-            }
+            self.gate.wait();
             Some((Vec::new(), Duration::from_secs(7)))
         }
         fn release(&self) {
-            *self.open.lock().unwrap() = true;
-            self.opened.notify_all();
+            self.gate.release();
         }
     }
 
@@ -185,7 +180,7 @@ mod tests {
     /// noted, and both SIGHUPs in between coalesce into one more reading after it.
     #[test]
     fn a_hung_read_leaves_the_loop_free_and_a_sighup_meanwhile_runs_after_it() {
-        let gate = Arc::new(Gate::default());
+        let gate = Arc::new(HungRead::default());
         let theirs = Arc::clone(&gate);
         let mut reload = Reload::new(Arc::new(move || theirs.read()));
         assert_eq!(reload.tick(Instant::now()), (None, None));

@@ -764,10 +764,10 @@ mod tests {
         assert_eq!(sup.state, State::Done);
     }
 
-    #[test]
-    fn a_missing_program_counts_as_a_failed_run() {
+    /// The default box (no such program) started by a tick, and its child waited for (not
+    /// reaped through the supervisor): the supervisor, the pid, the child's exit status.
+    fn started_missing(now: Instant) -> (Supervisor, i32, Option<i32>) {
         let cfg = Config::default().box_;
-        let now = Instant::now();
         let mut sup = supervisor(&cfg, now);
         // The tick does not wait for the child's execve (issue 17: it may read a hung card):
         // the child is running, and how its exec went comes when it is reaped.
@@ -783,7 +783,14 @@ mod tests {
         .unwrap()
         .unwrap()
         .1;
-        assert_eq!(status.exit_status(), Some(127));
+        (sup, pid, status.exit_status())
+    }
+
+    #[test]
+    fn a_missing_program_counts_as_a_failed_run() {
+        let now = Instant::now();
+        let (mut sup, pid, status) = started_missing(now);
+        assert_eq!(status, Some(127));
         let (outcome, mine) = sup.on_reaped(pid, Exit::Code(127), now);
         assert!(mine);
         assert_eq!(outcome, None);
@@ -796,17 +803,8 @@ mod tests {
     /// turns often, as while the card is written): still a start failure, not an exit.
     #[test]
     fn a_failed_exec_read_by_a_tick_is_still_a_start_failure() {
-        let cfg = Config::default().box_;
         let now = Instant::now();
-        let mut sup = supervisor(&cfg, now);
-        assert_eq!(sup.tick(&mut Recorder::new(), now, &Table(vec![])), None);
-        let State::Running { pid, .. } = sup.state else {
-            panic!("{:?}", sup.state);
-        };
-        let _ = rustix::process::waitpid(
-            rustix::process::Pid::from_raw(pid),
-            rustix::process::WaitOptions::empty(),
-        );
+        let (mut sup, pid, _) = started_missing(now);
         // the child has written its errno and exited; a tick reads the pipe first
         sup.check_exec();
         assert!(sup.exec_pipe.is_none());
