@@ -119,6 +119,11 @@ impl Progressing {
     /// Whether to go on waiting at `now`, with `written` sectors: while they grew within
     /// [`WRITEBACK_STALL`], or cannot be known.
     pub fn still(&mut self, now: Instant, written: Option<u64>) -> bool {
+        self.still_within(now, written, WRITEBACK_STALL)
+    }
+
+    /// [`Progressing::still`] with a stall window of `stall` rather than [`WRITEBACK_STALL`].
+    pub fn still_within(&mut self, now: Instant, written: Option<u64>, stall: Duration) -> bool {
         let Some(count) = written else {
             return true;
         };
@@ -126,7 +131,7 @@ impl Progressing {
             self.written = Some(count);
             self.since = now;
         }
-        now.saturating_duration_since(self.since) <= WRITEBACK_STALL
+        now.saturating_duration_since(self.since) <= stall
     }
 }
 
