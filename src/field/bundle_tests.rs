@@ -218,3 +218,62 @@ fn a_boot_back_without_the_flag_reverts_and_a_cut_commit_finishes() {
         "{t}"
     );
 }
+
+/// A `box.new` copied with a new bundle: the asking boot records the bundle alone (its box
+/// never runs), and the bundle's trial boot tries both, keeping or reverting them together.
+#[test]
+fn a_new_box_beside_a_new_bundle_is_tried_on_the_bundles_trial_boot() {
+    let with_box = |tag: &str, state: &State, fw: Option<&str>| {
+        let (dir, root) = slotted(tag, state, RPI, fw);
+        std::fs::write(dir.join("box.new"), b"#!/bin/sh\n").unwrap();
+        (dir, root)
+    };
+    let (dir, root) = with_box("bundle-box-ask", &State::default(), None);
+    let mut card = boot(&dir, &root, &mut Recorder::new(), Tryboot::Auto);
+    assert!(card.tryboot().is_some());
+    let t = card.scribe.state.trial.clone().unwrap();
+    assert_eq!(
+        (t.phase, t.box_, t.bundle.is_some()),
+        (Phase::Requested, None, true)
+    );
+
+    let (dir, root) = with_box("bundle-box-keep", &pending(Phase::Requested), Some("b/"));
+    let mut rec = Recorder::new();
+    let mut card = boot(&dir, &root, &mut rec, Tryboot::Auto);
+    assert_eq!(card.tryboot(), None);
+    let t = card.scribe.state.trial.clone().unwrap();
+    assert_eq!(t.phase, Phase::Started);
+    assert_eq!(t.box_.map(|(path, _)| path), Some("box".to_string()));
+    let now = Instant::now();
+    let (stop, _) = card.tick(
+        &mut rec,
+        now + Duration::from_secs(60),
+        Some(now),
+        Beats::default(),
+    );
+    assert_eq!(stop, None);
+    let t = transcript(&rec, &dir);
+    assert!(
+        t.contains("renameat2(B/config.txt, B/tryboot.txt, Exchange)"),
+        "{t}"
+    );
+    // (no box on this card before: moved rather than exchanged)
+    assert!(t.contains("renameat2(B/box.new, B/box, NoReplace)"), "{t}");
+    assert_eq!(card.scribe.state.trial, None);
+
+    let (dir, root) = with_box("bundle-box-fail", &pending(Phase::Requested), Some("b/"));
+    let mut rec = Recorder::new();
+    let mut card = boot(&dir, &root, &mut rec, Tryboot::Auto);
+    let stop = card.box_exited(&mut rec, crate::events::Exit::Code(1), None, Instant::now());
+    assert_eq!(stop.map(|s| s.how), Some(Reboot::Restart));
+    let t = transcript(&rec, &dir);
+    assert!(
+        t.contains("renameat2(B/b/bundle.sha256, B/b/bundle.failed.sha256, NoReplace)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("renameat2(B/box.new, B/box.failed, NoReplace)"),
+        "{t}"
+    );
+    assert!(!t.contains("Exchange"), "{t}");
+}
