@@ -75,16 +75,37 @@ fn dt_string(bytes: &[u8]) -> String {
         .to_string()
 }
 
-/// The `os_prefix=` of a `config.txt` or `tryboot.txt` (the last one; `#` lines skipped).
-/// Conditional sections (`[pi4]`) are not evaluated: the slot files keep it unconditional.
+/// The `os_prefix=` of a `config.txt` or `tryboot.txt`: the last one that applies to every
+/// board (`#` lines skipped). The firmware's conditional sections are not evaluated: a line
+/// after `[pi4]`, `[cm4]`, `[tryboot]`, `[none]` is left out, and `[all]` ends the condition,
+/// so the slot files must name their slot unconditionally.
 pub fn os_prefix(text: &str) -> Option<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix("os_prefix="))
-        .next_back()
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
+    let mut everywhere = true;
+    let mut found = None;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            everywhere = line.eq_ignore_ascii_case("[all]");
+        } else if let Some(prefix) = line.strip_prefix("os_prefix=").filter(|_| everywhere) {
+            found = Some(prefix.trim());
+        }
+    }
+    found.filter(|p| !p.is_empty()).map(str::to_string)
+}
+
+/// `config` (a `config.txt`) with `os_prefix=slot` added at its end, for every board: after
+/// an `[all]` when the text ends inside a conditional section (`[pi4]`), so that the firmware
+/// and [`os_prefix`] both read it.
+pub fn with_os_prefix(config: &str, slot: &str) -> String {
+    let mut text = config.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let last_section = text.lines().map(str::trim).rfind(|l| l.starts_with('['));
+    if last_section.is_some_and(|l| !l.eq_ignore_ascii_case("[all]")) {
+        text.push_str("[all]\n");
+    }
+    text.push_str(&format!("os_prefix={slot}\n"));
+    text
 }
 
 /// Whether a kernel release is a Raspberry Pi kernel, whose firmware driver passes the

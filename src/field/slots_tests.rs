@@ -13,9 +13,36 @@ fn os_prefix_is_the_last_unconditional_line() {
         ("os_prefix=a/\nos_prefix=b/\n", Some("b/")),
         ("os_prefix=\n", None),
         ("kernel=kernel8.img\n", None),
+        // Raspberry Pi OS's conditional sections: only what applies to every board counts
+        ("os_prefix=a/\n[pi4]\nos_prefix=c/\n", Some("a/")),
+        ("[cm4]\nos_prefix=c/\n[all]\nos_prefix=b/\n", Some("b/")),
+        ("[pi3]\nos_prefix=c/\n", None),
+        ("os_prefix=a/\n[none]\nos_prefix=c/\n[ALL]\n", Some("a/")),
     ];
     for (text, want) in table {
         assert_eq!(os_prefix(text).as_deref(), want, "{text:?}");
+    }
+}
+
+#[test]
+fn a_slot_is_added_for_every_board() {
+    let table = [
+        ("kernel=kernel8.img\n", "kernel=kernel8.img\nos_prefix=a/\n"),
+        ("arm_64bit=1", "arm_64bit=1\nos_prefix=a/\n"),
+        ("", "os_prefix=a/\n"),
+        (
+            "[pi4]\nmax_framebuffers=2\n[all]\n",
+            "[pi4]\nmax_framebuffers=2\n[all]\nos_prefix=a/\n",
+        ),
+        (
+            "[cm4]\notg_mode=1\n",
+            "[cm4]\notg_mode=1\n[all]\nos_prefix=a/\n",
+        ),
+    ];
+    for (config, want) in table {
+        let text = with_os_prefix(config, "a/");
+        assert_eq!(text, want, "{config:?}");
+        assert_eq!(os_prefix(&text).as_deref(), Some("a/"), "{config:?}");
     }
 }
 

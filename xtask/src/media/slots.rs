@@ -28,8 +28,9 @@ pub struct BootFiles {
     pub dtb: String,
 }
 
-/// The names `config` (a `config.txt` or `tryboot.txt`) gives; the firmware's defaults for
-/// what it does not name.
+/// The names `config` (a `config.txt` or `tryboot.txt`) gives a Pi 3 B: its lines for every
+/// board and those under `[pi3]` (another board's section is left out); the firmware's
+/// defaults for what it does not name.
 pub fn names(config: &str) -> BootFiles {
     let mut files = BootFiles {
         prefix: String::new(),
@@ -38,11 +39,19 @@ pub fn names(config: &str) -> BootFiles {
         cmdline: "cmdline.txt".into(),
         dtb: "bcm2837-rpi-3-b.dtb".into(),
     };
+    let mut applies = true;
     for line in config
         .lines()
         .map(str::trim)
         .filter(|l| !l.starts_with('#'))
     {
+        if line.starts_with('[') {
+            applies = ["[all]", "[pi3]"].contains(&line.to_ascii_lowercase().as_str());
+            continue;
+        }
+        if !applies {
+            continue;
+        }
         let value = |key: &str| line.strip_prefix(key).map(|v| v.trim().to_string());
         if let Some(v) = value("os_prefix=") {
             files.prefix = v;
@@ -120,8 +129,14 @@ pub fn lay_out(dir: &Path) -> Result<Vec<String>> {
         std::fs::copy(dir.join(name), dir.join("a").join(name))
             .with_context(|| format!("copying {name} into {}", dir.join("a").display()))?;
     }
-    std::fs::write(dir.join(TRYBOOT_TXT), format!("{config}os_prefix=b/\n"))?;
-    std::fs::write(dir.join(CONFIG_TXT), format!("{config}os_prefix=a/\n"))?;
+    std::fs::write(
+        dir.join(TRYBOOT_TXT),
+        init_slots::with_os_prefix(&config, "b/"),
+    )?;
+    std::fs::write(
+        dir.join(CONFIG_TXT),
+        init_slots::with_os_prefix(&config, "a/"),
+    )?;
     Ok(vec![
         format!("slots: a/ holds {} (config.txt: os_prefix=a/)", files.join(" ")),
         "slots: b/ is empty; tryboot.txt names it: the next bundle goes there (bundle --update-card)".into(),
@@ -217,6 +232,12 @@ mod tests {
                 files.dtb.as_str()
             ),
             ("b/", "k.img", "initramfs.cpio.gz", "bcm2837-rpi-3-b.dtb")
+        );
+        // a Pi 3 B reads [pi3] and [all], not another board's section
+        let files = names("kernel=k.img\n[pi4]\nkernel=k4.img\n[PI3]\nkernel=k3.img\n[all]\nos_prefix=a/\n[cm4]\nos_prefix=c/\n");
+        assert_eq!(
+            (files.prefix.as_str(), files.kernel.as_str()),
+            ("a/", "k3.img")
         );
     }
 
