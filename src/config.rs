@@ -124,8 +124,14 @@ fn validate_text(name: &str, text: &str, place: Place) -> Result<toml::Table, Ve
         None => true,
     });
     // in the order of the file's lines; an error without a place last
-    errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(0)));
+    in_file_order(&mut errors);
     Err(errors)
+}
+
+/// Sorts `errors` in the order of the file's lines, an error without a place last; errors
+/// at one place keep their order (a stable sort, in one instance for both callers).
+fn in_file_order(errors: &mut [ConfigError]) {
+    errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(0)));
 }
 
 /// Every syntax error of `text`: toml's parser goes on after an error (it skips to the next
@@ -137,7 +143,7 @@ fn syntax_errors(name: &str, text: &str, first: &toml::de::Error) -> Vec<ConfigE
         .iter()
         .map(|e| to_config_error(name, Some(text), e))
         .collect();
-    errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(0)));
+    in_file_order(&mut errors);
     // what one mistake makes the parser say again further along its line is left out
     errors.dedup_by_key(|e| e.line);
     errors.truncate(MAX_ERRORS);

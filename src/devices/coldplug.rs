@@ -141,13 +141,13 @@ pub fn device_nodes(root: &Path) -> io::Result<Vec<(String, String)>> {
     let sys_dir = std::fs::canonicalize(root.join("sys")).unwrap_or_else(|_| root.join("sys"));
     let mut out = Vec::new();
     let mut classes: Vec<_> = std::fs::read_dir(&class)?.flatten().collect();
-    classes.sort_by_key(|e| e.file_name());
+    classes.sort_unstable_by_key(|e| e.file_name());
     for class_dir in classes {
         let Ok(devices) = std::fs::read_dir(class_dir.path()) else {
             continue;
         };
         let mut devices: Vec<_> = devices.flatten().collect();
-        devices.sort_by_key(|e| e.file_name());
+        devices.sort_unstable_by_key(|e| e.file_name());
         for device in devices {
             let path = device.path();
             if !path.join("dev").is_file() {

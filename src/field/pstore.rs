@@ -46,7 +46,7 @@ pub fn read(root: &Path) -> Vec<(String, String, PathBuf)> {
             (e.file_name().to_string_lossy().into_owned(), text, e.path())
         })
         .collect();
-    records.sort();
+    records.sort_unstable();
     records
 }
 

@@ -326,7 +326,7 @@ pub fn interfaces(root: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    names.sort();
+    names.sort_unstable();
     names
 }
 

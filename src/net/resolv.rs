@@ -172,7 +172,7 @@ fn read_all_but(dir: &Path, name: &str, facts: Option<&Facts>) -> Vec<Facts> {
     if facts.is_some() {
         files.push(dir.join(name));
     }
-    files.sort();
+    files.sort_unstable();
     files
         .iter()
         .filter_map(|p| match is_name(p) {

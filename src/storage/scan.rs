@@ -176,13 +176,13 @@ pub fn list(root: &Path) -> Listing {
             }),
         }
     }
-    disks.sort();
+    disks.sort_unstable();
     for disk in &disks {
         let (mut mine, rest): (Vec<SysPart>, Vec<SysPart>) = std::mem::take(&mut parts)
             .into_iter()
             .partition(|p| p.name == partition_name(disk, p.number));
         parts = rest;
-        mine.sort_by_key(|p| p.number);
+        mine.sort_unstable_by_key(|p| p.number);
         if mine.is_empty() {
             out.nodes.push(Node {
                 name: disk.clone(),
@@ -197,7 +197,7 @@ pub fn list(root: &Path) -> Listing {
         }));
     }
     // partitions whose disk was not listed: still candidates, without a PARTUUID
-    parts.sort_by(|a, b| a.name.cmp(&b.name));
+    parts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     out.nodes.extend(parts.into_iter().map(|p| Node {
         name: p.name,
         disk: String::new(),

@@ -376,7 +376,7 @@ fn processes_left(root: &Path) -> Vec<String> {
         .filter(|(pid, _, stat)| *pid != 1 && !stat.is_kernel_thread(*pid))
         .map(|(pid, _, stat)| (pid, format!("{pid} ({})", stat.comm)))
         .collect();
-    left.sort();
+    left.sort_unstable();
     left.into_iter().map(|(_, name)| name).collect()
 }
 
@@ -420,7 +420,7 @@ fn holders(root: &Path, target: &Path) -> Vec<String> {
             found.push((pid, format!("{pid} ({})", stat.comm)));
         }
     }
-    found.sort();
+    found.sort_unstable();
     found.into_iter().map(|(_, name)| name).collect()
 }
 
