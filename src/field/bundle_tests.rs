@@ -10,7 +10,7 @@ use super::super::slots::MANIFEST;
 use super::super::state::{self, Ending, Phase, State, Trial};
 use crate::config::update::Tryboot;
 use crate::config::Config;
-use crate::supervision::event_loop::{Beats, Judge};
+use crate::supervision::event_loop::{Beats, Judge, Stop};
 use crate::sys::recorder::Recorder;
 use crate::sys::Reboot;
 
@@ -82,6 +82,18 @@ fn boot(dir: &Path, root: &Path, rec: &mut Recorder, tryboot: Tryboot) -> Card {
     card
 }
 
+/// The loop's turn a minute after the box started: its trial is validated (healthy).
+fn healthy_after_a_minute(card: &mut Card, rec: &mut Recorder) -> Option<Stop> {
+    let now = Instant::now();
+    card.tick(
+        rec,
+        now + Duration::from_secs(60),
+        Some(now),
+        Beats::default(),
+    )
+    .0
+}
+
 fn transcript(rec: &Recorder, dir: &Path) -> String {
     super::super::card::tests::short(rec, dir)
 }
@@ -144,14 +156,7 @@ fn the_trial_boot_commits_a_healthy_bundle() {
         .apply(program)
         .env
         .contains(&("BOXINIT_TRIAL".into(), "1".into())));
-    let now = Instant::now();
-    let (stop, _) = card.tick(
-        &mut rec,
-        now + Duration::from_secs(60),
-        Some(now),
-        Beats::default(),
-    );
-    assert_eq!(stop, None);
+    assert_eq!(healthy_after_a_minute(&mut card, &mut rec), None);
     let t = transcript(&rec, &dir);
     assert!(
         t.contains("renameat2(B/config.txt, B/tryboot.txt, Exchange)\nfsync(B)\n"),
@@ -244,14 +249,7 @@ fn a_new_box_beside_a_new_bundle_is_tried_on_the_bundles_trial_boot() {
     let t = card.scribe.state.trial.clone().unwrap();
     assert_eq!(t.phase, Phase::Started);
     assert_eq!(t.box_.map(|(path, _)| path), Some("box".to_string()));
-    let now = Instant::now();
-    let (stop, _) = card.tick(
-        &mut rec,
-        now + Duration::from_secs(60),
-        Some(now),
-        Beats::default(),
-    );
-    assert_eq!(stop, None);
+    assert_eq!(healthy_after_a_minute(&mut card, &mut rec), None);
     let t = transcript(&rec, &dir);
     assert!(
         t.contains("renameat2(B/config.txt, B/tryboot.txt, Exchange)"),

@@ -75,21 +75,30 @@ fn dt_string(bytes: &[u8]) -> String {
         .to_string()
 }
 
-/// The `os_prefix=` of a `config.txt` or `tryboot.txt`: the last one that applies to every
-/// board (`#` lines skipped). The firmware's conditional sections are not evaluated: a line
-/// after `[pi4]`, `[cm4]`, `[tryboot]`, `[none]` is left out, and `[all]` ends the condition,
-/// so the slot files must name their slot unconditionally.
-pub fn os_prefix(text: &str) -> Option<String> {
-    let mut everywhere = true;
-    let mut found = None;
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            everywhere = line.eq_ignore_ascii_case("[all]");
-        } else if let Some(prefix) = line.strip_prefix("os_prefix=").filter(|_| everywhere) {
-            found = Some(prefix.trim());
+/// The lines of a `config.txt` or `tryboot.txt` that `board`'s firmware reads (trimmed; `#`
+/// lines and section headers left out): those for every board (before any section, or after
+/// `[all]`) and, with a `board` (`pi3`), those under `[board]`. Other conditional sections
+/// (`[pi4]`, `[cm4]`, `[tryboot]`, `[none]`) are not evaluated: their lines are left out.
+pub fn lines_for<'a>(text: &'a str, board: Option<&'a str>) -> impl Iterator<Item = &'a str> {
+    let mut applies = true;
+    text.lines().map(str::trim).filter(move |line| {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            applies = section.eq_ignore_ascii_case("all")
+                || board.is_some_and(|b| section.eq_ignore_ascii_case(b));
+            return false;
         }
-    }
-    found.filter(|p| !p.is_empty()).map(str::to_string)
+        applies && !line.starts_with('#')
+    })
+}
+
+/// The `os_prefix=` of a `config.txt` or `tryboot.txt`: the last one that applies to every
+/// board ([`lines_for`]), so the slot files must name their slot unconditionally.
+pub fn os_prefix(text: &str) -> Option<String> {
+    lines_for(text, None)
+        .filter_map(|l| l.strip_prefix("os_prefix="))
+        .last()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
 }
 
 /// `config` (a `config.txt`) with `os_prefix=slot` added at its end, for every board: after

@@ -17,16 +17,16 @@ use crate::sys::{Reboot, Sys};
 /// How the thread watches the disks: how often it looks, how long without a write is a
 /// stall, and how it reads the sectors written. [`Watch::disks`] in the init; tests shorten
 /// the times and script the disks.
-pub struct Watch {
-    pub look: Duration,
-    pub stall: Duration,
-    pub written: Box<dyn Fn() -> Option<u64> + Send>,
+struct Watch {
+    look: Duration,
+    stall: Duration,
+    written: Box<dyn Fn() -> Option<u64> + Send>,
 }
 
 impl Watch {
     /// This machine's disks (`/proc/diskstats`), looked at every second, a stall after
     /// [`cover::WRITEBACK_STALL`].
-    pub fn disks() -> Watch {
+    fn disks() -> Watch {
         Watch {
             look: Duration::from_secs(1),
             stall: cover::WRITEBACK_STALL,
@@ -49,11 +49,7 @@ impl LastResort {
     }
 
     /// [`LastResort::arm`] with the disks watched as `watch` says.
-    pub fn arm_watching(
-        mut sys: Box<dyn Sys + Send>,
-        how: Reboot,
-        watch: Watch,
-    ) -> Option<LastResort> {
+    fn arm_watching(mut sys: Box<dyn Sys + Send>, how: Reboot, watch: Watch) -> Option<LastResort> {
         let done = Arc::new(AtomicBool::new(false));
         let watching = Arc::clone(&done);
         let spawned = std::thread::Builder::new()

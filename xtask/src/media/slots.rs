@@ -39,19 +39,7 @@ pub fn names(config: &str) -> BootFiles {
         cmdline: "cmdline.txt".into(),
         dtb: "bcm2837-rpi-3-b.dtb".into(),
     };
-    let mut applies = true;
-    for line in config
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#'))
-    {
-        if line.starts_with('[') {
-            applies = ["[all]", "[pi3]"].contains(&line.to_ascii_lowercase().as_str());
-            continue;
-        }
-        if !applies {
-            continue;
-        }
+    for line in init_slots::lines_for(config, Some("pi3")) {
         let value = |key: &str| line.strip_prefix(key).map(|v| v.trim().to_string());
         if let Some(v) = value("os_prefix=") {
             files.prefix = v;
